@@ -1,0 +1,289 @@
+//! [`Airlock`], the embeddable host: it ties a plugin and an installation to
+//! the runtime, storage and egress client, runs one feed, commits or rolls
+//! back the run's storage by its outcome, and records the run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::ConfigValues;
+use crate::egress::{self, EgressClient, EgressLimits, EgressPolicy, ResolveOverrides};
+use crate::manifest::Plugin;
+use crate::runs::{Mode, RunEnd, RunReport, RunRequest};
+use crate::runtime::{
+    CallOutput, FeedCall, HostLimits, LoadedComponent, RunSetup, Runtime, RuntimeError,
+};
+use crate::storage::{
+    KvBackend, RunRow, RunStorage, Scope, SqliteStore, StorageError, StorageLimits,
+};
+
+/// One plugin enabled for one tenant, with its config and mode.
+#[derive(Debug, Clone)]
+pub struct Installation {
+    /// The tenant that owns it.
+    pub tenant: String,
+    /// Its id, unique within the tenant.
+    pub id: String,
+    /// Its config values, checked against the manifest.
+    pub config: ConfigValues,
+    /// Test or live.
+    pub mode: Mode,
+}
+
+impl Installation {
+    /// The storage scope of this installation.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            tenant: self.tenant.clone(),
+            installation: self.id.clone(),
+        }
+    }
+}
+
+/// How to build an [`Airlock`].
+#[derive(Debug, Clone, Default)]
+pub struct AirlockOptions {
+    /// Host maxima for runs.
+    pub limits: HostLimits,
+    /// Limits on each run's storage writes.
+    pub storage_limits: StorageLimits,
+    /// Limits on outbound HTTP.
+    pub egress_limits: EgressLimits,
+    /// Test resolver: names resolved to these addresses instead of DNS.
+    pub resolve: ResolveOverrides,
+    /// Directory for compiled components; none disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Why the host itself failed (as opposed to a guest failing a run).
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The runtime could not be set up or the component loaded.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+    /// The feed is not in the manifest.
+    #[error("plugin {plugin} has no feed `{feed}` (it has: {available})")]
+    UnknownFeed {
+        /// The plugin.
+        plugin: String,
+        /// The feed asked for.
+        feed: String,
+        /// The feeds it has.
+        available: String,
+    },
+    /// The installation's egress grants could not be built.
+    #[error("egress policy: {0}")]
+    Policy(String),
+}
+
+/// The embeddable host.
+pub struct Airlock {
+    runtime: Runtime,
+    store: Arc<SqliteStore>,
+    client: EgressClient,
+    storage_limits: StorageLimits,
+}
+
+impl Airlock {
+    /// A host on `store` with these options.
+    pub fn new(store: Arc<SqliteStore>, options: AirlockOptions) -> Result<Self, HostError> {
+        let runtime = Runtime::new(options.limits, options.cache_dir)?;
+        let client = EgressClient::new(options.egress_limits, options.resolve)
+            .map_err(|e| HostError::Http(e.to_string()))?;
+        Ok(Self {
+            runtime,
+            store,
+            client,
+            storage_limits: options.storage_limits,
+        })
+    }
+
+    /// The runtime, for inspecting components.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<SqliteStore> {
+        &self.store
+    }
+
+    /// Compiles (or loads from cache) the plugin's component.
+    pub fn load(&self, plugin: &Plugin) -> Result<Arc<LoadedComponent>, HostError> {
+        Ok(self.runtime.load(&plugin.digest, &plugin.component)?)
+    }
+
+    /// The egress policy of `installation` of `plugin`.
+    pub fn policy(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+    ) -> Result<EgressPolicy, HostError> {
+        egress::policy_for(&plugin.manifest, &installation.config).map_err(HostError::Policy)
+    }
+
+    /// The inputs of a run of `installation`, for embedders and the
+    /// benchmark's baseline.
+    #[doc(hidden)]
+    pub fn setup(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+    ) -> Result<RunSetup, HostError> {
+        let backend: Arc<dyn KvBackend> = self.store.clone();
+        let limits = &plugin.manifest.limits;
+        Ok(RunSetup {
+            tenant: installation.tenant.clone(),
+            installation: installation.id.clone(),
+            config: installation.config.clone(),
+            storage: RunStorage::new(backend, installation.scope(), self.storage_limits.clone()),
+            policy: Arc::new(self.policy(plugin, installation)?),
+            client: self.client.clone(),
+            mode: installation.mode,
+            memory_bytes: u64::from(limits.memory_mb) << 20,
+            timeout: Duration::from_secs(limits.run_timeout_secs.into()),
+        })
+    }
+
+    /// Runs one feed once: instantiates the component in a fresh store, calls
+    /// `run`, commits the run's storage writes if it ended `ok` or `info` and
+    /// discards them otherwise, and records the run. A guest that traps, times
+    /// out or exceeds memory is a failed run, not a host error.
+    pub async fn run_feed(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+        request: RunRequest,
+    ) -> Result<RunReport, HostError> {
+        if plugin.manifest.feed(&request.feed).is_none() {
+            return Err(HostError::UnknownFeed {
+                plugin: plugin.label(),
+                feed: request.feed,
+                available: plugin
+                    .manifest
+                    .feeds
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let component = self.load(plugin)?;
+        let scope = installation.scope();
+        let last_success_at = self.store.last_success(&scope, &request.feed)?;
+        let setup = self.setup(plugin, installation)?;
+        let started_at = chrono::Utc::now().timestamp();
+        let started = Instant::now();
+        let feed = FeedCall {
+            feed: request.feed.clone(),
+            trigger: request.trigger,
+            scheduled_at: request.scheduled_at,
+            attempt: request.attempt,
+            last_success_at,
+        };
+        let output = self.runtime.call_run(&component, setup, feed).await;
+        let CallOutput {
+            result,
+            mut storage,
+            log,
+            stdout,
+            stderr,
+            output_dropped_bytes,
+            http,
+        } = output;
+        let mut end = match result {
+            Ok(outcome) => RunEnd::Returned {
+                status: outcome.status,
+                message: installation.config.redact(&outcome.message),
+                items: outcome.items,
+                retry_after_seconds: outcome.retry_after_seconds,
+            },
+            Err(end) => end,
+        };
+        let mut committed = false;
+        let mut discarded = storage.pending_changes();
+        if end.severity().commits() {
+            match storage.commit() {
+                Ok(()) => {
+                    committed = true;
+                    discarded.clear();
+                }
+                Err(e) => {
+                    end = RunEnd::HostFailure {
+                        message: format!("storage commit failed: {e}"),
+                    };
+                }
+            }
+        }
+        let mut report = RunReport {
+            run_id: None,
+            tenant: installation.tenant.clone(),
+            installation: installation.id.clone(),
+            plugin: plugin.label(),
+            digest: plugin.digest.clone(),
+            feed: request.feed,
+            mode: installation.mode,
+            trigger: request.trigger,
+            attempt: request.attempt,
+            scheduled_at: request.scheduled_at,
+            started_at,
+            duration_ms: started.elapsed().as_millis() as u64,
+            end,
+            committed,
+            storage_committed: storage.committed_changes().to_vec(),
+            storage_discarded: discarded,
+            log: log.0,
+            log_dropped: log.1,
+            stdout: installation.config.redact(&stdout),
+            stderr: installation.config.redact(&stderr),
+            output_dropped_bytes,
+            http,
+        };
+        report.run_id = Some(self.record(plugin, &report)?);
+        Ok(report)
+    }
+
+    fn record(&self, plugin: &Plugin, report: &RunReport) -> Result<i64, HostError> {
+        let row = RunRow {
+            tenant: report.tenant.clone(),
+            installation: report.installation.clone(),
+            plugin_id: plugin.manifest.plugin.id.clone(),
+            plugin_version: plugin.manifest.plugin.version.clone(),
+            plugin_digest: plugin.digest.clone(),
+            feed: report.feed.clone(),
+            mode: report.mode.as_str().to_string(),
+            trigger: report.trigger.as_str().to_string(),
+            attempt: report.attempt,
+            scheduled_at: report.scheduled_at,
+            started_at: report.started_at,
+            ended_at: chrono::Utc::now().timestamp(),
+            status: report.severity().as_str().to_string(),
+            message: report.end.summary(),
+            report: serde_json::to_string(report).unwrap_or_default(),
+        };
+        Ok(self.store.insert_run(&row)?)
+    }
+
+    /// "Test connection": calls the guest's `check`. Storage writes made by
+    /// `check` are discarded. The outer error is the host's; the inner is the
+    /// guest's answer (or how the call failed).
+    pub async fn check(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+    ) -> Result<Result<(), String>, HostError> {
+        let component = self.load(plugin)?;
+        let setup = self.setup(plugin, installation)?;
+        let output = self.runtime.call_check(&component, setup).await;
+        Ok(match output.result {
+            Ok(answer) => answer.map_err(|m| installation.config.redact(&m)),
+            Err(end) => Err(end.summary()),
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! `airlock-bench`: the per-run cost of Airlock against bare wasmtime.
+//!
+//! Both sides run the same component (default: `plugins/hello`, feed `noop`)
+//! on the same engine and linker. "airlock" is a full run: fresh store with
+//! limits and deadline, WASI sandbox, output capture, storage view, the
+//! egress policy, commit, and the run recorded in SQLite. "bare" is
+//! `instantiate` + `call run` in a plain store. Also prints the cost of
+//! compiling the component and of loading it from the on-disk cache.
+//!
+//! Run with `cargo run --release -p airlock --bin airlock-bench` after
+//! `scripts/build-plugins.sh`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+
+use airlock::runs::{Mode, RunRequest, Trigger};
+use airlock::runtime::{FeedCall, HostLimits, Runtime};
+use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
+
+/// Measure the per-run overhead of Airlock over bare wasmtime.
+#[derive(Parser)]
+struct Args {
+    /// Plugin directory.
+    #[arg(long, default_value = "plugins/hello")]
+    plugin: PathBuf,
+    /// Feed to run.
+    #[arg(long, default_value = "noop")]
+    feed: String,
+    /// Runs measured on each side (after 10% warm-up).
+    #[arg(long, default_value_t = 2000)]
+    iterations: usize,
+}
+
+struct Stats {
+    mean: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let n = samples.len().max(1);
+    let at = |q: f64| samples[((n as f64 * q) as usize).min(n - 1)];
+    Stats {
+        mean: samples.iter().sum::<Duration>() / n as u32,
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn print(name: &str, s: &Stats) {
+    println!(
+        "{name:<8} mean {:>8.1} µs   p50 {:>8.1} µs   p99 {:>8.1} µs   {:>8.0} runs/s",
+        us(s.mean),
+        us(s.p50),
+        us(s.p99),
+        1.0 / s.mean.as_secs_f64()
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let plugin =
+        Plugin::load(&args.plugin).context("build the plugins first: scripts/build-plugins.sh")?;
+    let cache = tempfile::tempdir()?;
+
+    // Compile once into an empty cache, then load from it in a fresh runtime
+    // (what a restart does).
+    let cold = Runtime::new(HostLimits::default(), Some(cache.path().to_path_buf()))?;
+    let compiled = cold.load(&plugin.digest, &plugin.component)?;
+    let warm = Runtime::new(HostLimits::default(), Some(cache.path().to_path_buf()))?;
+    let cached = warm.load(&plugin.digest, &plugin.component)?;
+    println!(
+        "component {} ({} KiB)",
+        plugin.label(),
+        plugin.component.len() / 1024
+    );
+    println!(
+        "load     compile {:.1} ms ({:?}), from disk cache {:.2} ms ({:?})",
+        compiled.load_time.as_secs_f64() * 1e3,
+        compiled.cache,
+        cached.load_time.as_secs_f64() * 1e3,
+        cached.cache
+    );
+
+    let store = Arc::new(SqliteStore::in_memory()?);
+    let options = AirlockOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..AirlockOptions::default()
+    };
+    let host = Airlock::new(store, options)?;
+    let installation = Installation {
+        tenant: "bench".into(),
+        id: "hello".into(),
+        config: ConfigValues::resolve(&plugin.manifest, [])?,
+        mode: Mode::Live,
+    };
+    let component = host.load(&plugin)?;
+    let warmup = args.iterations / 10;
+
+    let mut airlock_samples = Vec::with_capacity(args.iterations);
+    for i in 0..warmup + args.iterations {
+        let request = RunRequest {
+            feed: args.feed.clone(),
+            trigger: Trigger::Schedule,
+            scheduled_at: 0,
+            attempt: 1,
+        };
+        let started = Instant::now();
+        let report = host.run_feed(&plugin, &installation, request).await?;
+        let took = started.elapsed();
+        anyhow::ensure!(report.severity().commits(), "run failed: {:?}", report.end);
+        if i >= warmup {
+            airlock_samples.push(took);
+        }
+    }
+
+    let mut bare_samples = Vec::with_capacity(args.iterations);
+    for i in 0..warmup + args.iterations {
+        let setup = host.setup(&plugin, &installation)?;
+        let feed = FeedCall {
+            feed: args.feed.clone(),
+            trigger: Trigger::Schedule,
+            scheduled_at: 0,
+            attempt: 1,
+            last_success_at: None,
+        };
+        let started = Instant::now();
+        host.runtime()
+            .call_run_bare(&component, setup, feed)
+            .await
+            .map_err(anyhow::Error::from)?;
+        let took = started.elapsed();
+        if i >= warmup {
+            bare_samples.push(took);
+        }
+    }
+
+    let a = stats(airlock_samples);
+    let b = stats(bare_samples);
+    println!(
+        "runs     {} per side, feed `{}`",
+        args.iterations, args.feed
+    );
+    print("airlock", &a);
+    print("bare", &b);
+    println!(
+        "ratio    airlock / bare: mean {:.2}x, p50 {:.2}x",
+        a.mean.as_secs_f64() / b.mean.as_secs_f64(),
+        a.p50.as_secs_f64() / b.p50.as_secs_f64()
+    );
+    Ok(())
+}

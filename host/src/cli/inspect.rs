@@ -1,0 +1,132 @@
+//! `airlock inspect`: what a reviewer needs to know about a plugin, without
+//! running it.
+
+use std::path::PathBuf;
+
+use airlock::egress::{EgressRule, RuleSource};
+use airlock::runtime::{HostLimits, Runtime};
+use airlock::{Manifest, Plugin};
+
+use super::CacheArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The plugin directory (holding plugin.toml and its component).
+    plugin_dir: PathBuf,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+fn print_manifest(plugin: &Plugin) {
+    let m: &Manifest = &plugin.manifest;
+    println!("plugin     {}", plugin.label());
+    if let Some(kind) = &m.plugin.kind {
+        println!("kind       {kind}");
+    }
+    if let Some(d) = &m.plugin.description {
+        println!("about      {d}");
+    }
+    println!("component  {}", plugin.component_path.display());
+    println!("sha256     {}", plugin.digest);
+    println!(
+        "limits     memory {} MiB, run timeout {} s",
+        m.limits.memory_mb, m.limits.run_timeout_secs
+    );
+    println!();
+    println!("feeds:");
+    println!(
+        "  {:<20} {:<9} {:<20} description",
+        "name", "direction", "schedule"
+    );
+    for f in &m.feeds {
+        let direction = format!("{:?}", f.direction).to_lowercase();
+        println!(
+            "  {:<20} {:<9} {:<20} {}",
+            f.name,
+            direction,
+            f.schedule,
+            f.description.as_deref().unwrap_or("")
+        );
+    }
+    println!();
+    println!("config:");
+    println!(
+        "  {:<24} {:<7} {:<9} default / values",
+        "key", "type", "required"
+    );
+    for (key, field) in &m.config {
+        let kind = format!("{:?}", field.kind).to_lowercase();
+        let extra = if !field.values.is_empty() {
+            field.values.join(" | ")
+        } else {
+            field
+                .default
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        println!(
+            "  {key:<24} {kind:<7} {:<9} {extra}",
+            if field.required { "yes" } else { "no" }
+        );
+    }
+}
+
+fn print_egress(m: &Manifest) {
+    println!();
+    println!("egress (deny by default; only these may be reached):");
+    println!(
+        "  {:<36} {:<6} {:<6} {:<24} source",
+        "host", "scheme", "port", "service"
+    );
+    for entry in &m.egress.allow {
+        match EgressRule::from_manifest(entry) {
+            Ok(rule) => print_rule(&rule),
+            Err(e) => println!("  {:<36} INVALID: {e}", entry.host),
+        }
+    }
+    for key in &m.egress.from_config {
+        println!(
+            "  {:<36} {:<6} {:<6} {:<24} config `{key}` (the origin of the installation's value, approved per installation)",
+            format!("<origin of config `{key}`>"),
+            "*",
+            "*",
+            "installation's own"
+        );
+    }
+    if m.egress.allow.is_empty() && m.egress.from_config.is_empty() {
+        println!("  (none: this plugin cannot make HTTP requests)");
+    }
+}
+
+fn print_rule(rule: &EgressRule) {
+    let source = match &rule.source {
+        RuleSource::Manifest => "manifest".to_string(),
+        RuleSource::Config { key } => format!("config `{key}`"),
+    };
+    println!(
+        "  {:<36} {:<6} {:<6} {:<24} {source}",
+        rule.host.to_string(),
+        rule.scheme.as_str(),
+        rule.port,
+        rule.service
+    );
+}
+
+pub fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
+    let plugin = Plugin::load(&args.plugin_dir)?;
+    print_manifest(&plugin);
+    print_egress(&plugin.manifest);
+    let runtime = Runtime::new(HostLimits::default(), args.cache.dir())?;
+    let component = runtime.load(&plugin.digest, &plugin.component)?;
+    println!();
+    println!("component imports (WIT):");
+    for (name, kind) in component.imports(runtime.engine()) {
+        println!("  {name:<48} {kind}");
+    }
+    println!("component exports (WIT):");
+    for (name, kind) in component.exports(runtime.engine()) {
+        println!("  {name:<48} {kind}");
+    }
+    Ok(0)
+}

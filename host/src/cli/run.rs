@@ -1,0 +1,264 @@
+//! `airlock run`: one feed, once, with everything it did printed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+
+use airlock::egress::{Decision, ResolveOverrides};
+use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
+use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
+
+use super::{CacheArgs, EXIT_ERROR, EXIT_RETRY};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The plugin directory (holding plugin.toml and its component).
+    plugin_dir: PathBuf,
+    /// The feed to run, as named in the manifest's [[feeds]].
+    #[arg(long)]
+    feed: String,
+    /// The tenant the installation belongs to.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+    /// The installation id (default: the plugin id). Storage is private to
+    /// (tenant, installation).
+    #[arg(long)]
+    installation: Option<String>,
+    /// A config value, KEY=VALUE; repeatable. Checked against the manifest.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// A TOML file of config values (key = "value"), e.g. to keep secrets out
+    /// of shell history. --config values override it.
+    #[arg(long, value_name = "FILE")]
+    config_file: Option<PathBuf>,
+    /// test: requests that change third parties are not sent; live: all are.
+    #[arg(long, value_enum, default_value_t = Mode::Live)]
+    mode: Mode,
+    /// The SQLite database holding storage and run records.
+    #[arg(
+        long,
+        env = "AIRLOCK_DB",
+        default_value = "airlock.db",
+        value_name = "FILE"
+    )]
+    db: PathBuf,
+    /// Test resolver: connect to ADDRESS for HOST instead of asking DNS, like
+    /// curl's --resolve. The egress policy still decides on the name first.
+    /// Repeatable.
+    #[arg(long, value_name = "HOST=ADDRESS")]
+    resolve: Vec<String>,
+    /// The run's due time (RFC 3339, e.g. 2026-11-23T10:00:00Z); default now.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// The attempt number the guest is told.
+    #[arg(long, default_value_t = 1)]
+    attempt: u32,
+    /// Print the full run report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+/// Config assignments: the file's first, then the command line's.
+fn config_assignments(args: &RunArgs) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    if let Some(path) = &args.config_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let table: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("{} is not a TOML table", path.display()))?;
+        for (key, value) in table {
+            let value = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            out.push(format!("{key}={value}"));
+        }
+    }
+    out.extend(args.config.iter().cloned());
+    Ok(out)
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let plugin = Plugin::load(&args.plugin_dir)?;
+    let config = ConfigValues::from_assignments(&plugin.manifest, &config_assignments(&args)?)?;
+    let mut resolve = ResolveOverrides::default();
+    for spec in &args.resolve {
+        resolve
+            .add_spec(spec)
+            .map_err(anyhow::Error::msg)
+            .context("--resolve")?;
+    }
+    let scheduled_at = match &args.at {
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .with_context(|| {
+                format!("--at `{t}` is not an RFC 3339 time like 2026-11-23T10:00:00Z")
+            })?
+            .timestamp(),
+        None => Utc::now().timestamp(),
+    };
+    if args.attempt == 0 {
+        bail!("--attempt starts at 1");
+    }
+    let store = Arc::new(SqliteStore::open(&args.db)?);
+    let options = AirlockOptions {
+        resolve: resolve.clone(),
+        cache_dir: args.cache.dir(),
+        ..AirlockOptions::default()
+    };
+    let host = Airlock::new(store, options)?;
+    let installation = Installation {
+        tenant: args.tenant.clone(),
+        id: args
+            .installation
+            .clone()
+            .unwrap_or_else(|| plugin.manifest.plugin.id.clone()),
+        config,
+        mode: args.mode,
+    };
+    let policy = host.policy(&plugin, &installation)?;
+    if !args.json {
+        println!(
+            "run {} feed={} tenant={} installation={} mode={}",
+            plugin.label(),
+            args.feed,
+            installation.tenant,
+            installation.id,
+            installation.mode.as_str()
+        );
+        println!("  component  sha256:{}", plugin.digest);
+        for rule in policy.rules() {
+            println!("  egress     {rule}  [{}]", rule.service);
+        }
+        if policy.rules().is_empty() {
+            println!("  egress     (none: every request is denied)");
+        }
+        for (host, addrs) in resolve.entries() {
+            let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            println!(
+                "  resolve    {host} -> {} (test resolver)",
+                addrs.join(", ")
+            );
+        }
+    }
+    let request = RunRequest {
+        feed: args.feed.clone(),
+        trigger: Trigger::Manual,
+        scheduled_at,
+        attempt: args.attempt,
+    };
+    let report = host.run_feed(&plugin, &installation, request).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report, &args.db);
+    }
+    Ok(match report.severity() {
+        Severity::Ok | Severity::Info => 0,
+        Severity::Retry => EXIT_RETRY,
+        Severity::Error => EXIT_ERROR,
+    })
+}
+
+fn print_report(report: &RunReport, db: &std::path::Path) {
+    let severity = report.severity().as_str().to_uppercase();
+    println!();
+    println!("outcome: {severity}  {}", report.end.summary());
+    if let airlock::runs::RunEnd::Returned {
+        items,
+        retry_after_seconds,
+        ..
+    } = &report.end
+    {
+        print!("  items {items}");
+        if let Some(s) = retry_after_seconds {
+            print!(", retry after {s}s");
+        }
+        println!(", {} ms", report.duration_ms);
+    } else {
+        println!("  {} ms", report.duration_ms);
+    }
+    if !report.log.is_empty() || report.log_dropped > 0 {
+        println!("log:");
+        for line in &report.log {
+            println!(
+                "  +{:>5}ms {:<5} {}",
+                line.at_ms,
+                line.level.as_str(),
+                line.message
+            );
+        }
+        if report.log_dropped > 0 {
+            println!("  ({} more lines dropped over the cap)", report.log_dropped);
+        }
+    }
+    for (name, text) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
+        if !text.is_empty() {
+            println!("{name}:");
+            for line in text.lines() {
+                println!("  {line}");
+            }
+        }
+    }
+    if report.output_dropped_bytes > 0 {
+        println!(
+            "  ({} bytes of output dropped over the cap)",
+            report.output_dropped_bytes
+        );
+    }
+    if !report.http.is_empty() {
+        println!("http:");
+        for call in &report.http {
+            let target = format!(
+                "{} {}://{}{}{}",
+                call.method,
+                call.scheme.as_deref().unwrap_or("?"),
+                call.host,
+                call.port.map(|p| format!(":{p}")).unwrap_or_default(),
+                call.path
+            );
+            let verdict = match &call.decision {
+                Decision::Allowed { rule, .. } => match (call.status, &call.error) {
+                    (Some(status), _) => {
+                        format!("{status} (allowed by {rule}) {} ms", call.duration_ms)
+                    }
+                    (None, Some(e)) => format!("failed: {e} (allowed by {rule})"),
+                    (None, None) => format!("allowed by {rule}"),
+                },
+                Decision::Denied { rule, reason } => format!("DENIED [{}] {reason}", rule.as_str()),
+                Decision::Suppressed => "SUPPRESSED (test mode)".to_string(),
+                Decision::Invalid { reason } => format!("INVALID {reason}"),
+            };
+            println!("  {target} -> {verdict}");
+        }
+    }
+    let (label, changes) = if report.committed {
+        ("storage (committed):", &report.storage_committed)
+    } else {
+        (
+            "storage (discarded, run did not succeed):",
+            &report.storage_discarded,
+        )
+    };
+    if !changes.is_empty() {
+        println!("{label}");
+        for change in changes {
+            match change.set_bytes {
+                Some(n) => println!("  set    {} ({n} bytes)", change.key),
+                None => println!("  delete {}", change.key),
+            }
+        }
+    }
+    if !report.committed && !report.storage_committed.is_empty() {
+        println!("storage (committed at checkpoints):");
+        for change in &report.storage_committed {
+            println!("  {}", change.key);
+        }
+    }
+    if let Some(id) = report.run_id {
+        println!("run recorded as #{id} in {}", db.display());
+    }
+}

@@ -1,0 +1,354 @@
+//! The manifest's types, as they appear in `plugin.toml`, and their validation.
+
+use std::collections::{BTreeMap, HashSet};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole `plugin.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// `[plugin]`: identity.
+    pub plugin: PluginSection,
+    /// `[[feeds]]`: the jobs this plugin can run.
+    pub feeds: Vec<Feed>,
+    /// `[config]`: the settings an installation provides, by key.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigField>,
+    /// `[egress]`: where the plugin may send HTTP requests.
+    #[serde(default)]
+    pub egress: EgressSection,
+    /// `[limits]`: what one run may use.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[plugin]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    /// Stable identifier: lower-case letters, digits and `-`.
+    pub id: String,
+    /// Semantic version of this build of the plugin.
+    pub version: String,
+    /// What kind of integration this is (marketplace, accounting, feed…).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// One line for operators.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The component file, relative to the plugin directory.
+    #[serde(default = "default_component")]
+    pub component: String,
+}
+
+fn default_component() -> String {
+    "plugin.wasm".to_string()
+}
+
+/// Which way data flows in a feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Third party → us (import orders). Runs in test mode too.
+    Inbound,
+    /// Us → third party (stock export). Changes a third party.
+    Outbound,
+}
+
+/// `[[feeds]]`: one named job.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feed {
+    /// The feed's name, unique in the manifest.
+    pub name: String,
+    /// Inbound or outbound.
+    pub direction: Direction,
+    /// Default cron schedule, with seconds: `sec min hour day-of-month month
+    /// day-of-week [year]`, e.g. `0 0 * * * *` for hourly.
+    pub schedule: String,
+    /// One line for operators.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The type of a config field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigType {
+    /// Any text.
+    String,
+    /// Text readable only by its installation, never shown or logged.
+    Secret,
+    /// One of `values`.
+    Enum,
+    /// An absolute http(s) URL.
+    Url,
+    /// `true` or `false`.
+    Bool,
+    /// A signed 64-bit integer.
+    Int,
+}
+
+/// One entry of `[config]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigField {
+    /// The field's type.
+    #[serde(rename = "type")]
+    pub kind: ConfigType,
+    /// Whether an installation must set it (when it has no default).
+    #[serde(default)]
+    pub required: bool,
+    /// The value used when the installation does not set one.
+    #[serde(default)]
+    pub default: Option<toml::Value>,
+    /// For `enum`: the allowed values.
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// One line for the person filling in the config.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `[egress]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressSection {
+    /// Fixed destinations the plugin may reach.
+    #[serde(default)]
+    pub allow: Vec<EgressEntry>,
+    /// Config keys (of type `url`) whose value's origin the plugin may reach,
+    /// e.g. a merchant's own shop URL, approved per installation.
+    #[serde(default)]
+    pub from_config: Vec<String>,
+}
+
+/// One fixed egress destination.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressEntry {
+    /// A domain (covering its subdomains) or an IP address.
+    pub host: String,
+    /// The service it belongs to, as in the operator's permitted-domains table.
+    pub service: String,
+    /// `https` (default) or `http`.
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// The port; default: the scheme's default port.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// `[limits]`: what one run may use. The host caps each at its own maximum.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory, in MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    /// Wall-clock time for one run, in seconds.
+    #[serde(default = "default_run_timeout_secs")]
+    pub run_timeout_secs: u32,
+}
+
+fn default_memory_mb() -> u32 {
+    64
+}
+
+fn default_run_timeout_secs() -> u32 {
+    60
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mb: default_memory_mb(),
+            run_timeout_secs: default_run_timeout_secs(),
+        }
+    }
+}
+
+/// A validation failure: the field's path and what is wrong.
+pub(super) type Invalid = (String, String);
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
+    (field.into(), message.into())
+}
+
+/// Whether `s` is a non-empty run of lower-case ASCII letters, digits, `-` and `_`.
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl Manifest {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        self.plugin.validate()?;
+        if self.feeds.is_empty() {
+            return Err(invalid(
+                "feeds",
+                "a plugin needs at least one [[feeds]] entry",
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, feed) in self.feeds.iter().enumerate() {
+            feed.validate(&format!("feeds[{i}]"))?;
+            if !names.insert(feed.name.as_str()) {
+                return Err(invalid(
+                    format!("feeds[{i}].name"),
+                    format!("feed `{}` is declared twice", feed.name),
+                ));
+            }
+        }
+        for (key, field) in &self.config {
+            field.validate(key)?;
+        }
+        self.validate_egress()?;
+        self.limits.validate()
+    }
+
+    fn validate_egress(&self) -> Result<(), Invalid> {
+        for (i, entry) in self.egress.allow.iter().enumerate() {
+            let field = format!("egress.allow[{i}]");
+            crate::egress::EgressRule::from_manifest(entry)
+                .map_err(|e| invalid(format!("{field}.host"), e))?;
+            if entry.service.trim().is_empty() {
+                return Err(invalid(
+                    format!("{field}.service"),
+                    "name the service this host belongs to",
+                ));
+            }
+        }
+        for (i, key) in self.egress.from_config.iter().enumerate() {
+            match self.config.get(key) {
+                Some(f) if f.kind == ConfigType::Url => {}
+                Some(_) => {
+                    return Err(invalid(
+                        format!("egress.from_config[{i}]"),
+                        format!("config field `{key}` must have type = \"url\""),
+                    ));
+                }
+                None => {
+                    return Err(invalid(
+                        format!("egress.from_config[{i}]"),
+                        format!("no config field `{key}` is declared"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PluginSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        if !is_slug(&self.id) || self.id.contains('_') {
+            return Err(invalid(
+                "plugin.id",
+                format!(
+                    "`{}` is not a plugin id: use 1-64 lower-case letters, digits and `-`",
+                    self.id
+                ),
+            ));
+        }
+        let parts: Vec<&str> = self.version.split(['.', '-', '+']).collect();
+        let numeric = parts.len() >= 3 && parts[..3].iter().all(|p| p.parse::<u64>().is_ok());
+        if !numeric {
+            return Err(invalid(
+                "plugin.version",
+                format!("`{}` is not a semantic version like 1.2.3", self.version),
+            ));
+        }
+        let component = std::path::Path::new(&self.component);
+        if component.is_absolute()
+            || component
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(invalid(
+                "plugin.component",
+                "must be a path inside the plugin directory",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Feed {
+    fn validate(&self, field: &str) -> Result<(), Invalid> {
+        if !is_slug(&self.name) {
+            return Err(invalid(
+                format!("{field}.name"),
+                format!(
+                    "`{}` is not a feed name: use lower-case letters, digits, `-` and `_`",
+                    self.name
+                ),
+            ));
+        }
+        cron::Schedule::from_str(&self.schedule).map_err(|e| {
+            invalid(
+                format!("{field}.schedule"),
+                format!(
+                    "`{}` is not a cron schedule (sec min hour day month weekday [year]): {e}",
+                    self.schedule
+                ),
+            )
+        })?;
+        Ok(())
+    }
+}
+
+impl ConfigField {
+    fn validate(&self, key: &str) -> Result<(), Invalid> {
+        let field = format!("config.{key}");
+        if !is_slug(key) {
+            return Err(invalid(
+                field,
+                "config keys use lower-case letters, digits, `-` and `_`",
+            ));
+        }
+        if self.kind == ConfigType::Enum && self.values.is_empty() {
+            return Err(invalid(
+                format!("{field}.values"),
+                "an enum field needs a non-empty `values` list",
+            ));
+        }
+        if self.kind != ConfigType::Enum && !self.values.is_empty() {
+            return Err(invalid(
+                format!("{field}.values"),
+                "`values` is only for type = \"enum\"",
+            ));
+        }
+        if let Some(default) = &self.default {
+            if self.kind == ConfigType::Secret {
+                return Err(invalid(
+                    format!("{field}.default"),
+                    "a secret cannot have a default: it would ship in the manifest",
+                ));
+            }
+            let text = match default {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            crate::config::check_value(self, &text)
+                .map_err(|e| invalid(format!("{field}.default"), e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.memory_mb == 0 {
+            return Err(invalid("limits.memory_mb", "must be at least 1"));
+        }
+        if self.run_timeout_secs == 0 {
+            return Err(invalid("limits.run_timeout_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
+}

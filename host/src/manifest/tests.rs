@@ -1,0 +1,173 @@
+use std::path::Path;
+
+use super::*;
+
+const VALID: &str = r#"
+[plugin]
+id = "xero"
+version = "0.1.0"
+kind = "accounting"
+
+[[feeds]]
+name = "invoices"
+direction = "outbound"
+schedule = "0 */15 * * * *"
+
+[config]
+invoice_status = { type = "enum", values = ["draft", "authorised"], default = "draft" }
+client_secret = { type = "secret", required = true }
+endpoint = { type = "url" }
+
+[egress]
+allow = [{ host = "api.xero.com", service = "Xero" }, { host = "identity.xero.com", service = "Xero" }]
+from_config = ["endpoint"]
+
+[limits]
+memory_mb = 32
+"#;
+
+/// Parses `VALID` with `from` replaced by `to`; returns the error text.
+fn check(from: &str, to: &str, expected: &str) {
+    assert!(
+        VALID.contains(from),
+        "test bug: `{from}` not in the manifest"
+    );
+    let text = VALID.replacen(from, to, 1);
+    let err = Manifest::parse(&text, Path::new("plugin.toml"))
+        .expect_err(&format!("`{to}` should be rejected"))
+        .to_string();
+    assert!(
+        err.contains(expected),
+        "replacing `{from}` with `{to}`:\n  got: {err}\n  expected to contain: {expected}"
+    );
+}
+
+#[test]
+fn a_valid_manifest_parses_with_defaults() {
+    let m = Manifest::parse(VALID, Path::new("plugin.toml")).unwrap();
+    assert_eq!(m.plugin.component, "plugin.wasm");
+    assert_eq!(m.limits.memory_mb, 32);
+    assert_eq!(m.limits.run_timeout_secs, 60);
+    assert_eq!(m.feeds[0].direction, Direction::Outbound);
+    assert_eq!(m.egress.allow.len(), 2);
+    assert!(m.feed("invoices").is_some());
+    assert!(m.feed("nope").is_none());
+}
+
+#[test]
+fn bad_manifests_name_the_field() {
+    check(
+        "kind = \"accounting\"",
+        "kind = \"accounting\"\ncolour = 1",
+        "unknown field `colour`",
+    );
+    check(
+        "kind = \"accounting\"",
+        "kind = \"accounting\"\ncolour = 1",
+        "line 6",
+    );
+    check(
+        "direction = \"outbound\"",
+        "direction = \"sideways\"",
+        "unknown variant `sideways`",
+    );
+    check("id = \"xero\"", "id = \"Xero!\"", "plugin.id");
+    check(
+        "version = \"0.1.0\"",
+        "version = \"latest\"",
+        "plugin.version",
+    );
+    check(
+        "schedule = \"0 */15 * * * *\"",
+        "schedule = \"every day\"",
+        "feeds[0].schedule",
+    );
+    check(
+        "name = \"invoices\"",
+        "name = \"Invoices\"",
+        "feeds[0].name",
+    );
+    check(
+        "values = [\"draft\", \"authorised\"], default = \"draft\"",
+        "values = [\"draft\"], default = \"paid\"",
+        "config.invoice_status.default",
+    );
+    check(
+        "values = [\"draft\", \"authorised\"], ",
+        "",
+        "config.invoice_status.values",
+    );
+    check(
+        "{ type = \"secret\", required = true }",
+        "{ type = \"secret\", default = \"x\" }",
+        "a secret cannot have a default",
+    );
+    check(
+        "{ type = \"secret\", required = true }",
+        "{ type = \"password\" }",
+        "unknown variant `password`",
+    );
+    check(
+        "host = \"api.xero.com\"",
+        "host = \"*.xero.com\"",
+        "egress.allow[0].host",
+    );
+    check(
+        "host = \"api.xero.com\"",
+        "host = \"https://api.xero.com\"",
+        "egress.allow[0].host",
+    );
+    check(
+        "service = \"Xero\" }, { host",
+        "service = \" \" }, { host",
+        "egress.allow[0].service",
+    );
+    check(
+        "from_config = [\"endpoint\"]",
+        "from_config = [\"invoice_status\"]",
+        "must have type = \"url\"",
+    );
+    check(
+        "from_config = [\"endpoint\"]",
+        "from_config = [\"nope\"]",
+        "no config field `nope`",
+    );
+    check("memory_mb = 32", "memory_mb = 0", "limits.memory_mb");
+    check("memory_mb = 32", "memory_mb = -1", "line 22");
+    check(
+        "kind = \"accounting\"",
+        "kind = \"accounting\"\ncomponent = \"../x.wasm\"",
+        "plugin.component",
+    );
+}
+
+#[test]
+fn duplicate_feeds_and_missing_feeds_are_rejected() {
+    let twice = format!(
+        "{VALID}\n[[feeds]]\nname = \"invoices\"\ndirection = \"inbound\"\nschedule = \"0 0 * * * *\"\n"
+    );
+    let err = Manifest::parse(&twice, Path::new("p"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("declared twice"), "{err}");
+    let none = "feeds = []\n[plugin]\nid = \"x\"\nversion = \"1.0.0\"\n";
+    let err = Manifest::parse(none, Path::new("p"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at least one"), "{err}");
+}
+
+#[test]
+fn load_digests_the_component() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plugin.toml"), VALID).unwrap();
+    let err = Plugin::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("plugin.wasm"), "{err}");
+    std::fs::write(dir.path().join("plugin.wasm"), b"abc").unwrap();
+    let plugin = Plugin::load(dir.path()).unwrap();
+    assert_eq!(
+        plugin.digest,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(plugin.label(), "xero@0.1.0");
+}

@@ -1,0 +1,224 @@
+//! What a run is asked to do ([`RunRequest`]) and what it did ([`RunReport`]):
+//! outcome, log, captured output, storage changes and HTTP calls.
+//!
+//! These are plain data: the runtime fills them in, `storage` persists them,
+//! the CLI prints them. The log's size caps live here too ([`RunLog`]).
+
+mod log;
+
+use serde::Serialize;
+
+pub use log::{LogLevel, LogLimits, LogLine, RunLog};
+
+use crate::egress::HttpCall;
+use crate::storage::KeyChange;
+
+/// Test or live, as in the WIT `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Nothing that changes a third party is sent.
+    Test,
+    /// Everything runs.
+    Live,
+}
+
+/// Why a run started, as in the WIT `trigger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// Its schedule came due.
+    Schedule,
+    /// Someone asked for it.
+    Manual,
+    /// A retry after `retry`.
+    Retry,
+}
+
+impl Mode {
+    /// `test` or `live`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Test => "test",
+            Mode::Live => "live",
+        }
+    }
+}
+
+impl Trigger {
+    /// `schedule`, `manual` or `retry`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::Retry => "retry",
+        }
+    }
+}
+
+/// One feed to run for one installation.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The feed's name.
+    pub feed: String,
+    /// Why it runs.
+    pub trigger: Trigger,
+    /// When it was due (Unix seconds, UTC).
+    pub scheduled_at: i64,
+    /// 1 for a first attempt.
+    pub attempt: u32,
+}
+
+/// The four severities operators know, as in the WIT `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Done.
+    Ok,
+    /// Nothing to do by a business rule.
+    Info,
+    /// Try again later.
+    Retry,
+    /// Needs a person.
+    Error,
+}
+
+impl Severity {
+    /// `ok`, `info`, `retry` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Ok => "ok",
+            Severity::Info => "info",
+            Severity::Retry => "retry",
+            Severity::Error => "error",
+        }
+    }
+
+    /// Whether the run's storage writes are kept.
+    pub fn commits(self) -> bool {
+        matches!(self, Severity::Ok | Severity::Info)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "end", rename_all = "kebab-case")]
+pub enum RunEnd {
+    /// The guest returned an outcome.
+    Returned {
+        /// Its severity.
+        status: Severity,
+        /// Its message.
+        message: String,
+        /// Items processed.
+        items: u32,
+        /// Requested retry delay, seconds.
+        retry_after_seconds: Option<u32>,
+    },
+    /// The guest trapped (panic, unreachable, bad memory access…).
+    Trapped {
+        /// The trap, with the guest's backtrace when available.
+        message: String,
+    },
+    /// The run passed its wall-clock deadline and was stopped.
+    TimedOut {
+        /// The deadline, in seconds.
+        after_secs: u32,
+    },
+    /// The guest tried to grow memory past its cap and was stopped.
+    MemoryLimit {
+        /// The cap, in bytes.
+        limit_bytes: u64,
+    },
+    /// The host could not run the guest (instantiation, storage failure).
+    HostFailure {
+        /// What failed.
+        message: String,
+    },
+}
+
+impl RunEnd {
+    /// The severity operators see: a trap, timeout or memory stop is an
+    /// `error` (it needs a person); a host failure is a `retry`.
+    pub fn severity(&self) -> Severity {
+        match self {
+            RunEnd::Returned { status, .. } => *status,
+            RunEnd::Trapped { .. } | RunEnd::TimedOut { .. } | RunEnd::MemoryLimit { .. } => {
+                Severity::Error
+            }
+            RunEnd::HostFailure { .. } => Severity::Retry,
+        }
+    }
+
+    /// One line for lists and the runs table.
+    pub fn summary(&self) -> String {
+        match self {
+            RunEnd::Returned { message, .. } => message.clone(),
+            RunEnd::Trapped { message } => {
+                format!("trap: {}", message.lines().next().unwrap_or_default())
+            }
+            RunEnd::TimedOut { after_secs } => format!("timeout: stopped after {after_secs}s"),
+            RunEnd::MemoryLimit { limit_bytes } => format!(
+                "memory limit: stopped when growing past {} MiB",
+                limit_bytes >> 20
+            ),
+            RunEnd::HostFailure { message } => format!("host failure: {message}"),
+        }
+    }
+}
+
+/// Everything one run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Row id in the runs table, once recorded.
+    pub run_id: Option<i64>,
+    /// Tenant.
+    pub tenant: String,
+    /// Installation.
+    pub installation: String,
+    /// `id@version`.
+    pub plugin: String,
+    /// Component sha256.
+    pub digest: String,
+    /// Feed.
+    pub feed: String,
+    /// Mode.
+    pub mode: Mode,
+    /// Trigger.
+    pub trigger: Trigger,
+    /// Attempt.
+    pub attempt: u32,
+    /// Due time, Unix seconds.
+    pub scheduled_at: i64,
+    /// Start, Unix seconds.
+    pub started_at: i64,
+    /// Wall-clock duration, milliseconds.
+    pub duration_ms: u64,
+    /// How it ended.
+    pub end: RunEnd,
+    /// Whether its storage writes were committed at the end.
+    pub committed: bool,
+    /// Writes that were committed (at checkpoints and the end).
+    pub storage_committed: Vec<KeyChange>,
+    /// Writes that were discarded.
+    pub storage_discarded: Vec<KeyChange>,
+    /// The guest's log lines (secrets redacted).
+    pub log: Vec<LogLine>,
+    /// Log lines dropped over the cap.
+    pub log_dropped: u32,
+    /// Captured stdout, up to the cap.
+    pub stdout: String,
+    /// Captured stderr, up to the cap.
+    pub stderr: String,
+    /// Bytes of stdout/stderr dropped over the cap.
+    pub output_dropped_bytes: u64,
+    /// Every HTTP request and redirect hop, with its decision.
+    pub http: Vec<HttpCall>,
+}
+
+impl RunReport {
+    /// The severity of the run.
+    pub fn severity(&self) -> Severity {
+        self.end.severity()
+    }
+}

@@ -1,0 +1,517 @@
+//! The WebAssembly side: one wasmtime [`Engine`] (component model, pooling
+//! allocator, epoch interruption), the [`Linker`] with WASI and the connector
+//! world's imports, compiled components cached on disk with an instance-pre
+//! per component, and the execution of one export call in a fresh `Store`
+//! under memory and wall-clock limits.
+//!
+//! This module owns wasmtime. It does not decide what a run is for or where
+//! its results go: [`crate::Airlock`] builds a [`RunSetup`] and records the
+//! [`CallOutput`].
+
+mod bindings;
+mod cache;
+mod host;
+mod state;
+mod stdio;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+pub use cache::CacheOutcome;
+
+use bindings::airlock::connector::types as wit;
+use bindings::{Connector, ConnectorPre};
+use state::{HttpCapability, MemoryLimiter, RunState};
+use stdio::CappedOutput;
+
+use crate::config::ConfigValues;
+use crate::egress::{EgressClient, EgressPolicy, HttpCall, SendMode};
+use crate::runs::{LogLimits, LogLine, Mode, RunEnd, Severity, Trigger};
+use crate::storage::RunStorage;
+
+/// How often the epoch advances; the granularity of run deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Host-wide maxima. A manifest may ask for less, never more.
+#[derive(Debug, Clone)]
+pub struct HostLimits {
+    /// Largest linear memory any run may have, in bytes.
+    pub max_memory_bytes: u64,
+    /// Longest wall-clock time any run may take.
+    pub max_run_timeout: Duration,
+    /// Caps on each run's log.
+    pub log: LogLimits,
+    /// Bytes of stdout and of stderr kept per run.
+    pub output_cap_bytes: usize,
+    /// Component instances that may run at once (pooling allocator slots).
+    pub max_concurrent_runs: u32,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 512 << 20,
+            max_run_timeout: Duration::from_secs(15 * 60),
+            log: LogLimits::default(),
+            output_cap_bytes: 64 << 10,
+            max_concurrent_runs: 64,
+        }
+    }
+}
+
+/// Why the runtime could not be set up or a component loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Engine or linker setup failed.
+    #[error("cannot set up the wasmtime engine: {0:#}")]
+    Engine(anyhow::Error),
+    /// The file is not a component, or does not fit the connector world.
+    #[error("cannot load component {digest}: {source:#}")]
+    Component {
+        /// The component's sha256.
+        digest: String,
+        /// What wasmtime said.
+        source: anyhow::Error,
+    },
+}
+
+/// A component compiled and pre-linked, ready to instantiate per run.
+pub struct LoadedComponent {
+    pre: ConnectorPre<RunState>,
+    component: Component,
+    /// Whether it came from the disk cache.
+    pub cache: CacheOutcome,
+    /// How long compiling or loading took.
+    pub load_time: Duration,
+}
+
+impl LoadedComponent {
+    /// `(name, kind)` of every import of the component, sorted.
+    pub fn imports(&self, engine: &Engine) -> Vec<(String, String)> {
+        let ty = self.component.component_type();
+        describe(ty.imports(engine))
+    }
+
+    /// `(name, kind)` of every export of the component, sorted.
+    pub fn exports(&self, engine: &Engine) -> Vec<(String, String)> {
+        let ty = self.component.component_type();
+        describe(ty.exports(engine))
+    }
+}
+
+fn describe<'a>(
+    items: impl Iterator<Item = (&'a str, wasmtime::component::types::ComponentExtern<'a>)>,
+) -> Vec<(String, String)> {
+    use wasmtime::component::types::ComponentItem as I;
+    let mut out: Vec<(String, String)> = items
+        .map(|(name, item)| {
+            let kind = match item.ty {
+                I::ComponentFunc(_) => "function",
+                I::CoreFunc(_) => "core function",
+                I::Module(_) => "module",
+                I::Component(_) => "component",
+                I::ComponentInstance(_) => "interface",
+                I::Type(_) => "type",
+                I::Resource(_) => "resource",
+            };
+            (name.to_string(), kind.to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("airlock-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Everything one export call needs besides the component.
+pub struct RunSetup {
+    /// Tenant, for the guest's context.
+    pub tenant: String,
+    /// Installation, for the guest's context.
+    pub installation: String,
+    /// The installation's config.
+    pub config: ConfigValues,
+    /// The run's view of storage.
+    pub storage: RunStorage,
+    /// The installation's egress policy.
+    pub policy: Arc<EgressPolicy>,
+    /// The HTTP client (the enforcement point).
+    pub client: EgressClient,
+    /// Test or live.
+    pub mode: Mode,
+    /// Linear memory cap asked for by the manifest, bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock deadline asked for by the manifest.
+    pub timeout: Duration,
+}
+
+/// What an export call produced, before anything is committed.
+pub struct CallOutput<T> {
+    /// The guest's return value, or how the call ended otherwise.
+    pub result: Result<T, RunEnd>,
+    /// The run's storage, with its uncommitted writes.
+    pub storage: RunStorage,
+    /// Log lines and the count dropped.
+    pub log: (Vec<LogLine>, u32),
+    /// Captured stdout.
+    pub stdout: String,
+    /// Captured stderr.
+    pub stderr: String,
+    /// Bytes of output dropped over the cap.
+    pub output_dropped_bytes: u64,
+    /// HTTP calls, with decisions.
+    pub http: Vec<HttpCall>,
+}
+
+/// The feed-specific part of a `run` call.
+pub struct FeedCall {
+    /// Feed name.
+    pub feed: String,
+    /// Trigger.
+    pub trigger: Trigger,
+    /// Due time, Unix seconds.
+    pub scheduled_at: i64,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Last `ok`/`info` end, Unix seconds.
+    pub last_success_at: Option<i64>,
+}
+
+/// The guest's `outcome`, in host types.
+#[derive(Debug, Clone)]
+pub struct GuestOutcome {
+    /// Severity.
+    pub status: Severity,
+    /// Message.
+    pub message: String,
+    /// Items processed.
+    pub items: u32,
+    /// Requested retry delay.
+    pub retry_after_seconds: Option<u32>,
+}
+
+/// The engine, linker, cache and loaded components. One per process.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<RunState>,
+    cache: cache::ComponentCache,
+    limits: HostLimits,
+    loaded: Mutex<HashMap<String, Arc<LoadedComponent>>>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// An engine with the pooling allocator sized by `limits`, compiled
+    /// components cached in `cache_dir` (none: no disk cache).
+    pub fn new(
+        limits: HostLimits,
+        cache_dir: Option<std::path::PathBuf>,
+    ) -> Result<Self, RuntimeError> {
+        let engine =
+            Engine::new(&engine_config(&limits)).map_err(|e| RuntimeError::Engine(e.into()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Engine(e.into()))?;
+        Connector::add_to_linker::<RunState, wasmtime::component::HasSelf<RunState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| RuntimeError::Engine(e.into()))?;
+        let cache = cache::ComponentCache::new(&engine, cache_dir);
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            limits,
+            loaded: Mutex::new(HashMap::new()),
+            _ticker: ticker,
+        })
+    }
+
+    /// The engine, for inspecting components.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The host maxima.
+    pub fn limits(&self) -> &HostLimits {
+        &self.limits
+    }
+
+    /// The loaded component for these bytes: from memory, the disk cache, or
+    /// compiled now. Fails if it is not a component of the connector world.
+    pub fn load(&self, digest: &str, bytes: &[u8]) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        if let Some(found) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+        {
+            return Ok(found.clone());
+        }
+        let err = |e: wasmtime::Error| RuntimeError::Component {
+            digest: digest.to_string(),
+            source: e.into(),
+        };
+        let started = Instant::now();
+        let (component, cache) = self.cache.load(&self.engine, digest, bytes).map_err(err)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(err)?;
+        let pre = ConnectorPre::new(pre).map_err(err)?;
+        let loaded = Arc::new(LoadedComponent {
+            pre,
+            component,
+            cache,
+            load_time: started.elapsed(),
+        });
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.to_string(), loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Calls the guest's `run` export in a fresh store.
+    pub async fn call_run(
+        &self,
+        component: &LoadedComponent,
+        setup: RunSetup,
+        feed: FeedCall,
+    ) -> CallOutput<GuestOutcome> {
+        let ctx = wit::RunContext {
+            tenant: setup.tenant.clone(),
+            installation: setup.installation.clone(),
+            feed: feed.feed,
+            mode: match setup.mode {
+                Mode::Test => wit::Mode::Test,
+                Mode::Live => wit::Mode::Live,
+            },
+            trigger: match feed.trigger {
+                Trigger::Schedule => wit::Trigger::Schedule,
+                Trigger::Manual => wit::Trigger::Manual,
+                Trigger::Retry => wit::Trigger::Retry,
+            },
+            scheduled_at: feed.scheduled_at,
+            attempt: feed.attempt,
+            last_success_at: feed.last_success_at,
+        };
+        self.call(component, setup, async move |connector, store| {
+            let outcome = connector.call_run(store, &ctx).await?;
+            Ok(GuestOutcome {
+                status: match outcome.status {
+                    wit::Status::Ok => Severity::Ok,
+                    wit::Status::Info => Severity::Info,
+                    wit::Status::Retry => Severity::Retry,
+                    wit::Status::Error => Severity::Error,
+                },
+                message: outcome.message,
+                items: outcome.items,
+                retry_after_seconds: outcome.retry_after_seconds,
+            })
+        })
+        .await
+    }
+
+    /// The baseline the benchmark compares against: the same component and
+    /// linker, instantiated in a plain store and called, with none of a run's
+    /// limits, deadline, output capture or classification.
+    #[doc(hidden)]
+    pub async fn call_run_bare(
+        &self,
+        component: &LoadedComponent,
+        setup: RunSetup,
+        feed: FeedCall,
+    ) -> wasmtime::Result<u32> {
+        let out = CappedOutput::new(0);
+        let state = RunState {
+            wasi: RunState::sandboxed_wasi(&out, &out),
+            table: wasmtime::component::ResourceTable::new(),
+            limiter: MemoryLimiter::new(usize::MAX),
+            started: Instant::now(),
+            log: crate::runs::RunLog::new(self.limits.log.clone()),
+            config: setup.config,
+            storage: setup.storage,
+            http: HttpCapability {
+                client: setup.client,
+                policy: setup.policy,
+                mode: SendMode::Live,
+                calls: Vec::new(),
+            },
+            stdout: out.clone(),
+            stderr: out,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.set_epoch_deadline(u64::MAX);
+        let ctx = wit::RunContext {
+            tenant: setup.tenant,
+            installation: setup.installation,
+            feed: feed.feed,
+            mode: wit::Mode::Live,
+            trigger: wit::Trigger::Manual,
+            scheduled_at: feed.scheduled_at,
+            attempt: feed.attempt,
+            last_success_at: feed.last_success_at,
+        };
+        let connector = component.pre.instantiate_async(&mut store).await?;
+        Ok(connector.call_run(&mut store, &ctx).await?.items)
+    }
+
+    /// Calls the guest's `check` export ("Test connection") in a fresh store.
+    pub async fn call_check(
+        &self,
+        component: &LoadedComponent,
+        setup: RunSetup,
+    ) -> CallOutput<Result<(), String>> {
+        self.call(component, setup, async |connector, store| {
+            connector.call_check(store).await
+        })
+        .await
+    }
+
+    /// Instantiates the component in a fresh store with the run's limits,
+    /// calls `f`, and classifies how it ended.
+    async fn call<T>(
+        &self,
+        component: &LoadedComponent,
+        setup: RunSetup,
+        f: impl AsyncFnOnce(&Connector, &mut Store<RunState>) -> wasmtime::Result<T>,
+    ) -> CallOutput<T> {
+        let memory_bytes = setup.memory_bytes.min(self.limits.max_memory_bytes);
+        let timeout = setup.timeout.min(self.limits.max_run_timeout);
+        let stdout = CappedOutput::new(self.limits.output_cap_bytes);
+        let stderr = CappedOutput::new(self.limits.output_cap_bytes);
+        let state = RunState {
+            wasi: RunState::sandboxed_wasi(&stdout, &stderr),
+            table: wasmtime::component::ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory_bytes as usize),
+            started: Instant::now(),
+            log: crate::runs::RunLog::new(self.limits.log.clone()),
+            config: setup.config,
+            storage: setup.storage,
+            http: HttpCapability {
+                client: setup.client,
+                policy: setup.policy,
+                mode: match setup.mode {
+                    Mode::Test => SendMode::Test,
+                    Mode::Live => SendMode::Live,
+                },
+                calls: Vec::new(),
+            },
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline((timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
+        store.epoch_deadline_trap();
+
+        let pre = &component.pre;
+        let call = async {
+            let connector = pre.instantiate_async(&mut store).await?;
+            f(&connector, &mut store).await
+        };
+        // The epoch deadline stops guest code; this outer deadline also stops
+        // a run that is waiting in a host call (a slow HTTP response).
+        let result = match tokio::time::timeout(timeout + Duration::from_secs(1), call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(classify(e, store.data(), memory_bytes, timeout)),
+            Err(_) => Err(RunEnd::TimedOut {
+                after_secs: timeout.as_secs() as u32,
+            }),
+        };
+        let state = store.into_data();
+        let (stdout, out_dropped) = state.stdout.take();
+        let (stderr, err_dropped) = state.stderr.take();
+        CallOutput {
+            result,
+            storage: state.storage,
+            log: state.log.into_parts(),
+            stdout,
+            stderr,
+            output_dropped_bytes: out_dropped + err_dropped,
+            http: state.http.calls,
+        }
+    }
+}
+
+/// Turns a failed call into the way the run ended.
+fn classify(
+    error: wasmtime::Error,
+    state: &RunState,
+    memory_bytes: u64,
+    timeout: Duration,
+) -> RunEnd {
+    if state.limiter.exceeded {
+        return RunEnd::MemoryLimit {
+            limit_bytes: memory_bytes,
+        };
+    }
+    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return RunEnd::TimedOut {
+            after_secs: timeout.as_secs() as u32,
+        };
+    }
+    RunEnd::Trapped {
+        message: format!("{error:?}"),
+    }
+}
+
+fn engine_config(limits: &HostLimits) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    let mut pool = PoolingAllocationConfig::default();
+    let slots = limits.max_concurrent_runs.max(1);
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 50)
+        .total_memories(slots * 10)
+        .total_tables(slots * 50)
+        .total_stacks(slots)
+        .max_core_instances_per_component(50)
+        .max_memories_per_component(10)
+        .max_tables_per_component(50)
+        .max_memory_size(limits.max_memory_bytes as usize)
+        .table_elements(100_000)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}

@@ -1,0 +1,111 @@
+//! The data a run's wasmtime `Store` holds: a WASI context with nothing
+//! granted, the memory limiter, and the run's capabilities (log, config,
+//! storage, HTTP).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::stdio::CappedOutput;
+use crate::config::ConfigValues;
+use crate::egress::{EgressClient, EgressPolicy, HttpCall, SendMode};
+use crate::runs::RunLog;
+use crate::storage::RunStorage;
+
+/// Caps a run's linear memory and remembers whether the cap was hit, so the
+/// runner can tell a memory stop from any other trap.
+pub struct MemoryLimiter {
+    max_bytes: usize,
+    /// Set when the guest asked for more than `max_bytes`.
+    pub exceeded: bool,
+}
+
+impl MemoryLimiter {
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes,
+            exceeded: false,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            return Err(wasmtime::format_err!(
+                "memory limit: growing to {desired} bytes is over the run's {} bytes",
+                self.max_bytes
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The HTTP capability of one run.
+pub struct HttpCapability {
+    pub client: EgressClient,
+    pub policy: Arc<EgressPolicy>,
+    pub mode: SendMode,
+    pub calls: Vec<HttpCall>,
+}
+
+/// Everything a run's store holds.
+pub struct RunState {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limiter: MemoryLimiter,
+    pub started: Instant,
+    pub log: RunLog,
+    pub config: ConfigValues,
+    pub storage: RunStorage,
+    pub http: HttpCapability,
+    pub stdout: CappedOutput,
+    pub stderr: CappedOutput,
+}
+
+impl RunState {
+    /// A WASI context that grants nothing: no preopened directories, no
+    /// environment, no arguments, no sockets or name lookup, stdin empty,
+    /// stdout and stderr captured.
+    pub fn sandboxed_wasi(stdout: &CappedOutput, stderr: &CappedOutput) -> WasiCtx {
+        WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build()
+    }
+
+    /// Milliseconds since the run started.
+    pub fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Persistent state: each installation's private key-value data and the record
+//! of every run. Only this module speaks SQL.
+//!
+//! - [`SqliteStore`] is the backend: one SQLite file in WAL mode, schema
+//!   versioned with `PRAGMA user_version`.
+//! - [`RunStorage`] is what one run sees: reads through to the store, writes
+//!   held in the run until [`RunStorage::commit`] applies them in one
+//!   transaction. Dropping it without committing discards them, which is how a
+//!   trap, timeout or crash rolls a run back.
+//!
+//! Data is always addressed by a [`Scope`] (tenant, installation): there is no
+//! call that reads across scopes.
+
+mod run_scope;
+mod sqlite;
+
+pub use run_scope::{KeyChange, RunStorage, StorageLimits};
+pub use sqlite::{RunRow, SqliteStore};
+
+/// Whose data: one installation of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    /// The tenant.
+    pub tenant: String,
+    /// The installation, unique within the tenant.
+    pub installation: String,
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The key is empty, too long or has control characters.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// A value or a run's writes are over the limits.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// The database failed.
+    #[error("database error")]
+    Database(#[from] rusqlite::Error),
+    /// The database file could not be opened or prepared.
+    #[error("cannot open database {path}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer Airlock.
+    #[error("database schema version {found} is newer than this airlock supports ({supported})")]
+    SchemaTooNew {
+        /// Version in the file.
+        found: i64,
+        /// Latest version this build knows.
+        supported: i64,
+    },
+}
+
+/// The key-value operations a run needs from a backend.
+pub trait KvBackend: Send + Sync {
+    /// The committed value of `key`.
+    fn kv_get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Committed keys starting with `prefix`, strictly after `after`, in byte
+    /// order, at most `limit`.
+    fn kv_list(
+        &self,
+        scope: &Scope,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError>;
+    /// Applies all `changes` (a value to set, or `None` to delete) in one
+    /// transaction: all or nothing.
+    fn kv_apply(
+        &self,
+        scope: &Scope,
+        changes: &[(String, Option<Vec<u8>>)],
+    ) -> Result<(), StorageError>;
+}

@@ -1,0 +1,305 @@
+//! One run's view of its installation's key-value data: committed state
+//! underneath, the run's own uncommitted writes on top.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{KvBackend, Scope, StorageError};
+
+/// Bounds on what one run may store.
+#[derive(Debug, Clone)]
+pub struct StorageLimits {
+    /// Longest key, in bytes.
+    pub max_key_bytes: usize,
+    /// Largest value, in bytes.
+    pub max_value_bytes: usize,
+    /// Total bytes (keys and values) a run may write before committing.
+    pub max_pending_bytes: usize,
+    /// Most keys one `list` call returns.
+    pub max_list_limit: usize,
+}
+
+impl Default for StorageLimits {
+    fn default() -> Self {
+        Self {
+            max_key_bytes: 512,
+            max_value_bytes: 1 << 20,
+            max_pending_bytes: 64 << 20,
+            max_list_limit: 1000,
+        }
+    }
+}
+
+/// A change a run made, for its report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyChange {
+    /// The key.
+    pub key: String,
+    /// The new value's size, or `None` for a delete.
+    pub set_bytes: Option<usize>,
+}
+
+/// What one run sees of its scope's storage. Writes stay here until
+/// [`commit`](Self::commit); dropping discards them.
+pub struct RunStorage {
+    backend: Arc<dyn KvBackend>,
+    scope: Scope,
+    limits: StorageLimits,
+    pending: BTreeMap<String, Option<Vec<u8>>>,
+    pending_bytes: usize,
+    committed: Vec<KeyChange>,
+}
+
+impl RunStorage {
+    /// A run's view of `scope`.
+    pub fn new(backend: Arc<dyn KvBackend>, scope: Scope, limits: StorageLimits) -> Self {
+        Self {
+            backend,
+            scope,
+            limits,
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            committed: Vec::new(),
+        }
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), StorageError> {
+        if key.is_empty() {
+            return Err(StorageError::InvalidKey("empty key".into()));
+        }
+        if key.len() > self.limits.max_key_bytes {
+            return Err(StorageError::InvalidKey(format!(
+                "key longer than {} bytes",
+                self.limits.max_key_bytes
+            )));
+        }
+        if key.chars().any(char::is_control) {
+            return Err(StorageError::InvalidKey("control character in key".into()));
+        }
+        Ok(())
+    }
+
+    /// The value of `key` as this run sees it.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.check_key(key)?;
+        match self.pending.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.backend.kv_get(&self.scope, key),
+        }
+    }
+
+    /// Sets `key` for the rest of this run, and after it if it commits.
+    pub fn set(&mut self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        self.check_key(key)?;
+        if value.len() > self.limits.max_value_bytes {
+            return Err(StorageError::QuotaExceeded(format!(
+                "value of {} bytes is over the {}-byte limit",
+                value.len(),
+                self.limits.max_value_bytes
+            )));
+        }
+        self.account(key.len() + value.len())?;
+        self.pending.insert(key.to_string(), Some(value));
+        Ok(())
+    }
+
+    /// Deletes `key` for the rest of this run, and after it if it commits.
+    pub fn delete(&mut self, key: &str) -> Result<(), StorageError> {
+        self.check_key(key)?;
+        self.account(key.len())?;
+        self.pending.insert(key.to_string(), None);
+        Ok(())
+    }
+
+    fn account(&mut self, bytes: usize) -> Result<(), StorageError> {
+        if self.pending_bytes + bytes > self.limits.max_pending_bytes {
+            return Err(StorageError::QuotaExceeded(format!(
+                "a run may write at most {} bytes before it ends or checkpoints",
+                self.limits.max_pending_bytes
+            )));
+        }
+        self.pending_bytes += bytes;
+        Ok(())
+    }
+
+    /// Up to `limit` keys starting with `prefix` and after `cursor`, as this
+    /// run sees them, and the cursor for the next page.
+    pub fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>), StorageError> {
+        let limit = limit.clamp(1, self.limits.max_list_limit);
+        // Pending deletes can hide at most `pending.len()` committed keys, so
+        // asking the backend for that many more (plus one to detect a next
+        // page) is enough to fill the page.
+        let wanted = limit + self.pending.len() + 1;
+        let mut keys: std::collections::BTreeSet<String> = self
+            .backend
+            .kv_list(&self.scope, prefix, cursor, wanted)?
+            .into_iter()
+            .collect();
+        let backend_exhausted = keys.len() < wanted;
+        let backend_last = keys.last().cloned();
+        for (key, value) in self.in_range(prefix, cursor) {
+            match value {
+                Some(_) => keys.insert(key.clone()),
+                None => keys.remove(key),
+            };
+        }
+        // Beyond the last key the backend returned, only pending keys are
+        // known; drop them unless the backend had nothing more, or they would
+        // be listed out of order with later committed keys.
+        if !backend_exhausted && let Some(last) = backend_last {
+            keys.retain(|k| *k <= last);
+        }
+        let mut page: Vec<String> = keys.into_iter().collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let next = if more { page.last().cloned() } else { None };
+        Ok((page, next))
+    }
+
+    fn in_range<'a>(
+        &'a self,
+        prefix: &'a str,
+        cursor: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a String, &'a Option<Vec<u8>>)> + 'a {
+        self.pending
+            .range(prefix.to_string()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .filter(move |(k, _)| cursor.is_none_or(|c| k.as_str() > c))
+    }
+
+    /// Applies the run's writes in one transaction and starts afresh.
+    pub fn commit(&mut self) -> Result<(), StorageError> {
+        let changes: Vec<(String, Option<Vec<u8>>)> =
+            std::mem::take(&mut self.pending).into_iter().collect();
+        if let Err(e) = self.backend.kv_apply(&self.scope, &changes) {
+            self.pending = changes.into_iter().collect();
+            return Err(e);
+        }
+        self.committed
+            .extend(changes.iter().map(|(k, v)| KeyChange {
+                key: k.clone(),
+                set_bytes: v.as_ref().map(Vec::len),
+            }));
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    /// Changes committed so far (at checkpoints or the final commit).
+    pub fn committed_changes(&self) -> &[KeyChange] {
+        &self.committed
+    }
+
+    /// Changes not committed yet.
+    pub fn pending_changes(&self) -> Vec<KeyChange> {
+        self.pending
+            .iter()
+            .map(|(k, v)| KeyChange {
+                key: k.clone(),
+                set_bytes: v.as_ref().map(Vec::len),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SqliteStore;
+
+    fn scope(installation: &str) -> Scope {
+        Scope {
+            tenant: "acme".into(),
+            installation: installation.into(),
+        }
+    }
+
+    fn run(store: &Arc<SqliteStore>, installation: &str) -> RunStorage {
+        RunStorage::new(store.clone(), scope(installation), StorageLimits::default())
+    }
+
+    #[test]
+    fn writes_are_invisible_until_commit_and_lost_on_drop() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let mut a = run(&store, "one");
+        a.set("cursor", b"1".to_vec()).unwrap();
+        assert_eq!(a.get("cursor").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(run(&store, "one").get("cursor").unwrap(), None);
+        drop(a);
+        assert_eq!(run(&store, "one").get("cursor").unwrap(), None);
+
+        let mut b = run(&store, "one");
+        b.set("cursor", b"2".to_vec()).unwrap();
+        b.commit().unwrap();
+        assert_eq!(
+            run(&store, "one").get("cursor").unwrap(),
+            Some(b"2".to_vec())
+        );
+        assert_eq!(
+            run(&store, "two").get("cursor").unwrap(),
+            None,
+            "scopes are separate"
+        );
+    }
+
+    #[test]
+    fn list_merges_pending_writes_and_deletes_across_pages() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let mut seed = run(&store, "one");
+        for k in ["o/1", "o/2", "o/3", "o/5", "p/1"] {
+            seed.set(k, vec![1]).unwrap();
+        }
+        seed.commit().unwrap();
+        let mut r = run(&store, "one");
+        r.delete("o/2").unwrap();
+        r.set("o/4", vec![2]).unwrap();
+        r.set("o/6", vec![2]).unwrap();
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = r.list("o/", cursor.as_deref(), 2).unwrap();
+            assert!(page.len() <= 2);
+            all.extend(page);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(all, ["o/1", "o/3", "o/4", "o/5", "o/6"]);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let limits = StorageLimits {
+            max_pending_bytes: 10,
+            ..StorageLimits::default()
+        };
+        let mut r = RunStorage::new(store, scope("one"), limits);
+        assert!(matches!(
+            r.set("", vec![]),
+            Err(StorageError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            r.set("a\nb", vec![]),
+            Err(StorageError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            r.set(&"k".repeat(513), vec![]),
+            Err(StorageError::InvalidKey(_))
+        ));
+        r.set("k", vec![0; 9]).unwrap();
+        assert!(matches!(
+            r.set("k", vec![0; 1]),
+            Err(StorageError::QuotaExceeded(_))
+        ));
+        r.commit().unwrap();
+        r.set("k", vec![0; 9]).unwrap();
+    }
+}

@@ -1,0 +1,255 @@
+//! The SQLite backend: one file, WAL, versioned schema.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{KvBackend, Scope, StorageError};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how
+/// many have run. Never edit one that has shipped: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: key-value data and run records.
+    "CREATE TABLE kv (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        value        BLOB NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (tenant, installation, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE runs (
+        id             INTEGER PRIMARY KEY,
+        tenant         TEXT NOT NULL,
+        installation   TEXT NOT NULL,
+        plugin_id      TEXT NOT NULL,
+        plugin_version TEXT NOT NULL,
+        plugin_digest  TEXT NOT NULL,
+        feed           TEXT NOT NULL,
+        mode           TEXT NOT NULL,
+        trigger        TEXT NOT NULL,
+        attempt        INTEGER NOT NULL,
+        scheduled_at   INTEGER NOT NULL,
+        started_at     INTEGER NOT NULL,
+        ended_at       INTEGER NOT NULL,
+        status         TEXT NOT NULL,
+        message        TEXT NOT NULL,
+        report         TEXT NOT NULL
+    );
+    CREATE INDEX runs_by_feed ON runs (tenant, installation, feed, status, ended_at);",
+];
+
+/// A run as recorded in the `runs` table.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    /// Tenant.
+    pub tenant: String,
+    /// Installation.
+    pub installation: String,
+    /// Plugin id.
+    pub plugin_id: String,
+    /// Plugin version.
+    pub plugin_version: String,
+    /// Component sha256.
+    pub plugin_digest: String,
+    /// Feed.
+    pub feed: String,
+    /// `test` or `live`.
+    pub mode: String,
+    /// `schedule`, `manual` or `retry`.
+    pub trigger: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// When it was due (Unix seconds).
+    pub scheduled_at: i64,
+    /// When it started (Unix seconds).
+    pub started_at: i64,
+    /// When it ended (Unix seconds).
+    pub ended_at: i64,
+    /// `ok`, `info`, `retry`, `error`, `trap`, `timeout`, `memory`…
+    pub status: String,
+    /// One line.
+    pub message: String,
+    /// The full report as JSON.
+    pub report: String,
+}
+
+/// The SQLite store. Cheap to share behind an `Arc`; calls are serialised on
+/// one connection, each short.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let open_err = |source| StorageError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        Self::prepare(conn).map_err(|e| match e {
+            StorageError::Database(source) => open_err(source),
+            other => other,
+        })
+    }
+
+    /// An in-memory database, for tests and benchmarks.
+    pub fn in_memory() -> Result<Self, StorageError> {
+        Self::prepare(Connection::open_in_memory()?)
+    }
+
+    fn prepare(mut conn: Connection) -> Result<Self, StorageError> {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(StorageError::SchemaTooNew {
+                found: version,
+                supported,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (an
+        // open transaction rolls back when dropped), so the poison is ignored.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a finished run; returns its id.
+    pub fn insert_run(&self, run: &RunRow) -> Result<i64, StorageError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO runs (tenant, installation, plugin_id, plugin_version, plugin_digest,
+                feed, mode, trigger, attempt, scheduled_at, started_at, ended_at, status,
+                message, report)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                run.tenant,
+                run.installation,
+                run.plugin_id,
+                run.plugin_version,
+                run.plugin_digest,
+                run.feed,
+                run.mode,
+                run.trigger,
+                run.attempt,
+                run.scheduled_at,
+                run.started_at,
+                run.ended_at,
+                run.status,
+                run.message,
+                run.report
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// When the last run of `feed` for `scope` that ended `ok` or `info` ended.
+    pub fn last_success(&self, scope: &Scope, feed: &str) -> Result<Option<i64>, StorageError> {
+        Ok(self.conn().query_row(
+            "SELECT MAX(ended_at) FROM runs
+             WHERE tenant = ?1 AND installation = ?2 AND feed = ?3 AND status IN ('ok', 'info')",
+            params![scope.tenant, scope.installation, feed],
+            |r| r.get::<_, Option<i64>>(0),
+        )?)
+    }
+
+    /// The number of keys stored for `scope`.
+    pub fn kv_count(&self, scope: &Scope) -> Result<u64, StorageError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM kv WHERE tenant = ?1 AND installation = ?2",
+            params![scope.tenant, scope.installation],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+}
+
+impl KvBackend for SqliteStore {
+    fn kv_get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT value FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
+                params![scope.tenant, scope.installation, key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn kv_list(
+        &self,
+        scope: &Scope,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        let conn = self.conn();
+        // Keys compare as bytes (BINARY collation on UTF-8), like Rust strings.
+        let mut stmt = conn.prepare_cached(
+            "SELECT key FROM kv
+             WHERE tenant = ?1 AND installation = ?2
+               AND key >= ?3 AND substr(key, 1, length(?3)) = ?3
+               AND (?4 IS NULL OR key > ?4)
+             ORDER BY key LIMIT ?5",
+        )?;
+        let keys = stmt
+            .query_map(
+                params![
+                    scope.tenant,
+                    scope.installation,
+                    prefix,
+                    after,
+                    limit as i64
+                ],
+                |r| r.get(0),
+            )?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(keys)
+    }
+
+    fn kv_apply(
+        &self,
+        scope: &Scope,
+        changes: &[(String, Option<Vec<u8>>)],
+    ) -> Result<(), StorageError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let now = chrono::Utc::now().timestamp();
+        for (key, value) in changes {
+            match value {
+                Some(v) => tx.execute(
+                    "INSERT INTO kv (tenant, installation, key, value, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (tenant, installation, key)
+                     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    params![scope.tenant, scope.installation, key, v, now],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
+                    params![scope.tenant, scope.installation, key],
+                )?,
+            };
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

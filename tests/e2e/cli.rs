@@ -1,0 +1,214 @@
+//! The `airlock` binary, run as a user would: `run` against the fake shop,
+//! `inspect`, exit codes, and clear errors for bad input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use airlock_tests::fake_store::FakeStore;
+use chrono::{Duration, TimeZone, Utc};
+
+/// The `airlock` binary of this workspace, built once for the whole test run.
+fn airlock_bin() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "airlock", "--bin", "airlock"])
+            .current_dir(airlock_tests::repo_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the airlock binary failed");
+        // The test executable is target/<profile>/deps/e2e-…; the binary is
+        // target/<profile>/airlock.
+        let exe = std::env::current_exe().unwrap();
+        exe.parent()
+            .and_then(|d| d.parent())
+            .unwrap()
+            .join("airlock")
+    })
+}
+
+fn airlock(args: &[&str], db: &std::path::Path) -> Output {
+    Command::new(airlock_bin())
+        .args(args)
+        .env("AIRLOCK_DB", db)
+        .env(
+            "AIRLOCK_CACHE_DIR",
+            airlock_tests::repo_root().join("target/test-component-cache"),
+        )
+        .current_dir(airlock_tests::repo_root())
+        .output()
+        .expect("airlock runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_imports_orders_and_the_second_run_asks_for_the_new_window() {
+    let shop = FakeStore::start(0, "demo", "hunter2-secret").await.unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+    shop.put_order("R1001", t0 - Duration::hours(2));
+    shop.put_order("R1002", t0 - Duration::hours(1));
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.toml");
+    std::fs::write(&secrets, "password = \"hunter2-secret\"\n").unwrap();
+    let endpoint = format!("endpoint=http://shop.test:{}/api/v1", shop.addr.port());
+    let db = dir.path().join("airlock.db");
+    let run_at = |at: &str| {
+        airlock(
+            &[
+                "run",
+                "plugins/custom-store",
+                "--feed",
+                "orders",
+                "--tenant",
+                "acme",
+                "--config",
+                &endpoint,
+                "--config",
+                "username=demo",
+                "--config-file",
+                secrets.to_str().unwrap(),
+                "--resolve",
+                "shop.test=127.0.0.1",
+                "--at",
+                at,
+            ],
+            &db,
+        )
+    };
+    let first = run_at("2026-11-23T10:00:00Z");
+    let out = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("outcome: OK  imported 2 orders (2 new, 0 updated)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("resolve    shop.test -> 127.0.0.1 (test resolver)"),
+        "{out}"
+    );
+    assert!(out.contains("set    order/R1001"), "{out}");
+    assert!(out.contains("set    cursor/orders"), "{out}");
+    assert!(
+        out.contains("/api/v1/orders -> 200 (allowed by http://shop.test port"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2-secret"), "secret printed: {out}");
+
+    shop.put_order("R1003", t0 + Duration::minutes(20));
+    let second = run_at("2026-11-23T11:00:00Z");
+    let out = text(&second);
+    assert_eq!(second.status.code(), Some(0), "{out}");
+    assert!(out.contains("imported 1 orders (1 new, 0 updated) modified between 2026-11-23T10:00:00Z and 2026-11-23T11:00:00Z"), "{out}");
+    assert_eq!(
+        shop.order_windows()[1],
+        ("2026-11-23T10:00:00Z".into(), "2026-11-23T11:00:00Z".into())
+    );
+
+    let db_bytes = std::fs::read(&db).unwrap();
+    let needle = b"hunter2-secret";
+    assert!(
+        !db_bytes.windows(needle.len()).any(|w| w == needle),
+        "secret stored in the database"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_codes_say_how_the_run_ended() {
+    let shop = FakeStore::start(0, "demo", "right").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let endpoint = format!("endpoint=http://shop.test:{}/api/v1", shop.addr.port());
+    let bad = airlock(
+        &[
+            "run",
+            "plugins/custom-store",
+            "--feed",
+            "orders",
+            "--config",
+            &endpoint,
+            "--config",
+            "username=demo",
+            "--config",
+            "password=wrong",
+            "--resolve",
+            "shop.test=127.0.0.1",
+        ],
+        &db,
+    );
+    assert_eq!(bad.status.code(), Some(4), "error outcome: {}", text(&bad));
+
+    let spin = airlock(&["run", "plugins/misbehaving", "--feed", "spin"], &db);
+    assert_eq!(spin.status.code(), Some(4), "{}", text(&spin));
+    assert!(
+        text(&spin).contains("timeout: stopped after 2s"),
+        "{}",
+        text(&spin)
+    );
+
+    let unknown = airlock(&["run", "plugins/hello", "--feed", "nope"], &db);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown).contains("has no feed `nope` (it has: greet, noop)"),
+        "{}",
+        text(&unknown)
+    );
+
+    let missing = airlock(&["run", "plugins/custom-store", "--feed", "orders"], &db);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing).contains("config `endpoint` is required"),
+        "{}",
+        text(&missing)
+    );
+
+    let usage = airlock(&["run"], &db);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn a_bad_manifest_names_the_field_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plugin.toml"),
+        "[plugin]\nid = \"x\"\nversion = \"1.0.0\"\n\n[[feeds]]\nname = \"f\"\ndirection = \"inbound\"\nschedule = \"0 0 * * * *\"\ncolour = \"red\"\n",
+    )
+    .unwrap();
+    let out = airlock(
+        &["inspect", dir.path().to_str().unwrap()],
+        &dir.path().join("db"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = text(&out);
+    assert!(out.contains("unknown field `colour`"), "{out}");
+    assert!(out.contains("line 9"), "{out}");
+}
+
+#[test]
+fn inspect_shows_the_egress_table_and_wit_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = airlock(&["inspect", "plugins/misbehaving"], &dir.path().join("db"));
+    let s = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{s}");
+    assert!(s.contains("api.allowed.test (and subdomains)"), "{s}");
+    assert!(s.contains("Allowed test API"), "{s}");
+    assert!(s.contains("sha256     "), "{s}");
+    assert!(s.contains("airlock:connector/http@0.1.0"), "{s}");
+    let exports = s.split("component exports (WIT):").nth(1).unwrap();
+    assert!(
+        exports.contains("run ") && exports.contains("check "),
+        "{exports}"
+    );
+
+    let out = airlock(&["inspect", "plugins/custom-store"], &dir.path().join("db"));
+    let s = text(&out);
+    assert!(s.contains("<origin of config `endpoint`>"), "{s}");
+}

@@ -1,0 +1,223 @@
+//! The custom-store connector, compiled from `plugins/custom-store`, against a
+//! fake shop on loopback (reached as `shop.test` through the test resolver).
+
+use airlock::runs::{RunEnd, Severity};
+use airlock_tests::fake_store::{Behaviour, FakeStore};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use crate::support::{Harness, installation, plugin, run};
+
+const T0: i64 = 1_795_000_000; // 2026-11-18T09:46:40Z
+
+fn t(offset_minutes: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(T0, 0).unwrap() + Duration::minutes(offset_minutes)
+}
+
+fn iso(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn config(shop: &FakeStore, password: &str) -> Vec<String> {
+    vec![
+        format!("endpoint=http://shop.test:{}/api/v1", shop.addr.port()),
+        "username=demo".into(),
+        format!("password={password}"),
+    ]
+}
+
+async fn shop() -> FakeStore {
+    FakeStore::start(0, "demo", "right-password")
+        .await
+        .expect("fake store")
+}
+
+#[tokio::test]
+async fn imports_orders_then_asks_only_for_the_new_window() {
+    let h = Harness::new();
+    let shop = shop().await;
+    for (n, minutes) in [("R1", -180), ("R2", -120), ("R3", -60), ("OLD", -60 * 30)] {
+        shop.put_order(n, t(minutes));
+    }
+    let p = plugin("custom-store");
+    let inst = installation(&p, "acme", "shop", &config(&shop, "right-password"));
+
+    let first = run(&h, &p, &inst, "orders", T0).await;
+    assert_eq!(
+        first.severity(),
+        Severity::Ok,
+        "{:?}\n{:?}",
+        first.end,
+        first.log
+    );
+    assert!(
+        matches!(first.end, RunEnd::Returned { items: 3, .. }),
+        "{:?}",
+        first.end
+    );
+    assert!(first.committed);
+    assert_eq!(
+        h.stored("acme", "shop", "cursor/orders").as_deref(),
+        Some(iso(t(0)).as_str())
+    );
+    let stored = h.stored("acme", "shop", "order/R2").expect("order stored");
+    assert!(stored.contains("\"OrderNumber\":\"R2\""), "{stored}");
+    assert_eq!(
+        h.stored("acme", "shop", "order/OLD"),
+        None,
+        "outside the first window"
+    );
+
+    shop.put_order("R4", t(30));
+    shop.put_order("R2", t(45)); // modified again
+    let second = run(&h, &p, &inst, "orders", T0 + 3600).await;
+    assert_eq!(second.severity(), Severity::Ok, "{:?}", second.end);
+    assert_eq!(
+        second.end.summary().split(" modified").next(),
+        Some("imported 2 orders (1 new, 1 updated)")
+    );
+
+    let third = run(&h, &p, &inst, "orders", T0 + 7200).await;
+    assert_eq!(third.severity(), Severity::Info, "{:?}", third.end);
+
+    assert_eq!(
+        shop.order_windows(),
+        vec![
+            (iso(t(-24 * 60)), iso(t(0))),
+            (iso(t(0)), iso(t(60))),
+            (iso(t(60)), iso(t(120))),
+        ],
+        "each run asks only for the window since the last successful one"
+    );
+    let allowed = first.http.iter().filter(|c| c.status == Some(200)).count();
+    assert_eq!(allowed, 2, "authenticate + orders: {:?}", first.http);
+}
+
+#[tokio::test]
+async fn bad_credentials_are_an_error_and_the_cursor_stays() {
+    let h = Harness::new();
+    let shop = shop().await;
+    shop.put_order("R1", t(-10));
+    let p = plugin("custom-store");
+    let inst = installation(&p, "acme", "shop", &config(&shop, "wrong-password"));
+    let report = run(&h, &p, &inst, "orders", T0).await;
+    assert_eq!(report.severity(), Severity::Error);
+    assert!(
+        report
+            .end
+            .summary()
+            .contains("rejected the user name and password"),
+        "{}",
+        report.end.summary()
+    );
+    assert!(
+        !report.end.summary().contains("wrong-password"),
+        "secret leaked into the outcome"
+    );
+    assert_eq!(h.stored("acme", "shop", "cursor/orders"), None);
+    assert!(
+        shop.order_windows().is_empty(),
+        "no order request after failed authentication"
+    );
+}
+
+#[tokio::test]
+async fn an_unavailable_or_unreachable_store_is_retried_later() {
+    let h = Harness::new();
+    let shop = shop().await;
+    let p = plugin("custom-store");
+    let inst = installation(&p, "acme", "shop", &config(&shop, "right-password"));
+    shop.set_behaviour(Behaviour::Unavailable);
+    let report = run(&h, &p, &inst, "orders", T0).await;
+    assert_eq!(report.severity(), Severity::Retry, "{:?}", report.end);
+    assert_eq!(h.stored("acme", "shop", "cursor/orders"), None);
+
+    // Nothing listens on the port any more.
+    let port = shop.addr.port();
+    drop(shop);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let gone = vec![
+        format!("endpoint=http://shop.test:{port}/api/v1"),
+        "username=demo".into(),
+        "password=right-password".into(),
+    ];
+    let inst = installation(&p, "acme", "shop", &gone);
+    let report = run(&h, &p, &inst, "orders", T0).await;
+    assert_eq!(report.severity(), Severity::Retry, "{:?}", report.end);
+    assert!(
+        report.end.summary().contains("unreachable"),
+        "{}",
+        report.end.summary()
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_answer_is_an_error_and_nothing_is_stored() {
+    let h = Harness::new();
+    let shop = shop().await;
+    shop.put_order("R1", t(-10));
+    shop.set_behaviour(Behaviour::Garbage);
+    let p = plugin("custom-store");
+    let inst = installation(&p, "acme", "shop", &config(&shop, "right-password"));
+    let report = run(&h, &p, &inst, "orders", T0).await;
+    assert_eq!(report.severity(), Severity::Error);
+    assert!(
+        report.end.summary().contains("not JSON"),
+        "{}",
+        report.end.summary()
+    );
+    assert!(!report.committed);
+    assert_eq!(h.stored("acme", "shop", "cursor/orders"), None);
+}
+
+#[tokio::test]
+async fn check_is_a_test_connection() {
+    let h = Harness::new();
+    let shop = shop().await;
+    let p = plugin("custom-store");
+    let good = installation(&p, "acme", "shop", &config(&shop, "right-password"));
+    assert_eq!(h.host.check(&p, &good).await.unwrap(), Ok(()));
+    let bad = installation(&p, "acme", "shop", &config(&shop, "wrong-password"));
+    let answer = h.host.check(&p, &bad).await.unwrap().unwrap_err();
+    assert!(
+        answer.contains("user name and password is incorrect"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn the_connector_reaches_only_its_configured_shop() {
+    let h = Harness::new();
+    let shop = shop().await;
+    let p = plugin("custom-store");
+    // The endpoint names a host the installation was not given: the shop
+    // answers on loopback, but the policy only allows `shop.test`.
+    let mut cfg = config(&shop, "right-password");
+    cfg[0] = format!("endpoint=http://shop.test:{}/api/v1", shop.addr.port());
+    let inst = installation(&p, "acme", "shop", &cfg);
+    let policy = h.host.policy(&p, &inst).unwrap();
+    assert_eq!(policy.rules().len(), 1);
+    assert!(
+        policy
+            .check(&format!("http://shop.test:{}/x", shop.addr.port()))
+            .is_ok()
+    );
+    assert!(policy.check("http://shop.test/x").is_err(), "other port");
+    assert!(
+        policy
+            .check(&format!("https://shop.test:{}/x", shop.addr.port()))
+            .is_err(),
+        "other scheme"
+    );
+    assert!(
+        policy
+            .check(&format!("http://evil.shop.test:{}/x", shop.addr.port()))
+            .is_err(),
+        "config origins do not cover subdomains"
+    );
+    assert!(
+        policy
+            .check(&format!("http://127.0.0.1:{}/x", shop.addr.port()))
+            .is_err(),
+        "IP literal"
+    );
+}

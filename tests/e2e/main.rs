@@ -1,0 +1,9 @@
+//! End-to-end tests: real components compiled from `plugins/` by
+//! `scripts/build-plugins.sh`, run by a real host on a real SQLite file,
+//! against fake third-party servers on loopback.
+
+mod cli;
+mod coverage;
+mod custom_store;
+mod sandbox;
+mod support;

@@ -1,0 +1,210 @@
+//! The sandbox, proven with `plugins/misbehaving`: each misbehaviour is
+//! stopped and recorded, its storage writes are rolled back, and the same
+//! host then runs a well-behaved plugin successfully.
+
+use airlock::egress::Decision;
+use airlock::runs::{RunEnd, RunReport, Severity};
+
+use crate::support::{Harness, installation, plugin, run};
+
+const NOW: i64 = 1_795_000_000;
+
+/// Runs `feed` of the misbehaving plugin, then checks the host still runs a
+/// good plugin and that the misbehaving run's writes were discarded.
+async fn misbehave(h: &Harness, feed: &str) -> RunReport {
+    let bad = plugin("misbehaving");
+    let inst = installation(&bad, "acme", "bad", &[]);
+    let before = h.stored("acme", "bad", "count");
+    let report = run(h, &bad, &inst, feed, NOW).await;
+
+    let good = plugin("hello");
+    let hello = installation(&good, "acme", "hello", &[]);
+    let after = run(h, &good, &hello, "greet", NOW).await;
+    assert_eq!(
+        after.severity(),
+        Severity::Ok,
+        "host still healthy after `{feed}`: {:?}",
+        after.end
+    );
+    if !report.severity().commits() {
+        assert_eq!(
+            h.stored("acme", "bad", "count"),
+            before,
+            "`{feed}` wrote storage that was not rolled back"
+        );
+        assert_eq!(h.stored("acme", "bad", "poison"), None);
+    }
+    report
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_stopped_at_the_deadline() {
+    let h = Harness::new();
+    let report = misbehave(&h, "spin").await;
+    assert_eq!(report.end, RunEnd::TimedOut { after_secs: 2 });
+    assert_eq!(report.severity(), Severity::Error);
+    assert!(report.duration_ms >= 2000, "{}", report.duration_ms);
+}
+
+#[tokio::test]
+async fn memory_growth_is_stopped_at_the_cap() {
+    let h = Harness::new();
+    let report = misbehave(&h, "hog").await;
+    assert_eq!(
+        report.end,
+        RunEnd::MemoryLimit {
+            limit_bytes: 32 << 20
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_trap_is_recorded_with_the_panic_message() {
+    let h = Harness::new();
+    let report = misbehave(&h, "trap").await;
+    assert!(
+        matches!(report.end, RunEnd::Trapped { .. }),
+        "{:?}",
+        report.end
+    );
+    assert!(
+        report.stderr.contains("deliberate panic in feed `trap`"),
+        "stderr: {}",
+        report.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_log_and_output_flood_is_capped() {
+    let h = Harness::new();
+    let report = misbehave(&h, "flood").await;
+    assert_eq!(report.severity(), Severity::Ok);
+    assert_eq!(report.log.len(), 1000);
+    assert_eq!(report.log_dropped, 99_000);
+    assert!(
+        report
+            .log
+            .iter()
+            .all(|l| l.message.len() <= 4096 + '…'.len_utf8())
+    );
+    assert!(report.stdout.len() <= 64 << 10);
+    assert_eq!(report.output_dropped_bytes, 2_000 * 10_001 - (64 << 10));
+}
+
+#[tokio::test]
+async fn requests_to_hosts_not_granted_are_denied_with_the_rule() {
+    let h = Harness::new();
+    let report = misbehave(&h, "sneak").await;
+    assert_eq!(report.severity(), Severity::Ok, "{:?}", report.end);
+    let expected = [
+        ("https://evil.example/steal", "no-matching-entry"),
+        (
+            "https://api.allowed.test.evil.example/",
+            "no-matching-entry",
+        ),
+        ("https://evilapi.allowed.test/", "no-matching-entry"),
+        ("http://169.254.169.254/latest/meta-data/", "ip-literal"),
+        ("https://api.allowed.test@evil.example/", "userinfo"),
+        ("http://api.allowed.test/", "scheme"),
+        ("https://api.allowed.test:8443/", "port"),
+        ("https://0x7f.1/", "ip-literal"),
+        ("https://[::ffff:127.0.0.1]/", "ip-literal"),
+        ("file:///etc/passwd", "scheme"),
+    ];
+    for (url, rule) in expected {
+        let line = format!("{url} -> denied {rule}");
+        assert!(
+            report.log.iter().any(|l| l.message == line),
+            "missing `{line}` in {:#?}",
+            report.log
+        );
+    }
+    assert!(
+        report
+            .log
+            .iter()
+            .any(|l| l.message == "host header -> denied header")
+    );
+    assert!(matches!(report.end, RunEnd::Returned { items: 11, .. }));
+    assert_eq!(report.http.len(), 11, "every attempt is audited");
+    assert!(
+        report
+            .http
+            .iter()
+            .all(|c| matches!(c.decision, Decision::Denied { .. })),
+        "nothing was sent: {:#?}",
+        report.http
+    );
+}
+
+#[tokio::test]
+async fn a_guest_has_no_environment_arguments_or_files() {
+    let h = Harness::new();
+    let report = misbehave(&h, "probe").await;
+    let log: Vec<&str> = report.log.iter().map(|l| l.message.as_str()).collect();
+    assert!(log.contains(&"env vars: 0"), "{log:?}");
+    assert!(log.contains(&"args: 0"), "{log:?}");
+    for path in ["/", ".", "/etc/passwd"] {
+        let line = log
+            .iter()
+            .find(|l| l.starts_with(&format!("fs {path}:")))
+            .unwrap();
+        assert!(line.contains("refused"), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn writes_of_failed_runs_are_rolled_back() {
+    let h = Harness::new();
+    let bad = plugin("misbehaving");
+    let inst = installation(&bad, "acme", "bad", &[]);
+    assert_eq!(
+        run(&h, &bad, &inst, "count", NOW).await.end.summary(),
+        "run 1"
+    );
+
+    let trapped = misbehave(&h, "write-then-trap").await;
+    assert!(!trapped.committed);
+    let keys: Vec<&str> = trapped
+        .storage_discarded
+        .iter()
+        .map(|c| c.key.as_str())
+        .collect();
+    assert_eq!(keys, ["count", "poison"]);
+
+    let errored = misbehave(&h, "write-then-error").await;
+    assert_eq!(errored.severity(), Severity::Error);
+    assert!(!errored.committed);
+
+    assert_eq!(
+        run(&h, &bad, &inst, "count", NOW).await.end.summary(),
+        "run 2"
+    );
+}
+
+#[tokio::test]
+async fn a_checkpoint_keeps_work_done_before_a_trap() {
+    let h = Harness::new();
+    let report = misbehave(&h, "checkpoint-then-trap").await;
+    assert!(matches!(report.end, RunEnd::Trapped { .. }));
+    assert_eq!(
+        h.stored("acme", "bad", "checkpointed").as_deref(),
+        Some("kept")
+    );
+    assert_eq!(h.stored("acme", "bad", "after-checkpoint"), None);
+}
+
+#[tokio::test]
+async fn tenants_and_installations_do_not_share_storage() {
+    let h = Harness::new();
+    let p = plugin("hello");
+    for (tenant, id, runs) in [("a", "x", 2), ("b", "x", 1), ("a", "y", 3)] {
+        let inst = installation(&p, tenant, id, &[]);
+        for _ in 0..runs {
+            run(&h, &p, &inst, "greet", NOW).await;
+        }
+    }
+    assert_eq!(h.stored("a", "x", "runs").as_deref(), Some("2"));
+    assert_eq!(h.stored("b", "x", "runs").as_deref(), Some("1"));
+    assert_eq!(h.stored("a", "y", "runs").as_deref(), Some("3"));
+}

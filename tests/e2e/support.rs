@@ -1,0 +1,103 @@
+//! Shared setup for the end-to-end tests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use airlock::egress::ResolveOverrides;
+use airlock::runs::{Mode, RunReport, RunRequest, Trigger};
+use airlock::storage::{RunStorage, Scope, StorageLimits};
+use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
+use tempfile::TempDir;
+
+/// A host on a fresh SQLite file, its plugins loaded from `plugins/`.
+pub struct Harness {
+    pub host: Airlock,
+    pub store: Arc<SqliteStore>,
+    _dir: TempDir,
+}
+
+/// The compiled-component cache shared by all tests, so each component is
+/// compiled once per machine, not once per test.
+fn cache_dir() -> std::path::PathBuf {
+    airlock_tests::repo_root()
+        .join("target")
+        .join("test-component-cache")
+}
+
+impl Harness {
+    /// A host that resolves `shop.test` (and any `extra` names) to loopback
+    /// through the explicit test resolver.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(SqliteStore::open(&dir.path().join("airlock.db")).expect("open db"));
+        let mut resolve = ResolveOverrides::default();
+        resolve.add_spec("shop.test=127.0.0.1").unwrap();
+        let options = AirlockOptions {
+            resolve,
+            cache_dir: Some(cache_dir()),
+            ..AirlockOptions::default()
+        };
+        let host = Airlock::new(store.clone(), options).expect("host");
+        Self {
+            host,
+            store,
+            _dir: dir,
+        }
+    }
+
+    /// Reads committed storage of an installation, as a later run would.
+    pub fn stored(&self, tenant: &str, installation: &str, key: &str) -> Option<String> {
+        let view = RunStorage::new(
+            self.store.clone(),
+            Scope {
+                tenant: tenant.into(),
+                installation: installation.into(),
+            },
+            StorageLimits::default(),
+        );
+        view.get(key)
+            .expect("storage read")
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+}
+
+/// Loads `plugins/NAME`.
+pub fn plugin(name: &str) -> Plugin {
+    Plugin::load(&airlock_tests::plugin_dir(name)).expect("plugin loads")
+}
+
+/// An installation of `plugin` for `tenant` with these config assignments.
+pub fn installation(plugin: &Plugin, tenant: &str, id: &str, config: &[String]) -> Installation {
+    Installation {
+        tenant: tenant.into(),
+        id: id.into(),
+        config: ConfigValues::from_assignments(&plugin.manifest, config).expect("valid config"),
+        mode: Mode::Live,
+    }
+}
+
+/// Runs `feed` due at `scheduled_at`.
+pub async fn run(
+    h: &Harness,
+    plugin: &Plugin,
+    inst: &Installation,
+    feed: &str,
+    scheduled_at: i64,
+) -> RunReport {
+    let request = RunRequest {
+        feed: feed.into(),
+        trigger: Trigger::Manual,
+        scheduled_at,
+        attempt: 1,
+    };
+    h.host
+        .run_feed(plugin, inst, request)
+        .await
+        .expect("the host itself does not fail")
+}
+
+/// `path` as text, for error messages.
+#[allow(dead_code)]
+pub fn show(path: &Path) -> String {
+    path.display().to_string()
+}
