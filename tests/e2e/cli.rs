@@ -212,3 +212,67 @@ fn inspect_shows_the_egress_table_and_wit_exports() {
     let s = text(&out);
     assert!(s.contains("<origin of config `endpoint`>"), "{s}");
 }
+
+#[test]
+fn a_host_killed_mid_run_applies_none_of_the_runs_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let first = airlock(
+        &[
+            "run",
+            "plugins/misbehaving",
+            "--feed",
+            "count",
+            "--tenant",
+            "acme",
+        ],
+        &db,
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    // `write-then-spin` writes count=999, then loops until its 2 s deadline;
+    // the host is killed before that.
+    let mut child = Command::new(airlock_bin())
+        .args([
+            "run",
+            "plugins/misbehaving",
+            "--feed",
+            "write-then-spin",
+            "--tenant",
+            "acme",
+        ])
+        .env("AIRLOCK_DB", &db)
+        .env(
+            "AIRLOCK_CACHE_DIR",
+            airlock_tests::repo_root().join("target/test-component-cache"),
+        )
+        .current_dir(airlock_tests::repo_root())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before it was killed"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let again = airlock(
+        &[
+            "run",
+            "plugins/misbehaving",
+            "--feed",
+            "count",
+            "--tenant",
+            "acme",
+        ],
+        &db,
+    );
+    let out = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("outcome: OK  run 2"),
+        "the killed run's count=999 leaked: {out}"
+    );
+}

@@ -5,5 +5,6 @@
 mod cli;
 mod coverage;
 mod custom_store;
+mod runtime;
 mod sandbox;
 mod support;

@@ -98,7 +98,10 @@ fn get(settings: &Settings, url: String) -> Result<http::Response, Failure> {
     let request = http::Request {
         method: "GET".into(),
         url,
-        headers: vec![settings.basic_auth(), ("accept".into(), "application/json".into())],
+        headers: vec![
+            settings.basic_auth(),
+            ("accept".into(), "application/json".into()),
+        ],
         body: None,
         timeout_ms: Some(20_000),
     };
@@ -135,7 +138,10 @@ fn check_status(response: &http::Response, what: &str) -> Result<(), Failure> {
 
 /// `/authenticatetowebservice` must answer `OK`.
 fn authenticate(settings: &Settings) -> Result<(), Failure> {
-    let response = get(settings, format!("{}/authenticatetowebservice", settings.endpoint))?;
+    let response = get(
+        settings,
+        format!("{}/authenticatetowebservice", settings.endpoint),
+    )?;
     check_status(&response, "authentication")?;
     let body = String::from_utf8_lossy(&response.body);
     if body.trim().eq_ignore_ascii_case("ok") {
@@ -154,7 +160,10 @@ fn iso(t: DateTime<Utc>) -> String {
 
 /// The window to ask for: from the stored cursor (or the lookback) to the
 /// run's due time.
-fn window(settings: &Settings, ctx: &RunContext) -> Result<(DateTime<Utc>, DateTime<Utc>), Failure> {
+fn window(
+    settings: &Settings,
+    ctx: &RunContext,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), Failure> {
     let max = DateTime::from_timestamp(ctx.scheduled_at, 0)
         .ok_or_else(|| Failure::Error(format!("bad scheduled time {}", ctx.scheduled_at)))?;
     let stored = storage::get(CURSOR_KEY)
@@ -192,9 +201,17 @@ fn parse_orders(body: &[u8]) -> Result<Vec<(String, serde_json::Value)>, Failure
         serde_json::Value::Array(list) => list,
         serde_json::Value::Object(mut map) => match map.remove("Orders") {
             Some(serde_json::Value::Array(list)) => list,
-            _ => return Err(Failure::Error("the store's answer has no `Orders` list".into())),
+            _ => {
+                return Err(Failure::Error(
+                    "the store's answer has no `Orders` list".into(),
+                ));
+            }
         },
-        _ => return Err(Failure::Error("the store's answer is not a list of orders".into())),
+        _ => {
+            return Err(Failure::Error(
+                "the store's answer is not a list of orders".into(),
+            ));
+        }
     };
     list.into_iter()
         .map(|order| {
@@ -220,7 +237,11 @@ fn sync_orders(ctx: &RunContext) -> Result<Outcome, Failure> {
     if min >= max {
         return Ok(outcome(
             Status::Info,
-            format!("nothing to ask: window {} to {} is empty", iso(min), iso(max)),
+            format!(
+                "nothing to ask: window {} to {} is empty",
+                iso(min),
+                iso(max)
+            ),
             0,
         ));
     }

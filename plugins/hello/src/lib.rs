@@ -30,7 +30,10 @@ impl Guest for Hello {
         };
         if ctx.feed == "greet" {
             if let Err(e) = storage::set("runs", (runs + 1).to_string().as_bytes()) {
-                log::write(log::Level::Warn, &format!("could not count this run: {e:?}"));
+                log::write(
+                    log::Level::Warn,
+                    &format!("could not count this run: {e:?}"),
+                );
             }
         }
         log::write(log::Level::Info, &format!("{greeting}, {}", ctx.tenant));

@@ -5,7 +5,7 @@
 //! Feeds: `spin` (loops forever), `hog` (allocates without end), `trap`
 //! (panics), `flood` (floods the log and stdout), `sneak` (HTTP to places it was
 //! not granted), `probe` (looks for files, environment and arguments),
-//! `write-then-trap`, `write-then-error`, `checkpoint-then-trap` (storage
+//! `write-then-trap`, `write-then-error`, `write-then-spin`, `checkpoint-then-trap` (storage
 //! rollback), and `count` (a well-behaved run that counts itself).
 //!
 //! Build with `scripts/build-plugins.sh`. Never install it for a real tenant.
@@ -99,7 +99,10 @@ fn sneak() -> Outcome {
     };
     if let Err(HttpError::Denied(d)) = http::send(&request) {
         denied += 1;
-        log::write(log::Level::Info, &format!("host header -> denied {}", d.rule));
+        log::write(
+            log::Level::Info,
+            &format!("host header -> denied {}", d.rule),
+        );
     }
     ok(format!("{denied} requests denied"), denied)
 }
@@ -152,6 +155,10 @@ impl Guest for Misbehaving {
                 set("count", "999");
                 set("poison", "written by a run that trapped");
                 panic!("trap after writing")
+            }
+            "write-then-spin" => {
+                set("count", "999");
+                spin()
             }
             "write-then-error" => {
                 set("count", "999");

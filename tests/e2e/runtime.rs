@@ -1,0 +1,59 @@
+//! The runtime's compiled-component cache, with a real component.
+
+use airlock::runtime::{CacheOutcome, HostLimits, Runtime};
+
+use crate::support::plugin;
+
+#[test]
+fn a_restart_loads_the_compiled_component_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plugin("hello");
+    let load = || {
+        let runtime = Runtime::new(HostLimits::default(), Some(dir.path().to_path_buf())).unwrap();
+        runtime.load(&p.digest, &p.component).unwrap().cache
+    };
+    assert_eq!(load(), CacheOutcome::Compiled);
+    assert_eq!(
+        load(),
+        CacheOutcome::Hit,
+        "a second runtime (a restart) must not recompile"
+    );
+
+    // A damaged cache entry is recompiled, not trusted or fatal.
+    let entry = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        entry.to_string_lossy().contains(&p.digest),
+        "keyed by digest: {}",
+        entry.display()
+    );
+    std::fs::write(&entry, b"not a compiled component").unwrap();
+    assert_eq!(load(), CacheOutcome::Compiled);
+    assert_eq!(load(), CacheOutcome::Hit);
+}
+
+#[test]
+fn a_file_that_is_not_a_connector_is_refused_clearly() {
+    let runtime = Runtime::new(HostLimits::default(), None).unwrap();
+    let err = runtime
+        .load("0", b"\0asm\x01\0\0\0")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("cannot load component"), "{err}");
+    let component = wat_component();
+    let err = runtime.load("1", &component).err().unwrap().to_string();
+    assert!(
+        err.contains("no export `check`"),
+        "names the missing export: {err}"
+    );
+}
+
+/// A valid component that exports nothing.
+fn wat_component() -> Vec<u8> {
+    b"(component)".to_vec()
+}
