@@ -166,7 +166,7 @@ impl HttpCall {
             host: parsed
                 .as_ref()
                 .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_else(|| "(unparsed)".to_string()),
+                .unwrap_or_default(),
             port: parsed.as_ref().and_then(url::Url::port_or_known_default),
             path: parsed
                 .as_ref()
