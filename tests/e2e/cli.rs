@@ -50,6 +50,13 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Asserts the exit code and that the output mentions `needle`.
+fn expect(out: &Output, code: i32, needle: &str) {
+    let all = text(out);
+    assert_eq!(out.status.code(), Some(code), "{all}");
+    assert!(all.contains(needle), "expected `{needle}` in:\n{all}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn run_imports_orders_and_the_second_run_asks_for_the_new_window() {
     let shop = FakeStore::start(0, "demo", "hunter2-secret").await.unwrap();
@@ -147,29 +154,11 @@ async fn exit_codes_say_how_the_run_ended() {
     assert_eq!(bad.status.code(), Some(4), "error outcome: {}", text(&bad));
 
     let spin = airlock(&["run", "plugins/misbehaving", "--feed", "spin"], &db);
-    assert_eq!(spin.status.code(), Some(4), "{}", text(&spin));
-    assert!(
-        text(&spin).contains("timeout: stopped after 2s"),
-        "{}",
-        text(&spin)
-    );
-
+    expect(&spin, 4, "timeout: stopped after 2s");
     let unknown = airlock(&["run", "plugins/hello", "--feed", "nope"], &db);
-    assert_eq!(unknown.status.code(), Some(1));
-    assert!(
-        text(&unknown).contains("has no feed `nope` (it has: greet, noop)"),
-        "{}",
-        text(&unknown)
-    );
-
+    expect(&unknown, 1, "has no feed `nope` (it has: greet, noop)");
     let missing = airlock(&["run", "plugins/custom-store", "--feed", "orders"], &db);
-    assert_eq!(missing.status.code(), Some(1));
-    assert!(
-        text(&missing).contains("config `endpoint` is required"),
-        "{}",
-        text(&missing)
-    );
-
+    expect(&missing, 1, "config `endpoint` is required");
     let usage = airlock(&["run"], &db);
     assert_eq!(usage.status.code(), Some(2));
 }

@@ -26,11 +26,11 @@ pub use cache::CacheOutcome;
 
 use bindings::airlock::connector::types as wit;
 use bindings::{Connector, ConnectorPre};
-use state::{HttpCapability, MemoryLimiter, RunState};
+use state::RunState;
 use stdio::CappedOutput;
 
 use crate::config::ConfigValues;
-use crate::egress::{EgressClient, EgressPolicy, HttpCall, SendMode};
+use crate::egress::{EgressClient, EgressPolicy, HttpCall};
 use crate::runs::{LogLimits, LogLine, Mode, RunEnd, Severity, Trigger};
 use crate::storage::RunStorage;
 
@@ -316,23 +316,7 @@ impl Runtime {
         setup: RunSetup,
         feed: FeedCall,
     ) -> CallOutput<GuestOutcome> {
-        let ctx = wit::RunContext {
-            tenant: setup.tenant.clone(),
-            installation: setup.installation.clone(),
-            feed: feed.feed,
-            mode: match setup.mode {
-                Mode::Test => wit::Mode::Test,
-                Mode::Live => wit::Mode::Live,
-            },
-            trigger: match feed.trigger {
-                Trigger::Schedule => wit::Trigger::Schedule,
-                Trigger::Manual => wit::Trigger::Manual,
-                Trigger::Retry => wit::Trigger::Retry,
-            },
-            scheduled_at: feed.scheduled_at,
-            attempt: feed.attempt,
-            last_success_at: feed.last_success_at,
-        };
+        let ctx = run_context(&setup, feed);
         self.call(component, setup, async move |connector, store| {
             let outcome = connector.call_run(store, &ctx).await?;
             Ok(GuestOutcome {
@@ -361,35 +345,10 @@ impl Runtime {
         feed: FeedCall,
     ) -> wasmtime::Result<u32> {
         let out = CappedOutput::new(0);
-        let state = RunState {
-            wasi: RunState::sandboxed_wasi(&out, &out),
-            table: wasmtime::component::ResourceTable::new(),
-            limiter: MemoryLimiter::new(usize::MAX),
-            started: Instant::now(),
-            log: crate::runs::RunLog::new(self.limits.log.clone()),
-            config: setup.config,
-            storage: setup.storage,
-            http: HttpCapability {
-                client: setup.client,
-                policy: setup.policy,
-                mode: SendMode::Live,
-                calls: Vec::new(),
-            },
-            stdout: out.clone(),
-            stderr: out,
-        };
+        let ctx = run_context(&setup, feed);
+        let state = RunState::new(setup, usize::MAX, self.limits.log.clone(), &out, &out);
         let mut store = Store::new(&self.engine, state);
         store.set_epoch_deadline(u64::MAX);
-        let ctx = wit::RunContext {
-            tenant: setup.tenant,
-            installation: setup.installation,
-            feed: feed.feed,
-            mode: wit::Mode::Live,
-            trigger: wit::Trigger::Manual,
-            scheduled_at: feed.scheduled_at,
-            attempt: feed.attempt,
-            last_success_at: feed.last_success_at,
-        };
         let connector = component.pre.instantiate_async(&mut store).await?;
         Ok(connector.call_run(&mut store, &ctx).await?.items)
     }
@@ -418,26 +377,13 @@ impl Runtime {
         let timeout = setup.timeout.min(self.limits.max_run_timeout);
         let stdout = CappedOutput::new(self.limits.output_cap_bytes);
         let stderr = CappedOutput::new(self.limits.output_cap_bytes);
-        let state = RunState {
-            wasi: RunState::sandboxed_wasi(&stdout, &stderr),
-            table: wasmtime::component::ResourceTable::new(),
-            limiter: MemoryLimiter::new(memory_bytes as usize),
-            started: Instant::now(),
-            log: crate::runs::RunLog::new(self.limits.log.clone()),
-            config: setup.config,
-            storage: setup.storage,
-            http: HttpCapability {
-                client: setup.client,
-                policy: setup.policy,
-                mode: match setup.mode {
-                    Mode::Test => SendMode::Test,
-                    Mode::Live => SendMode::Live,
-                },
-                calls: Vec::new(),
-            },
-            stdout: stdout.clone(),
-            stderr: stderr.clone(),
-        };
+        let state = RunState::new(
+            setup,
+            memory_bytes as usize,
+            self.limits.log.clone(),
+            &stdout,
+            &stderr,
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline((timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
@@ -472,6 +418,27 @@ impl Runtime {
     }
 }
 
+/// The guest's view of the run.
+fn run_context(setup: &RunSetup, feed: FeedCall) -> wit::RunContext {
+    wit::RunContext {
+        tenant: setup.tenant.clone(),
+        installation: setup.installation.clone(),
+        feed: feed.feed,
+        mode: match setup.mode {
+            Mode::Test => wit::Mode::Test,
+            Mode::Live => wit::Mode::Live,
+        },
+        trigger: match feed.trigger {
+            Trigger::Schedule => wit::Trigger::Schedule,
+            Trigger::Manual => wit::Trigger::Manual,
+            Trigger::Retry => wit::Trigger::Retry,
+        },
+        scheduled_at: feed.scheduled_at,
+        attempt: feed.attempt,
+        last_success_at: feed.last_success_at,
+    }
+}
+
 /// Turns a failed call into the way the run ended.
 fn classify(
     error: wasmtime::Error,
@@ -502,7 +469,7 @@ fn engine_config(limits: &HostLimits) -> Config {
     let slots = limits.max_concurrent_runs.max(1);
     pool.total_component_instances(slots)
         .total_core_instances(slots * 50)
-        .total_memories(slots * 10)
+        .total_memories(slots * 4)
         .total_tables(slots * 50)
         .total_stacks(slots)
         .max_core_instances_per_component(50)

@@ -9,10 +9,11 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::RunSetup;
 use super::stdio::CappedOutput;
 use crate::config::ConfigValues;
 use crate::egress::{EgressClient, EgressPolicy, HttpCall, SendMode};
-use crate::runs::RunLog;
+use crate::runs::{LogLimits, Mode, RunLog};
 use crate::storage::RunStorage;
 
 /// Caps a run's linear memory and remembers whether the cap was hit, so the
@@ -82,6 +83,37 @@ pub struct RunState {
 }
 
 impl RunState {
+    /// The state of one run: its capabilities from `setup`, memory capped at
+    /// `memory_bytes`, output captured into `stdout` and `stderr`.
+    pub fn new(
+        setup: RunSetup,
+        memory_bytes: usize,
+        log: LogLimits,
+        stdout: &CappedOutput,
+        stderr: &CappedOutput,
+    ) -> Self {
+        Self {
+            wasi: Self::sandboxed_wasi(stdout, stderr),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory_bytes),
+            started: Instant::now(),
+            log: RunLog::new(log),
+            config: setup.config,
+            storage: setup.storage,
+            http: HttpCapability {
+                client: setup.client,
+                policy: setup.policy,
+                mode: match setup.mode {
+                    Mode::Test => SendMode::Test,
+                    Mode::Live => SendMode::Live,
+                },
+                calls: Vec::new(),
+            },
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+        }
+    }
+
     /// A WASI context that grants nothing: no preopened directories, no
     /// environment, no arguments, no sockets or name lookup, stdin empty,
     /// stdout and stderr captured.
