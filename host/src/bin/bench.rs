@@ -30,6 +30,10 @@ struct Args {
     /// Feed to run.
     #[arg(long, default_value = "noop")]
     feed: String,
+    /// SQLite file for storage and run records (default: in memory, which
+    /// leaves out the fsync each recorded run costs on disk).
+    #[arg(long)]
+    db: Option<PathBuf>,
     /// Runs measured on each side (after 10% warm-up).
     #[arg(long, default_value_t = 2000)]
     iterations: usize,
@@ -92,7 +96,10 @@ async fn main() -> anyhow::Result<()> {
         cached.cache
     );
 
-    let store = Arc::new(SqliteStore::in_memory()?);
+    let store = Arc::new(match &args.db {
+        Some(path) => SqliteStore::open(path)?,
+        None => SqliteStore::in_memory()?,
+    });
     let options = AirlockOptions {
         cache_dir: Some(cache.path().to_path_buf()),
         ..AirlockOptions::default()
@@ -147,8 +154,14 @@ async fn main() -> anyhow::Result<()> {
 
     let a = stats(airlock_samples);
     let b = stats(bare_samples);
+    let db = args
+        .db
+        .as_ref()
+        .map_or("in-memory SQLite".to_string(), |p| {
+            format!("SQLite file {}", p.display())
+        });
     println!(
-        "runs     {} per side, feed `{}`",
+        "runs     {} per side, feed `{}`, {db}",
         args.iterations, args.feed
     );
     print("airlock", &a);

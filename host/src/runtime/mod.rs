@@ -348,7 +348,8 @@ impl Runtime {
         let ctx = run_context(&setup, feed);
         let state = RunState::new(setup, usize::MAX, self.limits.log.clone(), &out, &out);
         let mut store = Store::new(&self.engine, state);
-        store.set_epoch_deadline(u64::MAX);
+        // Far enough never to interrupt (the deadline is relative to the current epoch).
+        store.set_epoch_deadline(u64::MAX / 2);
         let connector = component.pre.instantiate_async(&mut store).await?;
         Ok(connector.call_run(&mut store, &ctx).await?.items)
     }
