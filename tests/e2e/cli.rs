@@ -29,17 +29,21 @@ fn airlock_bin() -> &'static PathBuf {
     })
 }
 
-fn airlock(args: &[&str], db: &std::path::Path) -> Output {
-    Command::new(airlock_bin())
-        .args(args)
+/// `airlock ARGS` on database `db`, sharing the tests' component cache.
+fn command(args: &[&str], db: &std::path::Path) -> Command {
+    let mut cmd = Command::new(airlock_bin());
+    cmd.args(args)
         .env("AIRLOCK_DB", db)
         .env(
             "AIRLOCK_CACHE_DIR",
             airlock_tests::repo_root().join("target/test-component-cache"),
         )
-        .current_dir(airlock_tests::repo_root())
-        .output()
-        .expect("airlock runs")
+        .current_dir(airlock_tests::repo_root());
+    cmd
+}
+
+fn airlock(args: &[&str], db: &std::path::Path) -> Output {
+    command(args, db).output().expect("airlock runs")
 }
 
 fn text(out: &Output) -> String {
@@ -221,24 +225,20 @@ fn a_host_killed_mid_run_applies_none_of_the_runs_writes() {
 
     // `write-then-spin` writes count=999, then loops until its 2 s deadline;
     // the host is killed before that.
-    let mut child = Command::new(airlock_bin())
-        .args([
+    let mut child = command(
+        &[
             "run",
             "plugins/misbehaving",
             "--feed",
             "write-then-spin",
             "--tenant",
             "acme",
-        ])
-        .env("AIRLOCK_DB", &db)
-        .env(
-            "AIRLOCK_CACHE_DIR",
-            airlock_tests::repo_root().join("target/test-component-cache"),
-        )
-        .current_dir(airlock_tests::repo_root())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        &db,
+    )
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1000));
     assert!(
         child.try_wait().unwrap().is_none(),
