@@ -210,35 +210,26 @@ fn inspect_shows_the_egress_table_and_wit_exports() {
 fn a_host_killed_mid_run_applies_none_of_the_runs_writes() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("airlock.db");
-    let first = airlock(
-        &[
+    let feed = |name: &str| {
+        let args = [
             "run",
             "plugins/misbehaving",
             "--feed",
-            "count",
+            name,
             "--tenant",
             "acme",
-        ],
-        &db,
-    );
+        ];
+        command(&args, &db)
+    };
+    let first = feed("count").output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
 
     // `write-then-spin` writes count=999, then loops until its 2 s deadline;
     // the host is killed before that.
-    let mut child = command(
-        &[
-            "run",
-            "plugins/misbehaving",
-            "--feed",
-            "write-then-spin",
-            "--tenant",
-            "acme",
-        ],
-        &db,
-    )
-    .stdout(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = feed("write-then-spin")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1000));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -247,17 +238,7 @@ fn a_host_killed_mid_run_applies_none_of_the_runs_writes() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
-    let again = airlock(
-        &[
-            "run",
-            "plugins/misbehaving",
-            "--feed",
-            "count",
-            "--tenant",
-            "acme",
-        ],
-        &db,
-    );
+    let again = feed("count").output().unwrap();
     let out = text(&again);
     assert_eq!(again.status.code(), Some(0), "{out}");
     assert!(
