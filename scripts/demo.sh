@@ -33,7 +33,7 @@ later=$(date -u -d "$now + 1 hour" +%Y-%m-%dT%H:%M:%SZ)
 run_orders() {
   "$bin/airlock" run plugins/custom-store --feed orders --tenant acme \
     --config "endpoint=http://shop.test:$port/api/v1" --config username=demo \
-    --config-file "$work/secrets.toml" --resolve shop.test=127.0.0.1 "$@"
+    --config-file "$work/secrets.toml" --resolve shop.test=127.0.0.1 --allow-network 127.0.0.0/8 "$@"
 }
 
 say "airlock inspect plugins/custom-store"

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::ConfigValues;
-use crate::egress::{self, EgressClient, EgressLimits, EgressPolicy, ResolveOverrides};
+use crate::egress::{
+    self, AddressPolicy, EgressClient, EgressLimits, EgressPolicy, ResolveOverrides,
+};
 use crate::manifest::Plugin;
 use crate::runs::{Mode, RunEnd, RunReport, RunRequest};
 use crate::runtime::{
@@ -51,6 +53,9 @@ pub struct AirlockOptions {
     pub egress_limits: EgressLimits,
     /// Test resolver: names resolved to these addresses instead of DNS.
     pub resolve: ResolveOverrides,
+    /// Which addresses connections may go to: public ones plus the networks
+    /// the operator allows.
+    pub addresses: AddressPolicy,
     /// Directory for compiled components; none disables the disk cache.
     pub cache_dir: Option<PathBuf>,
 }
@@ -94,7 +99,7 @@ impl Airlock {
     /// A host on `store` with these options.
     pub fn new(store: Arc<SqliteStore>, options: AirlockOptions) -> Result<Self, HostError> {
         let runtime = Runtime::new(options.limits, options.cache_dir)?;
-        let client = EgressClient::new(options.egress_limits, options.resolve)
+        let client = EgressClient::new(options.egress_limits, options.resolve, options.addresses)
             .map_err(|e| HostError::Http(e.to_string()))?;
         Ok(Self {
             runtime,

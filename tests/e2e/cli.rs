@@ -89,6 +89,8 @@ async fn run_imports_orders_and_the_second_run_asks_for_the_new_window() {
                 secrets.to_str().unwrap(),
                 "--resolve",
                 "shop.test=127.0.0.1",
+                "--allow-network",
+                "127.0.0.0/8",
                 "--at",
                 at,
             ],
@@ -152,6 +154,8 @@ async fn exit_codes_say_how_the_run_ended() {
             "password=wrong",
             "--resolve",
             "shop.test=127.0.0.1",
+            "--allow-network",
+            "127.0.0.0/8",
         ],
         &db,
     );

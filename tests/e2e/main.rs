@@ -5,6 +5,7 @@
 mod cli;
 mod coverage;
 mod custom_store;
+mod egress;
 mod runtime;
 mod sandbox;
 mod support;

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use airlock::egress::ResolveOverrides;
+use airlock::egress::{AddressPolicy, ResolveOverrides};
 use airlock::runs::{Mode, RunReport, RunRequest, Trigger};
 use airlock::storage::{RunStorage, Scope, StorageLimits};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
@@ -34,6 +34,7 @@ impl Harness {
         resolve.add_spec("shop.test=127.0.0.1").unwrap();
         let options = AirlockOptions {
             resolve,
+            addresses: AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]),
             cache_dir: Some(cache_dir()),
             ..AirlockOptions::default()
         };

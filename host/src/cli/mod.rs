@@ -39,9 +39,9 @@ enum Command {
     /// Exit status: 0 ok or info, 3 retry, 4 error (including trap, timeout and
     /// memory limit), 1 the host failed, 2 bad arguments.
     #[command(
-        after_help = "Example:\n  airlock run plugins/custom-store --feed orders --tenant acme \\\n    --config endpoint=http://shop.test:8080/api/v1 --config username=demo \\\n    --config-file secrets.toml --resolve shop.test=127.0.0.1"
+        after_help = "Example:\n  airlock run plugins/custom-store --feed orders --tenant acme \\\n    --config endpoint=http://shop.test:8080/api/v1 --config username=demo \\\n    --config-file secrets.toml --resolve shop.test=127.0.0.1 \\\n    --allow-network 127.0.0.0/8"
     )]
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Describe a plugin: manifest, component digest, WIT imports and exports,
     /// and the egress table a security reviewer checks.
     Inspect(inspect::InspectArgs),
@@ -77,7 +77,7 @@ impl CacheArgs {
 /// Runs the parsed command; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Inspect(args) => inspect::inspect(args),
     }
 }

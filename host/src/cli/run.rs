@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
-use airlock::egress::{Decision, ResolveOverrides};
+use airlock::egress::{AddressPolicy, Decision, ResolveOverrides};
 use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
 
@@ -49,6 +49,11 @@ pub struct RunArgs {
     /// Repeatable.
     #[arg(long, value_name = "HOST=ADDRESS")]
     resolve: Vec<String>,
+    /// Allow connections to this network (CIDR, e.g. 127.0.0.0/8 for a local
+    /// test server, 10.1.2.0/24 for an on-premises system). Only public
+    /// addresses are allowed otherwise. Repeatable.
+    #[arg(long, value_name = "CIDR")]
+    allow_network: Vec<ipnet::IpNet>,
     /// The run's due time (RFC 3339, e.g. 2026-11-23T10:00:00Z); default now.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
@@ -106,6 +111,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let store = Arc::new(SqliteStore::open(&args.db)?);
     let options = AirlockOptions {
         resolve: resolve.clone(),
+        addresses: AddressPolicy::new(args.allow_network.clone()),
         cache_dir: args.cache.dir(),
         ..AirlockOptions::default()
     };
@@ -142,6 +148,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
                 "  resolve    {host} -> {} (test resolver)",
                 addrs.join(", ")
             );
+        }
+        for net in &args.allow_network {
+            println!("  network    {net} allowed by the operator");
         }
     }
     let request = RunRequest {

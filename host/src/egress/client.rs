@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::policy::{Denial, DenialRule, EgressPolicy, Grant};
+use super::address::AddressPolicy;
+use super::policy::{Denial, DenialRule, EgressPolicy, Grant, RequestHost};
 
 /// Host-wide bounds on outbound HTTP.
 #[derive(Debug, Clone)]
@@ -225,20 +226,43 @@ impl ResolveOverrides {
     }
 }
 
-/// The resolver reqwest uses: overrides first, then the system's.
-struct OverridingResolver {
-    overrides: ResolveOverrides,
+/// A resolved address the [`AddressPolicy`] refused, carried through
+/// reqwest's error chain back to [`EgressClient::send`].
+#[derive(Debug)]
+struct AddressDenied(Denial);
+
+impl std::fmt::Display for AddressDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
-impl reqwest::dns::Resolve for OverridingResolver {
+impl std::error::Error for AddressDenied {}
+
+/// The resolver reqwest uses: overrides first, then the system's; then every
+/// address is checked, and the connection goes only to checked addresses (no
+/// second lookup). One refused address refuses the whole answer: a name that
+/// resolves partly inside the network is not trusted.
+struct CheckingResolver {
+    overrides: ResolveOverrides,
+    addresses: AddressPolicy,
+}
+
+impl reqwest::dns::Resolve for CheckingResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
         let fixed = self.overrides.map.get(&host).cloned();
+        let addresses = self.addresses.clone();
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = match fixed {
                 Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect(),
                 None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
             };
+            for addr in &addrs {
+                addresses.check(&host, addr.ip()).map_err(|d| {
+                    Box::new(AddressDenied(d)) as Box<dyn std::error::Error + Send + Sync>
+                })?;
+            }
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
@@ -259,19 +283,32 @@ const METHODS: [&str; 7] = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "D
 pub struct EgressClient {
     client: reqwest::Client,
     limits: EgressLimits,
+    addresses: AddressPolicy,
 }
 
 impl EgressClient {
-    /// A client with the given limits and test resolver overrides. Ignores
-    /// proxy environment variables and never follows redirects on its own.
-    pub fn new(limits: EgressLimits, overrides: ResolveOverrides) -> Result<Self, reqwest::Error> {
+    /// A client with the given limits, test resolver overrides and address
+    /// policy. Ignores proxy environment variables and never follows
+    /// redirects on its own.
+    pub fn new(
+        limits: EgressLimits,
+        overrides: ResolveOverrides,
+        addresses: AddressPolicy,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(OverridingResolver { overrides }))
+            .dns_resolver(Arc::new(CheckingResolver {
+                overrides,
+                addresses: addresses.clone(),
+            }))
             .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, limits })
+        Ok(Self {
+            client,
+            limits,
+            addresses,
+        })
     }
 
     /// Checks and sends `request` under `policy`, following redirects (each
@@ -344,8 +381,16 @@ impl EgressClient {
         let started = Instant::now();
         let result = self.transmit(request, &grant, &mut call).await;
         call.duration_ms = started.elapsed().as_millis() as u64;
-        if let Err(e) = &result {
-            call.error = Some(e.to_string());
+        match &result {
+            // Refused after resolution: nothing was sent.
+            Err(HttpError::Denied(d)) => {
+                call.decision = Decision::Denied {
+                    rule: d.rule,
+                    reason: d.reason.clone(),
+                };
+            }
+            Err(e) => call.error = Some(e.to_string()),
+            Ok(_) => {}
         }
         (result, call)
     }
@@ -395,6 +440,12 @@ impl EgressClient {
             )));
         }
         let grant = policy.check(&request.url).map_err(denied)?;
+        if let RequestHost::Ip(ip) = grant.host {
+            // An IP literal skips the resolver; its address is checked here.
+            self.addresses
+                .check(&grant.host.to_string(), ip)
+                .map_err(denied)?;
+        }
         if mode == SendMode::Test && !SAFE_METHODS.contains(&request.method.as_str()) {
             return Err((HttpError::SuppressedInTestMode, Decision::Suppressed));
         }
@@ -459,14 +510,17 @@ impl EgressClient {
 }
 
 fn transport_error(e: reqwest::Error) -> HttpError {
-    if e.is_timeout() {
-        return HttpError::Timeout;
-    }
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
+        if let Some(AddressDenied(denial)) = s.downcast_ref::<AddressDenied>() {
+            return HttpError::Denied(denial.clone());
+        }
         message = format!("{message}: {s}");
         source = s.source();
+    }
+    if e.is_timeout() {
+        return HttpError::Timeout;
     }
     HttpError::ConnectionFailed(message)
 }

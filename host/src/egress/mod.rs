@@ -12,9 +12,11 @@
 //! This module does not decide which rules an installation has; the caller
 //! builds the [`EgressPolicy`] (see [`policy_for`]).
 
+pub mod address;
 pub mod client;
 pub mod policy;
 
+pub use address::AddressPolicy;
 pub use client::{
     Decision, EgressClient, EgressLimits, HttpCall, HttpError, HttpRequest, HttpResponse,
     ResolveOverrides, SendMode,

@@ -232,6 +232,9 @@ pub enum DenialRule {
     Header,
     /// Too many redirects.
     RedirectLimit,
+    /// The name resolved to (or the literal is) an address the operator has
+    /// not allowed: loopback, private, link-local, metadata…
+    ResolvedAddress,
 }
 
 impl DenialRule {
@@ -246,6 +249,7 @@ impl DenialRule {
             Self::Port => "port",
             Self::Header => "header",
             Self::RedirectLimit => "redirect-limit",
+            Self::ResolvedAddress => "resolved-address",
         }
     }
 }

@@ -1,0 +1,741 @@
+//! The egress enforcement point (`EgressClient::send`) against hostile and
+//! benign requests: a fake API on loopback, fake DNS answers through the
+//! explicit test resolver, and a redirect endpoint that bounces anywhere.
+
+use std::time::Duration;
+
+use airlock::egress::{
+    AddressPolicy, Decision, EgressClient, EgressLimits, EgressPolicy, EgressRule, HttpError,
+    HttpRequest, ResolveOverrides, SendMode,
+};
+use airlock::manifest::EgressEntry;
+use airlock_tests::fake_api::FakeApi;
+
+/// What a request should come to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Sent; the final response has this status.
+    Status(u16),
+    /// Allowed by the policy and sent, but the transport failed.
+    Failed,
+    /// Refused by this rule; nothing sent for the refused hop.
+    Denied(&'static str),
+    /// Not sent: test mode.
+    Suppressed,
+    /// Malformed request.
+    Invalid,
+}
+
+struct Env {
+    api: FakeApi,
+    client: EgressClient,
+    policy: EgressPolicy,
+}
+
+fn rule(host: &str, scheme: &str, port: u16) -> EgressRule {
+    EgressRule::from_manifest(&EgressEntry {
+        host: host.into(),
+        service: format!("svc {host}"),
+        scheme: Some(scheme.into()),
+        port: Some(port),
+    })
+    .unwrap()
+}
+
+async fn env(limits: EgressLimits) -> Env {
+    let api = FakeApi::start().await.unwrap();
+    let port = api.addr.port();
+    let mut resolve = ResolveOverrides::default();
+    for spec in [
+        "api.test=127.0.0.1",
+        "sub.api.test=127.0.0.1",
+        "other.test=127.0.0.1",
+        "secure.test=127.0.0.1",
+        "internal.test=10.0.0.1",
+        "metadata.test=169.254.169.254",
+        "mixed.test=127.0.0.1",
+        "mixed.test=10.0.0.1",
+        "v6loop.test=::1",
+        "cgnat.test=100.64.0.1",
+        "ula.test=fd00::1",
+        "mcast.test=224.0.0.1",
+        "zero.test=0.0.0.0",
+    ] {
+        resolve.add_spec(spec).unwrap();
+    }
+    let mut rules = vec![rule("secure.test", "https", 443)];
+    for host in [
+        "api.test",
+        "other.test",
+        "internal.test",
+        "metadata.test",
+        "mixed.test",
+        "v6loop.test",
+        "cgnat.test",
+        "ula.test",
+        "mcast.test",
+        "zero.test",
+    ] {
+        rules.push(rule(host, "http", port));
+    }
+    let addresses = AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]);
+    Env {
+        client: EgressClient::new(limits, resolve, addresses).unwrap(),
+        policy: EgressPolicy::new(rules),
+        api,
+    }
+}
+
+fn request(method: &str, url: &str) -> HttpRequest {
+    HttpRequest {
+        method: method.into(),
+        url: url.into(),
+        headers: vec![],
+        body: None,
+        timeout: Some(Duration::from_secs(5)),
+    }
+}
+
+/// Sends `req` and checks the outcome and the audit; a refused first hop
+/// must not reach the server.
+async fn check(env: &Env, mode: SendMode, req: HttpRequest, expected: Expect) {
+    let label = format!("{} {} ({mode:?})", req.method, req.url.escape_debug());
+    let hits_before = env.api.hits().len();
+    let (result, calls) = env.client.send(&env.policy, mode, req).await;
+    assert!(!calls.is_empty(), "{label}: every decision is audited");
+    let got = match &result {
+        Ok(r) => Expect::Status(r.status),
+        Err(HttpError::Denied(d)) => Expect::Denied(d.rule.as_str()),
+        Err(HttpError::SuppressedInTestMode) => Expect::Suppressed,
+        Err(HttpError::InvalidRequest(_)) => Expect::Invalid,
+        Err(_) => Expect::Failed,
+    };
+    assert_eq!(got, expected, "{label}: {result:?}\naudit: {calls:#?}");
+    let last = calls.last().unwrap();
+    match expected {
+        Expect::Denied(rule) if rule != "redirect-limit" => {
+            assert!(
+                matches!(&last.decision, Decision::Denied { rule: r, .. } if r.as_str() == rule),
+                "{label}: audit says {:?}",
+                last.decision
+            );
+            if calls.len() == 1 {
+                assert_eq!(
+                    env.api.hits().len(),
+                    hits_before,
+                    "{label}: a denied request reached the server"
+                );
+            }
+        }
+        Expect::Suppressed => {
+            assert!(matches!(last.decision, Decision::Suppressed));
+            assert_eq!(
+                env.api.hits().len(),
+                hits_before,
+                "{label}: suppressed request was sent"
+            );
+        }
+        Expect::Status(_) | Expect::Failed => {
+            assert!(
+                matches!(last.decision, Decision::Allowed { .. }),
+                "{label}: {:?}",
+                last.decision
+            );
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_enforcement_path_holds_against_a_table_of_requests() {
+    use Expect::*;
+    let e = env(EgressLimits::default()).await;
+    let p = e.api.addr.port();
+    let q = p.wrapping_add(1);
+    let u = |s: &str| {
+        s.replace("{P}", &p.to_string())
+            .replace("{Q}", &q.to_string())
+    };
+    let live = SendMode::Live;
+    let cases: Vec<(&str, String, SendMode, Expect)> = vec![
+        // Allowed, in several spellings.
+        ("GET", u("http://api.test:{P}/ok"), live, Status(200)),
+        ("GET", u("http://API.TEST:{P}/ok"), live, Status(200)),
+        ("GET", u("http://api.test.:{P}/ok"), live, Status(200)),
+        ("GET", u("HTTP://api.test:{P}/ok"), live, Status(200)),
+        ("GET", u("http://sub.api.test:{P}/ok"), live, Status(200)),
+        ("GET", u("http://api.test:0{P}/ok"), live, Status(200)),
+        ("get", u("http://api.test:{P}/ok"), live, Status(200)),
+        ("HEAD", u("http://api.test:{P}/ok"), live, Status(200)),
+        ("OPTIONS", u("http://api.test:{P}/ok"), live, Status(200)),
+        ("POST", u("http://api.test:{P}/echo"), live, Status(200)),
+        ("PUT", u("http://api.test:{P}/echo"), live, Status(200)),
+        ("PATCH", u("http://api.test:{P}/echo"), live, Status(200)),
+        ("DELETE", u("http://api.test:{P}/echo"), live, Status(200)),
+        ("GET", "https://secure.test/".into(), live, Failed),
+        // Test mode: state-changing methods are not sent; reads are.
+        (
+            "POST",
+            u("http://api.test:{P}/echo"),
+            SendMode::Test,
+            Suppressed,
+        ),
+        (
+            "PUT",
+            u("http://api.test:{P}/echo"),
+            SendMode::Test,
+            Suppressed,
+        ),
+        (
+            "PATCH",
+            u("http://api.test:{P}/echo"),
+            SendMode::Test,
+            Suppressed,
+        ),
+        (
+            "DELETE",
+            u("http://api.test:{P}/echo"),
+            SendMode::Test,
+            Suppressed,
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/ok"),
+            SendMode::Test,
+            Status(200),
+        ),
+        (
+            "HEAD",
+            u("http://api.test:{P}/ok"),
+            SendMode::Test,
+            Status(200),
+        ),
+        (
+            "POST",
+            u("http://evil.test:{P}/"),
+            SendMode::Test,
+            Denied("no-matching-entry"),
+        ),
+        // Names no entry covers.
+        (
+            "GET",
+            u("http://evil.test:{P}/"),
+            live,
+            Denied("no-matching-entry"),
+        ),
+        (
+            "GET",
+            u("http://api.test.evil.test:{P}/"),
+            live,
+            Denied("no-matching-entry"),
+        ),
+        (
+            "GET",
+            u("http://evilapi.test:{P}/"),
+            live,
+            Denied("no-matching-entry"),
+        ),
+        (
+            "GET",
+            u("http://apitest:{P}/"),
+            live,
+            Denied("no-matching-entry"),
+        ),
+        (
+            "GET",
+            u("http://test:{P}/"),
+            live,
+            Denied("no-matching-entry"),
+        ),
+        (
+            "GET",
+            u("http://api.tes:{P}/"),
+            live,
+            Denied("no-matching-entry"),
+        ),
+        (
+            "GET",
+            u("http://xn--api-test.example:{P}/"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http://xn--80ak6aa92e.test:{P}/"),
+            live,
+            Denied("no-matching-entry"),
+        ),
+        (
+            "GET",
+            u("http://evil.test#@api.test:{P}/"),
+            live,
+            Denied("no-matching-entry"),
+        ),
+        (
+            "GET",
+            u("http://evil.test?@api.test:{P}/"),
+            live,
+            Denied("no-matching-entry"),
+        ),
+        // Scheme and port.
+        ("GET", u("https://api.test:{P}/"), live, Denied("scheme")),
+        ("GET", "http://api.test/ok".into(), live, Denied("port")),
+        ("GET", u("http://api.test:{Q}/"), live, Denied("port")),
+        ("GET", "http://secure.test/".into(), live, Denied("scheme")),
+        (
+            "GET",
+            "https://secure.test:8443/".into(),
+            live,
+            Denied("port"),
+        ),
+        ("GET", "ftp://api.test/".into(), live, Denied("scheme")),
+        ("GET", u("ws://api.test:{P}/"), live, Denied("scheme")),
+        ("GET", "file:///etc/passwd".into(), live, Denied("scheme")),
+        ("GET", u("gopher://api.test:{P}/"), live, Denied("scheme")),
+        // Userinfo.
+        (
+            "GET",
+            u("http://user@api.test:{P}/"),
+            live,
+            Denied("userinfo"),
+        ),
+        (
+            "GET",
+            u("http://user:pw@api.test:{P}/"),
+            live,
+            Denied("userinfo"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}@evil.test/"),
+            live,
+            Denied("userinfo"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}\\@evil.test/"),
+            live,
+            Denied("userinfo"),
+        ),
+        ("GET", u("http://@api.test:{P}/"), live, Denied("userinfo")),
+        // Ambiguous or malformed.
+        (
+            "GET",
+            u("http://api%2etest:{P}/"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http://api.test%00:{P}/"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http://apı.test:{P}/"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http://ａｐｉ.test:{P}/"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http://api.test :{P}/"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http://api.test\t:{P}/"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/ok\n"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http:/api.test:{P}/ok"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http:\\\\api.test:{P}/ok"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}:{P}/"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http://[api.test]:{P}/"),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            u("http://api..test:{P}/"),
+            live,
+            Denied("no-matching-entry"),
+        ),
+        (
+            "GET",
+            "data:text/plain,hello".into(),
+            live,
+            Denied("malformed-url"),
+        ),
+        (
+            "GET",
+            "javascript:alert(1)".into(),
+            live,
+            Denied("malformed-url"),
+        ),
+        ("GET", "".into(), live, Denied("malformed-url")),
+        (
+            "GET",
+            "/relative/path".into(),
+            live,
+            Denied("malformed-url"),
+        ),
+        // IP literals in every notation.
+        (
+            "GET",
+            u("http://127.0.0.1:{P}/ok"),
+            live,
+            Denied("ip-literal"),
+        ),
+        (
+            "GET",
+            u("http://2130706433:{P}/ok"),
+            live,
+            Denied("ip-literal"),
+        ),
+        (
+            "GET",
+            u("http://0x7f000001:{P}/ok"),
+            live,
+            Denied("ip-literal"),
+        ),
+        (
+            "GET",
+            u("http://0177.0.0.1:{P}/ok"),
+            live,
+            Denied("ip-literal"),
+        ),
+        ("GET", u("http://127.1:{P}/ok"), live, Denied("ip-literal")),
+        (
+            "GET",
+            u("http://0x7f.0x0.0x0.0x1:{P}/ok"),
+            live,
+            Denied("ip-literal"),
+        ),
+        (
+            "GET",
+            u("http://127.000.000.001:{P}/ok"),
+            live,
+            Denied("ip-literal"),
+        ),
+        ("GET", u("http://[::1]:{P}/ok"), live, Denied("ip-literal")),
+        (
+            "GET",
+            u("http://[::ffff:127.0.0.1]:{P}/ok"),
+            live,
+            Denied("ip-literal"),
+        ),
+        (
+            "GET",
+            u("http://[0:0:0:0:0:ffff:7f00:1]:{P}/ok"),
+            live,
+            Denied("ip-literal"),
+        ),
+        (
+            "GET",
+            "http://169.254.169.254/latest/meta-data/".into(),
+            live,
+            Denied("ip-literal"),
+        ),
+        (
+            "GET",
+            "http://[fd00:ec2::254]/latest/meta-data/".into(),
+            live,
+            Denied("ip-literal"),
+        ),
+        ("GET", "http://0/".into(), live, Denied("ip-literal")),
+        ("GET", "http://10.0.0.1/".into(), live, Denied("ip-literal")),
+        // Allowed names whose DNS answers point inside the network.
+        (
+            "GET",
+            u("http://internal.test:{P}/ok"),
+            live,
+            Denied("resolved-address"),
+        ),
+        (
+            "GET",
+            u("http://metadata.test:{P}/ok"),
+            live,
+            Denied("resolved-address"),
+        ),
+        (
+            "GET",
+            u("http://mixed.test:{P}/ok"),
+            live,
+            Denied("resolved-address"),
+        ),
+        (
+            "GET",
+            u("http://v6loop.test:{P}/ok"),
+            live,
+            Denied("resolved-address"),
+        ),
+        (
+            "GET",
+            u("http://cgnat.test:{P}/ok"),
+            live,
+            Denied("resolved-address"),
+        ),
+        (
+            "GET",
+            u("http://ula.test:{P}/ok"),
+            live,
+            Denied("resolved-address"),
+        ),
+        (
+            "GET",
+            u("http://mcast.test:{P}/ok"),
+            live,
+            Denied("resolved-address"),
+        ),
+        (
+            "GET",
+            u("http://zero.test:{P}/ok"),
+            live,
+            Denied("resolved-address"),
+        ),
+        // Methods.
+        ("TRACE", u("http://api.test:{P}/ok"), live, Invalid),
+        ("CONNECT", u("http://api.test:{P}/ok"), live, Invalid),
+        ("BREW", u("http://api.test:{P}/ok"), live, Invalid),
+        // Redirects: each hop is a new request, checked again.
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=/ok"),
+            live,
+            Status(200),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=/ok&status=301"),
+            live,
+            Status(200),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=/ok&status=307"),
+            live,
+            Status(200),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=/ok&status=308"),
+            live,
+            Status(200),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=http://other.test:{P}/ok"),
+            live,
+            Status(200),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=http://evil.test/"),
+            live,
+            Denied("no-matching-entry"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=http://internal.test:{P}/ok"),
+            live,
+            Denied("resolved-address"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=http://169.254.169.254/"),
+            live,
+            Denied("ip-literal"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=http://127.0.0.1:{P}/ok"),
+            live,
+            Denied("ip-literal"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=https://api.test:{P}/ok"),
+            live,
+            Denied("scheme"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=http://api.test:{Q}/"),
+            live,
+            Denied("port"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=http://user@api.test:{P}/ok"),
+            live,
+            Denied("userinfo"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/redirect?to=file:///etc/passwd"),
+            live,
+            Denied("scheme"),
+        ),
+        (
+            "GET",
+            u("http://api.test:{P}/loop"),
+            live,
+            Denied("redirect-limit"),
+        ),
+    ];
+    assert!(cases.len() >= 80, "{} cases", cases.len());
+    for (method, url, mode, expected) in cases {
+        check(&e, mode, request(method, &url), expected).await;
+    }
+}
+
+#[tokio::test]
+async fn headers_that_retarget_a_request_are_refused() {
+    let e = env(EgressLimits::default()).await;
+    let url = format!("http://api.test:{}/ok", e.api.addr.port());
+    for name in [
+        "Host",
+        "host",
+        "Proxy-Authorization",
+        "X-Forwarded-For",
+        "x-forwarded-host",
+        "Forwarded",
+    ] {
+        let mut req = request("GET", &url);
+        req.headers.push((name.into(), "evil.test".into()));
+        check(&e, SendMode::Live, req, Expect::Denied("header")).await;
+    }
+    let mut req = request("GET", &url);
+    req.headers.push(("bad header".into(), "x".into()));
+    check(&e, SendMode::Live, req, Expect::Invalid).await;
+}
+
+#[tokio::test]
+async fn redirects_drop_credentials_across_origins_and_switch_to_get_on_303() {
+    let e = env(EgressLimits::default()).await;
+    let p = e.api.addr.port();
+    let send = |url: String, method: &str| {
+        let mut req = request(method, &url);
+        req.headers
+            .push(("Authorization".into(), "Bearer secret".into()));
+        req.body = Some(b"payload".to_vec());
+        e.client.send(&e.policy, SendMode::Live, req)
+    };
+    let echo = |body: &[u8]| serde_json::from_slice::<serde_json::Value>(body).unwrap();
+
+    let (r, calls) = send(format!("http://api.test:{p}/redirect?to=/echo"), "GET").await;
+    assert_eq!(
+        echo(&r.unwrap().body)["authorization"],
+        true,
+        "same origin keeps it"
+    );
+    assert_eq!(calls.len(), 2, "one audit record per hop");
+
+    let (r, _) = send(
+        format!("http://api.test:{p}/redirect?to=http://other.test:{p}/echo"),
+        "GET",
+    )
+    .await;
+    assert_eq!(
+        echo(&r.unwrap().body)["authorization"],
+        false,
+        "credentials must not follow to another origin"
+    );
+
+    let (r, _) = send(
+        format!("http://api.test:{p}/redirect?to=/echo&status=303"),
+        "POST",
+    )
+    .await;
+    let v = echo(&r.unwrap().body);
+    assert_eq!(
+        (v["method"].as_str(), v["body_bytes"].as_u64()),
+        (Some("GET"), Some(0))
+    );
+
+    let (r, _) = send(
+        format!("http://api.test:{p}/redirect?to=/echo&status=307"),
+        "POST",
+    )
+    .await;
+    let v = echo(&r.unwrap().body);
+    assert_eq!(
+        (v["method"].as_str(), v["body_bytes"].as_u64()),
+        (Some("POST"), Some(7))
+    );
+}
+
+#[tokio::test]
+async fn bodies_and_time_are_capped() {
+    let limits = EgressLimits {
+        max_response_bytes: 1000,
+        max_request_bytes: 100,
+        max_timeout: Duration::from_millis(300),
+        ..EgressLimits::default()
+    };
+    let e = env(limits).await;
+    let p = e.api.addr.port();
+    let (r, _) = e
+        .client
+        .send(
+            &e.policy,
+            SendMode::Live,
+            request("GET", &format!("http://api.test:{p}/big?bytes=1000")),
+        )
+        .await;
+    assert_eq!(r.unwrap().body.len(), 1000);
+    let (r, _) = e
+        .client
+        .send(
+            &e.policy,
+            SendMode::Live,
+            request("GET", &format!("http://api.test:{p}/big?bytes=1001")),
+        )
+        .await;
+    assert_eq!(r.unwrap_err(), HttpError::ResponseTooLarge);
+    let mut big = request("POST", &format!("http://api.test:{p}/echo"));
+    big.body = Some(vec![0; 101]);
+    let (r, _) = e.client.send(&e.policy, SendMode::Live, big).await;
+    assert!(matches!(r, Err(HttpError::InvalidRequest(_))), "{r:?}");
+    // The guest asks for 5 s; the host's maximum is 300 ms.
+    let (r, _) = e
+        .client
+        .send(
+            &e.policy,
+            SendMode::Live,
+            request("GET", &format!("http://api.test:{p}/slow?ms=2000")),
+        )
+        .await;
+    assert_eq!(r.unwrap_err(), HttpError::Timeout);
+}
