@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::ConfigValues;
 use crate::egress::{
-    self, AddressPolicy, EgressClient, EgressLimits, EgressPolicy, ResolveOverrides,
+    AddressPolicy, EgressClient, EgressLimits, EgressPolicy, Grants, PermittedDomains,
+    ResolveOverrides,
 };
 use crate::manifest::Plugin;
 use crate::runs::{Mode, RunEnd, RunReport, RunRequest};
@@ -56,6 +57,8 @@ pub struct AirlockOptions {
     /// Which addresses connections may go to: public ones plus the networks
     /// the operator allows.
     pub addresses: AddressPolicy,
+    /// The operator's permitted-domains table (default: the shipped one).
+    pub permitted: PermittedDomains,
     /// Directory for compiled components; none disables the disk cache.
     pub cache_dir: Option<PathBuf>,
 }
@@ -93,6 +96,7 @@ pub struct Airlock {
     store: Arc<SqliteStore>,
     client: EgressClient,
     storage_limits: StorageLimits,
+    permitted: PermittedDomains,
 }
 
 impl Airlock {
@@ -106,6 +110,7 @@ impl Airlock {
             store,
             client,
             storage_limits: options.storage_limits,
+            permitted: options.permitted,
         })
     }
 
@@ -124,13 +129,24 @@ impl Airlock {
         Ok(self.runtime.load(&plugin.digest, &plugin.component)?)
     }
 
+    /// What `installation` of `plugin` may reach, with where each grant came
+    /// from and which manifest entries were refused.
+    pub fn grants(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+    ) -> Result<Grants, HostError> {
+        Grants::resolve(&plugin.manifest, &installation.config, &self.permitted)
+            .map_err(HostError::Policy)
+    }
+
     /// The egress policy of `installation` of `plugin`.
     pub fn policy(
         &self,
         plugin: &Plugin,
         installation: &Installation,
     ) -> Result<EgressPolicy, HostError> {
-        egress::policy_for(&plugin.manifest, &installation.config).map_err(HostError::Policy)
+        Ok(self.grants(plugin, installation)?.policy())
     }
 
     /// The inputs of a run of `installation`, for embedders and the

@@ -205,6 +205,24 @@ fn inspect_shows_the_egress_table_and_wit_exports() {
         "{exports}"
     );
 
+    assert!(s.contains("NOT in the permitted-domains table"), "{s}");
+    let table = dir.path().join("permitted.toml");
+    std::fs::write(&table, "[domains]\n\"allowed.test\" = \"Test APIs\"\n").unwrap();
+    let out = airlock(
+        &[
+            "inspect",
+            "plugins/misbehaving",
+            "--permitted-domains",
+            table.to_str().unwrap(),
+        ],
+        &dir.path().join("db"),
+    );
+    assert!(
+        text(&out).contains("permitted as allowed.test (Test APIs)"),
+        "{}",
+        text(&out)
+    );
+
     let out = airlock(&["inspect", "plugins/custom-store"], &dir.path().join("db"));
     let s = text(&out);
     assert!(s.contains("<origin of config `endpoint`>"), "{s}");

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use airlock::egress::{AddressPolicy, ResolveOverrides};
+use airlock::egress::{AddressPolicy, PermittedDomains, ResolveOverrides};
 use airlock::runs::{Mode, RunReport, RunRequest, Trigger};
 use airlock::storage::{RunStorage, Scope, StorageLimits};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
@@ -32,7 +32,11 @@ impl Harness {
         let store = Arc::new(SqliteStore::open(&dir.path().join("airlock.db")).expect("open db"));
         let mut resolve = ResolveOverrides::default();
         resolve.add_spec("shop.test=127.0.0.1").unwrap();
+        // The shipped table plus the test domain the misbehaving plugin uses.
+        let mut permitted = PermittedDomains::default();
+        permitted.add("allowed.test", "Test APIs").unwrap();
         let options = AirlockOptions {
+            permitted,
             resolve,
             addresses: AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]),
             cache_dir: Some(cache_dir()),

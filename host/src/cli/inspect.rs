@@ -7,12 +7,15 @@ use airlock::egress::{EgressRule, RuleSource};
 use airlock::runtime::{HostLimits, Runtime};
 use airlock::{Manifest, Plugin};
 
-use super::CacheArgs;
+use super::{CacheArgs, PermittedArgs};
+use airlock::egress::PermittedDomains;
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// The plugin directory (holding plugin.toml and its component).
     plugin_dir: PathBuf,
+    #[command(flatten)]
+    permitted: PermittedArgs,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -72,7 +75,7 @@ fn print_manifest(plugin: &Plugin) {
     }
 }
 
-fn print_egress(m: &Manifest) {
+fn print_egress(m: &Manifest, permitted: &PermittedDomains) {
     println!();
     println!("egress (deny by default; only these may be reached):");
     println!(
@@ -81,7 +84,7 @@ fn print_egress(m: &Manifest) {
     );
     for entry in &m.egress.allow {
         match EgressRule::from_manifest(entry) {
-            Ok(rule) => print_rule(&rule),
+            Ok(rule) => print_rule(&rule, permitted),
             Err(e) => println!("  {:<36} INVALID: {e}", entry.host),
         }
     }
@@ -99,10 +102,15 @@ fn print_egress(m: &Manifest) {
     }
 }
 
-fn print_rule(rule: &EgressRule) {
-    let source = match &rule.source {
-        RuleSource::Manifest => "manifest".to_string(),
-        RuleSource::Config { key } => format!("config `{key}`"),
+fn print_rule(rule: &EgressRule, permitted: &PermittedDomains) {
+    let source = match (&rule.source, permitted.covering(rule)) {
+        (RuleSource::Manifest, Some(p)) => {
+            format!("manifest; permitted as {} ({})", p.domain, p.service)
+        }
+        (RuleSource::Manifest, None) => {
+            "manifest; NOT in the permitted-domains table: will not be granted".to_string()
+        }
+        (RuleSource::Config { key }, _) => format!("config `{key}`"),
     };
     println!(
         "  {:<36} {:<6} {:<6} {:<24} {source}",
@@ -116,7 +124,7 @@ fn print_rule(rule: &EgressRule) {
 pub fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
     let plugin = Plugin::load(&args.plugin_dir)?;
     print_manifest(&plugin);
-    print_egress(&plugin.manifest);
+    print_egress(&plugin.manifest, &args.permitted.load()?);
     let runtime = Runtime::new(HostLimits::default(), args.cache.dir())?;
     let component = runtime.load(&plugin.digest, &plugin.component)?;
     println!();

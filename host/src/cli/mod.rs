@@ -6,7 +6,11 @@ mod run;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+use airlock::AirlockOptions;
+use airlock::egress::{AddressPolicy, Grants, PermittedDomains, ResolveOverrides};
 
 /// Exit code: the host itself failed (bad input, unreadable plugin, database).
 pub const EXIT_HOST_FAILURE: u8 = 1;
@@ -71,6 +75,92 @@ impl CacheArgs {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
         Some(base.join("airlock").join("components"))
+    }
+}
+
+/// How the host reaches third parties: the operator's tables and the test
+/// resolver. Shared by every command that decides on or sends requests.
+#[derive(Debug, clap::Args)]
+pub struct NetArgs {
+    /// Test resolver: connect to ADDRESS for HOST instead of asking DNS, like
+    /// curl's --resolve. The egress policy still decides on the name first.
+    /// Repeatable.
+    #[arg(long, value_name = "HOST=ADDRESS")]
+    resolve: Vec<String>,
+    /// Allow connections to this network (CIDR, e.g. 127.0.0.0/8 for a local
+    /// test server, 10.1.2.0/24 for an on-premises system). Only public
+    /// addresses are allowed otherwise. Repeatable.
+    #[arg(long, value_name = "CIDR")]
+    allow_network: Vec<ipnet::IpNet>,
+    #[command(flatten)]
+    permitted: PermittedArgs,
+}
+
+/// The operator's permitted-domains table.
+#[derive(Debug, clap::Args)]
+pub struct PermittedArgs {
+    /// The operator's permitted-domains table (TOML `[domains]` of
+    /// "domain" = "service"); default: the shipped permitted-domains.toml.
+    #[arg(long, env = "AIRLOCK_PERMITTED_DOMAINS", value_name = "FILE")]
+    permitted_domains: Option<PathBuf>,
+}
+
+impl PermittedArgs {
+    /// The table named, or the shipped one.
+    pub fn load(&self) -> anyhow::Result<PermittedDomains> {
+        match &self.permitted_domains {
+            Some(path) => PermittedDomains::load(path).map_err(anyhow::Error::msg),
+            None => Ok(PermittedDomains::default()),
+        }
+    }
+}
+
+impl NetArgs {
+    fn resolve_overrides(&self) -> anyhow::Result<ResolveOverrides> {
+        let mut resolve = ResolveOverrides::default();
+        for spec in &self.resolve {
+            resolve
+                .add_spec(spec)
+                .map_err(anyhow::Error::msg)
+                .context("--resolve")?;
+        }
+        Ok(resolve)
+    }
+
+    /// Sets the resolver, address policy and permitted table of `options`.
+    fn apply(&self, options: &mut AirlockOptions) -> anyhow::Result<()> {
+        options.resolve = self.resolve_overrides()?;
+        options.addresses = AddressPolicy::new(self.allow_network.clone());
+        options.permitted = self.permitted.load()?;
+        Ok(())
+    }
+
+    /// Prints what an installation may reach and how names resolve.
+    fn print(&self, grants: &Grants) -> anyhow::Result<()> {
+        for g in &grants.granted {
+            let source = match &g.permitted_by {
+                Some(p) => format!("manifest, permitted as {} ({})", p.domain, p.service),
+                None => "installation config, approved by the operator".to_string(),
+            };
+            println!("  egress     {}  [{}; {source}]", g.rule, g.rule.service);
+        }
+        if grants.granted.is_empty() {
+            println!("  egress     (none: every request is denied)");
+        }
+        for r in &grants.refused {
+            println!("  NOT GRANTED {} [{}]: {}", r.host, r.service, r.reason);
+        }
+        for (host, addrs) in self.resolve_overrides()?.entries() {
+            let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            println!(
+                "  resolve    {host} -> {} (test resolver)",
+                addrs.join(", ")
+            );
+        }
+        for net in &self.allow_network {
+            println!("  network    {net} allowed by the operator");
+        }
+        Ok(())
     }
 }
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
-use airlock::egress::{AddressPolicy, Decision, ResolveOverrides};
+use airlock::egress::Decision;
 use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
 
-use super::{CacheArgs, EXIT_ERROR, EXIT_RETRY};
+use super::{CacheArgs, EXIT_ERROR, EXIT_RETRY, NetArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -44,16 +44,8 @@ pub struct RunArgs {
         value_name = "FILE"
     )]
     db: PathBuf,
-    /// Test resolver: connect to ADDRESS for HOST instead of asking DNS, like
-    /// curl's --resolve. The egress policy still decides on the name first.
-    /// Repeatable.
-    #[arg(long, value_name = "HOST=ADDRESS")]
-    resolve: Vec<String>,
-    /// Allow connections to this network (CIDR, e.g. 127.0.0.0/8 for a local
-    /// test server, 10.1.2.0/24 for an on-premises system). Only public
-    /// addresses are allowed otherwise. Repeatable.
-    #[arg(long, value_name = "CIDR")]
-    allow_network: Vec<ipnet::IpNet>,
+    #[command(flatten)]
+    net: NetArgs,
     /// The run's due time (RFC 3339, e.g. 2026-11-23T10:00:00Z); default now.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
@@ -90,13 +82,6 @@ fn config_assignments(args: &RunArgs) -> anyhow::Result<Vec<String>> {
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let plugin = Plugin::load(&args.plugin_dir)?;
     let config = ConfigValues::from_assignments(&plugin.manifest, &config_assignments(&args)?)?;
-    let mut resolve = ResolveOverrides::default();
-    for spec in &args.resolve {
-        resolve
-            .add_spec(spec)
-            .map_err(anyhow::Error::msg)
-            .context("--resolve")?;
-    }
     let scheduled_at = match &args.at {
         Some(t) => DateTime::parse_from_rfc3339(t)
             .with_context(|| {
@@ -109,12 +94,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         bail!("--attempt starts at 1");
     }
     let store = Arc::new(SqliteStore::open(&args.db)?);
-    let options = AirlockOptions {
-        resolve: resolve.clone(),
-        addresses: AddressPolicy::new(args.allow_network.clone()),
+    let mut options = AirlockOptions {
         cache_dir: args.cache.dir(),
         ..AirlockOptions::default()
     };
+    args.net.apply(&mut options)?;
     let host = Airlock::new(store, options)?;
     let installation = Installation {
         tenant: args.tenant.clone(),
@@ -125,7 +109,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         config,
         mode: args.mode,
     };
-    let policy = host.policy(&plugin, &installation)?;
+    let grants = host.grants(&plugin, &installation)?;
     if !args.json {
         println!(
             "run {} feed={} tenant={} installation={} mode={}",
@@ -136,22 +120,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
             installation.mode.as_str()
         );
         println!("  component  sha256:{}", plugin.digest);
-        for rule in policy.rules() {
-            println!("  egress     {rule}  [{}]", rule.service);
-        }
-        if policy.rules().is_empty() {
-            println!("  egress     (none: every request is denied)");
-        }
-        for (host, addrs) in resolve.entries() {
-            let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-            println!(
-                "  resolve    {host} -> {} (test resolver)",
-                addrs.join(", ")
-            );
-        }
-        for net in &args.allow_network {
-            println!("  network    {net} allowed by the operator");
-        }
+        args.net.print(&grants)?;
     }
     let request = RunRequest {
         feed: args.feed.clone(),

@@ -9,11 +9,14 @@
 //!   test resolver when configured), sends with reqwest, caps bodies, and
 //!   returns an audit record per hop.
 //!
-//! This module does not decide which rules an installation has; the caller
-//! builds the [`EgressPolicy`] (see [`policy_for`]).
+//! - [`grants`] works out which rules an installation has: the operator's
+//!   permitted-domains table ∩ the manifest's entries, plus approved config
+//!   origins, keeping refused entries for reporting.
+//! - [`address`] decides which IP addresses connections may go to.
 
 pub mod address;
 pub mod client;
+pub mod grants;
 pub mod policy;
 
 pub use address::AddressPolicy;
@@ -21,25 +24,5 @@ pub use client::{
     Decision, EgressClient, EgressLimits, HttpCall, HttpError, HttpRequest, HttpResponse,
     ResolveOverrides, SendMode,
 };
+pub use grants::{Grants, PermittedDomains};
 pub use policy::{Denial, DenialRule, EgressPolicy, EgressRule, Grant, HostPattern, RuleSource};
-
-use crate::config::ConfigValues;
-use crate::manifest::Manifest;
-
-/// The policy of one installation: the manifest's `[[egress.allow]]` entries
-/// plus the origins of the config values named in `[egress] from_config`.
-pub fn policy_for(manifest: &Manifest, config: &ConfigValues) -> Result<EgressPolicy, String> {
-    let mut rules = manifest
-        .egress
-        .allow
-        .iter()
-        .map(EgressRule::from_manifest)
-        .collect::<Result<Vec<_>, _>>()?;
-    for key in &manifest.egress.from_config {
-        if let Some(value) = config.get(key) {
-            let service = format!("{} (installation config `{key}`)", manifest.plugin.id);
-            rules.push(EgressRule::from_config_url(key, value, &service)?);
-        }
-    }
-    Ok(EgressPolicy::new(rules))
-}

@@ -39,7 +39,7 @@ pub enum HostPattern {
 }
 
 impl HostPattern {
-    fn matches(&self, host: &RequestHost) -> bool {
+    pub(crate) fn matches(&self, host: &RequestHost) -> bool {
         match (self, host) {
             (HostPattern::DomainAndSubdomains(d), RequestHost::Domain(h)) => {
                 h == d
