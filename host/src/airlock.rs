@@ -288,7 +288,7 @@ impl Airlock {
             message: report.end.summary(),
             report: serde_json::to_string(report).unwrap_or_default(),
         };
-        Ok(self.store.insert_run(&row)?)
+        Ok(self.store.insert_run(&row, &report.http)?)
     }
 
     /// "Test connection": calls the guest's `check`. Storage writes made by

@@ -71,6 +71,16 @@ pub fn check_value(field: &ConfigField, value: &str) -> Result<(), String> {
     }
 }
 
+/// `KEY=VALUE` arguments as pairs.
+fn split_assignments(args: &[String]) -> Result<Vec<(&str, &str)>, ConfigError> {
+    args.iter()
+        .map(|a| {
+            a.split_once('=')
+                .ok_or_else(|| ConfigError::NotAssignment(a.clone()))
+        })
+        .collect()
+}
+
 /// An installation's resolved config: every declared field that has a value,
 /// defaults applied, secrets apart.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -99,6 +109,14 @@ impl ConfigValues {
     pub fn resolve<'a>(
         manifest: &Manifest,
         given: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ConfigError> {
+        Self::resolve_with(manifest, given, true)
+    }
+
+    fn resolve_with<'a>(
+        manifest: &Manifest,
+        given: impl IntoIterator<Item = (&'a str, &'a str)>,
+        require_all: bool,
     ) -> Result<Self, ConfigError> {
         let mut values = Self::default();
         for (key, value) in given {
@@ -131,7 +149,7 @@ impl ConfigValues {
             match &field.default {
                 Some(toml::Value::String(s)) => values.insert(key, field.kind, s.clone()),
                 Some(other) => values.insert(key, field.kind, other.to_string()),
-                None if field.required => {
+                None if field.required && require_all => {
                     return Err(ConfigError::Missing { key: key.clone() });
                 }
                 None => {}
@@ -142,14 +160,16 @@ impl ConfigValues {
 
     /// Parses `KEY=VALUE` arguments and resolves them (see [`Self::resolve`]).
     pub fn from_assignments(manifest: &Manifest, args: &[String]) -> Result<Self, ConfigError> {
-        let pairs = args
-            .iter()
-            .map(|a| {
-                a.split_once('=')
-                    .ok_or_else(|| ConfigError::NotAssignment(a.clone()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Self::resolve(manifest, pairs)
+        Self::resolve_with(manifest, split_assignments(args)?, true)
+    }
+
+    /// Like [`Self::from_assignments`], but required fields may be missing:
+    /// for checking what some config would grant without a full installation.
+    pub fn from_assignments_partial(
+        manifest: &Manifest,
+        args: &[String],
+    ) -> Result<Self, ConfigError> {
+        Self::resolve_with(manifest, split_assignments(args)?, false)
     }
 
     fn insert(&mut self, key: &str, kind: ConfigType, value: String) {

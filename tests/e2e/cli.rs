@@ -268,3 +268,173 @@ fn a_host_killed_mid_run_applies_none_of_the_runs_writes() {
         "the killed run's count=999 leaked: {out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reviewers_check_urls_and_read_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let table = dir.path().join("permitted.toml");
+    std::fs::write(&table, "[domains]\n\"allowed.test\" = \"Test APIs\"\n").unwrap();
+    let table = table.to_str().unwrap();
+
+    // check: exit 0 allow, 1 deny, with the reason; nothing is sent.
+    let allow = airlock(
+        &[
+            "egress",
+            "check",
+            "plugins/misbehaving",
+            "https://x.api.allowed.test/v1?secret=1",
+            "--no-resolve",
+            "--permitted-domains",
+            table,
+        ],
+        &db,
+    );
+    expect(
+        &allow,
+        0,
+        "ALLOW by https://api.allowed.test (and subdomains) [Allowed test API; manifest, permitted as allowed.test (Test APIs)]",
+    );
+    let deny = airlock(
+        &[
+            "egress",
+            "check",
+            "plugins/misbehaving",
+            "https://api.allowed.test/",
+            "--no-resolve",
+        ],
+        &db,
+    );
+    expect(&deny, 1, "DENY [no-matching-entry]");
+    expect(&deny, 1, "is not in the operator's permitted-domains table");
+    let rebinding = airlock(
+        &[
+            "egress",
+            "check",
+            "plugins/misbehaving",
+            "https://api.allowed.test/",
+            "--permitted-domains",
+            table,
+            "--resolve",
+            "api.allowed.test=169.254.169.254",
+        ],
+        &db,
+    );
+    expect(
+        &rebinding,
+        1,
+        "DENY [resolved-address] api.allowed.test resolves to 169.254.169.254, a link-local address",
+    );
+    let suppressed = airlock(
+        &[
+            "egress",
+            "check",
+            "plugins/misbehaving",
+            "https://api.allowed.test/",
+            "--method",
+            "POST",
+            "--mode",
+            "test",
+            "--no-resolve",
+            "--permitted-domains",
+            table,
+        ],
+        &db,
+    );
+    expect(&suppressed, 1, "DENY [test-mode]");
+
+    // Every decision of a run lands in the audit trail.
+    let sneak = airlock(
+        &[
+            "run",
+            "plugins/misbehaving",
+            "--feed",
+            "sneak",
+            "--tenant",
+            "acme",
+            "--permitted-domains",
+            table,
+        ],
+        &db,
+    );
+    expect(&sneak, 0, "11 requests denied");
+    let log = airlock(&["egress", "log", "--denied", "--format", "json"], &db);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&log.stdout).unwrap();
+    assert_eq!(rows.len(), 11, "{}", text(&log));
+    assert!(rows.iter().all(|r| r["decision"] == "denied"
+        && r["tenant"] == "acme"
+        && r["plugin_id"] == "misbehaving"));
+    assert!(
+        rows.iter()
+            .any(|r| r["rule"] == "userinfo" && r["host"] == "evil.example")
+    );
+
+    let shop = FakeStore::start(0, "demo", "pw").await.unwrap();
+    let endpoint = format!("endpoint=http://shop.test:{}/api/v1", shop.addr.port());
+    let run = airlock(
+        &[
+            "run",
+            "plugins/custom-store",
+            "--feed",
+            "orders",
+            "--tenant",
+            "acme",
+            "--config",
+            &endpoint,
+            "--config",
+            "username=demo",
+            "--config",
+            "password=pw",
+            "--resolve",
+            "shop.test=127.0.0.1",
+            "--allow-network",
+            "127.0.0.0/8",
+        ],
+        &db,
+    );
+    expect(&run, 0, "outcome: INFO  no orders modified");
+    let audit = airlock(
+        &[
+            "egress",
+            "audit",
+            "plugins/custom-store",
+            "plugins/misbehaving",
+            "--permitted-domains",
+            table,
+            "--format",
+            "csv",
+        ],
+        &db,
+    );
+    let csv = text(&audit);
+    assert_eq!(audit.status.code(), Some(0), "{csv}");
+    let rule = format!("http://shop.test port {}", shop.addr.port());
+    assert!(
+        csv.contains(&format!(
+            "custom-store@0.1.0,acme,custom-store,allowed,{rule},"
+        )),
+        "{csv}"
+    );
+    assert!(csv.contains(",2,"), "two allowed requests: {csv}");
+    assert!(csv.contains("granted but never used"), "{csv}");
+    let log = airlock(
+        &[
+            "egress",
+            "log",
+            "--plugin",
+            "custom-store",
+            "--format",
+            "json",
+        ],
+        &db,
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&log.stdout).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(
+        |r| r["status"] == 200 && r["remote_addr"].as_str().unwrap().starts_with("127.0.0.1:")
+    ));
+    assert!(
+        !String::from_utf8_lossy(&log.stdout).contains("date_modified"),
+        "query strings are never audited"
+    );
+}

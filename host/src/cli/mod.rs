@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own file
 //! and only calls the library; nothing here decides policy.
 
+mod egress;
 mod inspect;
 mod run;
 
@@ -49,6 +50,12 @@ enum Command {
     /// Describe a plugin: manifest, component digest, WIT imports and exports,
     /// and the egress table a security reviewer checks.
     Inspect(inspect::InspectArgs),
+    /// Egress for security reviewers: explain a URL's verdict, audit what
+    /// plugins may reach and use, list recorded decisions.
+    Egress {
+        #[command(subcommand)]
+        command: egress::EgressCommand,
+    },
 }
 
 /// Options shared by commands that load components.
@@ -169,5 +176,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run::run(*args).await,
         Command::Inspect(args) => inspect::inspect(args),
+        Command::Egress { command } => egress::egress(command).await,
     }
 }

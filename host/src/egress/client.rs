@@ -156,6 +156,8 @@ pub struct HttpCall {
     pub error: Option<String>,
     /// Time from decision to full response, in milliseconds.
     pub duration_ms: u64,
+    /// When the decision was taken, milliseconds since the Unix epoch.
+    pub at_ms: i64,
 }
 
 impl HttpCall {
@@ -179,6 +181,7 @@ impl HttpCall {
             response_bytes: 0,
             error: None,
             duration_ms: 0,
+            at_ms: chrono::Utc::now().timestamp_millis(),
         }
     }
 }
@@ -243,29 +246,55 @@ impl std::error::Error for AddressDenied {}
 /// address is checked, and the connection goes only to checked addresses (no
 /// second lookup). One refused address refuses the whole answer: a name that
 /// resolves partly inside the network is not trusted.
+#[derive(Clone)]
 struct CheckingResolver {
     overrides: ResolveOverrides,
     addresses: AddressPolicy,
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl CheckingResolver {
+    /// Resolves `host` and checks every address; an [`AddressDenied`] error
+    /// when one is refused.
+    async fn resolve_checked(&self, host: &str) -> Result<Vec<SocketAddr>, BoxError> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let addrs: Vec<SocketAddr> = match self.overrides.map.get(&host) {
+            Some(ips) => ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
+            None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+        };
+        for addr in &addrs {
+            self.addresses
+                .check(&host, addr.ip())
+                .map_err(|d| Box::new(AddressDenied(d)) as BoxError)?;
+        }
+        Ok(addrs)
+    }
+}
+
 impl reqwest::dns::Resolve for CheckingResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
-        let fixed = self.overrides.map.get(&host).cloned();
-        let addresses = self.addresses.clone();
+        let resolver = self.clone();
+        let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = match fixed {
-                Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect(),
-                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
-            };
-            for addr in &addrs {
-                addresses.check(&host, addr.ip()).map_err(|d| {
-                    Box::new(AddressDenied(d)) as Box<dyn std::error::Error + Send + Sync>
-                })?;
-            }
+            let addrs = resolver.resolve_checked(&host).await?;
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+/// What [`EgressClient::explain`] found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// The decision `send` would take for the first hop.
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// The normalised host, when the URL parsed.
+    pub host: Option<String>,
+    /// The addresses the host resolved to (all checked), when resolved.
+    pub addresses: Vec<std::net::IpAddr>,
+    /// Why resolution failed, if it did (not a denial: DNS had no answer).
+    pub lookup_error: Option<String>,
 }
 
 /// Headers a guest may not set: they would let it address a different host
@@ -284,6 +313,7 @@ pub struct EgressClient {
     client: reqwest::Client,
     limits: EgressLimits,
     addresses: AddressPolicy,
+    resolver: CheckingResolver,
 }
 
 impl EgressClient {
@@ -295,20 +325,73 @@ impl EgressClient {
         overrides: ResolveOverrides,
         addresses: AddressPolicy,
     ) -> Result<Self, reqwest::Error> {
+        let resolver = CheckingResolver {
+            overrides,
+            addresses: addresses.clone(),
+        };
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(CheckingResolver {
-                overrides,
-                addresses: addresses.clone(),
-            }))
+            .dns_resolver(Arc::new(resolver.clone()))
             .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             client,
             limits,
             addresses,
+            resolver,
         })
+    }
+
+    /// What [`send`](Self::send) would decide for `request`'s first hop,
+    /// without sending anything: the same checks, and with `resolve` the same
+    /// resolution and address checks, stopping before the socket.
+    pub async fn explain(
+        &self,
+        policy: &EgressPolicy,
+        mode: SendMode,
+        request: &HttpRequest,
+        resolve: bool,
+    ) -> Explanation {
+        let grant = match self.decide(policy, mode, request) {
+            Ok(grant) => grant,
+            Err((_, decision)) => {
+                return Explanation {
+                    decision,
+                    host: None,
+                    addresses: vec![],
+                    lookup_error: None,
+                };
+            }
+        };
+        let mut explanation = Explanation {
+            decision: Decision::Allowed {
+                rule: grant.rule.to_string(),
+                service: grant.rule.service.clone(),
+            },
+            host: Some(grant.host.to_string()),
+            addresses: vec![],
+            lookup_error: None,
+        };
+        match grant.host {
+            RequestHost::Ip(ip) => explanation.addresses.push(ip),
+            RequestHost::Domain(ref name) if resolve => {
+                match self.resolver.resolve_checked(name).await {
+                    Ok(addrs) => explanation.addresses = addrs.iter().map(SocketAddr::ip).collect(),
+                    Err(e) => match e.downcast_ref::<AddressDenied>() {
+                        Some(AddressDenied(d)) => {
+                            explanation.decision = Decision::Denied {
+                                rule: d.rule,
+                                reason: d.reason.clone(),
+                            }
+                        }
+                        None => explanation.lookup_error = Some(e.to_string()),
+                    },
+                }
+            }
+            RequestHost::Domain(_) => {}
+        }
+        explanation
     }
 
     /// Checks and sends `request` under `policy`, following redirects (each

@@ -21,8 +21,8 @@ pub mod policy;
 
 pub use address::AddressPolicy;
 pub use client::{
-    Decision, EgressClient, EgressLimits, HttpCall, HttpError, HttpRequest, HttpResponse,
-    ResolveOverrides, SendMode,
+    Decision, EgressClient, EgressLimits, Explanation, HttpCall, HttpError, HttpRequest,
+    HttpResponse, ResolveOverrides, SendMode,
 };
 pub use grants::{Grants, PermittedDomains};
 pub use policy::{Denial, DenialRule, EgressPolicy, EgressRule, Grant, HostPattern, RuleSource};

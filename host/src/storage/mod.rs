@@ -11,9 +11,11 @@
 //! Data is always addressed by a [`Scope`] (tenant, installation): there is no
 //! call that reads across scopes.
 
+mod audit;
 mod run_scope;
 mod sqlite;
 
+pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};
 pub use sqlite::{RunRow, SqliteStore};
 

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{KvBackend, Scope, StorageError};
+use crate::egress::HttpCall;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run. Never edit one that has shipped: append a new one.
@@ -38,6 +39,33 @@ const MIGRATIONS: &[&str] = &[
         report         TEXT NOT NULL
     );
     CREATE INDEX runs_by_feed ON runs (tenant, installation, feed, status, ended_at);",
+    // 2: the egress audit trail: one row per request or redirect hop.
+    "CREATE TABLE egress_audit (
+        id             INTEGER PRIMARY KEY,
+        at_ms          INTEGER NOT NULL,
+        run_id         INTEGER REFERENCES runs (id),
+        tenant         TEXT NOT NULL,
+        installation   TEXT NOT NULL,
+        plugin_id      TEXT NOT NULL,
+        plugin_version TEXT NOT NULL,
+        feed           TEXT NOT NULL,
+        method         TEXT NOT NULL,
+        scheme         TEXT,
+        host           TEXT NOT NULL,
+        port           INTEGER,
+        path           TEXT NOT NULL,
+        remote_addr    TEXT,
+        decision       TEXT NOT NULL,
+        rule           TEXT,
+        service        TEXT,
+        reason         TEXT,
+        status         INTEGER,
+        bytes          INTEGER NOT NULL,
+        duration_ms    INTEGER NOT NULL,
+        error          TEXT
+    );
+    CREATE INDEX egress_audit_by_time ON egress_audit (at_ms);
+    CREATE INDEX egress_audit_by_plugin ON egress_audit (plugin_id, tenant, installation);",
 ];
 
 /// A run as recorded in the `runs` table.
@@ -125,16 +153,18 @@ impl SqliteStore {
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (an
         // open transaction rolls back when dropped), so the poison is ignored.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a finished run; returns its id.
-    pub fn insert_run(&self, run: &RunRow) -> Result<i64, StorageError> {
-        let conn = self.conn();
-        conn.execute(
+    /// Records a finished run and its HTTP calls (the egress audit) in one
+    /// transaction; returns the run's id.
+    pub fn insert_run(&self, run: &RunRow, calls: &[HttpCall]) -> Result<i64, StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO runs (tenant, installation, plugin_id, plugin_version, plugin_digest,
                 feed, mode, trigger, attempt, scheduled_at, started_at, ended_at, status,
                 message, report)
@@ -157,7 +187,10 @@ impl SqliteStore {
                 run.report
             ],
         )?;
-        Ok(conn.last_insert_rowid())
+        let run_id = tx.last_insert_rowid();
+        super::audit::insert_calls(&tx, run, run_id, calls)?;
+        tx.commit()?;
+        Ok(run_id)
     }
 
     /// When the last run of `feed` for `scope` that ended `ok` or `info` ended.

@@ -1,0 +1,490 @@
+//! `airlock egress check|audit|log`: what a security reviewer asks of the
+//! egress policy, answered from the same code the host enforces with.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use airlock::egress::{Decision, EgressClient, Explanation, Grants, HttpRequest, SendMode};
+use airlock::runs::Mode;
+use airlock::storage::{AuditFilter, RuleUsage};
+use airlock::{AirlockOptions, ConfigValues, Plugin, SqliteStore};
+
+use super::{NetArgs, PermittedArgs};
+
+/// Exit status when a URL would be refused (or could not be decided).
+pub const EXIT_DENIED: u8 = 1;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EgressCommand {
+    /// Explain the verdict for a URL without sending anything.
+    ///
+    /// Runs the same checks as a real request up to the socket: URL parsing
+    /// and normalisation, the installation's grants (permitted-domains table ∩
+    /// manifest, plus config origins), test mode, and DNS resolution with the
+    /// address check (skip with --no-resolve). Exit 0 allow, 1 deny.
+    Check(Box<CheckArgs>),
+    /// The effective allow-list of plugins per installation, each entry with
+    /// its service and where it came from, request counts, last use, and
+    /// entries granted but never used.
+    Audit(AuditArgs),
+    /// List recorded egress decisions, newest first.
+    Log(LogArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The plugin directory.
+    plugin_dir: PathBuf,
+    /// The URL to judge.
+    url: String,
+    /// The request method.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// Config values (KEY=VALUE) whose origins the plugin may reach
+    /// (`[egress] from_config`); required fields may be left out.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// Judge as a test-mode installation (state-changing methods suppressed).
+    #[arg(long, value_enum, default_value_t = Mode::Live)]
+    mode: Mode,
+    /// Do not resolve the host (no DNS, no address check).
+    #[arg(long)]
+    no_resolve: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// Output formats for listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns.
+    Table,
+    /// One JSON array.
+    Json,
+    /// Comma-separated values with a header.
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Plugin directories to audit.
+    #[arg(required = true)]
+    plugin_dirs: Vec<PathBuf>,
+    /// Only this tenant's installations.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// The database with the audit trail.
+    #[arg(
+        long,
+        env = "AIRLOCK_DB",
+        default_value = "airlock.db",
+        value_name = "FILE"
+    )]
+    db: PathBuf,
+    #[command(flatten)]
+    permitted: PermittedArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// Only denials.
+    #[arg(long)]
+    denied: bool,
+    /// Only since this time: RFC 3339 (2026-11-23T10:00:00Z) or an age
+    /// (30m, 12h, 7d).
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Only this tenant.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only this plugin id.
+    #[arg(long)]
+    plugin: Option<String>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// The database with the audit trail.
+    #[arg(
+        long,
+        env = "AIRLOCK_DB",
+        default_value = "airlock.db",
+        value_name = "FILE"
+    )]
+    db: PathBuf,
+}
+
+pub async fn egress(command: EgressCommand) -> anyhow::Result<u8> {
+    match command {
+        EgressCommand::Check(args) => check(*args).await,
+        EgressCommand::Audit(args) => audit(args),
+        EgressCommand::Log(args) => log(args),
+    }
+}
+
+async fn check(args: CheckArgs) -> anyhow::Result<u8> {
+    let plugin = Plugin::load(&args.plugin_dir)?;
+    let config = ConfigValues::from_assignments_partial(&plugin.manifest, &args.config)?;
+    let mut options = AirlockOptions::default();
+    args.net.apply(&mut options)?;
+    let grants = Grants::resolve(&plugin.manifest, &config, &options.permitted)
+        .map_err(anyhow::Error::msg)?;
+    let client = EgressClient::new(options.egress_limits, options.resolve, options.addresses)?;
+    let request = HttpRequest {
+        method: args.method.to_ascii_uppercase(),
+        url: args.url.clone(),
+        headers: vec![],
+        body: None,
+        timeout: None,
+    };
+    let mode = match args.mode {
+        Mode::Test => SendMode::Test,
+        Mode::Live => SendMode::Live,
+    };
+    let explanation = client
+        .explain(&grants.policy(), mode, &request, !args.no_resolve)
+        .await;
+    let allowed = matches!(explanation.decision, Decision::Allowed { .. })
+        && explanation.lookup_error.is_none();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&explanation)?);
+    } else {
+        print_explanation(&args, &grants, &explanation);
+    }
+    Ok(if allowed { 0 } else { EXIT_DENIED })
+}
+
+fn print_explanation(args: &CheckArgs, grants: &Grants, e: &Explanation) {
+    println!(
+        "url        {} {}",
+        args.method.to_ascii_uppercase(),
+        args.url.escape_debug()
+    );
+    if let Some(host) = &e.host {
+        println!("host       {host}");
+    }
+    match &e.decision {
+        Decision::Allowed { rule, service } => {
+            let source = grants
+                .granted
+                .iter()
+                .find(|g| g.rule.to_string() == *rule)
+                .map(|g| match &g.permitted_by {
+                    Some(p) => format!("manifest, permitted as {} ({})", p.domain, p.service),
+                    None => "installation config".to_string(),
+                })
+                .unwrap_or_default();
+            println!("verdict    ALLOW by {rule} [{service}; {source}]");
+        }
+        Decision::Denied { rule, reason } => {
+            println!("verdict    DENY [{}] {reason}", rule.as_str())
+        }
+        Decision::Suppressed => {
+            println!("verdict    DENY [test-mode] not sent: the method changes state")
+        }
+        Decision::Invalid { reason } => println!("verdict    DENY [invalid-request] {reason}"),
+    }
+    if !e.addresses.is_empty() {
+        let addrs: Vec<String> = e.addresses.iter().map(ToString::to_string).collect();
+        println!("addresses  {} (all allowed)", addrs.join(", "));
+    } else if args.no_resolve && matches!(e.decision, Decision::Allowed { .. }) {
+        println!("addresses  not resolved (--no-resolve)");
+    }
+    if let Some(err) = &e.lookup_error {
+        println!("lookup     failed: {err} (a real request would fail to connect)");
+    }
+    for r in &grants.refused {
+        println!(
+            "note       manifest entry {} [{}] is NOT granted: {}",
+            r.host, r.service, r.reason
+        );
+    }
+}
+
+/// One line of `egress audit`.
+#[derive(Debug, Serialize)]
+struct AuditEntry {
+    plugin: String,
+    tenant: String,
+    installation: String,
+    decision: String,
+    entry: String,
+    service: String,
+    source: String,
+    requests: u64,
+    last_used: String,
+    note: String,
+}
+
+fn time(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+fn audit_entries(plugin: &Plugin, grants: &Grants, usage: &[RuleUsage]) -> Vec<AuditEntry> {
+    let id = &plugin.manifest.plugin.id;
+    let mut out = Vec::new();
+    let granted_source = |rule: &str| {
+        grants
+            .granted
+            .iter()
+            .find(|g| g.rule.to_string() == rule)
+            .map(|g| {
+                let p = g
+                    .permitted_by
+                    .as_ref()
+                    .expect("manifest grants are permitted");
+                (
+                    g.rule.service.clone(),
+                    format!("manifest; permitted as {} ({})", p.domain, p.service),
+                )
+            })
+    };
+    for u in usage {
+        let (service, source) = match u.decision.as_str() {
+            "allowed" => granted_source(&u.rule)
+                .unwrap_or_else(|| (String::new(), "installation config".into())),
+            _ => (String::new(), "refused by the host".into()),
+        };
+        out.push(AuditEntry {
+            plugin: plugin.label(),
+            tenant: u.tenant.clone(),
+            installation: u.installation.clone(),
+            decision: u.decision.clone(),
+            entry: u.rule.clone(),
+            service,
+            source,
+            requests: u.count,
+            last_used: time(u.last_ms),
+            note: String::new(),
+        });
+    }
+    for g in &grants.granted {
+        let rule = g.rule.to_string();
+        if usage
+            .iter()
+            .any(|u| u.decision == "allowed" && u.rule == rule)
+        {
+            continue;
+        }
+        let (service, source) = granted_source(&rule).unwrap_or_default();
+        out.push(AuditEntry {
+            plugin: plugin.label(),
+            tenant: "*".into(),
+            installation: "*".into(),
+            decision: "allowed".into(),
+            entry: rule,
+            service,
+            source,
+            requests: 0,
+            last_used: String::new(),
+            note: "granted but never used: consider removing it".into(),
+        });
+    }
+    for key in &plugin.manifest.egress.from_config {
+        if !usage
+            .iter()
+            .any(|u| u.decision == "allowed" && granted_source(&u.rule).is_none())
+        {
+            out.push(AuditEntry {
+                plugin: plugin.label(),
+                tenant: "*".into(),
+                installation: "*".into(),
+                decision: "allowed".into(),
+                entry: format!("<origin of config `{key}`>"),
+                service: format!("{id} (installation config)"),
+                source: "installation config, approved per installation".into(),
+                requests: 0,
+                last_used: String::new(),
+                note: "no recorded use".into(),
+            });
+        }
+    }
+    for r in &grants.refused {
+        out.push(AuditEntry {
+            plugin: plugin.label(),
+            tenant: "*".into(),
+            installation: "*".into(),
+            decision: "not granted".into(),
+            entry: r.host.clone(),
+            service: r.service.clone(),
+            source: "manifest".into(),
+            requests: 0,
+            last_used: String::new(),
+            note: r.reason.clone(),
+        });
+    }
+    out
+}
+
+fn audit(args: AuditArgs) -> anyhow::Result<u8> {
+    let store = SqliteStore::open(&args.db)?;
+    let permitted = args.permitted.load()?;
+    let mut entries = Vec::new();
+    for dir in &args.plugin_dirs {
+        let plugin = Plugin::load(dir)?;
+        let grants = Grants::resolve(&plugin.manifest, &ConfigValues::default(), &permitted)
+            .map_err(anyhow::Error::msg)?;
+        let usage = store.rule_usage(&plugin.manifest.plugin.id, args.tenant.as_deref())?;
+        entries.extend(audit_entries(&plugin, &grants, &usage));
+    }
+    print_rows(
+        args.format,
+        &entries,
+        |e| {
+            vec![
+                e.plugin.clone(),
+                e.tenant.clone(),
+                e.installation.clone(),
+                e.decision.clone(),
+                e.entry.clone(),
+                e.service.clone(),
+                e.requests.to_string(),
+                e.last_used.clone(),
+                if e.note.is_empty() {
+                    e.source.clone()
+                } else {
+                    format!("{}; {}", e.source, e.note)
+                },
+            ]
+        },
+        &[
+            "plugin",
+            "tenant",
+            "installation",
+            "decision",
+            "entry",
+            "service",
+            "requests",
+            "last used",
+            "source / note",
+        ],
+    )?;
+    Ok(0)
+}
+
+/// `30m`, `12h`, `7d` ago, or an RFC 3339 time, as ms since the epoch.
+fn parse_since(s: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n
+        .parse()
+        .with_context(|| format!("--since `{s}` is not a time or an age like 30m, 12h, 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => anyhow::bail!("--since `{s}`: use s, m, h or d"),
+    };
+    Ok(Utc::now().timestamp_millis() - secs * 1000)
+}
+
+fn log(args: LogArgs) -> anyhow::Result<u8> {
+    let store = Arc::new(SqliteStore::open(&args.db)?);
+    let filter = AuditFilter {
+        denied_only: args.denied,
+        since_ms: args.since.as_deref().map(parse_since).transpose()?,
+        tenant: args.tenant,
+        plugin: args.plugin,
+        limit: args.limit,
+    };
+    let rows = store.audit_log(&filter)?;
+    print_rows(
+        args.format,
+        &rows,
+        |r| {
+            vec![
+                time(r.at_ms),
+                format!("{}/{}", r.tenant, r.installation),
+                format!("{}@{}", r.plugin_id, r.plugin_version),
+                r.run_id
+                    .map(|id| format!("#{id} {}", r.feed))
+                    .unwrap_or_default(),
+                format!(
+                    "{} {}://{}{}{}",
+                    r.method,
+                    r.scheme.as_deref().unwrap_or("?"),
+                    r.host,
+                    r.port.map(|p| format!(":{p}")).unwrap_or_default(),
+                    r.path
+                ),
+                r.decision.clone(),
+                r.rule.clone().unwrap_or_default(),
+                r.status.map(|s| s.to_string()).unwrap_or_default(),
+                r.reason.clone().or(r.error.clone()).unwrap_or_default(),
+            ]
+        },
+        &[
+            "time",
+            "tenant/installation",
+            "plugin",
+            "run",
+            "request",
+            "decision",
+            "rule",
+            "status",
+            "reason",
+        ],
+    )?;
+    Ok(0)
+}
+
+/// Prints `rows` as a table, JSON or CSV.
+fn print_rows<T: Serialize>(
+    format: Format,
+    rows: &[T],
+    cells: impl Fn(&T) -> Vec<String>,
+    header: &[&str],
+) -> anyhow::Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(rows)?),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            for row in rows {
+                w.serialize(row)?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            let lines: Vec<Vec<String>> = rows.iter().map(&cells).collect();
+            let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+            for line in &lines {
+                for (w, c) in widths.iter_mut().zip(line) {
+                    *w = (*w).max(c.chars().count());
+                }
+            }
+            let print = |cols: Vec<String>| {
+                let text: Vec<String> = cols
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}", w = *w))
+                    .collect();
+                println!("{}", text.join("  ").trim_end());
+            };
+            print(header.iter().map(|h| h.to_string()).collect());
+            for line in lines {
+                print(line);
+            }
+            if rows.is_empty() {
+                println!("(nothing recorded)");
+            }
+        }
+    }
+    Ok(())
+}
