@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds every example connector in plugins/ for wasm32-wasip2 and copies each
-# component to plugins/<name>/plugin.wasm, beside its plugin.toml.
+# Builds every example connector in plugins/ and puts each component at
+# plugins/<name>/plugin.wasm, beside its plugin.toml: the Rust ones for
+# wasm32-wasip2, the JavaScript ones with componentize-js.
 #
 # Prefers an installed rustup wasm32-wasip2 target. Without one (rustup cannot
 # download targets on machines without internet), falls back to Debian's
@@ -44,6 +45,21 @@ else
   RUSTFLAGS="-L /usr/lib/wasm32-wasi" \
     cargo build --release --target wasm32-wasip2 -Zbuild-std=std,panic_abort
 fi
+
+# JavaScript guests: componentize-js from the npm registry (pinned in
+# package-lock.json), rebuilt when their sources change.
+for dir in "$root"/plugins/*/; do
+  [[ -f $dir/package.json && -f $dir/build.mjs ]] || continue
+  name=$(basename "$dir")
+  if [[ ! -d $dir/node_modules/@bytecodealliance/componentize-js ]]; then
+    say "installing componentize-js for plugins/$name (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if [[ ! -f $dir/plugin.wasm || -n $(find "$dir/src" "$dir/build.mjs" "$root/wit" -newer "$dir/plugin.wasm" 2>/dev/null) ]]; then
+    say "building plugins/$name with componentize-js"
+    (cd "$dir" && node build.mjs)
+  fi
+done
 
 for manifest in "$root"/plugins/*/plugin.toml; do
   dir=$(dirname "$manifest")

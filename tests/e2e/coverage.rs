@@ -2,12 +2,15 @@
 
 #[test]
 fn every_plugin_has_an_end_to_end_test() {
-    let sources: String = ["custom_store.rs", "sandbox.rs", "cli.rs"]
-        .iter()
-        .map(|f| {
-            std::fs::read_to_string(airlock_tests::repo_root().join("tests/e2e").join(f)).unwrap()
-        })
-        .collect();
+    let sources: String = [
+        "custom_store.rs",
+        "sandbox.rs",
+        "cli.rs",
+        "egress_guests.rs",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(airlock_tests::repo_root().join("tests/e2e").join(f)).unwrap())
+    .collect();
     for name in airlock_tests::plugin_names() {
         assert!(
             sources.contains(&format!("plugin(\"{name}\")"))

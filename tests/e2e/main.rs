@@ -6,6 +6,7 @@ mod cli;
 mod coverage;
 mod custom_store;
 mod egress;
+mod egress_guests;
 mod runtime;
 mod sandbox;
 mod support;

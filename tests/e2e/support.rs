@@ -25,13 +25,15 @@ fn cache_dir() -> std::path::PathBuf {
 }
 
 impl Harness {
-    /// A host that resolves `shop.test` (and any `extra` names) to loopback
+    /// A host that resolves `shop.test`, `api.test` and `evil.test` to loopback
     /// through the explicit test resolver.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(SqliteStore::open(&dir.path().join("airlock.db")).expect("open db"));
         let mut resolve = ResolveOverrides::default();
-        resolve.add_spec("shop.test=127.0.0.1").unwrap();
+        for host in ["shop.test", "api.test", "evil.test"] {
+            resolve.add_spec(&format!("{host}=127.0.0.1")).unwrap();
+        }
         // The shipped table plus the test domain the misbehaving plugin uses.
         let mut permitted = PermittedDomains::default();
         permitted.add("allowed.test", "Test APIs").unwrap();

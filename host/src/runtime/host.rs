@@ -96,7 +96,10 @@ impl http::Host for RunState {
         };
         let http = &mut self.http;
         let (result, calls) = http.client.send(&http.policy, http.mode, request).await;
-        http.calls.extend(calls);
+        http.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(calls);
         Ok(result
             .map(|r| http::Response {
                 status: r.status,

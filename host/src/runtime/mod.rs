@@ -13,6 +13,7 @@ mod cache;
 mod host;
 mod state;
 mod stdio;
+mod wasi_http;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -250,6 +251,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.into()))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Engine(e.into()))?;
         Connector::add_to_linker::<RunState, wasmtime::component::HasSelf<RunState>>(
             &mut linker,
             |s| s,
@@ -414,7 +417,7 @@ impl Runtime {
             stdout,
             stderr,
             output_dropped_bytes: out_dropped + err_dropped,
-            http: state.http.calls,
+            http: std::mem::take(&mut *state.http.calls.lock().unwrap_or_else(|p| p.into_inner())),
         }
     }
 }

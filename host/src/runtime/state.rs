@@ -2,12 +2,15 @@
 //! granted, the memory limiter, and the run's capabilities (log, config,
 //! storage, HTTP).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::wasi_http::PolicyHooks;
 
 use super::RunSetup;
 use super::stdio::CappedOutput;
@@ -60,12 +63,13 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// The HTTP capability of one run.
+/// The HTTP capability of one run (`airlock:connector/http`).
 pub struct HttpCapability {
     pub client: EgressClient,
     pub policy: Arc<EgressPolicy>,
     pub mode: SendMode,
-    pub calls: Vec<HttpCall>,
+    /// Audit records of both HTTP interfaces, in order.
+    pub calls: Arc<Mutex<Vec<HttpCall>>>,
 }
 
 /// Everything a run's store holds.
@@ -78,6 +82,8 @@ pub struct RunState {
     pub config: ConfigValues,
     pub storage: RunStorage,
     pub http: HttpCapability,
+    pub wasi_http: WasiHttpCtx,
+    pub wasi_http_hooks: PolicyHooks,
     pub stdout: CappedOutput,
     pub stderr: CappedOutput,
 }
@@ -92,6 +98,17 @@ impl RunState {
         stdout: &CappedOutput,
         stderr: &CappedOutput,
     ) -> Self {
+        let mode = match setup.mode {
+            Mode::Test => SendMode::Test,
+            Mode::Live => SendMode::Live,
+        };
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let wasi_http_hooks = PolicyHooks {
+            client: setup.client.clone(),
+            policy: setup.policy.clone(),
+            mode,
+            calls: calls.clone(),
+        };
         Self {
             wasi: Self::sandboxed_wasi(stdout, stderr),
             table: ResourceTable::new(),
@@ -103,12 +120,11 @@ impl RunState {
             http: HttpCapability {
                 client: setup.client,
                 policy: setup.policy,
-                mode: match setup.mode {
-                    Mode::Test => SendMode::Test,
-                    Mode::Live => SendMode::Live,
-                },
-                calls: Vec::new(),
+                mode,
+                calls,
             },
+            wasi_http: WasiHttpCtx::new(),
+            wasi_http_hooks,
             stdout: stdout.clone(),
             stderr: stderr.clone(),
         }
@@ -130,6 +146,16 @@ impl RunState {
     /// Milliseconds since the run started.
     pub fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+}
+
+impl WasiHttpView for RunState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.wasi_http,
+            table: &mut self.table,
+            hooks: &mut self.wasi_http_hooks,
+        }
     }
 }
 

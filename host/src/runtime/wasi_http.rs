@@ -1,0 +1,107 @@
+//! Standard `wasi:http/outgoing-handler` for guests, so a connector can use
+//! its language's ordinary HTTP client (JavaScript `fetch`, for one). Every
+//! request goes through the same [`EgressClient::send`] as
+//! `airlock:connector/http`: same policy, test-mode suppression, redirect
+//! checks, caps and audit. Only the error the guest sees differs: wasi:http's
+//! `error-code` has no room for the rule, which the audit keeps.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::egress::{
+    DenialRule, EgressClient, EgressPolicy, HttpCall, HttpError, HttpRequest, SendMode,
+};
+
+/// The hooks wasmtime-wasi-http calls to send a request.
+pub struct PolicyHooks {
+    pub client: EgressClient,
+    pub policy: Arc<EgressPolicy>,
+    pub mode: SendMode,
+    pub calls: Arc<Mutex<Vec<HttpCall>>>,
+}
+
+/// What the guest sees for each way a request can fail.
+fn guest_error(e: HttpError) -> WasiHttpError {
+    match e {
+        HttpError::Denied(d) if d.rule == DenialRule::ResolvedAddress => {
+            WasiHttpError::DestinationIpProhibited
+        }
+        HttpError::Denied(_) => WasiHttpError::HttpRequestDenied,
+        HttpError::SuppressedInTestMode => WasiHttpError::InternalError(Some(
+            "suppressed-in-test-mode: not sent, the installation is in test mode".into(),
+        )),
+        HttpError::InvalidRequest(m) => {
+            WasiHttpError::InternalError(Some(format!("invalid request: {m}")))
+        }
+        HttpError::Timeout => WasiHttpError::ConnectionTimeout,
+        HttpError::ConnectionFailed(_) => WasiHttpError::ConnectionRefused,
+        HttpError::ResponseTooLarge => WasiHttpError::HttpResponseBodySize(None),
+    }
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>;
+
+impl WasiHttpHooks for PolicyHooks {
+    /// The host sets `Host` from the checked URL, never the guest.
+    fn set_host_header(&mut self) -> bool {
+        false
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), WasiHttpError>> + Send>
+    {
+        let client = self.client.clone();
+        let policy = self.policy.clone();
+        let mode = self.mode;
+        let calls = self.calls.clone();
+        Box::new(async move {
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let headers = parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let request = HttpRequest {
+                method: parts.method.as_str().to_string(),
+                url: parts.uri.to_string(),
+                headers,
+                body: (!body.is_empty()).then(|| body.to_vec()),
+                timeout: options
+                    .and_then(|o| o.first_byte_timeout.or(o.connect_timeout))
+                    .map(|t| t.max(Duration::from_millis(1))),
+            };
+            let (result, hops) = client.send(&policy, mode, request).await;
+            calls.lock().unwrap_or_else(|p| p.into_inner()).extend(hops);
+            let response = result.map_err(guest_error)?;
+            let mut builder = http::Response::builder().status(response.status);
+            for (name, value) in &response.headers {
+                // The body is complete: framing headers from upstream no longer apply.
+                if name != "transfer-encoding" && name != "content-length" {
+                    builder = builder.header(name, value);
+                }
+            }
+            let body = Full::new(Bytes::from(response.body))
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            let response = builder
+                .body(body)
+                .map_err(|e| WasiHttpError::InternalError(Some(e.to_string())))?;
+            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
