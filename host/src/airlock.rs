@@ -2,14 +2,15 @@
 //! the runtime, storage and egress client, runs one feed, commits or rolls
 //! back the run's storage by its outcome, and records the run.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::ConfigValues;
 use crate::egress::{
-    AddressPolicy, EgressClient, EgressLimits, EgressPolicy, Grants, PermittedDomains,
-    ResolveOverrides,
+    AddressPolicy, EgressClient, EgressLimits, EgressPolicy, Grants, PermittedDomains, RateLimits,
+    ResolveOverrides, Throttle,
 };
 use crate::manifest::Plugin;
 use crate::runs::{Mode, RunEnd, RunReport, RunRequest};
@@ -31,6 +32,8 @@ pub struct Installation {
     pub config: ConfigValues,
     /// Test or live.
     pub mode: Mode,
+    /// Per-destination rate limits for its requests.
+    pub rate_limits: RateLimits,
 }
 
 impl Installation {
@@ -97,6 +100,8 @@ pub struct Airlock {
     client: EgressClient,
     storage_limits: StorageLimits,
     permitted: PermittedDomains,
+    /// One throttle per installation, shared by all its runs.
+    throttles: Mutex<HashMap<Scope, Arc<Throttle>>>,
 }
 
 impl Airlock {
@@ -111,6 +116,7 @@ impl Airlock {
             client,
             storage_limits: options.storage_limits,
             permitted: options.permitted,
+            throttles: Mutex::new(HashMap::new()),
         })
     }
 
@@ -149,6 +155,18 @@ impl Airlock {
         Ok(self.grants(plugin, installation)?.policy())
     }
 
+    /// The throttle of `installation`, replaced if its limits changed.
+    fn throttle(&self, installation: &Installation) -> Arc<Throttle> {
+        let mut throttles = self.throttles.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = throttles
+            .entry(installation.scope())
+            .or_insert_with(|| Arc::new(Throttle::new(installation.rate_limits)));
+        if entry.limits() != installation.rate_limits {
+            *entry = Arc::new(Throttle::new(installation.rate_limits));
+        }
+        entry.clone()
+    }
+
     /// The inputs of a run of `installation`, for embedders and the
     /// benchmark's baseline.
     #[doc(hidden)]
@@ -166,6 +184,7 @@ impl Airlock {
             storage: RunStorage::new(backend, installation.scope(), self.storage_limits.clone()),
             policy: Arc::new(self.policy(plugin, installation)?),
             client: self.client.clone(),
+            throttle: self.throttle(installation),
             mode: installation.mode,
             memory_bytes: u64::from(limits.memory_mb) << 20,
             timeout: Duration::from_secs(limits.run_timeout_secs.into()),

@@ -21,7 +21,8 @@
 //!     "username=demo".into(),
 //!     "password=not-a-real-password".into(),
 //! ])?;
-//! let installation = Installation { tenant: "acme".into(), id: "shop".into(), config, mode: Mode::Live };
+//! let installation = Installation { tenant: "acme".into(), id: "shop".into(), config, mode: Mode::Live,
+//!     rate_limits: Default::default() };
 //! let request = RunRequest { feed: "orders".into(), trigger: Trigger::Manual, scheduled_at: 0, attempt: 1 };
 //! let report = host.run_feed(&plugin, &installation, request).await?;
 //! println!("{}", report.end.summary());

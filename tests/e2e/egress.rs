@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use airlock::egress::{
     AddressPolicy, Decision, EgressClient, EgressLimits, EgressPolicy, EgressRule, HttpError,
-    HttpRequest, ResolveOverrides, SendMode,
+    HttpRequest, RateLimits, ResolveOverrides, SendMode, Throttle,
 };
 use airlock::manifest::EgressEntry;
 use airlock_tests::fake_api::FakeApi;
@@ -738,4 +738,52 @@ async fn bodies_and_time_are_capped() {
         )
         .await;
     assert_eq!(r.unwrap_err(), HttpError::Timeout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_installation_throttle_spaces_and_caps_requests_per_host() {
+    let e = env(EgressLimits::default()).await;
+    let throttle = std::sync::Arc::new(Throttle::new(RateLimits {
+        requests_per_second: Some(20.0),
+        max_concurrent: Some(1),
+    }));
+    let url = format!("http://api.test:{}/slow?ms=30", e.api.addr.port());
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (client, policy, throttle, url) = (
+            e.client.clone(),
+            e.policy.clone(),
+            throttle.clone(),
+            url.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            client
+                .send_throttled(
+                    &policy,
+                    SendMode::Live,
+                    Some(&throttle),
+                    request("GET", &url),
+                )
+                .await
+                .0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(
+            t.await.unwrap().unwrap().status,
+            200,
+            "excess requests wait, they are not dropped"
+        );
+    }
+    assert_eq!(e.api.max_in_flight(), 1);
+    let arrivals = e.api.arrivals("/slow");
+    assert_eq!(arrivals.len(), 4);
+    for pair in arrivals.windows(2) {
+        // 20 per second: starts at least 50 ms apart (a lower bound, so it cannot flake).
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(45),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
 }

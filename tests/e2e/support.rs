@@ -80,6 +80,7 @@ pub fn installation(plugin: &Plugin, tenant: &str, id: &str, config: &[String]) 
         id: id.into(),
         config: ConfigValues::from_assignments(&plugin.manifest, config).expect("valid config"),
         mode: Mode::Live,
+        rate_limits: Default::default(),
     }
 }
 

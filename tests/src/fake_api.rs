@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -25,7 +26,7 @@ use serde_json::json;
 pub struct FakeApi {
     /// Where it listens.
     pub addr: SocketAddr,
-    hits: Arc<Mutex<Vec<String>>>,
+    hits: Hits,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -35,7 +36,15 @@ impl Drop for FakeApi {
     }
 }
 
-type Hits = Arc<Mutex<Vec<String>>>;
+/// What the server records, shared by its handlers.
+#[derive(Default)]
+struct Record {
+    hits: Mutex<Vec<(String, std::time::Instant)>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+type Hits = Arc<Record>;
 
 impl FakeApi {
     /// Starts on `127.0.0.1` on a free port.
@@ -59,14 +68,30 @@ impl FakeApi {
 
     /// The paths requested so far, in order.
     pub fn hits(&self) -> Vec<String> {
-        self.hits.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let hits = self.hits.hits.lock().unwrap_or_else(|p| p.into_inner());
+        hits.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// When each request to `path` arrived, in order.
+    pub fn arrivals(&self, path: &str) -> Vec<std::time::Instant> {
+        let hits = self.hits.hits.lock().unwrap_or_else(|p| p.into_inner());
+        hits.iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, t)| *t)
+            .collect()
+    }
+
+    /// The most `/slow` requests that were being answered at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.hits.max_in_flight.load(Ordering::SeqCst)
     }
 }
 
 fn hit(hits: &Hits, path: &str) {
-    hits.lock()
+    hits.hits
+        .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push(path.to_string());
+        .push((path.to_string(), std::time::Instant::now()));
 }
 
 async fn ok(State(hits): State<Hits>) -> &'static str {
@@ -112,7 +137,10 @@ async fn big(State(hits): State<Hits>, Query(q): Query<HashMap<String, String>>)
 
 async fn slow(State(hits): State<Hits>, Query(q): Query<HashMap<String, String>>) -> &'static str {
     hit(&hits, "/slow");
+    let now = hits.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    hits.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let ms = q.get("ms").and_then(|s| s.parse().ok()).unwrap_or(0);
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    hits.in_flight.fetch_sub(1, Ordering::SeqCst);
     "slow"
 }

@@ -110,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
         id: "hello".into(),
         config: ConfigValues::resolve(&plugin.manifest, [])?,
         mode: Mode::Live,
+        rate_limits: Default::default(),
     };
     let component = host.load(&plugin)?;
     let warmup = args.iterations / 10;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
-use airlock::egress::Decision;
+use airlock::egress::{Decision, RateLimits};
 use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
 
@@ -46,6 +46,12 @@ pub struct RunArgs {
     db: PathBuf,
     #[command(flatten)]
     net: NetArgs,
+    /// At most this many requests per second to any one host (excess waits).
+    #[arg(long, value_name = "N")]
+    max_rps: Option<f64>,
+    /// At most this many requests in flight to any one host (excess waits).
+    #[arg(long, value_name = "N")]
+    max_concurrent: Option<u32>,
     /// The run's due time (RFC 3339, e.g. 2026-11-23T10:00:00Z); default now.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
@@ -108,6 +114,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
             .unwrap_or_else(|| plugin.manifest.plugin.id.clone()),
         config,
         mode: args.mode,
+        rate_limits: RateLimits {
+            requests_per_second: args.max_rps,
+            max_concurrent: args.max_concurrent,
+        },
     };
     let grants = host.grants(&plugin, &installation)?;
     if !args.json {

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::address::AddressPolicy;
 use super::policy::{Denial, DenialRule, EgressPolicy, Grant, RequestHost};
+use super::throttle::Throttle;
 
 /// Host-wide bounds on outbound HTTP.
 #[derive(Debug, Clone)]
@@ -403,8 +404,22 @@ impl EgressClient {
         mode: SendMode,
         request: HttpRequest,
     ) -> (Result<HttpResponse, HttpError>, Vec<HttpCall>) {
+        self.send_throttled(policy, mode, None, request).await
+    }
+
+    /// [`send`](Self::send), each allowed hop first waiting its turn under
+    /// the installation's per-destination `throttle`.
+    pub async fn send_throttled(
+        &self,
+        policy: &EgressPolicy,
+        mode: SendMode,
+        throttle: Option<&Throttle>,
+        request: HttpRequest,
+    ) -> (Result<HttpResponse, HttpError>, Vec<HttpCall>) {
         let mut calls = Vec::new();
-        let result = self.send_following(policy, mode, request, &mut calls).await;
+        let result = self
+            .send_following(policy, mode, throttle, request, &mut calls)
+            .await;
         (result, calls)
     }
 
@@ -412,13 +427,14 @@ impl EgressClient {
         &self,
         policy: &EgressPolicy,
         mode: SendMode,
+        throttle: Option<&Throttle>,
         mut request: HttpRequest,
         calls: &mut Vec<HttpCall>,
     ) -> Result<HttpResponse, HttpError> {
         request.method = request.method.to_ascii_uppercase();
         let mut hops = 0;
         loop {
-            let (response, call) = self.send_one(policy, mode, &request).await;
+            let (response, call) = self.send_one(policy, mode, throttle, &request).await;
             calls.push(call);
             let response = response?;
             let Some(location) = redirect_target(&response) else {
@@ -441,6 +457,7 @@ impl EgressClient {
         &self,
         policy: &EgressPolicy,
         mode: SendMode,
+        throttle: Option<&Throttle>,
         request: &HttpRequest,
     ) -> (Result<HttpResponse, HttpError>, HttpCall) {
         let grant = match self.decide(policy, mode, request) {
@@ -462,6 +479,10 @@ impl EgressClient {
         );
         call.host = grant.host.to_string();
         let started = Instant::now();
+        let _turn = match throttle {
+            Some(t) => Some(t.acquire(&call.host).await),
+            None => None,
+        };
         let result = self.transmit(request, &grant, &mut call).await;
         call.duration_ms = started.elapsed().as_millis() as u64;
         match &result {

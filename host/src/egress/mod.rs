@@ -13,11 +13,13 @@
 //!   permitted-domains table ∩ the manifest's entries, plus approved config
 //!   origins, keeping refused entries for reporting.
 //! - [`address`] decides which IP addresses connections may go to.
+//! - [`throttle`] spaces an installation's requests per destination host.
 
 pub mod address;
 pub mod client;
 pub mod grants;
 pub mod policy;
+pub mod throttle;
 
 pub use address::AddressPolicy;
 pub use client::{
@@ -26,3 +28,4 @@ pub use client::{
 };
 pub use grants::{Grants, PermittedDomains};
 pub use policy::{Denial, DenialRule, EgressPolicy, EgressRule, Grant, HostPattern, RuleSource};
+pub use throttle::{RateLimits, Throttle};

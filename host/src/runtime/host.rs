@@ -95,7 +95,10 @@ impl http::Host for RunState {
                 .map(|ms| Duration::from_millis(ms.into())),
         };
         let http = &mut self.http;
-        let (result, calls) = http.client.send(&http.policy, http.mode, request).await;
+        let (result, calls) = http
+            .client
+            .send_throttled(&http.policy, http.mode, Some(&http.throttle), request)
+            .await;
         http.calls
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -31,7 +31,7 @@ use state::RunState;
 use stdio::CappedOutput;
 
 use crate::config::ConfigValues;
-use crate::egress::{EgressClient, EgressPolicy, HttpCall};
+use crate::egress::{EgressClient, EgressPolicy, HttpCall, Throttle};
 use crate::runs::{LogLimits, LogLine, Mode, RunEnd, Severity, Trigger};
 use crate::storage::RunStorage;
 
@@ -176,6 +176,8 @@ pub struct RunSetup {
     pub policy: Arc<EgressPolicy>,
     /// The HTTP client (the enforcement point).
     pub client: EgressClient,
+    /// The installation's per-destination rate limits.
+    pub throttle: Arc<Throttle>,
     /// Test or live.
     pub mode: Mode,
     /// Linear memory cap asked for by the manifest, bytes.

@@ -15,7 +15,7 @@ use super::wasi_http::PolicyHooks;
 use super::RunSetup;
 use super::stdio::CappedOutput;
 use crate::config::ConfigValues;
-use crate::egress::{EgressClient, EgressPolicy, HttpCall, SendMode};
+use crate::egress::{EgressClient, EgressPolicy, HttpCall, SendMode, Throttle};
 use crate::runs::{LogLimits, Mode, RunLog};
 use crate::storage::RunStorage;
 
@@ -67,6 +67,7 @@ impl ResourceLimiter for MemoryLimiter {
 pub struct HttpCapability {
     pub client: EgressClient,
     pub policy: Arc<EgressPolicy>,
+    pub throttle: Arc<Throttle>,
     pub mode: SendMode,
     /// Audit records of both HTTP interfaces, in order.
     pub calls: Arc<Mutex<Vec<HttpCall>>>,
@@ -106,6 +107,7 @@ impl RunState {
         let wasi_http_hooks = PolicyHooks {
             client: setup.client.clone(),
             policy: setup.policy.clone(),
+            throttle: setup.throttle.clone(),
             mode,
             calls: calls.clone(),
         };
@@ -120,6 +122,7 @@ impl RunState {
             http: HttpCapability {
                 client: setup.client,
                 policy: setup.policy,
+                throttle: setup.throttle,
                 mode,
                 calls,
             },

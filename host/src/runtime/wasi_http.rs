@@ -14,13 +14,14 @@ use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::egress::{
-    DenialRule, EgressClient, EgressPolicy, HttpCall, HttpError, HttpRequest, SendMode,
+    DenialRule, EgressClient, EgressPolicy, HttpCall, HttpError, HttpRequest, SendMode, Throttle,
 };
 
 /// The hooks wasmtime-wasi-http calls to send a request.
 pub struct PolicyHooks {
     pub client: EgressClient,
     pub policy: Arc<EgressPolicy>,
+    pub throttle: Arc<Throttle>,
     pub mode: SendMode,
     pub calls: Arc<Mutex<Vec<HttpCall>>>,
 }
@@ -61,6 +62,7 @@ impl WasiHttpHooks for PolicyHooks {
     {
         let client = self.client.clone();
         let policy = self.policy.clone();
+        let throttle = self.throttle.clone();
         let mode = self.mode;
         let calls = self.calls.clone();
         Box::new(async move {
@@ -85,7 +87,9 @@ impl WasiHttpHooks for PolicyHooks {
                     .and_then(|o| o.first_byte_timeout.or(o.connect_timeout))
                     .map(|t| t.max(Duration::from_millis(1))),
             };
-            let (result, hops) = client.send(&policy, mode, request).await;
+            let (result, hops) = client
+                .send_throttled(&policy, mode, Some(&throttle), request)
+                .await;
             calls.lock().unwrap_or_else(|p| p.into_inner()).extend(hops);
             let response = result.map_err(guest_error)?;
             let mut builder = http::Response::builder().status(response.status);
