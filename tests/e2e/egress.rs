@@ -787,3 +787,88 @@ async fn an_installation_throttle_spaces_and_caps_requests_per_host() {
         );
     }
 }
+
+/// Mutates seed URLs with characters attackers use, deterministically.
+fn mutants(count: usize) -> Vec<String> {
+    const SEEDS: &[&str] = &[
+        "https://stripe.com/v1",
+        "https://api.stripe.com:443/x?y=1",
+        "http://shop.test:8080/api/v1/orders",
+        "https://203.0.113.7/",
+        "https://evilstripe.com/",
+    ];
+    const PIECES: &[&str] = &[
+        "@",
+        ":",
+        ".",
+        "..",
+        "/",
+        "\\",
+        "%2e",
+        "%00",
+        "#",
+        "?",
+        "[",
+        "]",
+        "::1",
+        "0x7f",
+        "127.0.0.1",
+        "xn--",
+        "ß",
+        "İ",
+        "\u{3002}",
+        "\t",
+        " ",
+        "stripe.com",
+        "evil",
+        "-",
+        "_",
+        "8080",
+        "443",
+        "//",
+        "https://",
+        "http:",
+        "ｓｔｒｉｐｅ",
+        "\u{200b}",
+        "1",
+        "0",
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    (0..count)
+        .map(|_| {
+            let mut url = SEEDS[next(SEEDS.len())].to_string();
+            for _ in 0..1 + next(3) {
+                let at = next(url.len() + 1);
+                let at = (0..=at)
+                    .rev()
+                    .find(|i| url.is_char_boundary(*i))
+                    .unwrap_or(0);
+                url.insert_str(at, PIECES[next(PIECES.len())]);
+            }
+            url
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_pure_matcher_and_the_enforcement_path_agree_on_random_urls() {
+    use airlock_tests::differential::{client, disagreement, policy};
+    let (client, policy) = (client(), policy());
+    let mut allowed = 0;
+    for url in mutants(20_000) {
+        if let Some(problem) = disagreement(&client, &policy, &url).await {
+            panic!("{problem}");
+        }
+        allowed += usize::from(policy.check(&url).is_ok());
+    }
+    assert!(
+        allowed > 100,
+        "the mutants exercise the allowed path too ({allowed})"
+    );
+}

@@ -4,6 +4,7 @@
 //! The tests themselves live in `tests/e2e/`. Plugins are built by
 //! `scripts/build-plugins.sh` (the README's test command runs it first).
 
+pub mod differential;
 pub mod fake_api;
 pub mod fake_store;
 
