@@ -3,7 +3,8 @@
 # the host, starts a fake shop API on loopback, and runs the custom-store
 # connector against it on an embedded SQLite database, twice (the second run
 # asks only for the orders modified since the first). Then shows the sandbox
-# stopping a misbehaving connector, and what `airlock inspect` tells a reviewer.
+# stopping a misbehaving connector, and what `airlock inspect` and
+# `airlock egress check|log|audit` tell a reviewer.
 #
 # Usage: scripts/demo.sh        (work files go to a temporary directory)
 set -euo pipefail
@@ -57,5 +58,12 @@ say "the sandbox: a connector that tries hosts it was not granted"
 "$bin/airlock" run plugins/misbehaving --feed sneak --tenant acme || true
 say "the sandbox: a connector that never returns is stopped at its deadline (exit 4 = error)"
 "$bin/airlock" run plugins/misbehaving --feed spin --tenant acme || echo "exit status $?"
+
+say "a security reviewer's view: check a URL without sending it (exit 1 = denied)"
+"$bin/airlock" egress check plugins/custom-store "https://evil.example/steal" \
+  --config "endpoint=http://shop.test:$port/api/v1" || echo "exit status $?"
+say "the audit trail of denied requests, and what each plugin may reach and used"
+"$bin/airlock" egress log --denied --limit 5
+"$bin/airlock" egress audit plugins/custom-store plugins/misbehaving
 
 say "done: database $AIRLOCK_DB"
