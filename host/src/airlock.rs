@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::config::ConfigValues;
 use crate::egress::{
     AddressPolicy, EgressClient, EgressLimits, EgressPolicy, Grants, PermittedDomains, RateLimits,
-    ResolveOverrides, Throttle,
+    RequestCaps, ResolveOverrides, Throttle,
 };
 use crate::manifest::Plugin;
 use crate::runs::{Mode, RunEnd, RunReport, RunRequest};
@@ -185,6 +185,10 @@ impl Airlock {
             policy: Arc::new(self.policy(plugin, installation)?),
             client: self.client.clone(),
             throttle: self.throttle(installation),
+            caps: RequestCaps {
+                timeout: Duration::from_secs(limits.http_timeout_secs.into()),
+                max_response_bytes: (limits.http_response_mb as usize) << 20,
+            },
             mode: installation.mode,
             memory_bytes: u64::from(limits.memory_mb) << 20,
             timeout: Duration::from_secs(limits.run_timeout_secs.into()),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use airlock::egress::{
     AddressPolicy, Decision, EgressClient, EgressLimits, EgressPolicy, EgressRule, HttpError,
-    HttpRequest, RateLimits, ResolveOverrides, SendMode, Throttle,
+    HttpRequest, RateLimits, RequestCaps, ResolveOverrides, SendMode, Throttle,
 };
 use airlock::manifest::EgressEntry;
 use airlock_tests::fake_api::FakeApi;
@@ -762,6 +762,7 @@ async fn an_installation_throttle_spaces_and_caps_requests_per_host() {
                     &policy,
                     SendMode::Live,
                     Some(&throttle),
+                    None,
                     request("GET", &url),
                 )
                 .await
@@ -870,5 +871,53 @@ async fn the_pure_matcher_and_the_enforcement_path_agree_on_random_urls() {
     assert!(
         allowed > 100,
         "the mutants exercise the allowed path too ({allowed})"
+    );
+}
+
+#[tokio::test]
+async fn manifest_caps_apply_within_the_host_maxima() {
+    let host = EgressLimits {
+        max_response_bytes: 1000,
+        ..EgressLimits::default()
+    };
+    let e = env(host).await;
+    let p = e.api.addr.port();
+    let send = |path: String, caps: RequestCaps| {
+        let req = request("GET", &format!("http://api.test:{p}{path}"));
+        e.client
+            .send_throttled(&e.policy, SendMode::Live, None, Some(caps), req)
+    };
+    let tight = RequestCaps {
+        timeout: Duration::from_millis(200),
+        max_response_bytes: 500,
+    };
+    assert_eq!(
+        send("/big?bytes=500".into(), tight)
+            .await
+            .0
+            .unwrap()
+            .body
+            .len(),
+        500
+    );
+    assert_eq!(
+        send("/big?bytes=501".into(), tight).await.0.unwrap_err(),
+        HttpError::ResponseTooLarge
+    );
+    assert_eq!(
+        send("/slow?ms=1500".into(), tight).await.0.unwrap_err(),
+        HttpError::Timeout
+    );
+    let generous = RequestCaps {
+        timeout: Duration::from_secs(5),
+        max_response_bytes: 1 << 30,
+    };
+    assert_eq!(
+        send("/big?bytes=1001".into(), generous)
+            .await
+            .0
+            .unwrap_err(),
+        HttpError::ResponseTooLarge,
+        "a manifest cannot raise the host maximum"
     );
 }

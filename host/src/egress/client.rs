@@ -44,6 +44,16 @@ impl Default for EgressLimits {
     }
 }
 
+/// One installation's bounds on its requests (from its manifest), applied
+/// within the host-wide [`EgressLimits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCaps {
+    /// Timeout of a request, and the most a guest may ask for.
+    pub timeout: Duration,
+    /// Largest response body read.
+    pub max_response_bytes: usize,
+}
+
 /// A request as the guest made it.
 #[derive(Debug, Clone)]
 pub struct HttpRequest {
@@ -308,6 +318,14 @@ fn forbidden_header(name: &str) -> bool {
 const SAFE_METHODS: [&str; 3] = ["GET", "HEAD", "OPTIONS"];
 const METHODS: [&str; 7] = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"];
 
+/// What every hop of one `send` is held to.
+struct Hop<'a> {
+    policy: &'a EgressPolicy,
+    mode: SendMode,
+    throttle: Option<&'a Throttle>,
+    caps: RequestCaps,
+}
+
 /// The HTTP client every guest request goes through. Cheap to clone.
 #[derive(Clone)]
 pub struct EgressClient {
@@ -404,37 +422,60 @@ impl EgressClient {
         mode: SendMode,
         request: HttpRequest,
     ) -> (Result<HttpResponse, HttpError>, Vec<HttpCall>) {
-        self.send_throttled(policy, mode, None, request).await
+        self.send_throttled(policy, mode, None, None, request).await
     }
 
-    /// [`send`](Self::send), each allowed hop first waiting its turn under
-    /// the installation's per-destination `throttle`.
+    /// [`send`](Self::send) for one installation: each allowed hop first
+    /// waits its turn under the installation's per-destination `throttle`,
+    /// and is bounded by its `caps` (within the host-wide limits).
     pub async fn send_throttled(
         &self,
         policy: &EgressPolicy,
         mode: SendMode,
         throttle: Option<&Throttle>,
+        caps: Option<RequestCaps>,
         request: HttpRequest,
     ) -> (Result<HttpResponse, HttpError>, Vec<HttpCall>) {
+        let caps = self.effective_caps(caps);
+        let hop = Hop {
+            policy,
+            mode,
+            throttle,
+            caps,
+        };
         let mut calls = Vec::new();
-        let result = self
-            .send_following(policy, mode, throttle, request, &mut calls)
-            .await;
+        let result = self.send_following(&hop, request, &mut calls).await;
         (result, calls)
+    }
+
+    /// `caps` bounded by the host-wide limits (the host's own when none).
+    fn effective_caps(&self, caps: Option<RequestCaps>) -> RequestCaps {
+        let host = RequestCaps {
+            timeout: self.limits.max_timeout,
+            max_response_bytes: self.limits.max_response_bytes,
+        };
+        match caps {
+            Some(c) => RequestCaps {
+                timeout: c.timeout.min(host.timeout),
+                max_response_bytes: c.max_response_bytes.min(host.max_response_bytes),
+            },
+            None => RequestCaps {
+                timeout: self.limits.default_timeout.min(host.timeout),
+                ..host
+            },
+        }
     }
 
     async fn send_following(
         &self,
-        policy: &EgressPolicy,
-        mode: SendMode,
-        throttle: Option<&Throttle>,
+        hop: &Hop<'_>,
         mut request: HttpRequest,
         calls: &mut Vec<HttpCall>,
     ) -> Result<HttpResponse, HttpError> {
         request.method = request.method.to_ascii_uppercase();
         let mut hops = 0;
         loop {
-            let (response, call) = self.send_one(policy, mode, throttle, &request).await;
+            let (response, call) = self.send_one(hop, &request).await;
             calls.push(call);
             let response = response?;
             let Some(location) = redirect_target(&response) else {
@@ -455,12 +496,10 @@ impl EgressClient {
     /// One hop: decide, then send.
     async fn send_one(
         &self,
-        policy: &EgressPolicy,
-        mode: SendMode,
-        throttle: Option<&Throttle>,
+        hop: &Hop<'_>,
         request: &HttpRequest,
     ) -> (Result<HttpResponse, HttpError>, HttpCall) {
-        let grant = match self.decide(policy, mode, request) {
+        let grant = match self.decide(hop.policy, hop.mode, request) {
             Ok(grant) => grant,
             Err((error, decision)) => {
                 return (
@@ -479,11 +518,11 @@ impl EgressClient {
         );
         call.host = grant.host.to_string();
         let started = Instant::now();
-        let _turn = match throttle {
+        let _turn = match hop.throttle {
             Some(t) => Some(t.acquire(&call.host).await),
             None => None,
         };
-        let result = self.transmit(request, &grant, &mut call).await;
+        let result = self.transmit(request, &grant, hop.caps, &mut call).await;
         call.duration_ms = started.elapsed().as_millis() as u64;
         match &result {
             // Refused after resolution: nothing was sent.
@@ -561,14 +600,12 @@ impl EgressClient {
         &self,
         request: &HttpRequest,
         grant: &Grant,
+        caps: RequestCaps,
         call: &mut HttpCall,
     ) -> Result<HttpResponse, HttpError> {
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
-        let timeout = request
-            .timeout
-            .unwrap_or(self.limits.default_timeout)
-            .min(self.limits.max_timeout);
+        let timeout = request.timeout.unwrap_or(caps.timeout).min(caps.timeout);
         let mut builder = self
             .client
             .request(method, grant.url.clone())
@@ -598,7 +635,7 @@ impl EgressClient {
             .collect();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if body.len() + chunk.len() > self.limits.max_response_bytes {
+            if body.len() + chunk.len() > caps.max_response_bytes {
                 call.response_bytes = body.len();
                 return Err(HttpError::ResponseTooLarge);
             }

@@ -24,7 +24,7 @@ pub mod throttle;
 pub use address::AddressPolicy;
 pub use client::{
     Decision, EgressClient, EgressLimits, Explanation, HttpCall, HttpError, HttpRequest,
-    HttpResponse, ResolveOverrides, SendMode,
+    HttpResponse, RequestCaps, ResolveOverrides, SendMode,
 };
 pub use grants::{Grants, PermittedDomains};
 pub use policy::{Denial, DenialRule, EgressPolicy, EgressRule, Grant, HostPattern, RuleSource};

@@ -151,6 +151,20 @@ pub struct Limits {
     /// Wall-clock time for one run, in seconds.
     #[serde(default = "default_run_timeout_secs")]
     pub run_timeout_secs: u32,
+    /// Timeout of one HTTP request (and the most a guest may ask), seconds.
+    #[serde(default = "default_http_timeout_secs")]
+    pub http_timeout_secs: u32,
+    /// Largest HTTP response body read, in MiB.
+    #[serde(default = "default_http_response_mb")]
+    pub http_response_mb: u32,
+}
+
+fn default_http_timeout_secs() -> u32 {
+    30
+}
+
+fn default_http_response_mb() -> u32 {
+    16
 }
 
 fn default_memory_mb() -> u32 {
@@ -166,6 +180,8 @@ impl Default for Limits {
         Self {
             memory_mb: default_memory_mb(),
             run_timeout_secs: default_run_timeout_secs(),
+            http_timeout_secs: default_http_timeout_secs(),
+            http_response_mb: default_http_response_mb(),
         }
     }
 }
@@ -346,8 +362,14 @@ impl Limits {
         if self.memory_mb == 0 {
             return Err(invalid("limits.memory_mb", "must be at least 1"));
         }
-        if self.run_timeout_secs == 0 {
-            return Err(invalid("limits.run_timeout_secs", "must be at least 1"));
+        for (field, value) in [
+            ("limits.run_timeout_secs", self.run_timeout_secs),
+            ("limits.http_timeout_secs", self.http_timeout_secs),
+            ("limits.http_response_mb", self.http_response_mb),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "must be at least 1"));
+            }
         }
         Ok(())
     }

@@ -97,7 +97,13 @@ impl http::Host for RunState {
         let http = &mut self.http;
         let (result, calls) = http
             .client
-            .send_throttled(&http.policy, http.mode, Some(&http.throttle), request)
+            .send_throttled(
+                &http.policy,
+                http.mode,
+                Some(&http.throttle),
+                Some(http.caps),
+                request,
+            )
             .await;
         http.calls
             .lock()

@@ -31,7 +31,7 @@ use state::RunState;
 use stdio::CappedOutput;
 
 use crate::config::ConfigValues;
-use crate::egress::{EgressClient, EgressPolicy, HttpCall, Throttle};
+use crate::egress::{EgressClient, EgressPolicy, HttpCall, RequestCaps, Throttle};
 use crate::runs::{LogLimits, LogLine, Mode, RunEnd, Severity, Trigger};
 use crate::storage::RunStorage;
 
@@ -178,6 +178,8 @@ pub struct RunSetup {
     pub client: EgressClient,
     /// The installation's per-destination rate limits.
     pub throttle: Arc<Throttle>,
+    /// The manifest's bounds on each HTTP request.
+    pub caps: RequestCaps,
     /// Test or live.
     pub mode: Mode,
     /// Linear memory cap asked for by the manifest, bytes.

@@ -15,7 +15,7 @@ use super::wasi_http::PolicyHooks;
 use super::RunSetup;
 use super::stdio::CappedOutput;
 use crate::config::ConfigValues;
-use crate::egress::{EgressClient, EgressPolicy, HttpCall, SendMode, Throttle};
+use crate::egress::{EgressClient, EgressPolicy, HttpCall, RequestCaps, SendMode, Throttle};
 use crate::runs::{LogLimits, Mode, RunLog};
 use crate::storage::RunStorage;
 
@@ -68,6 +68,7 @@ pub struct HttpCapability {
     pub client: EgressClient,
     pub policy: Arc<EgressPolicy>,
     pub throttle: Arc<Throttle>,
+    pub caps: RequestCaps,
     pub mode: SendMode,
     /// Audit records of both HTTP interfaces, in order.
     pub calls: Arc<Mutex<Vec<HttpCall>>>,
@@ -108,6 +109,7 @@ impl RunState {
             client: setup.client.clone(),
             policy: setup.policy.clone(),
             throttle: setup.throttle.clone(),
+            caps: setup.caps,
             mode,
             calls: calls.clone(),
         };
@@ -123,6 +125,7 @@ impl RunState {
                 client: setup.client,
                 policy: setup.policy,
                 throttle: setup.throttle,
+                caps: setup.caps,
                 mode,
                 calls,
             },

@@ -14,7 +14,8 @@ use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::egress::{
-    DenialRule, EgressClient, EgressPolicy, HttpCall, HttpError, HttpRequest, SendMode, Throttle,
+    DenialRule, EgressClient, EgressPolicy, HttpCall, HttpError, HttpRequest, RequestCaps,
+    SendMode, Throttle,
 };
 
 /// The hooks wasmtime-wasi-http calls to send a request.
@@ -22,6 +23,7 @@ pub struct PolicyHooks {
     pub client: EgressClient,
     pub policy: Arc<EgressPolicy>,
     pub throttle: Arc<Throttle>,
+    pub caps: RequestCaps,
     pub mode: SendMode,
     pub calls: Arc<Mutex<Vec<HttpCall>>>,
 }
@@ -63,6 +65,7 @@ impl WasiHttpHooks for PolicyHooks {
         let client = self.client.clone();
         let policy = self.policy.clone();
         let throttle = self.throttle.clone();
+        let caps = self.caps;
         let mode = self.mode;
         let calls = self.calls.clone();
         Box::new(async move {
@@ -88,7 +91,7 @@ impl WasiHttpHooks for PolicyHooks {
                     .map(|t| t.max(Duration::from_millis(1))),
             };
             let (result, hops) = client
-                .send_throttled(&policy, mode, Some(&throttle), request)
+                .send_throttled(&policy, mode, Some(&throttle), Some(caps), request)
                 .await;
             calls.lock().unwrap_or_else(|p| p.into_inner()).extend(hops);
             let response = result.map_err(guest_error)?;
