@@ -2,7 +2,6 @@
 //! egress policy, answered from the same code the host enforces with.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -13,7 +12,7 @@ use airlock::runs::Mode;
 use airlock::storage::{AuditFilter, RuleUsage};
 use airlock::{AirlockOptions, ConfigValues, Plugin, SqliteStore};
 
-use super::{NetArgs, PermittedArgs};
+use super::{DbArgs, NetArgs, PermittedArgs};
 
 /// Exit status when a URL would be refused (or could not be decided).
 pub const EXIT_DENIED: u8 = 1;
@@ -83,14 +82,8 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// The database with the audit trail.
-    #[arg(
-        long,
-        env = "AIRLOCK_DB",
-        default_value = "airlock.db",
-        value_name = "FILE"
-    )]
-    db: PathBuf,
+    #[command(flatten)]
+    db: DbArgs,
     #[command(flatten)]
     permitted: PermittedArgs,
 }
@@ -116,14 +109,8 @@ pub struct LogArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// The database with the audit trail.
-    #[arg(
-        long,
-        env = "AIRLOCK_DB",
-        default_value = "airlock.db",
-        value_name = "FILE"
-    )]
-    db: PathBuf,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 pub async fn egress(command: EgressCommand) -> anyhow::Result<u8> {
@@ -331,7 +318,7 @@ fn audit_entries(plugin: &Plugin, grants: &Grants, usage: &[RuleUsage]) -> Vec<A
 }
 
 fn audit(args: AuditArgs) -> anyhow::Result<u8> {
-    let store = SqliteStore::open(&args.db)?;
+    let store = SqliteStore::open(&args.db.db)?;
     let permitted = args.permitted.load()?;
     let mut entries = Vec::new();
     for dir in &args.plugin_dirs {
@@ -396,7 +383,7 @@ fn parse_since(s: &str) -> anyhow::Result<i64> {
 }
 
 fn log(args: LogArgs) -> anyhow::Result<u8> {
-    let store = Arc::new(SqliteStore::open(&args.db)?);
+    let store = SqliteStore::open(&args.db.db)?;
     let filter = AuditFilter {
         denied_only: args.denied,
         since_ms: args.since.as_deref().map(parse_since).transpose()?,

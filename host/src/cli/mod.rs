@@ -58,6 +58,19 @@ enum Command {
     },
 }
 
+/// The database: storage, run records and the egress audit.
+#[derive(Debug, clap::Args)]
+pub struct DbArgs {
+    /// The SQLite database file (storage, run records, egress audit).
+    #[arg(
+        long,
+        env = "AIRLOCK_DB",
+        default_value = "airlock.db",
+        value_name = "FILE"
+    )]
+    db: PathBuf,
+}
+
 /// Options shared by commands that load components.
 #[derive(Debug, clap::Args)]
 pub struct CacheArgs {

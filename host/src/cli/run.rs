@@ -10,7 +10,7 @@ use airlock::egress::{Decision, RateLimits};
 use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
 
-use super::{CacheArgs, EXIT_ERROR, EXIT_RETRY, NetArgs};
+use super::{CacheArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -36,14 +36,8 @@ pub struct RunArgs {
     /// test: requests that change third parties are not sent; live: all are.
     #[arg(long, value_enum, default_value_t = Mode::Live)]
     mode: Mode,
-    /// The SQLite database holding storage and run records.
-    #[arg(
-        long,
-        env = "AIRLOCK_DB",
-        default_value = "airlock.db",
-        value_name = "FILE"
-    )]
-    db: PathBuf,
+    #[command(flatten)]
+    db: DbArgs,
     #[command(flatten)]
     net: NetArgs,
     /// At most this many requests per second to any one host (excess waits).
@@ -99,7 +93,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if args.attempt == 0 {
         bail!("--attempt starts at 1");
     }
-    let store = Arc::new(SqliteStore::open(&args.db)?);
+    let store = Arc::new(SqliteStore::open(&args.db.db)?);
     let mut options = AirlockOptions {
         cache_dir: args.cache.dir(),
         ..AirlockOptions::default()
@@ -142,7 +136,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_report(&report, &args.db);
+        print_report(&report, &args.db.db);
     }
     Ok(match report.severity() {
         Severity::Ok | Severity::Info => 0,

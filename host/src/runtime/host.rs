@@ -94,21 +94,7 @@ impl http::Host for RunState {
                 .timeout_ms
                 .map(|ms| Duration::from_millis(ms.into())),
         };
-        let http = &mut self.http;
-        let (result, calls) = http
-            .client
-            .send_throttled(
-                &http.policy,
-                http.mode,
-                Some(&http.throttle),
-                Some(http.caps),
-                request,
-            )
-            .await;
-        http.calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(calls);
+        let result = self.http.send(request).await;
         Ok(result
             .map(|r| http::Response {
                 status: r.status,

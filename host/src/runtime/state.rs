@@ -15,7 +15,10 @@ use super::wasi_http::PolicyHooks;
 use super::RunSetup;
 use super::stdio::CappedOutput;
 use crate::config::ConfigValues;
-use crate::egress::{EgressClient, EgressPolicy, HttpCall, RequestCaps, SendMode, Throttle};
+use crate::egress::{
+    EgressClient, EgressPolicy, HttpCall, HttpError, HttpRequest, HttpResponse, RequestCaps,
+    SendMode, Throttle,
+};
 use crate::runs::{LogLimits, Mode, RunLog};
 use crate::storage::RunStorage;
 
@@ -63,7 +66,9 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// The HTTP capability of one run (`airlock:connector/http`).
+/// The HTTP capability of one run, behind both `airlock:connector/http` and
+/// `wasi:http`.
+#[derive(Clone)]
 pub struct HttpCapability {
     pub client: EgressClient,
     pub policy: Arc<EgressPolicy>,
@@ -90,6 +95,28 @@ pub struct RunState {
     pub stderr: CappedOutput,
 }
 
+impl HttpCapability {
+    /// Sends through the enforcement point under this run's policy, mode,
+    /// throttle and caps, and records the audit of every hop.
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let (result, hops) = self
+            .client
+            .send_throttled(
+                &self.policy,
+                self.mode,
+                Some(&self.throttle),
+                Some(self.caps),
+                request,
+            )
+            .await;
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(hops);
+        result
+    }
+}
+
 impl RunState {
     /// The state of one run: its capabilities from `setup`, memory capped at
     /// `memory_bytes`, output captured into `stdout` and `stderr`.
@@ -104,14 +131,13 @@ impl RunState {
             Mode::Test => SendMode::Test,
             Mode::Live => SendMode::Live,
         };
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let wasi_http_hooks = PolicyHooks {
-            client: setup.client.clone(),
-            policy: setup.policy.clone(),
-            throttle: setup.throttle.clone(),
+        let http = HttpCapability {
+            client: setup.client,
+            policy: setup.policy,
+            throttle: setup.throttle,
             caps: setup.caps,
             mode,
-            calls: calls.clone(),
+            calls: Arc::new(Mutex::new(Vec::new())),
         };
         Self {
             wasi: Self::sandboxed_wasi(stdout, stderr),
@@ -121,16 +147,9 @@ impl RunState {
             log: RunLog::new(log),
             config: setup.config,
             storage: setup.storage,
-            http: HttpCapability {
-                client: setup.client,
-                policy: setup.policy,
-                throttle: setup.throttle,
-                caps: setup.caps,
-                mode,
-                calls,
-            },
+            wasi_http_hooks: PolicyHooks(http.clone()),
+            http,
             wasi_http: WasiHttpCtx::new(),
-            wasi_http_hooks,
             stdout: stdout.clone(),
             stderr: stderr.clone(),
         }

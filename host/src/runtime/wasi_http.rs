@@ -6,27 +6,18 @@
 //! `error-code` has no room for the rule, which the audit keeps.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::egress::{
-    DenialRule, EgressClient, EgressPolicy, HttpCall, HttpError, HttpRequest, RequestCaps,
-    SendMode, Throttle,
-};
+use super::state::HttpCapability;
+use crate::egress::{DenialRule, HttpError, HttpRequest};
 
-/// The hooks wasmtime-wasi-http calls to send a request.
-pub struct PolicyHooks {
-    pub client: EgressClient,
-    pub policy: Arc<EgressPolicy>,
-    pub throttle: Arc<Throttle>,
-    pub caps: RequestCaps,
-    pub mode: SendMode,
-    pub calls: Arc<Mutex<Vec<HttpCall>>>,
-}
+/// The hooks wasmtime-wasi-http calls to send a request: the run's
+/// [`HttpCapability`], shared with `airlock:connector/http`.
+pub struct PolicyHooks(pub HttpCapability);
 
 /// What the guest sees for each way a request can fail.
 fn guest_error(e: HttpError) -> WasiHttpError {
@@ -62,12 +53,7 @@ impl WasiHttpHooks for PolicyHooks {
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), WasiHttpError>> + Send>
     {
-        let client = self.client.clone();
-        let policy = self.policy.clone();
-        let throttle = self.throttle.clone();
-        let caps = self.caps;
-        let mode = self.mode;
-        let calls = self.calls.clone();
+        let capability = self.0.clone();
         Box::new(async move {
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
@@ -90,11 +76,7 @@ impl WasiHttpHooks for PolicyHooks {
                     .and_then(|o| o.first_byte_timeout.or(o.connect_timeout))
                     .map(|t| t.max(Duration::from_millis(1))),
             };
-            let (result, hops) = client
-                .send_throttled(&policy, mode, Some(&throttle), Some(caps), request)
-                .await;
-            calls.lock().unwrap_or_else(|p| p.into_inner()).extend(hops);
-            let response = result.map_err(guest_error)?;
+            let response = capability.send(request).await.map_err(guest_error)?;
             let mut builder = http::Response::builder().status(response.status);
             for (name, value) in &response.headers {
                 // The body is complete: framing headers from upstream no longer apply.
