@@ -52,8 +52,8 @@ for dir in "$root"/plugins/*/; do
   [[ -f $dir/package.json && -f $dir/build.mjs ]] || continue
   name=$(basename "$dir")
   if [[ ! -d $dir/node_modules/@bytecodealliance/componentize-js ]]; then
-    say "installing componentize-js for plugins/$name (npm ci)"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    say "installing componentize-js for plugins/$name (npm install, versions from package-lock.json)"
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
   fi
   if [[ ! -f $dir/plugin.wasm || -n $(find "$dir/src" "$dir/build.mjs" "$root/wit" -newer "$dir/plugin.wasm" 2>/dev/null) ]]; then
     say "building plugins/$name with componentize-js"
