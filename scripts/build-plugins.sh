@@ -46,13 +46,14 @@ else
     cargo build --release --target wasm32-wasip2 -Zbuild-std=std,panic_abort
 fi
 
-# JavaScript guests: componentize-js from the npm registry (pinned in
-# package-lock.json), rebuilt when their sources change.
+# JavaScript guests: componentize-js from the npm registry (exact version in
+# package.json; no lock file: one written here omitted a dependency that
+# `npm install` then skipped), rebuilt when their sources change.
 for dir in "$root"/plugins/*/; do
   [[ -f $dir/package.json && -f $dir/build.mjs ]] || continue
   name=$(basename "$dir")
   if [[ ! -d $dir/node_modules/@bytecodealliance/componentize-js ]]; then
-    say "installing componentize-js for plugins/$name (npm install, versions from package-lock.json)"
+    say "installing componentize-js for plugins/$name (npm install)"
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
   fi
   if [[ ! -f $dir/plugin.wasm || -n $(find "$dir/src" "$dir/build.mjs" "$root/wit" -newer "$dir/plugin.wasm" 2>/dev/null) ]]; then
