@@ -12,7 +12,7 @@ use airlock::runs::Mode;
 use airlock::storage::{AuditFilter, RuleUsage};
 use airlock::{AirlockOptions, ConfigValues, Plugin, SqliteStore};
 
-use super::{DbArgs, NetArgs, PermittedArgs};
+use super::{DbArgs, NetArgs, PermittedArgs, request_line};
 
 /// Exit status when a URL would be refused (or could not be decided).
 pub const EXIT_DENIED: u8 = 1;
@@ -403,14 +403,7 @@ fn log(args: LogArgs) -> anyhow::Result<u8> {
                 r.run_id
                     .map(|id| format!("#{id} {}", r.feed))
                     .unwrap_or_default(),
-                format!(
-                    "{} {}://{}{}{}",
-                    r.method,
-                    r.scheme.as_deref().unwrap_or("?"),
-                    r.host,
-                    r.port.map(|p| format!(":{p}")).unwrap_or_default(),
-                    r.path
-                ),
+                request_line(&r.method, r.scheme.as_deref(), &r.host, r.port, &r.path),
                 r.decision.clone(),
                 r.rule.clone().unwrap_or_default(),
                 r.status.map(|s| s.to_string()).unwrap_or_default(),

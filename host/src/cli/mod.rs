@@ -184,6 +184,19 @@ impl NetArgs {
     }
 }
 
+/// `GET https://host:443/path`, for printing an audited request (never with
+/// its query string).
+pub fn request_line(
+    method: &str,
+    scheme: Option<&str>,
+    host: &str,
+    port: Option<u16>,
+    path: &str,
+) -> String {
+    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{method} {}://{host}{port}{path}", scheme.unwrap_or("?"))
+}
+
 /// Runs the parsed command; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {

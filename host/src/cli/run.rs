@@ -10,7 +10,7 @@ use airlock::egress::{Decision, RateLimits};
 use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
 
-use super::{CacheArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs};
+use super::{CacheArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, request_line};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -194,13 +194,12 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
     if !report.http.is_empty() {
         println!("http:");
         for call in &report.http {
-            let target = format!(
-                "{} {}://{}{}{}",
-                call.method,
-                call.scheme.as_deref().unwrap_or("?"),
-                call.host,
-                call.port.map(|p| format!(":{p}")).unwrap_or_default(),
-                call.path
+            let target = request_line(
+                &call.method,
+                call.scheme.as_deref(),
+                &call.host,
+                call.port,
+                &call.path,
             );
             let verdict = match &call.decision {
                 Decision::Allowed { rule, .. } => match (call.status, &call.error) {
