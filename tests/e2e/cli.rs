@@ -411,7 +411,7 @@ async fn reviewers_check_urls_and_read_the_audit() {
     let rule = format!("http://shop.test port {}", shop.addr.port());
     assert!(
         csv.contains(&format!(
-            "custom-store@0.1.0,acme,custom-store,allowed,{rule},"
+            "custom-store@0.1.0,acme,custom-store,allowed,{rule},custom-store (installation config `endpoint`),"
         )),
         "{csv}"
     );

@@ -242,8 +242,12 @@ fn audit_entries(plugin: &Plugin, grants: &Grants, usage: &[RuleUsage]) -> Vec<A
     };
     for u in usage {
         let (service, source) = match u.decision.as_str() {
-            "allowed" => granted_source(&u.rule)
-                .unwrap_or_else(|| (String::new(), "installation config".into())),
+            "allowed" => granted_source(&u.rule).unwrap_or_else(|| {
+                (
+                    u.service.clone().unwrap_or_default(),
+                    "installation config".into(),
+                )
+            }),
             _ => (String::new(), "refused by the host".into()),
         };
         out.push(AuditEntry {

@@ -81,6 +81,8 @@ pub struct RuleUsage {
     pub decision: String,
     /// The rule text (matched or refusing).
     pub rule: String,
+    /// The matched rule's service, for allowed requests.
+    pub service: Option<String>,
     /// Count.
     pub count: u64,
     /// Latest, ms since the epoch.
@@ -208,7 +210,8 @@ impl SqliteStore {
     ) -> Result<Vec<RuleUsage>, StorageError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT tenant, installation, decision, COALESCE(rule, decision), COUNT(*), MAX(at_ms)
+            "SELECT tenant, installation, decision, COALESCE(rule, decision), COUNT(*), MAX(at_ms),
+                    MAX(service)
              FROM egress_audit
              WHERE plugin_id = ?1 AND (?2 IS NULL OR tenant = ?2)
              GROUP BY tenant, installation, decision, COALESCE(rule, decision)
@@ -222,6 +225,7 @@ impl SqliteStore {
                 rule: r.get(3)?,
                 count: r.get::<_, i64>(4)? as u64,
                 last_ms: r.get(5)?,
+                service: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
