@@ -394,8 +394,19 @@ impl Runtime {
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline((timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
-        store.epoch_deadline_trap();
+        // At every epoch tick the guest yields to the executor, so a guest
+        // that computes without end cannot hold a worker thread (other runs
+        // and the scheduler keep going); past its deadline it is stopped
+        // with an interrupt trap.
+        let started = std::time::Instant::now();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if started.elapsed() >= timeout {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Yield(1)
+            })
+        });
 
         let pre = &component.pre;
         let call = async {
