@@ -36,6 +36,8 @@ pub mod egress;
 pub mod manifest;
 pub mod runs;
 pub mod runtime;
+pub mod scheduler;
+pub mod secrets;
 pub mod storage;
 
 pub use airlock::{Airlock, AirlockOptions, HostError, Installation};
