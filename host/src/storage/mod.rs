@@ -1,5 +1,6 @@
-//! Persistent state: each installation's private key-value data and the record
-//! of every run. Only this module speaks SQL.
+//! Persistent state: tenants and installations (secrets sealed), schedules,
+//! the run queue, each installation's private key-value data, the record of
+//! every run and the notifications raised. Only this module speaks SQL.
 //!
 //! - [`SqliteStore`] is the backend: one SQLite file in WAL mode, schema
 //!   versioned with `PRAGMA user_version`.
@@ -12,10 +13,16 @@
 //! call that reads across scopes.
 
 mod audit;
+mod history;
+mod installations;
+mod queue;
 mod run_scope;
 mod sqlite;
 
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
+pub use history::{RunFilter, RunSummary};
+pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
+pub use queue::{ActiveRun, NotificationRow, QueuedRun};
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};
 pub use sqlite::{RunRow, SqliteStore};
 
@@ -49,6 +56,12 @@ pub enum StorageError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The thing exists already (a tenant or installation id taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// The thing named does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// The database was written by a newer Airlock.
     #[error("database schema version {found} is newer than this airlock supports ({supported})")]
     SchemaTooNew {

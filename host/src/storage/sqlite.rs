@@ -66,6 +66,89 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX egress_audit_by_time ON egress_audit (at_ms);
     CREATE INDEX egress_audit_by_plugin ON egress_audit (plugin_id, tenant, installation);",
+    // 3: operations: tenants, installations (removed ones kept as tombstones so
+    // run history keeps its identity), sealed secrets, per-feed schedules, the
+    // run queue, the runs in progress (one per installation and feed) and
+    // notifications that wait for a person.
+    "CREATE TABLE tenants (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE installations (
+        tenant          TEXT NOT NULL,
+        id              TEXT NOT NULL,
+        plugin_id       TEXT NOT NULL,
+        plugin_version  TEXT NOT NULL,
+        plugin_dir      TEXT NOT NULL,
+        plugin_digest   TEXT NOT NULL,
+        config          TEXT NOT NULL,
+        approved_egress TEXT NOT NULL,
+        mode            TEXT NOT NULL,
+        enabled         INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        removed_at      INTEGER,
+        PRIMARY KEY (tenant, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE secrets (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        key_id       TEXT NOT NULL,
+        nonce        BLOB NOT NULL,
+        ciphertext   BLOB NOT NULL,
+        PRIMARY KEY (tenant, installation, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE schedules (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        feed         TEXT NOT NULL,
+        cron         TEXT NOT NULL,
+        time_zone    TEXT NOT NULL,
+        overridden   INTEGER NOT NULL,
+        next_fire_at INTEGER,
+        due_at       INTEGER,
+        PRIMARY KEY (tenant, installation, feed)
+    ) WITHOUT ROWID;
+    CREATE INDEX schedules_by_due ON schedules (due_at);
+    CREATE TABLE queue (
+        id           INTEGER PRIMARY KEY,
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        feed         TEXT NOT NULL,
+        trigger      TEXT NOT NULL,
+        attempt      INTEGER NOT NULL,
+        scheduled_at INTEGER NOT NULL,
+        due_at       INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL
+    );
+    CREATE INDEX queue_by_due ON queue (due_at);
+    CREATE TABLE active_runs (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        feed         TEXT NOT NULL,
+        trigger      TEXT NOT NULL,
+        attempt      INTEGER NOT NULL,
+        scheduled_at INTEGER NOT NULL,
+        started_at   INTEGER NOT NULL,
+        PRIMARY KEY (tenant, installation, feed)
+    ) WITHOUT ROWID;
+    CREATE TABLE notifications (
+        id           INTEGER PRIMARY KEY,
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        feed         TEXT NOT NULL,
+        message      TEXT NOT NULL,
+        run_id       INTEGER,
+        count        INTEGER NOT NULL,
+        first_at     INTEGER NOT NULL,
+        last_at      INTEGER NOT NULL,
+        acked_at     INTEGER,
+        acked_by     TEXT
+    );
+    CREATE INDEX notifications_open ON notifications (acked_at, tenant);
+    CREATE INDEX runs_by_time ON runs (started_at);",
 ];
 
 /// A run as recorded in the `runs` table.

@@ -1,0 +1,497 @@
+//! Tenants, their installations, the installations' sealed secrets and their
+//! per-feed schedules. Removing an installation deletes its config, secrets,
+//! storage, schedules and queued runs but keeps its row as a tombstone, so run
+//! history keeps pointing at a stable identity and the name is not reused.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use serde::Serialize;
+
+use super::{SqliteStore, StorageError};
+use crate::secrets::SealedSecret;
+
+/// A tenant: one merchant on the platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantRow {
+    /// Stable id, used in every command.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// When it was added (Unix seconds).
+    pub created_at: i64,
+}
+
+/// An installation as stored: a plugin version enabled for one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstallationRow {
+    /// The tenant.
+    pub tenant: String,
+    /// Its id within the tenant.
+    pub id: String,
+    /// The plugin's id.
+    pub plugin_id: String,
+    /// The plugin's version.
+    pub plugin_version: String,
+    /// The plugin directory it was installed from.
+    pub plugin_dir: String,
+    /// The component's sha256 at install; a changed file is refused.
+    pub plugin_digest: String,
+    /// Non-secret config values (secrets are in [`StoredSecret`]s).
+    pub config: BTreeMap<String, String>,
+    /// The egress rules the operator saw and approved, as text.
+    pub approved_egress: Vec<String>,
+    /// `test` or `live`.
+    pub mode: String,
+    /// Whether its schedules run.
+    pub enabled: bool,
+    /// When it was installed (Unix seconds).
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+    /// When it was removed; removed installations are tombstones.
+    pub removed_at: Option<i64>,
+}
+
+impl InstallationRow {
+    /// `tenant/id`, as commands name it.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.tenant, self.id)
+    }
+}
+
+/// One sealed secret of an installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    /// The config key.
+    pub key: String,
+    /// The value, encrypted.
+    pub sealed: SealedSecret,
+}
+
+/// The schedule of one feed of one installation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduleRow {
+    /// The tenant.
+    pub tenant: String,
+    /// The installation.
+    pub installation: String,
+    /// The feed.
+    pub feed: String,
+    /// Cron expression with seconds.
+    pub cron: String,
+    /// IANA time zone the expression is read in.
+    pub time_zone: String,
+    /// Whether the operator overrode the manifest's default.
+    pub overridden: bool,
+    /// The cron fire the schedule waits for (Unix seconds); none until planned.
+    pub next_fire_at: Option<i64>,
+    /// `next_fire_at` plus the installation's jitter: when the run is queued.
+    /// None until the scheduler plans it; [`NEVER`] once the expression has
+    /// no further fires.
+    pub due_at: Option<i64>,
+}
+
+/// `due_at` of a schedule whose expression has no further fires.
+pub const NEVER: i64 = i64::MAX;
+
+const INSTALLATION_COLUMNS: &str = "tenant, id, plugin_id, plugin_version, plugin_dir, \
+     plugin_digest, config, approved_egress, mode, enabled, created_at, updated_at, removed_at";
+
+fn installation_from_row(r: &Row<'_>) -> rusqlite::Result<InstallationRow> {
+    let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    Ok(InstallationRow {
+        tenant: r.get(0)?,
+        id: r.get(1)?,
+        plugin_id: r.get(2)?,
+        plugin_version: r.get(3)?,
+        plugin_dir: r.get(4)?,
+        plugin_digest: r.get(5)?,
+        config: serde_json::from_str(&json(6)?).unwrap_or_default(),
+        approved_egress: serde_json::from_str(&json(7)?).unwrap_or_default(),
+        mode: r.get(8)?,
+        enabled: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+        removed_at: r.get(12)?,
+    })
+}
+
+fn schedule_from_row(r: &Row<'_>) -> rusqlite::Result<ScheduleRow> {
+    Ok(ScheduleRow {
+        tenant: r.get(0)?,
+        installation: r.get(1)?,
+        feed: r.get(2)?,
+        cron: r.get(3)?,
+        time_zone: r.get(4)?,
+        overridden: r.get(5)?,
+        next_fire_at: r.get(6)?,
+        due_at: r.get(7)?,
+    })
+}
+
+const SCHEDULE_COLUMNS: &str =
+    "s.tenant, s.installation, s.feed, s.cron, s.time_zone, s.overridden, s.next_fire_at, s.due_at";
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("maps and lists of strings serialise")
+}
+
+fn replace_secrets(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: &str,
+    secrets: &[StoredSecret],
+) -> Result<(), StorageError> {
+    tx.execute(
+        "DELETE FROM secrets WHERE tenant = ?1 AND installation = ?2",
+        params![tenant, id],
+    )?;
+    for s in secrets {
+        tx.execute(
+            "INSERT INTO secrets (tenant, installation, key, key_id, nonce, ciphertext)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                tenant,
+                id,
+                s.key,
+                s.sealed.key_id,
+                s.sealed.nonce,
+                s.sealed.ciphertext
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn replace_schedules(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: &str,
+    schedules: &[ScheduleRow],
+) -> Result<(), StorageError> {
+    tx.execute(
+        "DELETE FROM schedules WHERE tenant = ?1 AND installation = ?2",
+        params![tenant, id],
+    )?;
+    for s in schedules {
+        tx.execute(
+            "INSERT INTO schedules (tenant, installation, feed, cron, time_zone, overridden,
+                next_fire_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                tenant,
+                id,
+                s.feed,
+                s.cron,
+                s.time_zone,
+                s.overridden,
+                s.next_fire_at,
+                s.due_at
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn write_installation(conn: &Connection, row: &InstallationRow) -> Result<(), StorageError> {
+    conn.execute(
+        &format!(
+            "INSERT OR REPLACE INTO installations ({INSTALLATION_COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        ),
+        params![
+            row.tenant,
+            row.id,
+            row.plugin_id,
+            row.plugin_version,
+            row.plugin_dir,
+            row.plugin_digest,
+            to_json(&row.config),
+            to_json(&row.approved_egress),
+            row.mode,
+            row.enabled,
+            row.created_at,
+            row.updated_at,
+            row.removed_at
+        ],
+    )?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Adds a tenant; a tenant with that id must not exist.
+    pub fn add_tenant(&self, tenant: &TenantRow) -> Result<(), StorageError> {
+        let changed = self.conn().execute(
+            "INSERT OR IGNORE INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+            params![tenant.id, tenant.name, tenant.created_at],
+        )?;
+        if changed == 0 {
+            return Err(StorageError::Conflict(format!(
+                "tenant `{}` already exists",
+                tenant.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every tenant, by id.
+    pub fn tenants(&self) -> Result<Vec<TenantRow>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, name, created_at FROM tenants ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TenantRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether tenant `id` exists.
+    pub fn tenant_exists(&self, id: &str) -> Result<bool, StorageError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT 1 FROM tenants WHERE id = ?1", [id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Removes tenant `id`. Refused while it has installations that are not
+    /// removed: remove those first (their run history is kept).
+    pub fn remove_tenant(&self, id: &str) -> Result<(), StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let live: Vec<String> = tx
+            .prepare("SELECT id FROM installations WHERE tenant = ?1 AND removed_at IS NULL")?
+            .query_map([id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if !live.is_empty() {
+            return Err(StorageError::Conflict(format!(
+                "tenant `{id}` still has installations: {} (remove them first)",
+                live.join(", ")
+            )));
+        }
+        if tx.execute("DELETE FROM tenants WHERE id = ?1", [id])? == 0 {
+            return Err(StorageError::NotFound(format!("no tenant `{id}`")));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores a new installation with its sealed secrets and schedules, all or
+    /// nothing. The id must be new within the tenant (removed ones included).
+    pub fn insert_installation(
+        &self,
+        row: &InstallationRow,
+        secrets: &[StoredSecret],
+        schedules: &[ScheduleRow],
+    ) -> Result<(), StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let existing: Option<Option<i64>> = tx
+            .query_row(
+                "SELECT removed_at FROM installations WHERE tenant = ?1 AND id = ?2",
+                params![row.tenant, row.id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match existing {
+            Some(None) => {
+                return Err(StorageError::Conflict(format!(
+                    "installation `{}` already exists",
+                    row.label()
+                )));
+            }
+            Some(Some(_)) => {
+                return Err(StorageError::Conflict(format!(
+                    "installation `{}` was removed; its run history keeps that name, so choose \
+                     another with --name",
+                    row.label()
+                )));
+            }
+            None => {}
+        }
+        write_installation(&tx, row)?;
+        replace_secrets(&tx, &row.tenant, &row.id, secrets)?;
+        replace_schedules(&tx, &row.tenant, &row.id, schedules)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Updates an installation that is not removed; replaces its secrets and
+    /// schedules too when given. All or nothing.
+    pub fn update_installation(
+        &self,
+        row: &InstallationRow,
+        secrets: Option<&[StoredSecret]>,
+        schedules: Option<&[ScheduleRow]>,
+    ) -> Result<(), StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let live = tx
+            .query_row(
+                "SELECT 1 FROM installations WHERE tenant = ?1 AND id = ?2 AND removed_at IS NULL",
+                params![row.tenant, row.id],
+                |_| Ok(()),
+            )
+            .optional()?;
+        if live.is_none() {
+            return Err(StorageError::NotFound(format!(
+                "no installation `{}`",
+                row.label()
+            )));
+        }
+        write_installation(&tx, row)?;
+        if let Some(secrets) = secrets {
+            replace_secrets(&tx, &row.tenant, &row.id, secrets)?;
+        }
+        if let Some(schedules) = schedules {
+            replace_schedules(&tx, &row.tenant, &row.id, schedules)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes an installation: deletes its config, secrets, stored data,
+    /// schedules and queued runs, and keeps a tombstone (run history stays).
+    pub fn remove_installation(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE installations SET removed_at = ?3, updated_at = ?3, enabled = 0,
+                config = '{}', approved_egress = '[]'
+             WHERE tenant = ?1 AND id = ?2 AND removed_at IS NULL",
+            params![tenant, id, now],
+        )?;
+        if changed == 0 {
+            return Err(StorageError::NotFound(format!(
+                "no installation `{tenant}/{id}`"
+            )));
+        }
+        for table in ["secrets", "kv", "schedules", "queue"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE tenant = ?1 AND installation = ?2"),
+                params![tenant, id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The installation `tenant/id`, removed or not.
+    pub fn installation(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<InstallationRow>, StorageError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT {INSTALLATION_COLUMNS} FROM installations WHERE tenant = ?1 AND id = ?2"
+                ),
+                params![tenant, id],
+                installation_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Installations (of one tenant, or all), by tenant and id.
+    pub fn installations(
+        &self,
+        tenant: Option<&str>,
+        include_removed: bool,
+    ) -> Result<Vec<InstallationRow>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {INSTALLATION_COLUMNS} FROM installations
+             WHERE (?1 IS NULL OR tenant = ?1) AND (?2 OR removed_at IS NULL)
+             ORDER BY tenant, id"
+        ))?;
+        let rows = stmt.query_map(params![tenant, include_removed], installation_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The sealed secrets of an installation.
+    pub fn secrets(&self, tenant: &str, id: &str) -> Result<Vec<StoredSecret>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, key_id, nonce, ciphertext FROM secrets
+             WHERE tenant = ?1 AND installation = ?2 ORDER BY key",
+        )?;
+        let rows = stmt.query_map(params![tenant, id], |r| {
+            Ok(StoredSecret {
+                key: r.get(0)?,
+                sealed: SealedSecret {
+                    key_id: r.get(1)?,
+                    nonce: r.get(2)?,
+                    ciphertext: r.get(3)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The schedules of an installation, by feed.
+    pub fn schedules(&self, tenant: &str, id: &str) -> Result<Vec<ScheduleRow>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM schedules s
+             WHERE s.tenant = ?1 AND s.installation = ?2 ORDER BY s.feed"
+        ))?;
+        let rows = stmt.query_map(params![tenant, id], schedule_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Schedules of enabled installations that are due at `now` or were
+    /// never planned, at most `limit`, earliest first.
+    pub fn due_schedules(&self, now: i64, limit: usize) -> Result<Vec<ScheduleRow>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM schedules s
+             JOIN installations i ON i.tenant = s.tenant AND i.id = s.installation
+             WHERE i.enabled AND i.removed_at IS NULL AND (s.due_at IS NULL OR s.due_at <= ?1)
+             ORDER BY s.due_at LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![now, limit as i64], schedule_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The earliest planned due time of any enabled schedule.
+    pub fn next_schedule_due(&self) -> Result<Option<i64>, StorageError> {
+        Ok(self.conn().query_row(
+            "SELECT MIN(s.due_at) FROM schedules s
+             JOIN installations i ON i.tenant = s.tenant AND i.id = s.installation
+             WHERE i.enabled AND i.removed_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Records the next fire a schedule waits for and when it is due.
+    pub fn plan_schedule(
+        &self,
+        schedule: &ScheduleRow,
+        next_fire_at: Option<i64>,
+        due_at: Option<i64>,
+    ) -> Result<(), StorageError> {
+        self.conn().execute(
+            "UPDATE schedules SET next_fire_at = ?4, due_at = ?5
+             WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
+            params![
+                schedule.tenant,
+                schedule.installation,
+                schedule.feed,
+                next_fire_at,
+                due_at
+            ],
+        )?;
+        Ok(())
+    }
+}

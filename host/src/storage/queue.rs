@@ -1,0 +1,370 @@
+//! The work of the scheduler: runs waiting in the queue (scheduled, manual
+//! "Run now", retries), the runs in progress (at most one per installation
+//! and feed, enforced by the table's key), and notifications that stay until
+//! a person acknowledges them.
+//!
+//! A run moves queue → active in one transaction ([`SqliteStore::claim`]); a
+//! row left in `active_runs` after the process died is a run that was
+//! interrupted.
+
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::{SqliteStore, StorageError};
+
+/// A run waiting to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueuedRun {
+    /// Queue id (0 before it is queued).
+    pub id: i64,
+    /// The tenant.
+    pub tenant: String,
+    /// The installation.
+    pub installation: String,
+    /// The feed.
+    pub feed: String,
+    /// `schedule`, `manual` or `retry`.
+    pub trigger: String,
+    /// 1 for a first attempt.
+    pub attempt: u32,
+    /// The fire time the run is for (Unix seconds).
+    pub scheduled_at: i64,
+    /// Not before this time (Unix seconds).
+    pub due_at: i64,
+    /// When it was queued.
+    pub created_at: i64,
+}
+
+/// A run in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActiveRun {
+    /// The tenant.
+    pub tenant: String,
+    /// The installation.
+    pub installation: String,
+    /// The feed.
+    pub feed: String,
+    /// `schedule`, `manual` or `retry`.
+    pub trigger: String,
+    /// The attempt.
+    pub attempt: u32,
+    /// The fire time the run is for.
+    pub scheduled_at: i64,
+    /// When it started.
+    pub started_at: i64,
+}
+
+/// A notification: a feed needs a person. Repeated failures of the same feed
+/// update the open notification instead of adding more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotificationRow {
+    /// Its id.
+    pub id: i64,
+    /// The tenant.
+    pub tenant: String,
+    /// The installation.
+    pub installation: String,
+    /// The feed.
+    pub feed: String,
+    /// The latest failure.
+    pub message: String,
+    /// The latest failing run.
+    pub run_id: Option<i64>,
+    /// How many failures it stands for.
+    pub count: u32,
+    /// First failure (Unix seconds).
+    pub first_at: i64,
+    /// Latest failure.
+    pub last_at: i64,
+    /// When it was acknowledged.
+    pub acked_at: Option<i64>,
+    /// Who acknowledged it.
+    pub acked_by: Option<String>,
+}
+
+fn queued_from_row(r: &Row<'_>) -> rusqlite::Result<QueuedRun> {
+    Ok(QueuedRun {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        installation: r.get(2)?,
+        feed: r.get(3)?,
+        trigger: r.get(4)?,
+        attempt: r.get(5)?,
+        scheduled_at: r.get(6)?,
+        due_at: r.get(7)?,
+        created_at: r.get(8)?,
+    })
+}
+
+fn notification_from_row(r: &Row<'_>) -> rusqlite::Result<NotificationRow> {
+    Ok(NotificationRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        installation: r.get(2)?,
+        feed: r.get(3)?,
+        message: r.get(4)?,
+        run_id: r.get(5)?,
+        count: r.get(6)?,
+        first_at: r.get(7)?,
+        last_at: r.get(8)?,
+        acked_at: r.get(9)?,
+        acked_by: r.get(10)?,
+    })
+}
+
+const QUEUE_COLUMNS: &str =
+    "id, tenant, installation, feed, trigger, attempt, scheduled_at, due_at, created_at";
+const NOTIFICATION_COLUMNS: &str = "id, tenant, installation, feed, message, run_id, count, \
+     first_at, last_at, acked_at, acked_by";
+
+impl SqliteStore {
+    /// Queues a run; returns its queue id.
+    pub fn enqueue(&self, run: &QueuedRun) -> Result<i64, StorageError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO queue (tenant, installation, feed, trigger, attempt, scheduled_at,
+                due_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                run.tenant,
+                run.installation,
+                run.feed,
+                run.trigger,
+                run.attempt,
+                run.scheduled_at,
+                run.due_at,
+                run.created_at
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// How many runs of this feed with this trigger are queued.
+    pub fn queued_count(
+        &self,
+        tenant: &str,
+        installation: &str,
+        feed: &str,
+        trigger: &str,
+    ) -> Result<u32, StorageError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM queue
+             WHERE tenant = ?1 AND installation = ?2 AND feed = ?3 AND trigger = ?4",
+            params![tenant, installation, feed, trigger],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Queued runs due at `now`, earliest first (ties by queue order), at
+    /// most `limit`.
+    pub fn due_queue(&self, now: i64, limit: usize) -> Result<Vec<QueuedRun>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {QUEUE_COLUMNS} FROM queue WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![now, limit as i64], queued_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every queued run, earliest first.
+    pub fn queue(&self) -> Result<Vec<QueuedRun>, StorageError> {
+        self.due_queue(i64::MAX, usize::MAX >> 1)
+    }
+
+    /// The earliest due time in the queue.
+    pub fn next_queue_due(&self) -> Result<Option<i64>, StorageError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT MIN(due_at) FROM queue", [], |r| r.get(0))?)
+    }
+
+    /// Starts a queued run: moves it from the queue to the runs in progress
+    /// in one transaction. False if a run of the same installation and feed
+    /// is already in progress, or the queued run is gone.
+    pub fn claim(&self, run: &QueuedRun, started_at: i64) -> Result<bool, StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO active_runs (tenant, installation, feed, trigger, attempt,
+                scheduled_at, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                run.tenant,
+                run.installation,
+                run.feed,
+                run.trigger,
+                run.attempt,
+                run.scheduled_at,
+                started_at
+            ],
+        )?;
+        if inserted == 0 || tx.execute("DELETE FROM queue WHERE id = ?1", [run.id])? == 0 {
+            return Ok(false);
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Drops a queued run (one skipped because its feed is busy).
+    pub fn dequeue(&self, id: i64) -> Result<(), StorageError> {
+        self.conn()
+            .execute("DELETE FROM queue WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Whether a run of this installation and feed is in progress.
+    pub fn is_active(
+        &self,
+        tenant: &str,
+        installation: &str,
+        feed: &str,
+    ) -> Result<bool, StorageError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
+                params![tenant, installation, feed],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// The runs in progress.
+    pub fn active_runs(&self) -> Result<Vec<ActiveRun>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT tenant, installation, feed, trigger, attempt, scheduled_at, started_at
+             FROM active_runs ORDER BY started_at",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ActiveRun {
+                tenant: r.get(0)?,
+                installation: r.get(1)?,
+                feed: r.get(2)?,
+                trigger: r.get(3)?,
+                attempt: r.get(4)?,
+                scheduled_at: r.get(5)?,
+                started_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Ends a run in progress: removes it from the runs in progress and, in
+    /// the same transaction, queues its follow-up (a retry) if any.
+    pub fn settle(
+        &self,
+        run: &ActiveRun,
+        follow_up: Option<&QueuedRun>,
+    ) -> Result<(), StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
+            params![run.tenant, run.installation, run.feed],
+        )?;
+        if let Some(q) = follow_up {
+            tx.execute(
+                "INSERT INTO queue (tenant, installation, feed, trigger, attempt, scheduled_at,
+                    due_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    q.tenant,
+                    q.installation,
+                    q.feed,
+                    q.trigger,
+                    q.attempt,
+                    q.scheduled_at,
+                    q.due_at,
+                    q.created_at
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Raises a notification for a feed, or updates the feed's open one.
+    /// Returns its id.
+    pub fn raise_notification(
+        &self,
+        tenant: &str,
+        installation: &str,
+        feed: &str,
+        message: &str,
+        run_id: Option<i64>,
+        now: i64,
+    ) -> Result<i64, StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let open: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM notifications WHERE tenant = ?1 AND installation = ?2
+                   AND feed = ?3 AND acked_at IS NULL",
+                params![tenant, installation, feed],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let id = match open {
+            Some(id) => {
+                tx.execute(
+                    "UPDATE notifications SET message = ?2, run_id = ?3, count = count + 1,
+                        last_at = ?4 WHERE id = ?1",
+                    params![id, message, run_id, now],
+                )?;
+                id
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO notifications (tenant, installation, feed, message, run_id,
+                        count, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
+                    params![tenant, installation, feed, message, run_id, now],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Notifications, newest first: open ones only unless `include_acked`.
+    pub fn notifications(
+        &self,
+        tenant: Option<&str>,
+        include_acked: bool,
+    ) -> Result<Vec<NotificationRow>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications
+             WHERE (?1 IS NULL OR tenant = ?1) AND (?2 OR acked_at IS NULL)
+             ORDER BY last_at DESC, id DESC"
+        ))?;
+        let rows = stmt.query_map(params![tenant, include_acked], notification_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Acknowledges notification `id`. Errors if there is none or it was
+    /// already acknowledged.
+    pub fn ack_notification(&self, id: i64, by: &str, now: i64) -> Result<(), StorageError> {
+        let conn = self.conn();
+        let changed = conn.execute(
+            "UPDATE notifications SET acked_at = ?2, acked_by = ?3
+             WHERE id = ?1 AND acked_at IS NULL",
+            params![id, now, by],
+        )?;
+        if changed == 1 {
+            return Ok(());
+        }
+        let exists = conn
+            .query_row(
+                "SELECT 1 FROM notifications WHERE id = ?1",
+                [id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        Err(if exists {
+            StorageError::Conflict(format!("notification #{id} is already acknowledged"))
+        } else {
+            StorageError::NotFound(format!("no notification #{id}"))
+        })
+    }
+}
