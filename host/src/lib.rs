@@ -33,6 +33,7 @@
 mod airlock;
 pub mod config;
 pub mod egress;
+pub mod lifecycle;
 pub mod manifest;
 pub mod runs;
 pub mod runtime;

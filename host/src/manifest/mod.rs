@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
+pub(crate) use schema::is_slug;
 pub use schema::{
     ConfigField, ConfigType, Direction, EgressEntry, EgressSection, Feed, Limits, Manifest,
     PluginSection,

@@ -194,7 +194,7 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
 }
 
 /// Whether `s` is a non-empty run of lower-case ASCII letters, digits, `-` and `_`.
-fn is_slug(s: &str) -> bool {
+pub(crate) fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()

@@ -1,0 +1,560 @@
+//! Operating connectors per tenant: install (config checked against the
+//! manifest, egress shown, "Test connection"), enable, disable, test or live
+//! mode, reauthorise, upgrade and remove. The CLI calls these functions; an
+//! HTTP API would call the same ones.
+//!
+//! Changes that need the operator's eye come in two steps: `plan_*` works out
+//! and validates everything without writing (so the caller can show the
+//! egress granted, run `check()` and ask for confirmation), then `commit_*`
+//! stores it in one transaction. Secrets are sealed with the [`Keyring`]
+//! before they reach the store.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::airlock::{Airlock, HostError, Installation};
+use crate::config::{ConfigError, ConfigValues};
+use crate::egress::Grants;
+use crate::manifest::{ManifestError, Plugin, is_slug};
+use crate::runs::Mode;
+use crate::scheduler::{CronSchedule, ScheduleError};
+use crate::secrets::{Keyring, SecretError, SecretSlot};
+use crate::storage::{InstallationRow, ScheduleRow, SqliteStore, StorageError, StoredSecret};
+
+/// Why a lifecycle operation failed. Messages name what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// A tenant or installation id that is not a slug.
+    #[error("`{0}` is not a valid id: use 1-64 lower-case letters, digits, `-` and `_`")]
+    BadId(String),
+    /// `TENANT/INSTALLATION` expected.
+    #[error(
+        "`{0}` does not name an installation: write TENANT/INSTALLATION, e.g. acme/custom-store"
+    )]
+    BadReference(String),
+    /// The tenant does not exist.
+    #[error("no tenant `{0}` (add it with `airlock tenant add {0}`)")]
+    NoTenant(String),
+    /// The installation does not exist or was removed.
+    #[error("no installation `{0}`")]
+    NoInstallation(String),
+    /// The plugin could not be loaded.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The config does not fit the manifest.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A schedule or time zone is invalid.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    /// A schedule names a feed the plugin does not have.
+    #[error("plugin {plugin} has no feed `{feed}`")]
+    UnknownFeed {
+        /// The plugin.
+        plugin: String,
+        /// The feed named.
+        feed: String,
+    },
+    /// Secrets are involved but no master key was given.
+    #[error(
+        "this installation has secrets, and no master key was given: create one with \
+         `airlock keygen FILE` and pass --master-key-file FILE (or set AIRLOCK_MASTER_KEY_FILE)"
+    )]
+    NoMasterKey,
+    /// A secret could not be sealed or opened.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The component changed on disk since it was installed.
+    #[error(
+        "the component of {label} changed on disk since it was installed (installed sha256 \
+         {installed}, now {found}); install the new build with `airlock upgrade`"
+    )]
+    DigestChanged {
+        /// The installation.
+        label: String,
+        /// The digest recorded at install.
+        installed: String,
+        /// The digest of the file now.
+        found: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The host failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// Splits `TENANT/INSTALLATION`.
+pub fn parse_reference(text: &str) -> Result<(String, String), LifecycleError> {
+    match text.split_once('/') {
+        Some((t, i)) if is_slug(t) && is_slug(i) => Ok((t.to_string(), i.to_string())),
+        _ => Err(LifecycleError::BadReference(text.to_string())),
+    }
+}
+
+/// Checks a tenant or installation id.
+pub fn check_id(id: &str) -> Result<(), LifecycleError> {
+    if is_slug(id) {
+        Ok(())
+    } else {
+        Err(LifecycleError::BadId(id.to_string()))
+    }
+}
+
+/// What an operator asks to install.
+#[derive(Debug, Clone)]
+pub struct InstallRequest {
+    /// The tenant.
+    pub tenant: String,
+    /// The installation id; default the plugin id.
+    pub id: Option<String>,
+    /// The plugin directory.
+    pub plugin_dir: std::path::PathBuf,
+    /// Config `KEY=VALUE` assignments, secrets included.
+    pub assignments: Vec<String>,
+    /// The initial mode (new installations start in test, as operators expect).
+    pub mode: Mode,
+    /// Schedule overrides, `(feed, cron)`.
+    pub schedules: Vec<(String, String)>,
+    /// The IANA time zone the schedules are read in.
+    pub time_zone: String,
+}
+
+/// A validated change to an installation, not yet stored.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The plugin (version) it will run.
+    pub plugin: Plugin,
+    /// The installation as runs will see it.
+    pub installation: Installation,
+    /// What it will be allowed to reach.
+    pub grants: Grants,
+    /// Its feed schedules.
+    pub schedules: Vec<ScheduleRow>,
+    /// Egress rules granted now that were not approved before (all of them
+    /// for a new installation): widening that needs the operator's approval.
+    pub egress_added: Vec<String>,
+    /// Egress rules approved before that are no longer granted.
+    pub egress_removed: Vec<String>,
+    /// Config keys the new version no longer declares (dropped on upgrade).
+    pub config_dropped: Vec<String>,
+}
+
+impl Plan {
+    /// The granted rules as text, as stored for later diffs.
+    pub fn egress_text(&self) -> Vec<String> {
+        egress_text(&self.grants)
+    }
+}
+
+fn egress_text(grants: &Grants) -> Vec<String> {
+    grants.granted.iter().map(|g| g.rule.to_string()).collect()
+}
+
+fn diff(before: &[String], after: &[String]) -> (Vec<String>, Vec<String>) {
+    let b: BTreeSet<&String> = before.iter().collect();
+    let a: BTreeSet<&String> = after.iter().collect();
+    (
+        a.difference(&b).map(|s| s.to_string()).collect(),
+        b.difference(&a).map(|s| s.to_string()).collect(),
+    )
+}
+
+/// The schedules of `plugin` for an installation: the manifest's defaults,
+/// with `overrides` (feed, cron) and earlier overrides kept, in `time_zone`.
+fn schedules_for(
+    plugin: &Plugin,
+    tenant: &str,
+    id: &str,
+    overrides: &[(String, String)],
+    time_zone: &str,
+) -> Result<Vec<ScheduleRow>, LifecycleError> {
+    for (feed, _) in overrides {
+        if plugin.manifest.feed(feed).is_none() {
+            return Err(LifecycleError::UnknownFeed {
+                plugin: plugin.label(),
+                feed: feed.clone(),
+            });
+        }
+    }
+    plugin
+        .manifest
+        .feeds
+        .iter()
+        .map(|feed| {
+            let custom = overrides.iter().rev().find(|(f, _)| *f == feed.name);
+            let cron = custom.map_or(feed.schedule.as_str(), |(_, c)| c.as_str());
+            CronSchedule::parse(cron, time_zone)?;
+            Ok(ScheduleRow {
+                tenant: tenant.to_string(),
+                installation: id.to_string(),
+                feed: feed.name.clone(),
+                cron: cron.to_string(),
+                time_zone: time_zone.to_string(),
+                overridden: custom.is_some(),
+                next_fire_at: None,
+                due_at: None,
+            })
+        })
+        .collect()
+}
+
+/// Validates an install without storing anything: the tenant exists, the
+/// plugin loads, the config fits its schema, the schedules parse.
+pub fn plan_install(host: &Airlock, request: &InstallRequest) -> Result<Plan, LifecycleError> {
+    check_id(&request.tenant)?;
+    if !host.store().tenant_exists(&request.tenant)? {
+        return Err(LifecycleError::NoTenant(request.tenant.clone()));
+    }
+    let plugin = Plugin::load(&request.plugin_dir)?;
+    let id = request
+        .id
+        .clone()
+        .unwrap_or_else(|| plugin.manifest.plugin.id.clone());
+    check_id(&id)?;
+    let config = ConfigValues::from_assignments(&plugin.manifest, &request.assignments)?;
+    let schedules = schedules_for(
+        &plugin,
+        &request.tenant,
+        &id,
+        &request.schedules,
+        &request.time_zone,
+    )?;
+    let installation = Installation {
+        tenant: request.tenant.clone(),
+        id,
+        config,
+        mode: request.mode,
+        rate_limits: Default::default(),
+    };
+    let grants = host.grants(&plugin, &installation)?;
+    let egress_added = egress_text(&grants);
+    Ok(Plan {
+        plugin,
+        installation,
+        grants,
+        schedules,
+        egress_added,
+        egress_removed: Vec::new(),
+        config_dropped: Vec::new(),
+    })
+}
+
+fn seal_all(
+    keyring: Option<&Keyring>,
+    installation: &Installation,
+) -> Result<Vec<StoredSecret>, LifecycleError> {
+    let keys: Vec<&str> = installation.config.secret_keys().collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keyring = keyring.ok_or(LifecycleError::NoMasterKey)?;
+    Ok(keys
+        .into_iter()
+        .map(|key| {
+            let value = installation.config.secret(key).unwrap_or_default();
+            let slot = SecretSlot {
+                tenant: &installation.tenant,
+                installation: &installation.id,
+                key,
+            };
+            StoredSecret {
+                key: key.to_string(),
+                sealed: keyring.seal(slot, value),
+            }
+        })
+        .collect())
+}
+
+fn row_for(plan: &Plan, enabled: bool, created_at: i64, now: i64) -> InstallationRow {
+    let manifest = &plan.plugin.manifest;
+    InstallationRow {
+        tenant: plan.installation.tenant.clone(),
+        id: plan.installation.id.clone(),
+        plugin_id: manifest.plugin.id.clone(),
+        plugin_version: manifest.plugin.version.clone(),
+        plugin_dir: plan.plugin.dir.display().to_string(),
+        plugin_digest: plan.plugin.digest.clone(),
+        config: plan.installation.config.plain().clone(),
+        approved_egress: plan.egress_text(),
+        mode: plan.installation.mode.as_str().to_string(),
+        enabled,
+        created_at,
+        updated_at: now,
+        removed_at: None,
+    }
+}
+
+/// Stores a planned install: enabled (as operators expect of a new
+/// integration), secrets sealed.
+pub fn commit_install(
+    store: &SqliteStore,
+    keyring: Option<&Keyring>,
+    plan: &Plan,
+    now: i64,
+) -> Result<InstallationRow, LifecycleError> {
+    let secrets = seal_all(keyring, &plan.installation)?;
+    let row = row_for(plan, true, now, now);
+    store.insert_installation(&row, &secrets, &plan.schedules)?;
+    Ok(row)
+}
+
+/// The stored installation `tenant/id` (not removed).
+pub fn installation_row(
+    store: &SqliteStore,
+    tenant: &str,
+    id: &str,
+) -> Result<InstallationRow, LifecycleError> {
+    match store.installation(tenant, id)? {
+        Some(row) if row.removed_at.is_none() => Ok(row),
+        _ => Err(LifecycleError::NoInstallation(format!("{tenant}/{id}"))),
+    }
+}
+
+/// The config of a stored installation (secrets opened), as `KEY=VALUE`
+/// assignments, keeping only keys in `keep` when given.
+fn stored_assignments(
+    store: &SqliteStore,
+    keyring: Option<&Keyring>,
+    row: &InstallationRow,
+) -> Result<Vec<(String, String)>, LifecycleError> {
+    let mut out: Vec<(String, String)> = row
+        .config
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let secrets = store.secrets(&row.tenant, &row.id)?;
+    if !secrets.is_empty() {
+        let keyring = keyring.ok_or(LifecycleError::NoMasterKey)?;
+        for s in secrets {
+            let slot = SecretSlot {
+                tenant: &row.tenant,
+                installation: &row.id,
+                key: &s.key,
+            };
+            out.push((s.key.clone(), keyring.open(slot, &s.sealed)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Loads a stored installation ready to run: its plugin (refused if the
+/// component changed since install), its config with secrets opened.
+pub fn load(
+    store: &SqliteStore,
+    keyring: Option<&Keyring>,
+    row: &InstallationRow,
+) -> Result<(Plugin, Installation), LifecycleError> {
+    let plugin = Plugin::load(Path::new(&row.plugin_dir))?;
+    if plugin.digest != row.plugin_digest {
+        return Err(LifecycleError::DigestChanged {
+            label: row.label(),
+            installed: row.plugin_digest.clone(),
+            found: plugin.digest,
+        });
+    }
+    let pairs = stored_assignments(store, keyring, row)?;
+    let config = ConfigValues::resolve(
+        &plugin.manifest,
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )?;
+    let installation = Installation {
+        tenant: row.tenant.clone(),
+        id: row.id.clone(),
+        config,
+        mode: if row.mode == "live" {
+            Mode::Live
+        } else {
+            Mode::Test
+        },
+        rate_limits: Default::default(),
+    };
+    Ok((plugin, installation))
+}
+
+/// The direction of `feed` in the installed plugin's manifest; None if the
+/// manifest cannot be read or has no such feed.
+pub fn feed_direction(row: &InstallationRow, feed: &str) -> Option<crate::manifest::Direction> {
+    let path = Path::new(&row.plugin_dir).join(crate::manifest::MANIFEST_FILE);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let manifest = crate::manifest::Manifest::parse(&text, &path).ok()?;
+    manifest.feed(feed).map(|f| f.direction)
+}
+
+/// Plans new credentials or settings for an installation ("Reauthorise"):
+/// the stored config with `assignments` applied on top, re-validated.
+pub fn plan_reauthorise(
+    host: &Airlock,
+    keyring: Option<&Keyring>,
+    row: &InstallationRow,
+    assignments: &[String],
+) -> Result<Plan, LifecycleError> {
+    let plugin = Plugin::load(Path::new(&row.plugin_dir))?;
+    plan_change(host, keyring, row, plugin, assignments)
+}
+
+/// Plans moving an installation to another version of its plugin: config
+/// carried over (keys the new version dropped are reported), schedule
+/// overrides kept, and the egress diff against what was approved.
+pub fn plan_upgrade(
+    host: &Airlock,
+    keyring: Option<&Keyring>,
+    row: &InstallationRow,
+    plugin_dir: &Path,
+    assignments: &[String],
+) -> Result<Plan, LifecycleError> {
+    let plugin = Plugin::load(plugin_dir)?;
+    plan_change(host, keyring, row, plugin, assignments)
+}
+
+fn plan_change(
+    host: &Airlock,
+    keyring: Option<&Keyring>,
+    row: &InstallationRow,
+    plugin: Plugin,
+    assignments: &[String],
+) -> Result<Plan, LifecycleError> {
+    let mut pairs = stored_assignments(host.store(), keyring, row)?;
+    let config_dropped: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| !plugin.manifest.config.contains_key(k))
+        .map(|(k, _)| k.clone())
+        .collect();
+    pairs.retain(|(k, _)| plugin.manifest.config.contains_key(k));
+    let mut merged: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    merged.extend(assignments.iter().cloned());
+    let config = ConfigValues::from_assignments(&plugin.manifest, &merged)?;
+    let stored = host.store().schedules(&row.tenant, &row.id)?;
+    let overrides: Vec<(String, String)> = stored
+        .iter()
+        .filter(|s| s.overridden && plugin.manifest.feed(&s.feed).is_some())
+        .map(|s| (s.feed.clone(), s.cron.clone()))
+        .collect();
+    let time_zone = stored
+        .first()
+        .map_or("UTC".to_string(), |s| s.time_zone.clone());
+    let schedules = schedules_for(&plugin, &row.tenant, &row.id, &overrides, &time_zone)?;
+    let installation = Installation {
+        tenant: row.tenant.clone(),
+        id: row.id.clone(),
+        config,
+        mode: if row.mode == "live" {
+            Mode::Live
+        } else {
+            Mode::Test
+        },
+        rate_limits: Default::default(),
+    };
+    let grants = host.grants(&plugin, &installation)?;
+    let (egress_added, egress_removed) = diff(&row.approved_egress, &egress_text(&grants));
+    Ok(Plan {
+        plugin,
+        installation,
+        grants,
+        schedules,
+        egress_added,
+        egress_removed,
+        config_dropped,
+    })
+}
+
+/// Stores a planned reauthorise or upgrade: config, secrets, plugin version
+/// and schedules replaced in one transaction. Schedules of feeds whose
+/// expression did not change keep their plan.
+pub fn commit_change(
+    store: &SqliteStore,
+    keyring: Option<&Keyring>,
+    row: &InstallationRow,
+    plan: &Plan,
+    now: i64,
+) -> Result<InstallationRow, LifecycleError> {
+    let secrets = seal_all(keyring, &plan.installation)?;
+    let stored = store.schedules(&row.tenant, &row.id)?;
+    let schedules: Vec<ScheduleRow> = plan
+        .schedules
+        .iter()
+        .map(|s| match stored.iter().find(|o| o.feed == s.feed) {
+            Some(o) if o.cron == s.cron && o.time_zone == s.time_zone => o.clone(),
+            _ => s.clone(),
+        })
+        .collect();
+    let new_row = row_for(plan, row.enabled, row.created_at, now);
+    store.update_installation(&new_row, Some(&secrets), Some(&schedules))?;
+    Ok(new_row)
+}
+
+/// Switches an installation on or off. History, config and storage stay.
+pub fn set_enabled(
+    store: &SqliteStore,
+    tenant: &str,
+    id: &str,
+    enabled: bool,
+    now: i64,
+) -> Result<InstallationRow, LifecycleError> {
+    let mut row = installation_row(store, tenant, id)?;
+    row.enabled = enabled;
+    row.updated_at = now;
+    // Re-plan on enable: fires missed while disabled are not owed.
+    let schedules: Vec<ScheduleRow> = store
+        .schedules(tenant, id)?
+        .into_iter()
+        .map(|s| ScheduleRow {
+            next_fire_at: None,
+            due_at: None,
+            ..s
+        })
+        .collect();
+    store.update_installation(&row, None, enabled.then_some(schedules.as_slice()))?;
+    Ok(row)
+}
+
+/// Sets an installation's mode.
+pub fn set_mode(
+    store: &SqliteStore,
+    tenant: &str,
+    id: &str,
+    mode: Mode,
+    now: i64,
+) -> Result<InstallationRow, LifecycleError> {
+    let mut row = installation_row(store, tenant, id)?;
+    row.mode = mode.as_str().to_string();
+    row.updated_at = now;
+    store.update_installation(&row, None, None)?;
+    Ok(row)
+}
+
+/// Overrides one feed's schedule (or, with `cron` None, goes back to the
+/// manifest's default), in `time_zone`.
+pub fn set_schedule(
+    store: &SqliteStore,
+    tenant: &str,
+    id: &str,
+    feed: &str,
+    cron: Option<&str>,
+    time_zone: &str,
+    now: i64,
+) -> Result<ScheduleRow, LifecycleError> {
+    let mut row = installation_row(store, tenant, id)?;
+    let plugin = Plugin::load(Path::new(&row.plugin_dir))?;
+    let overrides: Vec<(String, String)> = store
+        .schedules(tenant, id)?
+        .into_iter()
+        .filter(|s| s.overridden && s.feed != feed)
+        .map(|s| (s.feed, s.cron))
+        .chain(cron.map(|c| (feed.to_string(), c.to_string())))
+        .collect();
+    if plugin.manifest.feed(feed).is_none() {
+        return Err(LifecycleError::UnknownFeed {
+            plugin: plugin.label(),
+            feed: feed.to_string(),
+        });
+    }
+    let schedules = schedules_for(&plugin, tenant, id, &overrides, time_zone)?;
+    row.updated_at = now;
+    store.update_installation(&row, None, Some(&schedules))?;
+    Ok(schedules
+        .into_iter()
+        .find(|s| s.feed == feed)
+        .expect("the feed exists"))
+}
