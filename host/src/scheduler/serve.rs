@@ -1,0 +1,759 @@
+//! The `serve` loop: every tick it turns due schedules into queued runs, then
+//! starts queued runs that are due, fairly across tenants and within the
+//! global and per-tenant limits, never two at once for one installation and
+//! feed. When a run ends it is settled: `retry` is queued again with backoff,
+//! `error` (and a retry that gave up) raises a notification.
+//!
+//! Crash safety comes from the store: a run is moved from the queue to
+//! `active_runs` before it starts, and its storage writes commit only when it
+//! ends `ok`/`info`. A row still in `active_runs` when `serve` starts belongs
+//! to a process that died: [`Scheduler::recover`] records it as interrupted
+//! and retries it per policy.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use tokio::task::JoinSet;
+
+use super::{CatchUp, Clock, CronSchedule, Overlap, RetryPolicy, jitter, plan_due};
+use crate::airlock::{Airlock, HostError};
+use crate::lifecycle;
+use crate::manifest::Direction;
+use crate::runs::{Mode, RunRequest, Severity, Trigger};
+use crate::secrets::Keyring;
+use crate::storage::{
+    ActiveRun, InstallationRow, NEVER, QueuedRun, RunRow, ScheduleRow, SqliteStore, StorageError,
+};
+
+/// What happens to an outbound feed of an installation in test mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestOutbound {
+    /// It does not run (the seed's "only feeds from CMS to Connect").
+    Skip,
+    /// It runs, with every request that would change a third party
+    /// suppressed by the egress client.
+    DryRun,
+}
+
+impl FromStr for TestOutbound {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "skip" => Ok(Self::Skip),
+            "dry-run" => Ok(Self::DryRun),
+            _ => Err(format!("`{s}` is not skip or dry-run")),
+        }
+    }
+}
+
+impl fmt::Display for TestOutbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Skip => "skip",
+            Self::DryRun => "dry-run",
+        })
+    }
+}
+
+/// How the scheduler behaves. The defaults suit a small platform.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// How often the loop looks for due work.
+    pub tick: Duration,
+    /// Runs in progress at once, over all tenants.
+    pub max_concurrent: usize,
+    /// Runs in progress at once for one tenant.
+    pub max_per_tenant: usize,
+    /// The most a schedule's runs are spread after their fire time (capped
+    /// at half the schedule's period); deterministic per installation.
+    pub jitter: chrono::Duration,
+    /// A scheduled run due while the previous one is still going.
+    pub overlap: Overlap,
+    /// Fires missed while the host was down.
+    pub catch_up: CatchUp,
+    /// How late a fire may be and still count as on time.
+    pub misfire_grace: chrono::Duration,
+    /// Outbound feeds in test mode.
+    pub test_outbound: TestOutbound,
+    /// Backoff for `retry` outcomes (and interrupted runs).
+    pub retry: RetryPolicy,
+    /// On shutdown, how long runs in progress may take to finish.
+    pub grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(1),
+            max_concurrent: 8,
+            max_per_tenant: 2,
+            jitter: chrono::Duration::seconds(30),
+            overlap: Overlap::Wait,
+            catch_up: CatchUp::One,
+            misfire_grace: chrono::Duration::seconds(60),
+            test_outbound: TestOutbound::Skip,
+            retry: RetryPolicy::default(),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the scheduler stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Something the scheduler did, for progress output and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A run was queued from a schedule (`missed` fires coalesced or dropped).
+    Queued {
+        /// `tenant/installation`.
+        installation: String,
+        /// Feed.
+        feed: String,
+        /// Its fire time.
+        scheduled_at: i64,
+        /// Fires not run by the catch-up policy.
+        missed: u64,
+    },
+    /// A queued run was dropped without running, and why.
+    Skipped {
+        /// `tenant/installation`.
+        installation: String,
+        /// Feed.
+        feed: String,
+        /// Why.
+        reason: String,
+    },
+    /// A run started.
+    Started {
+        /// `tenant/installation`.
+        installation: String,
+        /// Feed.
+        feed: String,
+        /// `schedule`, `manual` or `retry`.
+        trigger: String,
+        /// Attempt.
+        attempt: u32,
+    },
+    /// A run ended and was recorded.
+    Finished {
+        /// `tenant/installation`.
+        installation: String,
+        /// Feed.
+        feed: String,
+        /// Its run id.
+        run_id: Option<i64>,
+        /// `ok`, `info`, `retry`, `error` or `interrupted`.
+        outcome: String,
+        /// One line.
+        message: String,
+        /// When a retry was queued, its due time.
+        retry_at: Option<i64>,
+        /// Whether a notification was raised.
+        notified: bool,
+    },
+}
+
+/// Receives [`Event`]s (the CLI prints them; tests collect them).
+pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// The runs this process has in progress.
+#[derive(Default)]
+pub struct Running {
+    tasks: JoinSet<ActiveRun>,
+    active: HashMap<tokio::task::Id, ActiveRun>,
+    per_tenant: HashMap<String, usize>,
+    keys: HashSet<(String, String, String)>,
+}
+
+impl Running {
+    /// How many runs are in progress.
+    pub fn len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    fn tenant_count(&self, tenant: &str) -> usize {
+        self.per_tenant.get(tenant).copied().unwrap_or(0)
+    }
+
+    fn key(run: &ActiveRun) -> (String, String, String) {
+        (
+            run.tenant.clone(),
+            run.installation.clone(),
+            run.feed.clone(),
+        )
+    }
+
+    fn forget(&mut self, id: tokio::task::Id) -> Option<ActiveRun> {
+        let run = self.active.remove(&id)?;
+        self.keys.remove(&Self::key(&run));
+        if let Some(n) = self.per_tenant.get_mut(&run.tenant) {
+            *n = n.saturating_sub(1);
+        }
+        Some(run)
+    }
+
+    /// Waits for the next run to end; None when none are running.
+    pub async fn join_next(&mut self) -> Option<ActiveRun> {
+        loop {
+            match self.tasks.join_next_with_id().await? {
+                Ok((id, _)) => return self.forget(id),
+                Err(e) => {
+                    // A panicked run task: its run stays in active_runs and
+                    // is recovered as interrupted at the next start.
+                    if self.forget(e.id()).is_some() {
+                        eprintln!("a run task failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The scheduler of one `serve` process.
+pub struct Scheduler {
+    host: Arc<Airlock>,
+    keyring: Option<Arc<Keyring>>,
+    clock: Arc<dyn Clock>,
+    options: ServeOptions,
+    events: EventSink,
+    /// The tenant served last, for round-robin fairness.
+    last_tenant: Mutex<Option<String>>,
+}
+
+fn ts(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+}
+
+impl Scheduler {
+    /// A scheduler running `host`'s installations by `clock`.
+    pub fn new(
+        host: Arc<Airlock>,
+        keyring: Option<Arc<Keyring>>,
+        clock: Arc<dyn Clock>,
+        options: ServeOptions,
+        events: EventSink,
+    ) -> Self {
+        Self {
+            host,
+            keyring,
+            clock,
+            options,
+            events,
+            last_tenant: Mutex::new(None),
+        }
+    }
+
+    fn store(&self) -> &SqliteStore {
+        self.host.store()
+    }
+
+    fn emit(&self, event: Event) {
+        (self.events)(&event);
+    }
+
+    /// Settles the runs a previous process left in progress: a run that was
+    /// recorded but not settled is settled by its outcome; one that was not
+    /// recorded is recorded as interrupted (its storage writes were never
+    /// applied) and retried per policy.
+    pub fn recover(&self) -> Result<usize, ServeError> {
+        let leftovers = self.store().active_runs()?;
+        for run in &leftovers {
+            let recorded = self.store().recorded_attempt(
+                &run.tenant,
+                &run.installation,
+                &run.feed,
+                run.scheduled_at,
+                run.attempt,
+                run.started_at,
+            )?;
+            let (run_id, outcome, message, retry_after) = match recorded {
+                Some(r) => (Some(r.id), r.status, r.message, None),
+                None => {
+                    let message = "interrupted: the host stopped before the run ended; its \
+                                   storage writes were not applied"
+                        .to_string();
+                    let id = self.record_unrun(run, "interrupted", &message)?;
+                    (Some(id), "interrupted".to_string(), message, None)
+                }
+            };
+            self.settle(run, run_id, &outcome, &message, retry_after)?;
+        }
+        Ok(leftovers.len())
+    }
+
+    /// Records a run that did not get to run the guest (interrupted, or the
+    /// installation could not be loaded).
+    fn record_unrun(
+        &self,
+        run: &ActiveRun,
+        status: &str,
+        message: &str,
+    ) -> Result<i64, ServeError> {
+        let inst = self.store().installation(&run.tenant, &run.installation)?;
+        let (plugin_id, plugin_version, plugin_digest, mode) = inst
+            .map(|i| (i.plugin_id, i.plugin_version, i.plugin_digest, i.mode))
+            .unwrap_or_default();
+        let now = ts(self.clock.now());
+        let report = serde_json::json!({ "end": status, "message": message });
+        let row = RunRow {
+            tenant: run.tenant.clone(),
+            installation: run.installation.clone(),
+            plugin_id,
+            plugin_version,
+            plugin_digest,
+            feed: run.feed.clone(),
+            mode,
+            trigger: run.trigger.clone(),
+            attempt: run.attempt,
+            scheduled_at: run.scheduled_at,
+            started_at: run.started_at,
+            ended_at: now.max(run.started_at),
+            status: status.to_string(),
+            message: message.to_string(),
+            report: report.to_string(),
+        };
+        Ok(self.store().insert_run(&row, &[])?)
+    }
+
+    /// Ends a run in progress: queues a retry for `retry` and `interrupted`
+    /// outcomes while attempts remain, raises a notification for `error`
+    /// and for retries that gave up.
+    fn settle(
+        &self,
+        run: &ActiveRun,
+        run_id: Option<i64>,
+        outcome: &str,
+        message: &str,
+        retry_after: Option<u32>,
+    ) -> Result<(), ServeError> {
+        let now = self.clock.now();
+        let mut follow_up = None;
+        let mut notify = None;
+        match outcome {
+            "retry" | "interrupted" => {
+                let requested = retry_after.map(|s| chrono::Duration::seconds(s.into()));
+                match self.options.retry.delay(run.attempt, requested) {
+                    Some(delay) => {
+                        follow_up = Some(QueuedRun {
+                            id: 0,
+                            tenant: run.tenant.clone(),
+                            installation: run.installation.clone(),
+                            feed: run.feed.clone(),
+                            trigger: Trigger::Retry.as_str().to_string(),
+                            attempt: run.attempt + 1,
+                            scheduled_at: run.scheduled_at,
+                            due_at: ts(now + delay),
+                            created_at: ts(now),
+                        })
+                    }
+                    None => {
+                        notify = Some(format!("gave up after {} attempts: {message}", run.attempt))
+                    }
+                }
+            }
+            "error" => notify = Some(message.to_string()),
+            _ => {}
+        }
+        self.store().settle(run, follow_up.as_ref())?;
+        if let Some(text) = &notify {
+            self.store().raise_notification(
+                &run.tenant,
+                &run.installation,
+                &run.feed,
+                text,
+                run_id,
+                ts(now),
+            )?;
+        }
+        self.emit(Event::Finished {
+            installation: format!("{}/{}", run.tenant, run.installation),
+            feed: run.feed.clone(),
+            run_id,
+            outcome: outcome.to_string(),
+            message: message.to_string(),
+            retry_at: follow_up.map(|q| q.due_at),
+            notified: notify.is_some(),
+        });
+        Ok(())
+    }
+
+    /// One step: queue what schedules owe, then start due runs. Returns how
+    /// many runs it started.
+    pub fn tick(self: &Arc<Self>, running: &mut Running) -> Result<usize, ServeError> {
+        let now = self.clock.now();
+        self.queue_due_schedules(now)?;
+        self.start_due_runs(now, running)
+    }
+
+    /// Turns schedules that are due into queued runs and plans their next
+    /// fire. A schedule never planned (new, re-enabled, changed) is planned
+    /// from now: it owes nothing for the past.
+    fn queue_due_schedules(&self, now: DateTime<Utc>) -> Result<(), ServeError> {
+        loop {
+            let due = self.store().due_schedules(ts(now), 1000)?;
+            for schedule in &due {
+                self.queue_schedule(schedule, now)?;
+            }
+            if due.len() < 1000 {
+                return Ok(());
+            }
+        }
+    }
+
+    fn jitter_for(&self, s: &ScheduleRow, cron: &CronSchedule, fire: DateTime<Utc>) -> i64 {
+        let key = format!("{}/{}/{}", s.tenant, s.installation, s.feed);
+        jitter(&key, self.options.jitter, cron.period_after(fire)).num_seconds()
+    }
+
+    fn plan_next(
+        &self,
+        s: &ScheduleRow,
+        cron: &CronSchedule,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), ServeError> {
+        let (next_fire, due) = match next {
+            Some(fire) => (Some(ts(fire)), ts(fire) + self.jitter_for(s, cron, fire)),
+            None => (None, NEVER),
+        };
+        self.store().plan_schedule(s, next_fire, Some(due))?;
+        Ok(())
+    }
+
+    fn queue_schedule(&self, s: &ScheduleRow, now: DateTime<Utc>) -> Result<(), ServeError> {
+        let label = format!("{}/{}", s.tenant, s.installation);
+        let cron = match CronSchedule::parse(&s.cron, &s.time_zone) {
+            Ok(c) => c,
+            Err(e) => {
+                self.store().plan_schedule(s, None, Some(NEVER))?;
+                self.emit(Event::Skipped {
+                    installation: label,
+                    feed: s.feed.clone(),
+                    reason: format!("schedule disabled: {e}"),
+                });
+                return Ok(());
+            }
+        };
+        let Some(next_fire) = s.next_fire_at else {
+            return self.plan_next(s, &cron, cron.next_after(now));
+        };
+        let fire = at(next_fire);
+        // The schedule runs shifted by its jitter: judge lateness on that clock.
+        let shifted_now = now - chrono::Duration::seconds(self.jitter_for(s, &cron, fire));
+        let due = plan_due(
+            &cron,
+            fire,
+            shifted_now,
+            self.options.catch_up,
+            self.options.misfire_grace,
+        );
+        for (i, scheduled) in due.runs.iter().enumerate() {
+            let busy = self
+                .store()
+                .is_active(&s.tenant, &s.installation, &s.feed)?;
+            let waiting = self.store().queued_count(
+                &s.tenant,
+                &s.installation,
+                &s.feed,
+                Trigger::Schedule.as_str(),
+            )?;
+            let reason = match (busy, self.options.overlap) {
+                (true, Overlap::Skip) => Some("the previous run is still going (overlap: skip)"),
+                (true, Overlap::Wait) if waiting > 0 => {
+                    Some("a run is already waiting for the previous one (overlap: wait)")
+                }
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                self.emit(Event::Skipped {
+                    installation: label.clone(),
+                    feed: s.feed.clone(),
+                    reason: reason.to_string(),
+                });
+                continue;
+            }
+            self.store().enqueue(&QueuedRun {
+                id: 0,
+                tenant: s.tenant.clone(),
+                installation: s.installation.clone(),
+                feed: s.feed.clone(),
+                trigger: Trigger::Schedule.as_str().to_string(),
+                attempt: 1,
+                scheduled_at: ts(*scheduled),
+                due_at: ts(now),
+                created_at: ts(now),
+            })?;
+            self.emit(Event::Queued {
+                installation: label.clone(),
+                feed: s.feed.clone(),
+                scheduled_at: ts(*scheduled),
+                missed: if i == 0 { due.missed } else { 0 },
+            });
+        }
+        if due.runs.is_empty() && due.missed > 0 {
+            self.emit(Event::Skipped {
+                installation: label,
+                feed: s.feed.clone(),
+                reason: format!("{} missed fires not run (catch-up: skip)", due.missed),
+            });
+        }
+        self.plan_next(s, &cron, due.next_fire)
+    }
+
+    /// Starts queued runs that are due: tenants take turns (round robin from
+    /// the one after the tenant served last), each within its own limit, all
+    /// within the global one.
+    fn start_due_runs(
+        self: &Arc<Self>,
+        now: DateTime<Utc>,
+        running: &mut Running,
+    ) -> Result<usize, ServeError> {
+        let free = self.options.max_concurrent.saturating_sub(running.len());
+        if free == 0 {
+            return Ok(0);
+        }
+        let mut by_tenant: BTreeMap<String, VecDeque<QueuedRun>> = BTreeMap::new();
+        for q in self.store().due_queue(ts(now), 2000)? {
+            by_tenant.entry(q.tenant.clone()).or_default().push_back(q);
+        }
+        let mut order: Vec<String> = by_tenant.keys().cloned().collect();
+        let last = self
+            .last_tenant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(last) = last {
+            let split = order.partition_point(|t| *t <= last);
+            order.rotate_left(split);
+        }
+        let mut started = 0;
+        let mut progress = true;
+        while progress && running.len() < self.options.max_concurrent {
+            progress = false;
+            for tenant in &order {
+                if running.len() >= self.options.max_concurrent {
+                    break;
+                }
+                if running.tenant_count(tenant) >= self.options.max_per_tenant {
+                    continue;
+                }
+                let Some(queue) = by_tenant.get_mut(tenant) else {
+                    continue;
+                };
+                while let Some(q) = queue.pop_front() {
+                    if self.try_start(q, now, running)? {
+                        started += 1;
+                        progress = true;
+                        *self.last_tenant.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(tenant.clone());
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Starts one queued run unless its feed is busy (it waits) or it must
+    /// not run (dropped). True if it started.
+    fn try_start(
+        self: &Arc<Self>,
+        q: QueuedRun,
+        now: DateTime<Utc>,
+        running: &mut Running,
+    ) -> Result<bool, ServeError> {
+        let key = (q.tenant.clone(), q.installation.clone(), q.feed.clone());
+        if running.keys.contains(&key) {
+            return Ok(false);
+        }
+        let label = format!("{}/{}", q.tenant, q.installation);
+        let row = self.store().installation(&q.tenant, &q.installation)?;
+        if let Some(reason) = self.reason_not_to_run(row.as_ref(), &q) {
+            self.store().dequeue(q.id)?;
+            self.emit(Event::Skipped {
+                installation: label,
+                feed: q.feed.clone(),
+                reason,
+            });
+            return Ok(false);
+        }
+        if !self.store().claim(&q, ts(now))? {
+            return Ok(false);
+        }
+        let active = ActiveRun {
+            tenant: q.tenant.clone(),
+            installation: q.installation.clone(),
+            feed: q.feed.clone(),
+            trigger: q.trigger.clone(),
+            attempt: q.attempt,
+            scheduled_at: q.scheduled_at,
+            started_at: ts(now),
+        };
+        self.emit(Event::Started {
+            installation: label,
+            feed: q.feed.clone(),
+            trigger: q.trigger.clone(),
+            attempt: q.attempt,
+        });
+        let me = Arc::clone(self);
+        let row = row.expect("reason_not_to_run refuses a missing installation");
+        let task_run = active.clone();
+        let handle = running.tasks.spawn(async move {
+            if let Err(e) = me.execute(&row, &task_run).await {
+                eprintln!("settling a run of {}/{} failed: {e}", row.tenant, row.id);
+            }
+            task_run
+        });
+        *running.per_tenant.entry(q.tenant.clone()).or_default() += 1;
+        running.keys.insert(key);
+        running.active.insert(handle.id(), active);
+        Ok(true)
+    }
+
+    /// Why a queued run must be dropped rather than started, if it must.
+    fn reason_not_to_run(&self, row: Option<&InstallationRow>, q: &QueuedRun) -> Option<String> {
+        let row = match row {
+            Some(r) if r.removed_at.is_none() => r,
+            _ => return Some("the installation was removed".to_string()),
+        };
+        if !row.enabled && q.trigger != Trigger::Manual.as_str() {
+            return Some("the installation is disabled".to_string());
+        }
+        if row.mode == Mode::Test.as_str() && self.options.test_outbound == TestOutbound::Skip {
+            let outbound = lifecycle::feed_direction(row, &q.feed) == Some(Direction::Outbound);
+            if outbound {
+                return Some(
+                    "outbound feed in test mode: not run (serve --test-outbound dry-run runs it \
+                     with changes suppressed)"
+                        .to_string(),
+                );
+            }
+        }
+        None
+    }
+
+    /// Runs one claimed run to its end and settles it.
+    async fn execute(&self, row: &InstallationRow, run: &ActiveRun) -> Result<(), ServeError> {
+        let loaded = lifecycle::load(self.store(), self.keyring.as_deref(), row);
+        let (plugin, installation) = match loaded {
+            Ok(pair) => pair,
+            Err(e) => {
+                let message = format!("cannot run: {e}");
+                let id = self.record_unrun(run, "error", &message)?;
+                return self.settle(run, Some(id), "error", &message, None);
+            }
+        };
+        let request = RunRequest {
+            feed: run.feed.clone(),
+            trigger: match run.trigger.as_str() {
+                "manual" => Trigger::Manual,
+                "retry" => Trigger::Retry,
+                _ => Trigger::Schedule,
+            },
+            scheduled_at: run.scheduled_at,
+            attempt: run.attempt,
+        };
+        match self.host.run_feed(&plugin, &installation, request).await {
+            Ok(report) => {
+                let retry_after = match &report.end {
+                    crate::runs::RunEnd::Returned {
+                        retry_after_seconds,
+                        ..
+                    } => *retry_after_seconds,
+                    _ => None,
+                };
+                let outcome = report.severity();
+                self.settle(
+                    run,
+                    report.run_id,
+                    outcome.as_str(),
+                    &report.end.summary(),
+                    retry_after.filter(|_| outcome == Severity::Retry),
+                )
+            }
+            Err(e) => {
+                let message = format!("host failure: {e}");
+                let status = if matches!(e, HostError::UnknownFeed { .. }) {
+                    "error"
+                } else {
+                    "retry"
+                };
+                let id = self.record_unrun(run, status, &message)?;
+                self.settle(run, Some(id), status, &message, None)
+            }
+        }
+    }
+
+    /// Runs until `shutdown` resolves: recovers what a previous process left,
+    /// then ticks. On shutdown it stops starting runs, gives those in
+    /// progress `grace` to end, and records the rest as interrupted (their
+    /// storage writes are not applied; they are retried at the next start).
+    pub async fn serve(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        self.recover()?;
+        let mut running = Running::default();
+        tokio::pin!(shutdown);
+        loop {
+            self.tick(&mut running)?;
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(self.options.tick) => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+        }
+        self.drain(running).await
+    }
+
+    async fn drain(&self, mut running: Running) -> Result<(), ServeError> {
+        let deadline = tokio::time::Instant::now() + self.options.grace;
+        while !running.is_empty() {
+            if tokio::time::timeout_at(deadline, running.join_next())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        running.tasks.abort_all();
+        let mut left = Vec::new();
+        while let Some(ended) = running.tasks.join_next_with_id().await {
+            match ended {
+                // It ended (and settled itself) before the abort took.
+                Ok((id, _)) => {
+                    running.forget(id);
+                }
+                Err(e) => left.extend(running.forget(e.id())),
+            }
+        }
+        let message = format!(
+            "interrupted: the host shut down and the run did not end within the {}s grace \
+             period; its storage writes were not applied",
+            self.options.grace.as_secs()
+        );
+        for run in left {
+            let id = self.record_unrun(&run, "interrupted", &message)?;
+            self.settle(&run, Some(id), "interrupted", &message, None)?;
+        }
+        Ok(())
+    }
+}
