@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -367,30 +366,15 @@ fn audit(args: AuditArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// `30m`, `12h`, `7d` ago, or an RFC 3339 time, as ms since the epoch.
-fn parse_since(s: &str) -> anyhow::Result<i64> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_millis());
-    }
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = n
-        .parse()
-        .with_context(|| format!("--since `{s}` is not a time or an age like 30m, 12h, 7d"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => anyhow::bail!("--since `{s}`: use s, m, h or d"),
-    };
-    Ok(Utc::now().timestamp_millis() - secs * 1000)
-}
-
 fn log(args: LogArgs) -> anyhow::Result<u8> {
     let store = SqliteStore::open(&args.db.db)?;
     let filter = AuditFilter {
         denied_only: args.denied,
-        since_ms: args.since.as_deref().map(parse_since).transpose()?,
+        since_ms: args
+            .since
+            .as_deref()
+            .map(super::parse_since_ms)
+            .transpose()?,
         tenant: args.tenant,
         plugin: args.plugin,
         limit: args.limit,

@@ -2,16 +2,20 @@
 //! and only calls the library; nothing here decides policy.
 
 mod egress;
+mod history;
 mod inspect;
+mod ops;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use airlock::AirlockOptions;
 use airlock::egress::{AddressPolicy, Grants, PermittedDomains, ResolveOverrides};
+use airlock::secrets::{Keyring, MasterKey};
+use airlock::{Airlock, AirlockOptions, SqliteStore};
 
 /// Exit code: the host itself failed (bad input, unreadable plugin, database).
 pub const EXIT_HOST_FAILURE: u8 = 1;
@@ -56,6 +60,64 @@ enum Command {
         #[command(subcommand)]
         command: egress::EgressCommand,
     },
+    /// Tenants: the merchants that own installations.
+    Tenant {
+        #[command(subcommand)]
+        command: ops::TenantCommand,
+    },
+    /// Install a plugin for a tenant: checks the config against the manifest,
+    /// shows the egress it grants, runs the plugin's check() ("Test
+    /// connection"), then asks to confirm.
+    ///
+    /// A new installation is enabled and starts in test mode: inbound feeds
+    /// run, nothing that changes a third party is sent. Secrets are sealed
+    /// with the master key before they are stored.
+    #[command(
+        after_help = "Example:\n  airlock keygen /etc/airlock/master.key\n  airlock tenant add acme\n  airlock install plugins/custom-store --tenant acme \\\n    --config endpoint=https://shop.example/api/v1 --config username=demo \\\n    --config-file secrets.toml --master-key-file /etc/airlock/master.key"
+    )]
+    Install(Box<ops::InstallArgs>),
+    /// List installations with their mode, state and feed schedules.
+    Installations(ops::ListArgs),
+    /// Switch an installation on: its schedules run again (from now on).
+    Enable(ops::RefArgs),
+    /// Switch an installation off: its schedules stop; config, storage and
+    /// history stay.
+    Disable(ops::RefArgs),
+    /// Set an installation to test (nothing that changes a third party is
+    /// sent) or live.
+    Mode(ops::ModeArgs),
+    /// Replace an installation's credentials or settings and re-run its
+    /// check(); nothing is saved if the check fails.
+    Reauthorise(Box<ops::ReauthoriseArgs>),
+    /// Move an installation to another version of its plugin, showing what
+    /// changes; more egress needs --approve-egress.
+    Upgrade(Box<ops::UpgradeArgs>),
+    /// Remove an installation: deletes its config, secrets, storage and
+    /// schedules. Its run history is kept, and its name is not reused.
+    Remove(ops::RemoveArgs),
+    /// Override a feed's schedule for one installation (or go back to the
+    /// manifest's default with --default).
+    Schedule(ops::ScheduleArgs),
+    /// Create a new master key file (mode 0600) for sealing secrets.
+    Keygen(ops::KeygenArgs),
+    /// Run the scheduler: feeds run on their schedules until SIGTERM/SIGINT.
+    #[command(
+        after_help = "Example:\n  airlock serve --master-key-file /etc/airlock/master.key --max-concurrent 16"
+    )]
+    Serve(Box<serve::ServeArgs>),
+    /// Queue an immediate run of one feed ("Run now") for a running
+    /// `airlock serve`; it waits if a run of that feed is in progress.
+    RunNow(serve::RunNowArgs),
+    /// Feed executions: list and show recorded runs.
+    Runs {
+        #[command(subcommand)]
+        command: history::RunsCommand,
+    },
+    /// Notifications raised by failing feeds; they stay until acknowledged.
+    Notifications {
+        #[command(subcommand)]
+        command: history::NotificationsCommand,
+    },
 }
 
 /// The database: storage, run records and the egress audit.
@@ -69,6 +131,84 @@ pub struct DbArgs {
         value_name = "FILE"
     )]
     db: PathBuf,
+}
+
+impl DbArgs {
+    /// Opens (creating and migrating) the database.
+    pub fn open(&self) -> anyhow::Result<SqliteStore> {
+        Ok(SqliteStore::open(&self.db)?)
+    }
+}
+
+/// The master key that seals installation secrets.
+#[derive(Debug, clap::Args)]
+pub struct KeyArgs {
+    /// The master key file that seals installation secrets (create one with
+    /// `airlock keygen FILE`). The key may instead be given as text in
+    /// $AIRLOCK_MASTER_KEY.
+    #[arg(long, env = "AIRLOCK_MASTER_KEY_FILE", value_name = "FILE")]
+    master_key_file: Option<PathBuf>,
+    /// A master key used before a rotation: secrets sealed with it can still
+    /// be opened (and are re-sealed with the current key when changed).
+    /// Repeatable.
+    #[arg(long, value_name = "FILE")]
+    previous_key_file: Vec<PathBuf>,
+}
+
+impl KeyArgs {
+    /// The keyring, if a master key was given.
+    pub fn keyring(&self) -> anyhow::Result<Option<Keyring>> {
+        let current = match (&self.master_key_file, std::env::var("AIRLOCK_MASTER_KEY")) {
+            (Some(path), _) => MasterKey::load(path)?,
+            (None, Ok(text)) => MasterKey::from_text(&text).context("$AIRLOCK_MASTER_KEY")?,
+            (None, Err(_)) => return Ok(None),
+        };
+        let previous = self
+            .previous_key_file
+            .iter()
+            .map(|p| MasterKey::load(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Keyring::new(current, previous)))
+    }
+}
+
+/// A host on the database, with the network and cache options.
+pub fn open_host(db: &DbArgs, net: &NetArgs, cache: &CacheArgs) -> anyhow::Result<Airlock> {
+    let store = std::sync::Arc::new(db.open()?);
+    let mut options = AirlockOptions {
+        cache_dir: cache.dir(),
+        ..AirlockOptions::default()
+    };
+    net.apply(&mut options)?;
+    Ok(Airlock::new(store, options)?)
+}
+
+/// Asks the operator to confirm `question` unless `yes`; without a terminal
+/// to ask on, refuses and says to pass --yes.
+pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("not confirmed: {question} Pass --yes to confirm without a terminal");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        anyhow::bail!("cancelled: nothing was changed")
+    }
+}
+
+/// A Unix time as `2026-11-23 10:00:00Z`.
+pub fn show_time(secs: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| secs.to_string())
 }
 
 /// Options shared by commands that load components.
@@ -184,6 +324,85 @@ impl NetArgs {
     }
 }
 
+/// An installation's config values on the command line.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// A config value, KEY=VALUE; repeatable. Checked against the manifest.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// A TOML file of config values (key = "value"), to keep secrets out of
+    /// shell history. --config values override it.
+    #[arg(long, value_name = "FILE")]
+    config_file: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// `KEY=VALUE` assignments: the file's first, then the command line's.
+    pub fn assignments(&self) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        if let Some(path) = &self.config_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let table: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("{} is not a TOML table", path.display()))?;
+            for (key, value) in table {
+                let value = match value {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                out.push(format!("{key}={value}"));
+            }
+        }
+        out.extend(self.config.iter().cloned());
+        Ok(out)
+    }
+}
+
+/// `30m`, `12h`, `7d`, `45s` as seconds.
+pub fn parse_age_secs(s: &str) -> anyhow::Result<i64> {
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n
+        .parse()
+        .with_context(|| format!("`{s}` is not a duration like 45s, 30m, 12h, 7d"))?;
+    Ok(match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => anyhow::bail!("`{s}`: use s, m, h or d"),
+    })
+}
+
+/// A duration argument (`250ms`, `45s`, `30m`, `12h`, `7d`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    if let Some(ms) = s.strip_suffix("ms") {
+        return ms
+            .parse()
+            .map(std::time::Duration::from_millis)
+            .map_err(|_| format!("`{s}` is not a duration like 250ms, 45s, 30m"));
+    }
+    match parse_age_secs(s) {
+        Ok(n) if n >= 0 => Ok(std::time::Duration::from_secs(n as u64)),
+        Ok(_) => Err(format!("`{s}` is negative")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `30m`, `12h`, `7d` ago, or an RFC 3339 time, as Unix seconds.
+pub fn parse_since(s: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp());
+    }
+    let secs = parse_age_secs(s)
+        .with_context(|| format!("--since `{s}` is not a time or an age like 30m, 12h, 7d"))?;
+    Ok(chrono::Utc::now().timestamp() - secs)
+}
+
+/// [`parse_since`] in milliseconds.
+pub fn parse_since_ms(s: &str) -> anyhow::Result<i64> {
+    Ok(parse_since(s)? * 1000)
+}
+
 /// `GET https://host:443/path`, for printing an audited request (never with
 /// its query string).
 pub fn request_line(
@@ -203,5 +422,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(*args).await,
         Command::Inspect(args) => inspect::inspect(args),
         Command::Egress { command } => egress::egress(command).await,
+        Command::Tenant { command } => ops::tenant(command),
+        Command::Install(args) => ops::install(*args).await,
+        Command::Installations(args) => ops::list(args),
+        Command::Enable(args) => ops::set_enabled(args, true),
+        Command::Disable(args) => ops::set_enabled(args, false),
+        Command::Mode(args) => ops::mode(args),
+        Command::Reauthorise(args) => ops::reauthorise(*args).await,
+        Command::Upgrade(args) => ops::upgrade(*args).await,
+        Command::Remove(args) => ops::remove(args),
+        Command::Schedule(args) => ops::schedule(args),
+        Command::Keygen(args) => ops::keygen(args),
+        Command::Serve(args) => serve::serve(*args).await,
+        Command::RunNow(args) => serve::run_now(args),
+        Command::Runs { command } => history::runs(command),
+        Command::Notifications { command } => history::notifications(command),
     }
 }

@@ -10,7 +10,7 @@ use airlock::egress::{Decision, RateLimits};
 use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
 
-use super::{CacheArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, request_line};
+use super::{CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, request_line};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -26,13 +26,8 @@ pub struct RunArgs {
     /// (tenant, installation).
     #[arg(long)]
     installation: Option<String>,
-    /// A config value, KEY=VALUE; repeatable. Checked against the manifest.
-    #[arg(long = "config", value_name = "KEY=VALUE")]
-    config: Vec<String>,
-    /// A TOML file of config values (key = "value"), e.g. to keep secrets out
-    /// of shell history. --config values override it.
-    #[arg(long, value_name = "FILE")]
-    config_file: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// test: requests that change third parties are not sent; live: all are.
     #[arg(long, value_enum, default_value_t = Mode::Live)]
     mode: Mode,
@@ -59,29 +54,9 @@ pub struct RunArgs {
     cache: CacheArgs,
 }
 
-/// Config assignments: the file's first, then the command line's.
-fn config_assignments(args: &RunArgs) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    if let Some(path) = &args.config_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let table: toml::Table = toml::from_str(&text)
-            .with_context(|| format!("{} is not a TOML table", path.display()))?;
-        for (key, value) in table {
-            let value = match value {
-                toml::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            out.push(format!("{key}={value}"));
-        }
-    }
-    out.extend(args.config.iter().cloned());
-    Ok(out)
-}
-
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let plugin = Plugin::load(&args.plugin_dir)?;
-    let config = ConfigValues::from_assignments(&plugin.manifest, &config_assignments(&args)?)?;
+    let config = ConfigValues::from_assignments(&plugin.manifest, &args.config.assignments()?)?;
     let scheduled_at = match &args.at {
         Some(t) => DateTime::parse_from_rfc3339(t)
             .with_context(|| {

@@ -1,0 +1,506 @@
+//! Operating installations: `tenant`, `install`, `installations`, `enable`,
+//! `disable`, `mode`, `reauthorise`, `upgrade`, `remove`, `schedule`,
+//! `keygen`. Each calls `airlock::lifecycle` and prints what changed; secrets
+//! are never printed.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+
+use airlock::Airlock;
+use airlock::lifecycle::{self, InstallRequest, Plan, parse_reference};
+use airlock::runs::Mode;
+use airlock::secrets::MasterKey;
+use airlock::storage::TenantRow;
+
+use super::{CacheArgs, ConfigArgs, DbArgs, KeyArgs, NetArgs, confirm, open_host, show_time};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TenantCommand {
+    /// Add a tenant.
+    Add {
+        /// Its id: lower-case letters, digits, `-` and `_`.
+        id: String,
+        /// Display name (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Remove a tenant that has no installations left.
+    Remove {
+        /// The tenant's id.
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+pub fn tenant(command: TenantCommand) -> anyhow::Result<u8> {
+    match command {
+        TenantCommand::Add { id, name, db } => {
+            lifecycle::check_id(&id)?;
+            db.open()?.add_tenant(&TenantRow {
+                name: name.unwrap_or_else(|| id.clone()),
+                id: id.clone(),
+                created_at: Utc::now().timestamp(),
+            })?;
+            println!("added tenant {id}");
+        }
+        TenantCommand::List { db } => {
+            let store = db.open()?;
+            for t in store.tenants()? {
+                let n = store.installations(Some(&t.id), false)?.len();
+                println!(
+                    "{:<20} {:<30} {n} installation(s), added {}",
+                    t.id,
+                    t.name,
+                    show_time(t.created_at)
+                );
+            }
+        }
+        TenantCommand::Remove { id, db } => {
+            db.open()?.remove_tenant(&id)?;
+            println!("removed tenant {id}");
+        }
+    }
+    Ok(0)
+}
+
+/// Options every command that runs a plugin's check() needs.
+#[derive(Debug, clap::Args)]
+pub struct HostArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    net: NetArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Confirm without asking.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Do not run the plugin's check() ("Test connection").
+    #[arg(long)]
+    skip_check: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// The plugin directory (plugin.toml and its component).
+    plugin_dir: PathBuf,
+    /// The tenant to install it for.
+    #[arg(long)]
+    tenant: String,
+    /// The installation's id within the tenant (default: the plugin id).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The initial mode.
+    #[arg(long, value_enum, default_value_t = Mode::Test)]
+    mode: Mode,
+    /// Override a feed's schedule: FEED=CRON (with seconds, e.g.
+    /// "orders=0 */15 * * * *"). Repeatable.
+    #[arg(long = "schedule", value_name = "FEED=CRON")]
+    schedules: Vec<String>,
+    /// The IANA time zone the schedules are read in.
+    #[arg(long, default_value = "UTC", value_name = "ZONE")]
+    time_zone: String,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+fn print_plan(plan: &Plan) {
+    let inst = &plan.installation;
+    println!("  plugin     {}", plan.plugin.label());
+    println!("  component  sha256:{}", plan.plugin.digest);
+    println!("  mode       {}", inst.mode.as_str());
+    for (k, v) in inst.config.plain() {
+        println!("  config     {k} = {v}");
+    }
+    for k in inst.config.secret_keys() {
+        println!("  secret     {k} (set; sealed at rest, never shown)");
+    }
+    for g in &plan.grants.granted {
+        let source = match &g.permitted_by {
+            Some(p) => format!("permitted as {} ({})", p.domain, p.service),
+            None => "from the installation's config: approving this change approves it".into(),
+        };
+        println!("  egress     {} [{}; {source}]", g.rule, g.rule.service);
+    }
+    if plan.grants.granted.is_empty() {
+        println!("  egress     (none: every request is denied)");
+    }
+    for r in &plan.grants.refused {
+        println!("  NOT GRANTED {} [{}]: {}", r.host, r.service, r.reason);
+    }
+    for s in &plan.schedules {
+        let note = if s.overridden { " (overridden)" } else { "" };
+        println!(
+            "  schedule   {:<16} {} {}{note}",
+            s.feed, s.cron, s.time_zone
+        );
+    }
+}
+
+/// Runs check() unless skipped; an error if it fails.
+async fn test_connection(host: &Airlock, plan: &Plan, args: &HostArgs) -> anyhow::Result<()> {
+    if args.skip_check {
+        println!("test connection: skipped (--skip-check)");
+        return Ok(());
+    }
+    match host.check(&plan.plugin, &plan.installation).await? {
+        Ok(()) => {
+            println!("test connection: ok");
+            Ok(())
+        }
+        Err(message) => bail!("test connection failed: {message}\nnothing was changed"),
+    }
+}
+
+fn parse_schedules(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    specs
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(f, c)| (f.trim().to_string(), c.trim().to_string()))
+                .with_context(|| format!("--schedule `{s}` is not FEED=CRON"))
+        })
+        .collect()
+}
+
+pub async fn install(args: InstallArgs) -> anyhow::Result<u8> {
+    let host = open_host(&args.host.db, &args.host.net, &args.host.cache)?;
+    let keyring = args.host.key.keyring()?;
+    let request = InstallRequest {
+        tenant: args.tenant.clone(),
+        id: args.name.clone(),
+        plugin_dir: args.plugin_dir.clone(),
+        assignments: args.config.assignments()?,
+        mode: args.mode,
+        schedules: parse_schedules(&args.schedules)?,
+        time_zone: args.time_zone.clone(),
+    };
+    let plan = lifecycle::plan_install(&host, &request)?;
+    if plan.installation.config.secret_keys().next().is_some() && keyring.is_none() {
+        return Err(lifecycle::LifecycleError::NoMasterKey.into());
+    }
+    println!(
+        "install {}/{}",
+        plan.installation.tenant, plan.installation.id
+    );
+    print_plan(&plan);
+    test_connection(&host, &plan, &args.host).await?;
+    confirm("Install with the egress above?", args.host.yes)?;
+    let row = lifecycle::commit_install(
+        host.store(),
+        keyring.as_ref(),
+        &plan,
+        Utc::now().timestamp(),
+    )?;
+    println!("installed {} (enabled, {} mode)", row.label(), row.mode);
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only this tenant's.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Include removed installations.
+    #[arg(long)]
+    all: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+pub fn list(args: ListArgs) -> anyhow::Result<u8> {
+    let store = args.db.open()?;
+    let rows = store.installations(args.tenant.as_deref(), args.all)?;
+    if args.json {
+        let mut out = Vec::new();
+        for row in &rows {
+            let schedules = store.schedules(&row.tenant, &row.id)?;
+            out.push(serde_json::json!({ "installation": row, "schedules": schedules }));
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    for row in &rows {
+        let state = match (row.removed_at, row.enabled) {
+            (Some(t), _) => format!("removed {}", show_time(t)),
+            (None, true) => "enabled".into(),
+            (None, false) => "disabled".into(),
+        };
+        println!(
+            "{:<32} {:<28} {:<5} {state}",
+            row.label(),
+            format!("{}@{}", row.plugin_id, row.plugin_version),
+            row.mode
+        );
+        for s in store.schedules(&row.tenant, &row.id)? {
+            let next = match s.next_fire_at {
+                Some(t) => format!("next {}", show_time(t)),
+                None => "not planned yet".into(),
+            };
+            println!(
+                "    {:<16} {:<18} {:<16} {next}",
+                s.feed, s.cron, s.time_zone
+            );
+        }
+    }
+    if rows.is_empty() {
+        println!("no installations");
+    }
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RefArgs {
+    /// TENANT/INSTALLATION, e.g. acme/custom-store.
+    installation: String,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+pub fn set_enabled(args: RefArgs, enabled: bool) -> anyhow::Result<u8> {
+    let (tenant, id) = parse_reference(&args.installation)?;
+    let row = lifecycle::set_enabled(
+        &args.db.open()?,
+        &tenant,
+        &id,
+        enabled,
+        Utc::now().timestamp(),
+    )?;
+    let state = if enabled { "enabled" } else { "disabled" };
+    println!("{} {state}", row.label());
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ModeArgs {
+    /// TENANT/INSTALLATION.
+    installation: String,
+    /// test or live.
+    #[arg(value_enum)]
+    mode: Mode,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+pub fn mode(args: ModeArgs) -> anyhow::Result<u8> {
+    let (tenant, id) = parse_reference(&args.installation)?;
+    let row = lifecycle::set_mode(
+        &args.db.open()?,
+        &tenant,
+        &id,
+        args.mode,
+        Utc::now().timestamp(),
+    )?;
+    println!("{} is now in {} mode", row.label(), row.mode);
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReauthoriseArgs {
+    /// TENANT/INSTALLATION.
+    installation: String,
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+fn print_egress_diff(plan: &Plan) {
+    for rule in &plan.egress_added {
+        println!("  + egress   {rule}   (new: needs approval)");
+    }
+    for rule in &plan.egress_removed {
+        println!("  - egress   {rule}");
+    }
+    for key in &plan.config_dropped {
+        println!("  - config   {key} (the new version does not declare it)");
+    }
+}
+
+pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
+    let host = open_host(&args.host.db, &args.host.net, &args.host.cache)?;
+    let keyring = args.host.key.keyring()?;
+    let (tenant, id) = parse_reference(&args.installation)?;
+    let row = lifecycle::installation_row(host.store(), &tenant, &id)?;
+    let plan =
+        lifecycle::plan_reauthorise(&host, keyring.as_ref(), &row, &args.config.assignments()?)?;
+    println!("reauthorise {}", row.label());
+    print_plan(&plan);
+    print_egress_diff(&plan);
+    test_connection(&host, &plan, &args.host).await?;
+    confirm("Save the new settings?", args.host.yes)?;
+    lifecycle::commit_change(
+        host.store(),
+        keyring.as_ref(),
+        &row,
+        &plan,
+        Utc::now().timestamp(),
+    )?;
+    println!("saved {}", row.label());
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpgradeArgs {
+    /// TENANT/INSTALLATION.
+    installation: String,
+    /// The new version's plugin directory.
+    plugin_dir: PathBuf,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Approve egress the new version adds (it is refused otherwise).
+    #[arg(long)]
+    approve_egress: bool,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
+    let host = open_host(&args.host.db, &args.host.net, &args.host.cache)?;
+    let keyring = args.host.key.keyring()?;
+    let (tenant, id) = parse_reference(&args.installation)?;
+    let row = lifecycle::installation_row(host.store(), &tenant, &id)?;
+    let plan = lifecycle::plan_upgrade(
+        &host,
+        keyring.as_ref(),
+        &row,
+        &args.plugin_dir,
+        &args.config.assignments()?,
+    )?;
+    println!(
+        "upgrade {}: {}@{} -> {}",
+        row.label(),
+        row.plugin_id,
+        row.plugin_version,
+        plan.plugin.label()
+    );
+    print_plan(&plan);
+    if plan.egress_added.is_empty() && plan.egress_removed.is_empty() {
+        println!("  egress unchanged");
+    }
+    print_egress_diff(&plan);
+    if !plan.egress_added.is_empty() && !args.approve_egress {
+        bail!(
+            "the new version widens egress ({}); re-run with --approve-egress to approve it\n\
+             nothing was changed",
+            plan.egress_added.join(", ")
+        );
+    }
+    test_connection(&host, &plan, &args.host).await?;
+    confirm("Upgrade?", args.host.yes)?;
+    let new_row = lifecycle::commit_change(
+        host.store(),
+        keyring.as_ref(),
+        &row,
+        &plan,
+        Utc::now().timestamp(),
+    )?;
+    println!(
+        "upgraded {} to {}@{}",
+        new_row.label(),
+        new_row.plugin_id,
+        new_row.plugin_version
+    );
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RemoveArgs {
+    /// TENANT/INSTALLATION.
+    installation: String,
+    /// Confirm without asking.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+pub fn remove(args: RemoveArgs) -> anyhow::Result<u8> {
+    let (tenant, id) = parse_reference(&args.installation)?;
+    let store = args.db.open()?;
+    let row = lifecycle::installation_row(&store, &tenant, &id)?;
+    confirm(
+        &format!(
+            "Remove {}? Its config, secrets, storage and schedules are deleted; run history is \
+             kept, and re-installing it later starts a new identity.",
+            row.label()
+        ),
+        args.yes,
+    )?;
+    store.remove_installation(&tenant, &id, Utc::now().timestamp())?;
+    println!("removed {} (run history kept)", row.label());
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScheduleArgs {
+    /// TENANT/INSTALLATION.
+    installation: String,
+    /// The feed.
+    feed: String,
+    /// The cron expression, with seconds (e.g. "0 */15 * * * *").
+    #[arg(required_unless_present = "default")]
+    cron: Option<String>,
+    /// Go back to the manifest's schedule.
+    #[arg(long, conflicts_with = "cron")]
+    default: bool,
+    /// The IANA time zone the installation's schedules are read in.
+    #[arg(long, default_value = "UTC", value_name = "ZONE")]
+    time_zone: String,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+pub fn schedule(args: ScheduleArgs) -> anyhow::Result<u8> {
+    let (tenant, id) = parse_reference(&args.installation)?;
+    let s = lifecycle::set_schedule(
+        &args.db.open()?,
+        &tenant,
+        &id,
+        &args.feed,
+        args.cron.as_deref(),
+        &args.time_zone,
+        Utc::now().timestamp(),
+    )?;
+    let note = if s.overridden {
+        ""
+    } else {
+        " (the manifest's default)"
+    };
+    println!("{tenant}/{id} {}: {} {}{note}", s.feed, s.cron, s.time_zone);
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Where to write the key (created with mode 0600; never overwritten).
+    file: PathBuf,
+}
+
+pub fn keygen(args: KeygenArgs) -> anyhow::Result<u8> {
+    let key = MasterKey::create_file(&args.file)?;
+    println!(
+        "wrote master key {} to {} (mode 0600); keep a copy somewhere safe: sealed secrets \
+         cannot be opened without it",
+        key.id(),
+        args.file.display()
+    );
+    Ok(0)
+}

@@ -1,0 +1,284 @@
+//! `airlock serve` (the scheduler, until SIGTERM/SIGINT) and `airlock
+//! run-now` (queue an immediate run for it).
+//!
+//! One `serve` per database: it holds an exclusive lock on `DB.serve.lock`,
+//! which the OS releases if the process dies, so a restart after SIGKILL can
+//! take over and recover the interrupted runs.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+
+use airlock::lifecycle::{self, parse_reference};
+use airlock::runs::Trigger;
+use airlock::scheduler::{
+    CatchUp, Event, Overlap, RetryPolicy, Scheduler, ServeOptions, SystemClock, TestOutbound,
+};
+use airlock::storage::QueuedRun;
+
+use super::{CacheArgs, DbArgs, KeyArgs, NetArgs, open_host, parse_duration, show_time};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    net: NetArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Runs in progress at once, over all tenants.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    max_concurrent: usize,
+    /// Runs in progress at once for one tenant (so one tenant with many
+    /// installations cannot starve the others).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    max_per_tenant: usize,
+    /// Spread each schedule's runs by up to this much after the fire time,
+    /// the same offset every time for an installation (capped at half the
+    /// schedule's period). 0s for none.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    jitter: Duration,
+    /// A scheduled run that comes due while the previous run of the same
+    /// feed is still going: wait for it, or skip this one.
+    #[arg(long, default_value = "wait", value_name = "wait|skip")]
+    overlap: Overlap,
+    /// Fires missed while no server ran: skip them, run one catch-up run, or
+    /// run up to N of them (all:N).
+    #[arg(long, default_value = "one", value_name = "skip|one|all:N")]
+    catch_up: CatchUp,
+    /// How late a fire may be and still run as on time.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    misfire_grace: Duration,
+    /// Outbound feeds of installations in test mode: skip them, or run them
+    /// with every request that changes a third party suppressed.
+    #[arg(long, default_value = "skip", value_name = "skip|dry-run")]
+    test_outbound: TestOutbound,
+    /// Attempts for a run that ends `retry` (or is interrupted) before a
+    /// notification is raised.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    retry_attempts: u32,
+    /// First retry delay; it doubles each attempt up to --retry-max.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    retry_base: Duration,
+    /// Longest retry delay (a guest may ask for up to a day).
+    #[arg(long, default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    retry_max: Duration,
+    /// On SIGTERM/SIGINT, how long runs in progress may take to end before
+    /// they are recorded as interrupted.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    grace: Duration,
+    /// How often to look for due work.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    tick: Duration,
+}
+
+fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".serve.lock");
+    PathBuf::from(name)
+}
+
+/// Takes the database's serve lock; None if another process holds it.
+fn try_lock(db: &Path) -> anyhow::Result<Option<File>> {
+    let path = lock_path(db);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+fn print_event(event: &Event) {
+    let now = Utc::now().format("%H:%M:%S");
+    match event {
+        Event::Queued {
+            installation,
+            feed,
+            scheduled_at,
+            missed,
+        } => {
+            let missed = if *missed > 0 {
+                format!(" (catch-up; {missed} missed fires not run)")
+            } else {
+                String::new()
+            };
+            println!(
+                "{now} queued   {installation} {feed} due {}{missed}",
+                show_time(*scheduled_at)
+            );
+        }
+        Event::Skipped {
+            installation,
+            feed,
+            reason,
+        } => println!("{now} skipped  {installation} {feed}: {reason}"),
+        Event::Started {
+            installation,
+            feed,
+            trigger,
+            attempt,
+        } => println!("{now} start    {installation} {feed} ({trigger}, attempt {attempt})"),
+        Event::Finished {
+            installation,
+            feed,
+            run_id,
+            outcome,
+            message,
+            retry_at,
+            notified,
+        } => {
+            let id = run_id.map(|i| format!(" #{i}")).unwrap_or_default();
+            let retry = retry_at
+                .map(|t| format!(" [retry at {}]", show_time(t)))
+                .unwrap_or_default();
+            let bell = if *notified {
+                " [notification raised]"
+            } else {
+                ""
+            };
+            println!(
+                "{now} {:<8} {installation} {feed}{id}: {message}{retry}{bell}",
+                outcome.to_uppercase()
+            );
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    println!("shutting down: no new runs start; waiting for runs in progress");
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    if args.max_concurrent == 0 || args.max_per_tenant == 0 {
+        bail!("--max-concurrent and --max-per-tenant must be at least 1");
+    }
+    let Some(_lock) = try_lock(&args.db.db)? else {
+        bail!(
+            "another `airlock serve` is running on {} (it holds {})",
+            args.db.db.display(),
+            lock_path(&args.db.db).display()
+        );
+    };
+    let host = Arc::new(open_host(&args.db, &args.net, &args.cache)?);
+    let keyring = args.key.keyring()?.map(Arc::new);
+    let chrono_secs = |d: Duration| chrono::Duration::seconds(d.as_secs() as i64);
+    let options = ServeOptions {
+        tick: args.tick.max(Duration::from_millis(100)),
+        max_concurrent: args.max_concurrent,
+        max_per_tenant: args.max_per_tenant,
+        jitter: chrono_secs(args.jitter),
+        overlap: args.overlap,
+        catch_up: args.catch_up,
+        misfire_grace: chrono_secs(args.misfire_grace),
+        test_outbound: args.test_outbound,
+        retry: RetryPolicy {
+            max_attempts: args.retry_attempts.max(1),
+            base: chrono_secs(args.retry_base),
+            max: chrono_secs(args.retry_max),
+        },
+        grace: args.grace,
+    };
+    let installations = host.store().installations(None, false)?;
+    println!(
+        "airlock serve: {} installation(s) in {}; up to {} runs at once ({} per tenant); \
+         catch-up {}, overlap {}, test-mode outbound {}",
+        installations.len(),
+        args.db.db.display(),
+        options.max_concurrent,
+        options.max_per_tenant,
+        options.catch_up,
+        options.overlap,
+        options.test_outbound
+    );
+    let scheduler = Arc::new(Scheduler::new(
+        host,
+        keyring,
+        Arc::new(SystemClock),
+        options,
+        Arc::new(print_event),
+    ));
+    // serve() first settles runs a previous server left unfinished (printed
+    // as INTERRUPTED), then ticks until a signal.
+    scheduler.serve(shutdown_signal()).await?;
+    println!("stopped");
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunNowArgs {
+    /// TENANT/INSTALLATION.
+    installation: String,
+    /// The feed to run.
+    feed: String,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+pub fn run_now(args: RunNowArgs) -> anyhow::Result<u8> {
+    let (tenant, id) = parse_reference(&args.installation)?;
+    let store = args.db.open()?;
+    let row = lifecycle::installation_row(&store, &tenant, &id)?;
+    if lifecycle::feed_direction(&row, &args.feed).is_none() {
+        bail!(
+            "{}@{} has no feed `{}`",
+            row.plugin_id,
+            row.plugin_version,
+            args.feed
+        );
+    }
+    let now = Utc::now().timestamp();
+    let queue_id = store.enqueue(&QueuedRun {
+        id: 0,
+        tenant: tenant.clone(),
+        installation: id.clone(),
+        feed: args.feed.clone(),
+        trigger: Trigger::Manual.as_str().to_string(),
+        attempt: 1,
+        scheduled_at: now,
+        due_at: now,
+        created_at: now,
+    })?;
+    println!(
+        "queued {} {} now (queue #{queue_id})",
+        row.label(),
+        args.feed
+    );
+    if store.is_active(&tenant, &id, &args.feed)? {
+        println!("a run of this feed is in progress: this one starts when it ends");
+    }
+    if try_lock(&args.db.db)?.is_some() {
+        println!(
+            "note: no `airlock serve` is running on {}; the run starts when one does",
+            args.db.db.display()
+        );
+    }
+    Ok(0)
+}
