@@ -36,6 +36,9 @@ impl Guest for Hello {
                 );
             }
         }
+        if ctx.feed == "publish" {
+            let _ = storage::set("published", ctx.scheduled_at.to_string().as_bytes());
+        }
         log::write(log::Level::Info, &format!("{greeting}, {}", ctx.tenant));
         Outcome {
             status: Status::Ok,

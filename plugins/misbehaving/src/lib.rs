@@ -6,7 +6,9 @@
 //! (panics), `flood` (floods the log and stdout), `sneak` (HTTP to places it was
 //! not granted), `probe` (looks for files, environment and arguments),
 //! `write-then-trap`, `write-then-error`, `write-then-spin`, `checkpoint-then-trap` (storage
-//! rollback), and `count` (a well-behaved run that counts itself).
+//! rollback), `write-then-wait` (writes, then computes for 1.2 s: a run to kill
+//! or overlap), `ask-retry` (asks to be retried in an hour) and `count` (a
+//! well-behaved run that counts itself).
 //!
 //! Build with `scripts/build-plugins.sh`. Never install it for a real tenant.
 
@@ -160,6 +162,22 @@ impl Guest for Misbehaving {
                 set("count", "999");
                 spin()
             }
+            "write-then-wait" => {
+                // A long run that writes first: killed mid-run, its write
+                // must not be applied.
+                set("waited", &format!("attempt {}", ctx.attempt));
+                let started = std::time::Instant::now();
+                while started.elapsed() < std::time::Duration::from_millis(1200) {
+                    std::hint::spin_loop();
+                }
+                ok(format!("waited, attempt {}", ctx.attempt), 1)
+            }
+            "ask-retry" => Outcome {
+                status: Status::Retry,
+                message: "order not paid yet: check again in an hour".into(),
+                items: 0,
+                retry_after_seconds: Some(3600),
+            },
             "write-then-error" => {
                 set("count", "999");
                 Outcome {
