@@ -9,7 +9,7 @@ use airlock_tests::fake_store::FakeStore;
 use chrono::{Duration, TimeZone, Utc};
 
 /// The `airlock` binary of this workspace, built once for the whole test run.
-fn airlock_bin() -> &'static PathBuf {
+pub(crate) fn airlock_bin() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -30,7 +30,7 @@ fn airlock_bin() -> &'static PathBuf {
 }
 
 /// `airlock ARGS` on database `db`, sharing the tests' component cache.
-fn command(args: &[&str], db: &std::path::Path) -> Command {
+pub(crate) fn command(args: &[&str], db: &std::path::Path) -> Command {
     let mut cmd = Command::new(airlock_bin());
     cmd.args(args)
         .env("AIRLOCK_DB", db)
@@ -42,11 +42,11 @@ fn command(args: &[&str], db: &std::path::Path) -> Command {
     cmd
 }
 
-fn airlock(args: &[&str], db: &std::path::Path) -> Output {
+pub(crate) fn airlock(args: &[&str], db: &std::path::Path) -> Output {
     command(args, db).output().expect("airlock runs")
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -55,7 +55,7 @@ fn text(out: &Output) -> String {
 }
 
 /// Asserts the exit code and that the output mentions `needle`.
-fn expect(out: &Output, code: i32, needle: &str) {
+pub(crate) fn expect(out: &Output, code: i32, needle: &str) {
     let all = text(out);
     assert_eq!(out.status.code(), Some(code), "{all}");
     assert!(all.contains(needle), "expected `{needle}` in:\n{all}");

@@ -7,6 +7,8 @@ mod coverage;
 mod custom_store;
 mod egress;
 mod egress_guests;
+mod operations;
 mod runtime;
 mod sandbox;
+mod serve_cli;
 mod support;

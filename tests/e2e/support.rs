@@ -24,27 +24,32 @@ fn cache_dir() -> std::path::PathBuf {
         .join("test-component-cache")
 }
 
+/// The hosts' options in every test: the test resolver maps `shop.test`,
+/// `api.test` and `evil.test` to loopback (the policy still decides on the
+/// names), loopback is an allowed network, and the permitted table is the
+/// shipped one plus the test domain the misbehaving plugin uses.
+pub fn test_options() -> AirlockOptions {
+    let mut resolve = ResolveOverrides::default();
+    for host in ["shop.test", "api.test", "evil.test"] {
+        resolve.add_spec(&format!("{host}=127.0.0.1")).unwrap();
+    }
+    let mut permitted = PermittedDomains::default();
+    permitted.add("allowed.test", "Test APIs").unwrap();
+    AirlockOptions {
+        permitted,
+        resolve,
+        addresses: AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]),
+        cache_dir: Some(cache_dir()),
+        ..AirlockOptions::default()
+    }
+}
+
 impl Harness {
-    /// A host that resolves `shop.test`, `api.test` and `evil.test` to loopback
-    /// through the explicit test resolver.
+    /// A host with [`test_options`] on a fresh SQLite file.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(SqliteStore::open(&dir.path().join("airlock.db")).expect("open db"));
-        let mut resolve = ResolveOverrides::default();
-        for host in ["shop.test", "api.test", "evil.test"] {
-            resolve.add_spec(&format!("{host}=127.0.0.1")).unwrap();
-        }
-        // The shipped table plus the test domain the misbehaving plugin uses.
-        let mut permitted = PermittedDomains::default();
-        permitted.add("allowed.test", "Test APIs").unwrap();
-        let options = AirlockOptions {
-            permitted,
-            resolve,
-            addresses: AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]),
-            cache_dir: Some(cache_dir()),
-            ..AirlockOptions::default()
-        };
-        let host = Airlock::new(store.clone(), options).expect("host");
+        let host = Airlock::new(store.clone(), test_options()).expect("host");
         Self {
             host,
             store,
