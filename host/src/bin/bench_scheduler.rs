@@ -1,0 +1,222 @@
+//! `airlock-bench-scheduler`: many installations of a trivial plugin, all due
+//! in the same minute, run by the real scheduler on a SQLite file. Prints
+//! runs per second, the lag between the due time and each run's start
+//! (p50/p99/max), and the process's peak RSS.
+//!
+//! The scheduler's clock is the real clock shifted so that the shared fire
+//! time comes two seconds after setup: lag is measured in real time.
+//!
+//! Run with `cargo run --release -p airlock --bin airlock-bench-scheduler`
+//! after `scripts/build-plugins.sh`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, DurationRound, Utc};
+use clap::Parser;
+use tokio::sync::Notify;
+
+use airlock::lifecycle::{self, InstallRequest};
+use airlock::runs::Mode;
+use airlock::scheduler::{Clock, Event, Scheduler, ServeOptions};
+use airlock::storage::TenantRow;
+use airlock::{Airlock, AirlockOptions, SqliteStore};
+
+/// Measure the scheduler with many installations due at once.
+#[derive(Parser)]
+struct Args {
+    /// Plugin directory.
+    #[arg(long, default_value = "plugins/hello")]
+    plugin: PathBuf,
+    /// The feed every installation runs (the others never fire).
+    #[arg(long, default_value = "noop")]
+    feed: String,
+    /// Installations.
+    #[arg(long, default_value_t = 10_000)]
+    installations: usize,
+    /// Tenants they are spread over.
+    #[arg(long, default_value_t = 100)]
+    tenants: usize,
+    /// Runs at once, over all tenants.
+    #[arg(long, default_value_t = 8)]
+    max_concurrent: usize,
+    /// Runs at once per tenant.
+    #[arg(long, default_value_t = 2)]
+    max_per_tenant: usize,
+    /// SQLite file (default: a new temporary file).
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+/// The real clock plus a fixed offset.
+struct ShiftedClock(chrono::Duration);
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.0
+    }
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn install_all(host: &Airlock, args: &Args) -> anyhow::Result<()> {
+    let plugin = airlock::Plugin::load(&args.plugin)?;
+    let schedules: Vec<(String, String)> = plugin
+        .manifest
+        .feeds
+        .iter()
+        .map(|f| {
+            let cron = if f.name == args.feed {
+                "0 * * * * *"
+            } else {
+                "0 0 0 1 1 *"
+            };
+            (f.name.clone(), cron.to_string())
+        })
+        .collect();
+    for t in 0..args.tenants {
+        host.store().add_tenant(&TenantRow {
+            id: format!("t{t}"),
+            name: format!("tenant {t}"),
+            created_at: 0,
+        })?;
+    }
+    let started = Instant::now();
+    for i in 0..args.installations {
+        let request = InstallRequest {
+            tenant: format!("t{}", i % args.tenants),
+            id: Some(format!("i{i}")),
+            plugin_dir: args.plugin.clone(),
+            assignments: Vec::new(),
+            mode: Mode::Live,
+            schedules: schedules.clone(),
+            time_zone: "UTC".into(),
+        };
+        let plan = lifecycle::plan_install(host, &request)?;
+        lifecycle::commit_install(host.store(), None, &plan, 0)?;
+        if (i + 1) % 2000 == 0 {
+            eprintln!(
+                "  installed {} ({:.1} s)",
+                i + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let db = args
+        .db
+        .clone()
+        .unwrap_or_else(|| dir.path().join("bench.db"));
+    let store = Arc::new(SqliteStore::open(&db)?);
+    let host = Arc::new(Airlock::new(store, AirlockOptions::default())?);
+    eprintln!(
+        "installing {} installations over {} tenants",
+        args.installations, args.tenants
+    );
+    let setup = Instant::now();
+    install_all(&host, &args).context("installing")?;
+    let setup = setup.elapsed();
+
+    // Shift the clock so the next whole minute comes 2 s from now.
+    let lead = Duration::from_secs(2);
+    let now = Utc::now();
+    let target =
+        (now + chrono::Duration::minutes(1)).duration_trunc(chrono::Duration::minutes(1))?;
+    let offset = target - (now + chrono::Duration::from_std(lead)?);
+    let due_at = Instant::now() + lead;
+
+    let starts: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let finished = Arc::new(Mutex::new(0usize));
+    let done = Arc::new(Notify::new());
+    let total = args.installations;
+    let sink = {
+        let (starts, finished, done) = (starts.clone(), finished.clone(), done.clone());
+        Arc::new(move |e: &Event| match e {
+            Event::Started { .. } => starts
+                .lock()
+                .unwrap()
+                .push(Instant::now().saturating_duration_since(due_at)),
+            Event::Finished { .. } => {
+                let mut n = finished.lock().unwrap();
+                *n += 1;
+                if *n == total {
+                    done.notify_one();
+                }
+            }
+            _ => {}
+        })
+    };
+    let options = ServeOptions {
+        tick: Duration::from_millis(100),
+        max_concurrent: args.max_concurrent,
+        max_per_tenant: args.max_per_tenant,
+        jitter: chrono::Duration::zero(),
+        ..ServeOptions::default()
+    };
+    let scheduler = Arc::new(Scheduler::new(
+        host.clone(),
+        None,
+        Arc::new(ShiftedClock(offset)),
+        options,
+        sink,
+    ));
+    let serving = tokio::spawn(scheduler.serve(async move { done.notified().await }));
+    serving.await??;
+    let elapsed = due_at.elapsed();
+
+    let mut lags = starts.lock().unwrap().clone();
+    lags.sort();
+    let ok_runs = host
+        .store()
+        .runs(&airlock::storage::RunFilter {
+            status: Some("ok".into()),
+            limit: usize::MAX >> 1,
+            ..Default::default()
+        })?
+        .len();
+    println!(
+        "scheduler  {} installations, {} tenants, feed `{}`, {} at once ({} per tenant), SQLite file",
+        args.installations, args.tenants, args.feed, args.max_concurrent, args.max_per_tenant
+    );
+    println!(
+        "setup      {:.1} s to install them all",
+        setup.as_secs_f64()
+    );
+    println!(
+        "runs       {} started, {} ok, all done {:.1} s after the due time: {:.0} runs/s",
+        lags.len(),
+        ok_runs,
+        elapsed.as_secs_f64(),
+        lags.len() as f64 / elapsed.as_secs_f64()
+    );
+    if !lags.is_empty() {
+        println!(
+            "lag        due -> start: first {:.0} ms, p50 {:.1} s, p99 {:.1} s, max {:.1} s",
+            lags[0].as_secs_f64() * 1e3,
+            percentile(&lags, 0.50).as_secs_f64(),
+            percentile(&lags, 0.99).as_secs_f64(),
+            lags[lags.len() - 1].as_secs_f64()
+        );
+    }
+    if let Some(rss) = peak_rss_mib() {
+        println!("memory     peak RSS {rss:.0} MiB");
+    }
+    Ok(())
+}
