@@ -4,7 +4,10 @@
 # connector against it on an embedded SQLite database, twice (the second run
 # asks only for the orders modified since the first). Then shows the sandbox
 # stopping a misbehaving connector, and what `airlock inspect` and
-# `airlock egress check|log|audit` tell a reviewer.
+# `airlock egress check|log|audit` tell a reviewer. Finally operations: two
+# tenants with connectors installed, `airlock serve` running their feeds on
+# schedule, a "Run now" of a failing feed, the feed executions and the
+# notification it raised.
 #
 # Usage: scripts/demo.sh        (work files go to a temporary directory)
 set -euo pipefail
@@ -65,5 +68,39 @@ say "a security reviewer's view: check a URL without sending it (exit 1 = denied
 say "the audit trail of denied requests, and what each plugin may reach and used"
 "$bin/airlock" egress log --denied --limit 5
 "$bin/airlock" egress audit plugins/custom-store plugins/misbehaving
+
+say "operations: a master key, two tenants, connectors installed for each"
+export AIRLOCK_MASTER_KEY_FILE=$work/master.key
+"$bin/airlock" keygen "$AIRLOCK_MASTER_KEY_FILE"
+"$bin/airlock" tenant add acme --name "Acme Outdoor"
+"$bin/airlock" tenant add globex --name "Globex Homeware"
+"$bin/airlock" install plugins/custom-store --tenant acme --mode live \
+  --config "endpoint=http://shop.test:$port/api/v1" --config username=demo \
+  --config-file "$work/secrets.toml" --schedule "orders=*/20 * * * * *" \
+  --resolve shop.test=127.0.0.1 --allow-network 127.0.0.0/8 --yes
+for tenant in acme globex; do
+  "$bin/airlock" install plugins/hello --tenant "$tenant" --mode live \
+    --schedule "greet=*/10 * * * * *" --time-zone Europe/London --yes
+done
+# A connector whose check fails on purpose: installed without the check.
+"$bin/airlock" install plugins/misbehaving --tenant globex --name broken --skip-check --yes
+"$bin/airlock" installations
+
+say "airlock serve: feeds run on their schedules (watch for 25 seconds)"
+"$bin/airlock" serve --jitter 2s --resolve shop.test=127.0.0.1 --allow-network 127.0.0.0/8 \
+  > "$work/serve.log" 2>&1 &
+serve_pid=$!
+trap 'kill $shop_pid $serve_pid 2>/dev/null || true' EXIT
+sleep 12
+say "Run now: a failing feed (it traps), from another process"
+"$bin/airlock" run-now globex/broken trap
+sleep 13
+kill -TERM $serve_pid
+wait $serve_pid || true
+cat "$work/serve.log"
+
+say "feed executions and the notification that waits for a person"
+"$bin/airlock" runs list --limit 12
+"$bin/airlock" notifications list
 
 say "done: database $AIRLOCK_DB"
