@@ -484,6 +484,37 @@ pub fn commit_change(
     Ok(new_row)
 }
 
+/// Re-seals, under the keyring's current key, every stored secret that was
+/// sealed with a previous key (after a master key rotation). One transaction
+/// per installation; returns how many secrets were re-sealed.
+pub fn reseal_secrets(store: &SqliteStore, keyring: &Keyring) -> Result<usize, LifecycleError> {
+    let mut count = 0;
+    for row in store.installations(None, false)? {
+        let secrets = store.secrets(&row.tenant, &row.id)?;
+        if !secrets.iter().any(|s| keyring.needs_reseal(&s.sealed)) {
+            continue;
+        }
+        let resealed = secrets
+            .iter()
+            .map(|s| {
+                let slot = SecretSlot {
+                    tenant: &row.tenant,
+                    installation: &row.id,
+                    key: &s.key,
+                };
+                let value = keyring.open(slot, &s.sealed)?;
+                Ok(StoredSecret {
+                    key: s.key.clone(),
+                    sealed: keyring.seal(slot, &value),
+                })
+            })
+            .collect::<Result<Vec<_>, LifecycleError>>()?;
+        store.update_installation(&row, Some(&resealed), None)?;
+        count += resealed.len();
+    }
+    Ok(count)
+}
+
 /// Switches an installation on or off. History, config and storage stay.
 pub fn set_enabled(
     store: &SqliteStore,

@@ -164,7 +164,11 @@ async fn exit_codes_say_how_the_run_ended() {
     let spin = airlock(&["run", "plugins/misbehaving", "--feed", "spin"], &db);
     expect(&spin, 4, "timeout: stopped after 2s");
     let unknown = airlock(&["run", "plugins/hello", "--feed", "nope"], &db);
-    expect(&unknown, 1, "has no feed `nope` (it has: greet, noop, publish)");
+    expect(
+        &unknown,
+        1,
+        "has no feed `nope` (it has: greet, noop, publish)",
+    );
     let missing = airlock(&["run", "plugins/custom-store", "--feed", "orders"], &db);
     expect(&missing, 1, "config `endpoint` is required");
     let usage = airlock(&["run"], &db);

@@ -25,6 +25,7 @@ use crate::support::test_options;
 /// scheduler emits.
 struct World {
     host: Arc<Airlock>,
+    key_text: String,
     keyring: Arc<Keyring>,
     clock: Arc<ManualClock>,
     events: Arc<Mutex<Vec<Event>>>,
@@ -49,9 +50,14 @@ impl World {
         let db = dir.path().join("airlock.db");
         let store = Arc::new(SqliteStore::open(&db).unwrap());
         let host = Arc::new(Airlock::new(store, test_options()).unwrap());
+        let key_text = MasterKey::generate().to_text();
         Self {
             host,
-            keyring: Arc::new(Keyring::new(MasterKey::generate(), Vec::new())),
+            keyring: Arc::new(Keyring::new(
+                MasterKey::from_text(&key_text).unwrap(),
+                Vec::new(),
+            )),
+            key_text,
             clock: Arc::new(ManualClock::new(t(10, 0, 30))),
             events: Arc::default(),
             db,
@@ -579,6 +585,19 @@ async fn secrets_are_sealed_at_rest_and_opened_only_for_their_installation() {
     let stranger = Keyring::new(MasterKey::generate(), Vec::new());
     assert!(lifecycle::load(w.store(), Some(&stranger), &row).is_err());
 
+    // Rotation: the new key opens nothing until the old secrets are re-sealed.
+    let new_key = MasterKey::generate().to_text();
+    let key = |text: &str| MasterKey::from_text(text).unwrap();
+    let new_id = key(&new_key).id().to_string();
+    let rotating = Keyring::new(key(&new_key), vec![key(&w.key_text)]);
+    assert_eq!(lifecycle::reseal_secrets(w.store(), &rotating).unwrap(), 1);
+    assert_eq!(lifecycle::reseal_secrets(w.store(), &rotating).unwrap(), 0);
+    let sealed = w.store().secrets("acme", "shop").unwrap();
+    assert_eq!(sealed[0].sealed.key_id, new_id);
+    let only_new = Keyring::new(key(&new_key), vec![]);
+    let (_, inst) = lifecycle::load(w.store(), Some(&only_new), &row).unwrap();
+    assert_eq!(inst.config.secret("password"), Some(password));
+
     let bytes = db_bytes(&w.db);
     assert!(
         !contains(&bytes, password),
@@ -629,6 +648,17 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
         w.store().remove_tenant("acme"),
         Err(airlock::storage::StorageError::Conflict(_))
     ));
+    // Not while a run is in progress: it would commit storage afterwards.
+    w.queue_now("acme", "hello", "greet");
+    let queued = w.store().due_queue(i64::MAX, 1).unwrap().remove(0);
+    assert!(w.store().claim(&queued, 3).unwrap());
+    let err = w
+        .store()
+        .remove_installation("acme", "hello", 3)
+        .unwrap_err();
+    assert!(err.to_string().contains("run in progress (greet)"), "{err}");
+    let active = w.store().active_runs().unwrap().remove(0);
+    w.store().settle(&active, None).unwrap();
     w.store().remove_installation("acme", "hello", 3).unwrap();
     assert_eq!(w.stored("acme", "hello", "runs"), None, "storage deleted");
     assert!(w.store().schedules("acme", "hello").unwrap().is_empty());

@@ -100,6 +100,11 @@ enum Command {
     Schedule(ops::ScheduleArgs),
     /// Create a new master key file (mode 0600) for sealing secrets.
     Keygen(ops::KeygenArgs),
+    /// Secrets at rest: re-seal them under a new master key.
+    Secrets {
+        #[command(subcommand)]
+        command: ops::SecretsCommand,
+    },
     /// Run the scheduler: feeds run on their schedules until SIGTERM/SIGINT.
     #[command(
         after_help = "Example:\n  airlock serve --master-key-file /etc/airlock/master.key --max-concurrent 16"
@@ -433,6 +438,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Remove(args) => ops::remove(args),
         Command::Schedule(args) => ops::schedule(args),
         Command::Keygen(args) => ops::keygen(args),
+        Command::Secrets { command } => ops::secrets(command),
         Command::Serve(args) => serve::serve(*args).await,
         Command::RunNow(args) => serve::run_now(args),
         Command::Runs { command } => history::runs(command),

@@ -504,3 +504,35 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<u8> {
     );
     Ok(0)
 }
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SecretsCommand {
+    /// Re-seal every secret sealed with an older master key under the
+    /// current one. Give the new key as the master key and the old one with
+    /// --previous-key-file; afterwards the old key is no longer needed.
+    #[command(
+        after_help = "Example:\n  airlock keygen new.key\n  airlock secrets rotate --master-key-file new.key --previous-key-file old.key"
+    )]
+    Rotate {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+}
+
+pub fn secrets(command: SecretsCommand) -> anyhow::Result<u8> {
+    match command {
+        SecretsCommand::Rotate { db, key } => {
+            let keyring = key
+                .keyring()?
+                .ok_or(lifecycle::LifecycleError::NoMasterKey)?;
+            let n = lifecycle::reseal_secrets(&db.open()?, &keyring)?;
+            println!(
+                "re-sealed {n} secret(s) under master key {}",
+                keyring.current_id()
+            );
+        }
+    }
+    Ok(0)
+}

@@ -355,6 +355,7 @@ impl SqliteStore {
 
     /// Removes an installation: deletes its config, secrets, stored data,
     /// schedules and queued runs, and keeps a tombstone (run history stays).
+    /// Refused while one of its runs is in progress.
     pub fn remove_installation(
         &self,
         tenant: &str,
@@ -363,6 +364,18 @@ impl SqliteStore {
     ) -> Result<(), StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let running: Vec<String> = tx
+            .prepare("SELECT feed FROM active_runs WHERE tenant = ?1 AND installation = ?2")?
+            .query_map(params![tenant, id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if !running.is_empty() {
+            // Its run would commit storage for a removed installation.
+            return Err(StorageError::Conflict(format!(
+                "`{tenant}/{id}` has a run in progress ({}); disable it, wait for the run to \
+                 end, then remove it",
+                running.join(", ")
+            )));
+        }
         let changed = tx.execute(
             "UPDATE installations SET removed_at = ?3, updated_at = ?3, enabled = 0,
                 config = '{}', approved_egress = '[]'
