@@ -74,7 +74,7 @@ export AIRLOCK_MASTER_KEY_FILE=$work/master.key
 "$bin/airlock" keygen "$AIRLOCK_MASTER_KEY_FILE"
 "$bin/airlock" tenant add acme --name "Acme Outdoor"
 "$bin/airlock" tenant add globex --name "Globex Homeware"
-"$bin/airlock" install plugins/custom-store --tenant acme --mode live \
+"$bin/airlock" install plugins/custom-store --tenant acme --name shop --mode live \
   --config "endpoint=http://shop.test:$port/api/v1" --config username=demo \
   --config-file "$work/secrets.toml" --schedule "orders=*/20 * * * * *" \
   --resolve shop.test=127.0.0.1 --allow-network 127.0.0.0/8 --yes

@@ -154,9 +154,7 @@ impl RunEnd {
     pub fn summary(&self) -> String {
         match self {
             RunEnd::Returned { message, .. } => message.clone(),
-            RunEnd::Trapped { message } => {
-                format!("trap: {}", message.lines().next().unwrap_or_default())
-            }
+            RunEnd::Trapped { message } => format!("trap: {}", trap_cause(message)),
             RunEnd::TimedOut { after_secs } => format!("timeout: stopped after {after_secs}s"),
             RunEnd::MemoryLimit { limit_bytes } => format!(
                 "memory limit: stopped when growing past {} MiB",
@@ -165,6 +163,22 @@ impl RunEnd {
             RunEnd::HostFailure { message } => format!("host failure: {message}"),
         }
     }
+}
+
+/// The root cause of a trap, for one-line summaries: the last line of the
+/// error's "Caused by" chain (e.g. "wasm trap: wasm `unreachable`
+/// instruction executed"), or its first line when there is no chain.
+fn trap_cause(message: &str) -> &str {
+    let Some((_, causes)) = message.split_once("Caused by:") else {
+        return message.lines().next().unwrap_or_default();
+    };
+    let last = causes.lines().map(str::trim).rfind(|l| !l.is_empty());
+    last.map(|l| {
+        l.split_once(": ")
+            .filter(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
+            .map_or(l, |(_, rest)| rest)
+    })
+    .unwrap_or_default()
 }
 
 /// Everything one run did.
@@ -220,5 +234,30 @@ impl RunReport {
     /// The severity of the run.
     pub fn severity(&self) -> Severity {
         self.end.severity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trap_summary_names_the_root_cause() {
+        let check = |message: &str, expected: &str| {
+            let end = RunEnd::Trapped {
+                message: message.into(),
+            };
+            assert_eq!(end.summary(), expected);
+        };
+        check(
+            "error while executing at wasm backtrace:\n    0: 0x1a2b - run\n\nCaused by:\n    \
+             0: first\n    1: wasm trap: wasm `unreachable` instruction executed\n",
+            "trap: wasm trap: wasm `unreachable` instruction executed",
+        );
+        check(
+            "error while executing\n\nCaused by:\n    out of fuel",
+            "trap: out of fuel",
+        );
+        check("plain message\nsecond line", "trap: plain message");
     }
 }
