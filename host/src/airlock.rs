@@ -18,7 +18,7 @@ use crate::runtime::{
     CallOutput, FeedCall, HostLimits, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
 use crate::storage::{
-    KvBackend, RunRow, RunStorage, Scope, SqliteStore, StorageError, StorageLimits,
+    KvBackend, RunRow, RunStorage, Scope, Settlement, SqliteStore, StorageError, StorageLimits,
 };
 
 /// One plugin enabled for one tenant, with its config and mode.
@@ -196,15 +196,32 @@ impl Airlock {
     }
 
     /// Runs one feed once: instantiates the component in a fresh store, calls
-    /// `run`, commits the run's storage writes if it ended `ok` or `info` and
-    /// discards them otherwise, and records the run. A guest that traps, times
-    /// out or exceeds memory is a failed run, not a host error.
+    /// `run`, and records the run; its storage writes are kept if it ended
+    /// `ok` or `info` and discarded otherwise. A guest that traps, times out
+    /// or exceeds memory is a failed run, not a host error.
     pub async fn run_feed(
         &self,
         plugin: &Plugin,
         installation: &Installation,
         request: RunRequest,
     ) -> Result<RunReport, HostError> {
+        Ok(self
+            .run_feed_settled(plugin, installation, request, |_| None)
+            .await?
+            .0)
+    }
+
+    /// Like [`Self::run_feed`], and stores what `settle` works out from the
+    /// report (the scheduler's retry or notification) in the same
+    /// transaction as the run's storage writes and its record: all of it or
+    /// none, whatever happens to the process.
+    pub async fn run_feed_settled(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+        request: RunRequest,
+        settle: impl FnOnce(&RunReport) -> Option<Settlement>,
+    ) -> Result<(RunReport, Option<Settlement>), HostError> {
         if plugin.manifest.feed(&request.feed).is_none() {
             return Err(HostError::UnknownFeed {
                 plugin: plugin.label(),
@@ -241,7 +258,7 @@ impl Airlock {
             output_dropped_bytes,
             http,
         } = output;
-        let mut end = match result {
+        let end = match result {
             Ok(outcome) => RunEnd::Returned {
                 status: outcome.status,
                 message: installation.config.redact(&outcome.message),
@@ -250,21 +267,12 @@ impl Airlock {
             },
             Err(end) => end,
         };
-        let mut committed = false;
-        let mut discarded = storage.pending_changes();
-        if end.severity().commits() {
-            match storage.commit() {
-                Ok(()) => {
-                    committed = true;
-                    discarded.clear();
-                }
-                Err(e) => {
-                    end = RunEnd::HostFailure {
-                        message: format!("storage commit failed: {e}"),
-                    };
-                }
-            }
-        }
+        let committed = end.severity().commits();
+        let (changes, discarded) = if committed {
+            (storage.take_pending(), Vec::new())
+        } else {
+            (Vec::new(), storage.pending_changes())
+        };
         let mut report = RunReport {
             run_id: None,
             tenant: installation.tenant.clone(),
@@ -289,12 +297,20 @@ impl Airlock {
             output_dropped_bytes,
             http,
         };
-        report.run_id = Some(self.record(plugin, &report)?);
-        Ok(report)
+        let settlement = settle(&report);
+        let row = Self::run_row(plugin, &report);
+        let now = chrono::Utc::now().timestamp();
+        report.run_id =
+            Some(
+                self.store
+                    .finish_run(&row, &report.http, &changes, settlement.as_ref(), now)?,
+            );
+        Ok((report, settlement))
     }
 
-    fn record(&self, plugin: &Plugin, report: &RunReport) -> Result<i64, HostError> {
-        let row = RunRow {
+    /// The row that records `report`.
+    fn run_row(plugin: &Plugin, report: &RunReport) -> RunRow {
+        RunRow {
             tenant: report.tenant.clone(),
             installation: report.installation.clone(),
             plugin_id: plugin.manifest.plugin.id.clone(),
@@ -310,8 +326,7 @@ impl Airlock {
             status: report.severity().as_str().to_string(),
             message: report.end.summary(),
             report: serde_json::to_string(report).unwrap_or_default(),
-        };
-        Ok(self.store.insert_run(&row, &report.http)?)
+        }
     }
 
     /// "Test connection": calls the guest's `check`. Storage writes made by

@@ -13,7 +13,7 @@ use airlock::scheduler::{
     TestOutbound,
 };
 use airlock::secrets::{Keyring, MasterKey};
-use airlock::storage::{InstallationRow, QueuedRun, RunFilter, RunSummary, TenantRow};
+use airlock::storage::{InstallationRow, QueuedRun, RunFilter, RunSummary, Settlement, TenantRow};
 use airlock::{Airlock, SqliteStore};
 use airlock_tests::fake_store::FakeStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -658,7 +658,12 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
         .unwrap_err();
     assert!(err.to_string().contains("run in progress (greet)"), "{err}");
     let active = w.store().active_runs().unwrap().remove(0);
-    w.store().settle(&active, None).unwrap();
+    let settled = Settlement {
+        active,
+        follow_up: None,
+        notification: None,
+    };
+    w.store().settle(&settled, None, 3).unwrap();
     w.store().remove_installation("acme", "hello", 3).unwrap();
     assert_eq!(w.stored("acme", "hello", "runs"), None, "storage deleted");
     assert!(w.store().schedules("acme", "hello").unwrap().is_empty());

@@ -23,10 +23,11 @@ use super::{CatchUp, Clock, CronSchedule, Overlap, RetryPolicy, jitter, plan_due
 use crate::airlock::{Airlock, HostError};
 use crate::lifecycle;
 use crate::manifest::Direction;
-use crate::runs::{Mode, RunRequest, Severity, Trigger};
+use crate::runs::{Mode, RunEnd, RunRequest, Severity, Trigger};
 use crate::secrets::Keyring;
 use crate::storage::{
-    ActiveRun, InstallationRow, NEVER, QueuedRun, RunRow, ScheduleRow, SqliteStore, StorageError,
+    ActiveRun, InstallationRow, NEVER, QueuedRun, RunRow, SchedulePlan, ScheduleRow, Settlement,
+    SqliteStore, StorageError,
 };
 
 /// What happens to an outbound feed of an installation in test mode.
@@ -285,29 +286,27 @@ impl Scheduler {
                 run.attempt,
                 run.started_at,
             )?;
-            let (run_id, outcome, message, retry_after) = match recorded {
-                Some(r) => (Some(r.id), r.status, r.message, None),
-                None => {
-                    let message = "interrupted: the host stopped before the run ended; its \
-                                   storage writes were not applied"
-                        .to_string();
-                    let id = self.record_unrun(run, "interrupted", &message)?;
-                    (Some(id), "interrupted".to_string(), message, None)
+            match recorded {
+                Some(r) => {
+                    let settlement = self.settlement(run, &r.status, &r.message, None);
+                    self.store()
+                        .settle(&settlement, Some(r.id), ts(self.clock.now()))?;
+                    self.finished(run, Some(r.id), &r.status, &r.message, &settlement);
                 }
-            };
-            self.settle(run, run_id, &outcome, &message, retry_after)?;
+                None => self.record_unrun(
+                    run,
+                    "interrupted",
+                    "interrupted: the host stopped before the run ended; its storage writes \
+                     were not applied",
+                )?,
+            }
         }
         Ok(leftovers.len())
     }
 
-    /// Records a run that did not get to run the guest (interrupted, or the
-    /// installation could not be loaded).
-    fn record_unrun(
-        &self,
-        run: &ActiveRun,
-        status: &str,
-        message: &str,
-    ) -> Result<i64, ServeError> {
+    /// Records and settles a run that did not get to run the guest to its
+    /// end (interrupted, or the installation could not be loaded).
+    fn record_unrun(&self, run: &ActiveRun, status: &str, message: &str) -> Result<(), ServeError> {
         let inst = self.store().installation(&run.tenant, &run.installation)?;
         let (plugin_id, plugin_version, plugin_digest, mode) = inst
             .map(|i| (i.plugin_id, i.plugin_version, i.plugin_digest, i.mode))
@@ -331,29 +330,36 @@ impl Scheduler {
             message: message.to_string(),
             report: report.to_string(),
         };
-        Ok(self.store().insert_run(&row, &[])?)
+        let settlement = self.settlement(run, status, message, None);
+        let id = self
+            .store()
+            .finish_run(&row, &[], &[], Some(&settlement), now)?;
+        self.finished(run, Some(id), status, message, &settlement);
+        Ok(())
     }
 
-    /// Ends a run in progress: queues a retry for `retry` and `interrupted`
-    /// outcomes while attempts remain, raises a notification for `error`
-    /// and for retries that gave up.
-    fn settle(
+    /// How a run with this outcome ends: `retry` and `interrupted` are
+    /// queued again with backoff while attempts remain; `error`, and a retry
+    /// that gave up, raise a notification.
+    fn settlement(
         &self,
         run: &ActiveRun,
-        run_id: Option<i64>,
         outcome: &str,
         message: &str,
         retry_after: Option<u32>,
-    ) -> Result<(), ServeError> {
+    ) -> Settlement {
         let now = self.clock.now();
-        let mut follow_up = None;
-        let mut notify = None;
+        let mut settlement = Settlement {
+            active: run.clone(),
+            follow_up: None,
+            notification: None,
+        };
         match outcome {
             "retry" | "interrupted" => {
                 let requested = retry_after.map(|s| chrono::Duration::seconds(s.into()));
                 match self.options.retry.delay(run.attempt, requested) {
                     Some(delay) => {
-                        follow_up = Some(QueuedRun {
+                        settlement.follow_up = Some(QueuedRun {
                             id: 0,
                             tenant: run.tenant.clone(),
                             installation: run.installation.clone(),
@@ -366,34 +372,34 @@ impl Scheduler {
                         })
                     }
                     None => {
-                        notify = Some(format!("gave up after {} attempts: {message}", run.attempt))
+                        settlement.notification =
+                            Some(format!("gave up after {} attempts: {message}", run.attempt))
                     }
                 }
             }
-            "error" => notify = Some(message.to_string()),
+            "error" => settlement.notification = Some(message.to_string()),
             _ => {}
         }
-        self.store().settle(run, follow_up.as_ref())?;
-        if let Some(text) = &notify {
-            self.store().raise_notification(
-                &run.tenant,
-                &run.installation,
-                &run.feed,
-                text,
-                run_id,
-                ts(now),
-            )?;
-        }
+        settlement
+    }
+
+    fn finished(
+        &self,
+        run: &ActiveRun,
+        run_id: Option<i64>,
+        outcome: &str,
+        message: &str,
+        settlement: &Settlement,
+    ) {
         self.emit(Event::Finished {
             installation: format!("{}/{}", run.tenant, run.installation),
             feed: run.feed.clone(),
             run_id,
             outcome: outcome.to_string(),
             message: message.to_string(),
-            retry_at: follow_up.map(|q| q.due_at),
-            notified: notify.is_some(),
+            retry_at: settlement.follow_up.as_ref().map(|q| q.due_at),
+            notified: settlement.notification.is_some(),
         });
-        Ok(())
     }
 
     /// One step: queue what schedules owe, then start due runs. Returns how
@@ -405,15 +411,23 @@ impl Scheduler {
     }
 
     /// Turns schedules that are due into queued runs and plans their next
-    /// fire. A schedule never planned (new, re-enabled, changed) is planned
-    /// from now: it owes nothing for the past.
+    /// fire, a batch at a time in one transaction. A schedule never planned
+    /// (new, re-enabled, changed) is planned from now: it owes nothing for
+    /// the past.
     fn queue_due_schedules(&self, now: DateTime<Utc>) -> Result<(), ServeError> {
+        const BATCH: usize = 1000;
         loop {
-            let due = self.store().due_schedules(ts(now), 1000)?;
+            let due = self.store().due_schedules(ts(now), BATCH)?;
+            let mut plans = Vec::with_capacity(due.len());
+            let mut events = Vec::new();
             for schedule in &due {
-                self.queue_schedule(schedule, now)?;
+                plans.push(self.plan_schedule(schedule, now, &mut events)?);
             }
-            if due.len() < 1000 {
+            self.store().apply_schedule_plans(&plans)?;
+            for event in events {
+                self.emit(event);
+            }
+            if due.len() < BATCH {
                 return Ok(());
             }
         }
@@ -424,36 +438,51 @@ impl Scheduler {
         jitter(&key, self.options.jitter, cron.period_after(fire)).num_seconds()
     }
 
-    fn plan_next(
+    /// The plan waiting for `next` (none: never again).
+    fn next_plan(
         &self,
         s: &ScheduleRow,
         cron: &CronSchedule,
         next: Option<DateTime<Utc>>,
-    ) -> Result<(), ServeError> {
-        let (next_fire, due) = match next {
+    ) -> SchedulePlan {
+        let (next_fire_at, due_at) = match next {
             Some(fire) => (Some(ts(fire)), ts(fire) + self.jitter_for(s, cron, fire)),
             None => (None, NEVER),
         };
-        self.store().plan_schedule(s, next_fire, Some(due))?;
-        Ok(())
+        SchedulePlan {
+            schedule: s.clone(),
+            next_fire_at,
+            due_at: Some(due_at),
+            enqueue: Vec::new(),
+        }
     }
 
-    fn queue_schedule(&self, s: &ScheduleRow, now: DateTime<Utc>) -> Result<(), ServeError> {
+    /// What one due schedule owes now, and its next plan.
+    fn plan_schedule(
+        &self,
+        s: &ScheduleRow,
+        now: DateTime<Utc>,
+        events: &mut Vec<Event>,
+    ) -> Result<SchedulePlan, ServeError> {
         let label = format!("{}/{}", s.tenant, s.installation);
         let cron = match CronSchedule::parse(&s.cron, &s.time_zone) {
             Ok(c) => c,
             Err(e) => {
-                self.store().plan_schedule(s, None, Some(NEVER))?;
-                self.emit(Event::Skipped {
+                events.push(Event::Skipped {
                     installation: label,
                     feed: s.feed.clone(),
                     reason: format!("schedule disabled: {e}"),
                 });
-                return Ok(());
+                return Ok(SchedulePlan {
+                    schedule: s.clone(),
+                    next_fire_at: None,
+                    due_at: Some(NEVER),
+                    enqueue: Vec::new(),
+                });
             }
         };
         let Some(next_fire) = s.next_fire_at else {
-            return self.plan_next(s, &cron, cron.next_after(now));
+            return Ok(self.next_plan(s, &cron, cron.next_after(now)));
         };
         let fire = at(next_fire);
         // The schedule runs shifted by its jitter: judge lateness on that clock.
@@ -465,32 +494,43 @@ impl Scheduler {
             self.options.catch_up,
             self.options.misfire_grace,
         );
-        for (i, scheduled) in due.runs.iter().enumerate() {
-            let busy = self
-                .store()
-                .is_active(&s.tenant, &s.installation, &s.feed)?;
-            let waiting = self.store().queued_count(
-                &s.tenant,
-                &s.installation,
-                &s.feed,
-                Trigger::Schedule.as_str(),
-            )?;
-            let reason = match (busy, self.options.overlap) {
-                (true, Overlap::Skip) => Some("the previous run is still going (overlap: skip)"),
-                (true, Overlap::Wait) if waiting > 0 => {
-                    Some("a run is already waiting for the previous one (overlap: wait)")
-                }
-                _ => None,
-            };
-            if let Some(reason) = reason {
-                self.emit(Event::Skipped {
-                    installation: label.clone(),
-                    feed: s.feed.clone(),
-                    reason: reason.to_string(),
-                });
-                continue;
+        let mut plan = self.next_plan(s, &cron, due.next_fire);
+        if due.runs.is_empty() && due.missed > 0 {
+            events.push(Event::Skipped {
+                installation: label.clone(),
+                feed: s.feed.clone(),
+                reason: format!("{} missed fires not run (catch-up: skip)", due.missed),
+            });
+        }
+        if due.runs.is_empty() {
+            return Ok(plan);
+        }
+        let busy = self
+            .store()
+            .is_active(&s.tenant, &s.installation, &s.feed)?;
+        let waiting = self.store().queued_count(
+            &s.tenant,
+            &s.installation,
+            &s.feed,
+            Trigger::Schedule.as_str(),
+        )?;
+        let refusal = match (busy, self.options.overlap) {
+            (true, Overlap::Skip) => Some("the previous run is still going (overlap: skip)"),
+            (true, Overlap::Wait) if waiting > 0 => {
+                Some("a run is already waiting for the previous one (overlap: wait)")
             }
-            self.store().enqueue(&QueuedRun {
+            _ => None,
+        };
+        if let Some(reason) = refusal {
+            events.push(Event::Skipped {
+                installation: label,
+                feed: s.feed.clone(),
+                reason: reason.to_string(),
+            });
+            return Ok(plan);
+        }
+        for (i, scheduled) in due.runs.iter().enumerate() {
+            plan.enqueue.push(QueuedRun {
                 id: 0,
                 tenant: s.tenant.clone(),
                 installation: s.installation.clone(),
@@ -500,22 +540,15 @@ impl Scheduler {
                 scheduled_at: ts(*scheduled),
                 due_at: ts(now),
                 created_at: ts(now),
-            })?;
-            self.emit(Event::Queued {
+            });
+            events.push(Event::Queued {
                 installation: label.clone(),
                 feed: s.feed.clone(),
                 scheduled_at: ts(*scheduled),
                 missed: if i == 0 { due.missed } else { 0 },
             });
         }
-        if due.runs.is_empty() && due.missed > 0 {
-            self.emit(Event::Skipped {
-                installation: label,
-                feed: s.feed.clone(),
-                reason: format!("{} missed fires not run (catch-up: skip)", due.missed),
-            });
-        }
-        self.plan_next(s, &cron, due.next_fire)
+        Ok(plan)
     }
 
     /// Starts queued runs that are due: tenants take turns (round robin from
@@ -650,16 +683,12 @@ impl Scheduler {
         None
     }
 
-    /// Runs one claimed run to its end and settles it.
+    /// Runs one claimed run to its end and settles it with its record.
     async fn execute(&self, row: &InstallationRow, run: &ActiveRun) -> Result<(), ServeError> {
         let loaded = lifecycle::load(self.store(), self.keyring.as_deref(), row);
         let (plugin, installation) = match loaded {
             Ok(pair) => pair,
-            Err(e) => {
-                let message = format!("cannot run: {e}");
-                let id = self.record_unrun(run, "error", &message)?;
-                return self.settle(run, Some(id), "error", &message, None);
-            }
+            Err(e) => return self.record_unrun(run, "error", &format!("cannot run: {e}")),
         };
         let request = RunRequest {
             feed: run.feed.clone(),
@@ -671,33 +700,37 @@ impl Scheduler {
             scheduled_at: run.scheduled_at,
             attempt: run.attempt,
         };
-        match self.host.run_feed(&plugin, &installation, request).await {
-            Ok(report) => {
-                let retry_after = match &report.end {
-                    crate::runs::RunEnd::Returned {
-                        retry_after_seconds,
-                        ..
-                    } => *retry_after_seconds,
-                    _ => None,
-                };
-                let outcome = report.severity();
-                self.settle(
-                    run,
-                    report.run_id,
-                    outcome.as_str(),
-                    &report.end.summary(),
-                    retry_after.filter(|_| outcome == Severity::Retry),
-                )
+        let settle = |report: &crate::runs::RunReport| {
+            let outcome = report.severity();
+            let retry_after = match &report.end {
+                RunEnd::Returned {
+                    retry_after_seconds,
+                    ..
+                } if outcome == Severity::Retry => *retry_after_seconds,
+                _ => None,
+            };
+            Some(self.settlement(run, outcome.as_str(), &report.end.summary(), retry_after))
+        };
+        match self
+            .host
+            .run_feed_settled(&plugin, &installation, request, settle)
+            .await
+        {
+            Ok((report, settlement)) => {
+                if let Some(settlement) = settlement {
+                    let outcome = report.severity().as_str();
+                    let summary = report.end.summary();
+                    self.finished(run, report.run_id, outcome, &summary, &settlement);
+                }
+                Ok(())
             }
             Err(e) => {
-                let message = format!("host failure: {e}");
                 let status = if matches!(e, HostError::UnknownFeed { .. }) {
                     "error"
                 } else {
                     "retry"
                 };
-                let id = self.record_unrun(run, status, &message)?;
-                self.settle(run, Some(id), status, &message, None)
+                self.record_unrun(run, status, &format!("host failure: {e}"))
             }
         }
     }
@@ -751,8 +784,7 @@ impl Scheduler {
             self.options.grace.as_secs()
         );
         for run in left {
-            let id = self.record_unrun(&run, "interrupted", &message)?;
-            self.settle(&run, Some(id), "interrupted", &message, None)?;
+            self.record_unrun(&run, "interrupted", &message)?;
         }
         Ok(())
     }

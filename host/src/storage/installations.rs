@@ -486,25 +486,4 @@ impl SqliteStore {
             |r| r.get(0),
         )?)
     }
-
-    /// Records the next fire a schedule waits for and when it is due.
-    pub fn plan_schedule(
-        &self,
-        schedule: &ScheduleRow,
-        next_fire_at: Option<i64>,
-        due_at: Option<i64>,
-    ) -> Result<(), StorageError> {
-        self.conn().execute(
-            "UPDATE schedules SET next_fire_at = ?4, due_at = ?5
-             WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
-            params![
-                schedule.tenant,
-                schedule.installation,
-                schedule.feed,
-                next_fire_at,
-                due_at
-            ],
-        )?;
-        Ok(())
-    }
 }

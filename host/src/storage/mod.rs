@@ -22,7 +22,7 @@ mod sqlite;
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
-pub use queue::{ActiveRun, NotificationRow, QueuedRun};
+pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};
 pub use sqlite::{RunRow, SqliteStore};
 

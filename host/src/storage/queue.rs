@@ -7,10 +7,10 @@
 //! row left in `active_runs` after the process died is a run that was
 //! interrupted.
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
-use super::{SqliteStore, StorageError};
+use super::{ScheduleRow, SqliteStore, StorageError};
 
 /// A run waiting to start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,25 +117,110 @@ const QUEUE_COLUMNS: &str =
 const NOTIFICATION_COLUMNS: &str = "id, tenant, installation, feed, message, run_id, count, \
      first_at, last_at, acked_at, acked_by";
 
+/// How a run in progress ends for the scheduler: it leaves the runs in
+/// progress, its follow-up (a retry) is queued, and a notification is raised
+/// (or the feed's open one updated) — stored together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The run in progress.
+    pub active: ActiveRun,
+    /// A retry to queue.
+    pub follow_up: Option<QueuedRun>,
+    /// A notification to raise.
+    pub notification: Option<String>,
+}
+
+/// A due schedule's new plan and the runs it owes now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulePlan {
+    /// The schedule (its key is what is updated).
+    pub schedule: ScheduleRow,
+    /// The fire it now waits for.
+    pub next_fire_at: Option<i64>,
+    /// When that fire is due (jitter added), or [`super::NEVER`].
+    pub due_at: Option<i64>,
+    /// Runs to queue.
+    pub enqueue: Vec<QueuedRun>,
+}
+
+fn insert_queued(conn: &Connection, run: &QueuedRun) -> Result<i64, StorageError> {
+    conn.execute(
+        "INSERT INTO queue (tenant, installation, feed, trigger, attempt, scheduled_at,
+            due_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            run.tenant,
+            run.installation,
+            run.feed,
+            run.trigger,
+            run.attempt,
+            run.scheduled_at,
+            run.due_at,
+            run.created_at
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Settles `s` inside `tx`; `run_id` is the run that caused it.
+pub(super) fn settle_in(
+    tx: &Transaction<'_>,
+    s: &Settlement,
+    run_id: Option<i64>,
+    now: i64,
+) -> Result<(), StorageError> {
+    let run = &s.active;
+    tx.execute(
+        "DELETE FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
+        params![run.tenant, run.installation, run.feed],
+    )?;
+    if let Some(q) = &s.follow_up {
+        insert_queued(tx, q)?;
+    }
+    if let Some(message) = &s.notification {
+        raise_in(tx, run, message, run_id, now)?;
+    }
+    Ok(())
+}
+
+fn raise_in(
+    tx: &Transaction<'_>,
+    run: &ActiveRun,
+    message: &str,
+    run_id: Option<i64>,
+    now: i64,
+) -> Result<i64, StorageError> {
+    let open: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM notifications WHERE tenant = ?1 AND installation = ?2
+               AND feed = ?3 AND acked_at IS NULL",
+            params![run.tenant, run.installation, run.feed],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(match open {
+        Some(id) => {
+            tx.execute(
+                "UPDATE notifications SET message = ?2, run_id = ?3, count = count + 1,
+                    last_at = ?4 WHERE id = ?1",
+                params![id, message, run_id, now],
+            )?;
+            id
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO notifications (tenant, installation, feed, message, run_id,
+                    count, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
+                params![run.tenant, run.installation, run.feed, message, run_id, now],
+            )?;
+            tx.last_insert_rowid()
+        }
+    })
+}
+
 impl SqliteStore {
     /// Queues a run; returns its queue id.
     pub fn enqueue(&self, run: &QueuedRun) -> Result<i64, StorageError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO queue (tenant, installation, feed, trigger, attempt, scheduled_at,
-                due_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                run.tenant,
-                run.installation,
-                run.feed,
-                run.trigger,
-                run.attempt,
-                run.scheduled_at,
-                run.due_at,
-                run.created_at
-            ],
-        )?;
-        Ok(conn.last_insert_rowid())
+        insert_queued(&self.conn(), run)
     }
 
     /// How many runs of this feed with this trigger are queued.
@@ -249,34 +334,40 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Ends a run in progress: removes it from the runs in progress and, in
-    /// the same transaction, queues its follow-up (a retry) if any.
+    /// Settles a run in progress (see [`Settlement`]) in one transaction.
     pub fn settle(
         &self,
-        run: &ActiveRun,
-        follow_up: Option<&QueuedRun>,
+        settlement: &Settlement,
+        run_id: Option<i64>,
+        now: i64,
     ) -> Result<(), StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "DELETE FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
-            params![run.tenant, run.installation, run.feed],
-        )?;
-        if let Some(q) = follow_up {
+        settle_in(&tx, settlement, run_id, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Plans due schedules and queues what they owe, all in one transaction.
+    pub fn apply_schedule_plans(&self, plans: &[SchedulePlan]) -> Result<(), StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for plan in plans {
+            let s = &plan.schedule;
             tx.execute(
-                "INSERT INTO queue (tenant, installation, feed, trigger, attempt, scheduled_at,
-                    due_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "UPDATE schedules SET next_fire_at = ?4, due_at = ?5
+                 WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
                 params![
-                    q.tenant,
-                    q.installation,
-                    q.feed,
-                    q.trigger,
-                    q.attempt,
-                    q.scheduled_at,
-                    q.due_at,
-                    q.created_at
+                    s.tenant,
+                    s.installation,
+                    s.feed,
+                    plan.next_fire_at,
+                    plan.due_at
                 ],
             )?;
+            for run in &plan.enqueue {
+                insert_queued(&tx, run)?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -286,41 +377,14 @@ impl SqliteStore {
     /// Returns its id.
     pub fn raise_notification(
         &self,
-        tenant: &str,
-        installation: &str,
-        feed: &str,
+        run: &ActiveRun,
         message: &str,
         run_id: Option<i64>,
         now: i64,
     ) -> Result<i64, StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let open: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM notifications WHERE tenant = ?1 AND installation = ?2
-                   AND feed = ?3 AND acked_at IS NULL",
-                params![tenant, installation, feed],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let id = match open {
-            Some(id) => {
-                tx.execute(
-                    "UPDATE notifications SET message = ?2, run_id = ?3, count = count + 1,
-                        last_at = ?4 WHERE id = ?1",
-                    params![id, message, run_id, now],
-                )?;
-                id
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO notifications (tenant, installation, feed, message, run_id,
-                        count, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
-                    params![tenant, installation, feed, message, run_id, now],
-                )?;
-                tx.last_insert_rowid()
-            }
-        };
+        let id = raise_in(&tx, run, message, run_id, now)?;
         tx.commit()?;
         Ok(id)
     }

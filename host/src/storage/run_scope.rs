@@ -191,6 +191,21 @@ impl RunStorage {
         Ok(())
     }
 
+    /// Takes the run's uncommitted writes, for the caller to apply in its own
+    /// transaction (with the run's record); they count as committed from
+    /// here on.
+    pub fn take_pending(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        let changes: Vec<(String, Option<Vec<u8>>)> =
+            std::mem::take(&mut self.pending).into_iter().collect();
+        self.committed
+            .extend(changes.iter().map(|(k, v)| KeyChange {
+                key: k.clone(),
+                set_bytes: v.as_ref().map(Vec::len),
+            }));
+        self.pending_bytes = 0;
+        changes
+    }
+
     /// Changes committed so far (at checkpoints or the final commit).
     pub fn committed_changes(&self) -> &[KeyChange] {
         &self.committed

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{KvBackend, Scope, StorageError};
+use super::{KvBackend, Scope, Settlement, StorageError};
 use crate::egress::HttpCall;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -245,8 +245,29 @@ impl SqliteStore {
     /// Records a finished run and its HTTP calls (the egress audit) in one
     /// transaction; returns the run's id.
     pub fn insert_run(&self, run: &RunRow, calls: &[HttpCall]) -> Result<i64, StorageError> {
+        self.finish_run(run, calls, &[], None, 0)
+    }
+
+    /// Ends a run in one transaction: applies its final storage `changes`
+    /// (to the run's own scope), records it with its HTTP calls, and settles
+    /// it (see [`Settlement`]) if it was a scheduled run. Either all of it
+    /// is stored or none: a crash can never leave a run's writes applied but
+    /// the run unrecorded. Returns the run's id.
+    pub fn finish_run(
+        &self,
+        run: &RunRow,
+        calls: &[HttpCall],
+        changes: &[(String, Option<Vec<u8>>)],
+        settlement: Option<&Settlement>,
+        now: i64,
+    ) -> Result<i64, StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let scope = Scope {
+            tenant: run.tenant.clone(),
+            installation: run.installation.clone(),
+        };
+        apply_changes(&tx, &scope, changes)?;
         tx.execute(
             "INSERT INTO runs (tenant, installation, plugin_id, plugin_version, plugin_digest,
                 feed, mode, trigger, attempt, scheduled_at, started_at, ended_at, status,
@@ -272,6 +293,9 @@ impl SqliteStore {
         )?;
         let run_id = tx.last_insert_rowid();
         super::audit::insert_calls(&tx, run, run_id, calls)?;
+        if let Some(s) = settlement {
+            super::queue::settle_in(&tx, s, Some(run_id), now)?;
+        }
         tx.commit()?;
         Ok(run_id)
     }
@@ -349,23 +373,34 @@ impl KvBackend for SqliteStore {
         }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let now = chrono::Utc::now().timestamp();
-        for (key, value) in changes {
-            match value {
-                Some(v) => tx.execute(
-                    "INSERT INTO kv (tenant, installation, key, value, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (tenant, installation, key)
-                     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    params![scope.tenant, scope.installation, key, v, now],
-                )?,
-                None => tx.execute(
-                    "DELETE FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
-                    params![scope.tenant, scope.installation, key],
-                )?,
-            };
-        }
+        apply_changes(&tx, scope, changes)?;
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Applies key-value `changes` (a value to set, or `None` to delete) to
+/// `scope` inside `tx`.
+fn apply_changes(
+    tx: &rusqlite::Transaction<'_>,
+    scope: &Scope,
+    changes: &[(String, Option<Vec<u8>>)],
+) -> Result<(), StorageError> {
+    let now = chrono::Utc::now().timestamp();
+    for (key, value) in changes {
+        match value {
+            Some(v) => tx.execute(
+                "INSERT INTO kv (tenant, installation, key, value, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant, installation, key)
+                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                params![scope.tenant, scope.installation, key, v, now],
+            )?,
+            None => tx.execute(
+                "DELETE FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
+                params![scope.tenant, scope.installation, key],
+            )?,
+        };
+    }
+    Ok(())
 }
