@@ -339,6 +339,21 @@ fn stored_assignments(
     Ok(out)
 }
 
+/// The installation a stored row describes, with `config`.
+fn runnable(row: &InstallationRow, config: ConfigValues) -> Installation {
+    Installation {
+        tenant: row.tenant.clone(),
+        id: row.id.clone(),
+        config,
+        mode: if row.mode == Mode::Live.as_str() {
+            Mode::Live
+        } else {
+            Mode::Test
+        },
+        rate_limits: Default::default(),
+    }
+}
+
 /// Loads a stored installation ready to run: its plugin (refused if the
 /// component changed since install), its config with secrets opened.
 pub fn load(
@@ -359,17 +374,7 @@ pub fn load(
         &plugin.manifest,
         pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
     )?;
-    let installation = Installation {
-        tenant: row.tenant.clone(),
-        id: row.id.clone(),
-        config,
-        mode: if row.mode == "live" {
-            Mode::Live
-        } else {
-            Mode::Test
-        },
-        rate_limits: Default::default(),
-    };
+    let installation = runnable(row, config);
     Ok((plugin, installation))
 }
 
@@ -435,17 +440,7 @@ fn plan_change(
         .first()
         .map_or("UTC".to_string(), |s| s.time_zone.clone());
     let schedules = schedules_for(&plugin, &row.tenant, &row.id, &overrides, &time_zone)?;
-    let installation = Installation {
-        tenant: row.tenant.clone(),
-        id: row.id.clone(),
-        config,
-        mode: if row.mode == "live" {
-            Mode::Live
-        } else {
-            Mode::Test
-        },
-        rate_limits: Default::default(),
-    };
+    let installation = runnable(row, config);
     let grants = host.grants(&plugin, &installation)?;
     let (egress_added, egress_removed) = diff(&row.approved_egress, &egress_text(&grants));
     Ok(Plan {

@@ -66,17 +66,20 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-fn install_all(host: &Airlock, args: &Args) -> anyhow::Result<()> {
+/// Installs them all; their feed fires once, at `fire` (a cron expression
+/// naming that exact minute), and their other feeds never.
+fn install_all(host: &Airlock, args: &Args, fire: DateTime<Utc>) -> anyhow::Result<()> {
     let plugin = airlock::Plugin::load(&args.plugin)?;
+    let once = fire.format("0 %M %H %d %m * %Y").to_string();
     let schedules: Vec<(String, String)> = plugin
         .manifest
         .feeds
         .iter()
         .map(|f| {
             let cron = if f.name == args.feed {
-                "0 * * * * *"
+                once.as_str()
             } else {
-                "0 0 0 1 1 *"
+                "0 0 0 1 1 * 2099"
             };
             (f.name.clone(), cron.to_string())
         })
@@ -130,16 +133,15 @@ async fn main() -> anyhow::Result<()> {
         "installing {} installations over {} tenants",
         args.installations, args.tenants
     );
-    let setup = Instant::now();
-    install_all(&host, &args).context("installing")?;
-    let setup = setup.elapsed();
-
-    // Shift the clock so the next whole minute comes 2 s from now.
-    let lead = Duration::from_secs(2);
-    let now = Utc::now();
+    // They all fire at one whole minute an hour ahead; the scheduler's clock
+    // is shifted so that minute comes 2 s after setup.
     let target =
-        (now + chrono::Duration::minutes(1)).duration_trunc(chrono::Duration::minutes(1))?;
-    let offset = target - (now + chrono::Duration::from_std(lead)?);
+        (Utc::now() + chrono::Duration::hours(1)).duration_trunc(chrono::Duration::minutes(1))?;
+    let setup = Instant::now();
+    install_all(&host, &args, target).context("installing")?;
+    let setup = setup.elapsed();
+    let lead = Duration::from_secs(2);
+    let offset = target - (Utc::now() + chrono::Duration::from_std(lead)?);
     let due_at = Instant::now() + lead;
 
     let starts: Arc<Mutex<Vec<Duration>>> = Arc::default();

@@ -164,6 +164,10 @@ pub enum Event {
     },
 }
 
+/// How many queued runs a timer tick looks at: enough to see every
+/// tenant's earliest runs, so tenants take turns.
+const WIDE_SCAN: usize = 2000;
+
 /// Receives [`Event`]s (the CLI prints them; tests collect them).
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
 
@@ -406,31 +410,38 @@ impl Scheduler {
     /// many runs it started.
     pub fn tick(self: &Arc<Self>, running: &mut Running) -> Result<usize, ServeError> {
         let now = self.clock.now();
-        self.queue_due_schedules(now)?;
-        self.start_due_runs(now, running)
+        let mut started = 0;
+        // Runs start after each batch of schedules, not after all of them.
+        while self.queue_due_schedules(now)? {
+            started += self.start_due_runs(now, running, WIDE_SCAN)?;
+        }
+        Ok(started + self.start_due_runs(now, running, WIDE_SCAN)?)
     }
 
-    /// Turns schedules that are due into queued runs and plans their next
-    /// fire, a batch at a time in one transaction. A schedule never planned
-    /// (new, re-enabled, changed) is planned from now: it owes nothing for
-    /// the past.
-    fn queue_due_schedules(&self, now: DateTime<Utc>) -> Result<(), ServeError> {
+    /// Fills the slots runs just left, from the front of the queue (the
+    /// timer's [`Self::tick`] does the wider, fair scan).
+    fn refill(self: &Arc<Self>, running: &mut Running) -> Result<usize, ServeError> {
+        let narrow = 4 * self.options.max_concurrent;
+        self.start_due_runs(self.clock.now(), running, narrow)
+    }
+
+    /// Turns up to a batch of due schedules into queued runs and plans their
+    /// next fire, in one transaction; true if more may be due. A schedule
+    /// never planned (new, re-enabled, changed) is planned from now: it owes
+    /// nothing for the past.
+    fn queue_due_schedules(&self, now: DateTime<Utc>) -> Result<bool, ServeError> {
         const BATCH: usize = 1000;
-        loop {
-            let due = self.store().due_schedules(ts(now), BATCH)?;
-            let mut plans = Vec::with_capacity(due.len());
-            let mut events = Vec::new();
-            for schedule in &due {
-                plans.push(self.plan_schedule(schedule, now, &mut events)?);
-            }
-            self.store().apply_schedule_plans(&plans)?;
-            for event in events {
-                self.emit(event);
-            }
-            if due.len() < BATCH {
-                return Ok(());
-            }
+        let due = self.store().due_schedules(ts(now), BATCH)?;
+        let mut plans = Vec::with_capacity(due.len());
+        let mut events = Vec::new();
+        for schedule in &due {
+            plans.push(self.plan_schedule(schedule, now, &mut events)?);
         }
+        self.store().apply_schedule_plans(&plans)?;
+        for event in events {
+            self.emit(event);
+        }
+        Ok(due.len() == BATCH)
     }
 
     fn jitter_for(&self, s: &ScheduleRow, cron: &CronSchedule, fire: DateTime<Utc>) -> i64 {
@@ -558,13 +569,14 @@ impl Scheduler {
         self: &Arc<Self>,
         now: DateTime<Utc>,
         running: &mut Running,
+        scan: usize,
     ) -> Result<usize, ServeError> {
         let free = self.options.max_concurrent.saturating_sub(running.len());
         if free == 0 {
             return Ok(0);
         }
         let mut by_tenant: BTreeMap<String, VecDeque<QueuedRun>> = BTreeMap::new();
-        for q in self.store().due_queue(ts(now), 2000)? {
+        for q in self.store().due_queue(ts(now), scan)? {
             by_tenant.entry(q.tenant.clone()).or_default().push_back(q);
         }
         let mut order: Vec<String> = by_tenant.keys().cloned().collect();
@@ -746,12 +758,17 @@ impl Scheduler {
         self.recover()?;
         let mut running = Running::default();
         tokio::pin!(shutdown);
+        let mut timer = tokio::time::interval(self.options.tick);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            self.tick(&mut running)?;
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tokio::time::sleep(self.options.tick) => {}
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = timer.tick() => {
+                    self.tick(&mut running)?;
+                }
+                Some(_) = running.join_next(), if !running.is_empty() => {
+                    self.refill(&mut running)?;
+                }
             }
         }
         self.drain(running).await

@@ -87,13 +87,18 @@ pub struct ScheduleRow {
     /// The cron fire the schedule waits for (Unix seconds); none until planned.
     pub next_fire_at: Option<i64>,
     /// `next_fire_at` plus the installation's jitter: when the run is queued.
-    /// None until the scheduler plans it; [`NEVER`] once the expression has
-    /// no further fires.
+    /// None (stored as 0: due at once) until the scheduler plans it;
+    /// [`NEVER`] once the expression has no further fires.
     pub due_at: Option<i64>,
 }
 
 /// `due_at` of a schedule whose expression has no further fires.
 pub const NEVER: i64 = i64::MAX;
+
+/// `due_at` stored for a schedule not planned yet (`next_fire_at` is
+/// null): due at once, so the scheduler plans it at its next tick, and the
+/// due-time index serves the query.
+const UNPLANNED: i64 = 0;
 
 const INSTALLATION_COLUMNS: &str = "tenant, id, plugin_id, plugin_version, plugin_dir, \
      plugin_digest, config, approved_egress, mode, enabled, created_at, updated_at, removed_at";
@@ -186,7 +191,7 @@ fn replace_schedules(
                 s.time_zone,
                 s.overridden,
                 s.next_fire_at,
-                s.due_at
+                s.due_at.unwrap_or(UNPLANNED)
             ],
         )?;
     }
@@ -462,14 +467,14 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Schedules of enabled installations that are due at `now` or were
-    /// never planned, at most `limit`, earliest first.
+    /// Schedules of enabled installations that are due at `now` (those never
+    /// planned included), at most `limit`, earliest first.
     pub fn due_schedules(&self, now: i64, limit: usize) -> Result<Vec<ScheduleRow>, StorageError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {SCHEDULE_COLUMNS} FROM schedules s
              JOIN installations i ON i.tenant = s.tenant AND i.id = s.installation
-             WHERE i.enabled AND i.removed_at IS NULL AND (s.due_at IS NULL OR s.due_at <= ?1)
+             WHERE s.due_at <= ?1 AND i.enabled AND i.removed_at IS NULL
              ORDER BY s.due_at LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![now, limit as i64], schedule_from_row)?;
