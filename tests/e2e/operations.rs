@@ -331,15 +331,19 @@ async fn a_feed_never_runs_twice_at_once() {
         .count();
     assert_eq!(skipped, 1);
     finish(&mut running).await;
-    assert_eq!(
-        scheduler.tick(&mut running).unwrap(),
-        1,
-        "the waiting run starts"
-    );
+    // A "Run now" joins the waiting scheduled run: one starts, never both.
+    w.queue_now("acme", "slow", "write-then-wait");
+    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
+    assert_eq!(w.store().active_runs().unwrap().len(), 1);
+    assert_eq!(w.store().queue().unwrap().len(), 1);
+    assert_eq!(scheduler.tick(&mut running).unwrap(), 0, "still busy");
+    finish(&mut running).await;
+    assert_eq!(scheduler.tick(&mut running).unwrap(), 1, "then the other");
     finish(&mut running).await;
     let runs = w.runs("slow");
-    assert_eq!(runs.len(), 2);
+    assert_eq!(runs.len(), 3);
     assert!(runs[0].ended_at <= runs[1].started_at, "{runs:?}");
+    assert!(runs[1].ended_at <= runs[2].started_at, "{runs:?}");
 
     // With overlap = skip, a fire that finds the feed busy is dropped.
     let skipper = w.scheduler(ServeOptions {

@@ -484,3 +484,37 @@ async fn install_from_the_cli_checks_the_connection_and_seals_the_secret() {
         "TENANT/INSTALLATION",
     );
 }
+
+#[test]
+fn upgrade_that_widens_egress_needs_approval() {
+    let site = Site::new();
+    site.ok(&["tenant", "add", "acme"]);
+    site.ok(&["install", "plugins/hello", "--tenant", "acme", "--yes"]);
+    let v2 = site.dir.path().join("hello-0.2.0");
+    std::fs::create_dir_all(&v2).unwrap();
+    let src = airlock_tests::plugin_dir("hello");
+    std::fs::copy(src.join("plugin.wasm"), v2.join("plugin.wasm")).unwrap();
+    let manifest = std::fs::read_to_string(src.join("plugin.toml"))
+        .unwrap()
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    let egress = "[egress]\nallow = [{ host = \"api.stripe.com\", service = \"Stripe\" }]\n";
+    std::fs::write(v2.join("plugin.toml"), format!("{manifest}\n{egress}")).unwrap();
+    let v2 = v2.display().to_string();
+    let refused = site.run(&["upgrade", "acme/hello", &v2, "--yes"]);
+    expect(&refused, 1, "widens egress");
+    let shown = text(&refused);
+    assert!(
+        shown.contains("+ egress   https://api.stripe.com"),
+        "{shown}"
+    );
+    assert!(
+        site.ok(&["installations"]).contains("hello@0.1.0"),
+        "nothing changed"
+    );
+    let approved = site.ok(&["upgrade", "acme/hello", &v2, "--approve-egress", "--yes"]);
+    assert!(
+        approved.contains("upgraded acme/hello to hello@0.2.0"),
+        "{approved}"
+    );
+    assert!(site.ok(&["installations"]).contains("hello@0.2.0"));
+}
