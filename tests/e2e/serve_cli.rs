@@ -425,6 +425,13 @@ async fn install_from_the_cli_checks_the_connection_and_seals_the_secret() {
         "the password was printed:\n{shown}"
     );
     expect(&install(&["--yes"]), 1, "already exists");
+    let audit = site.ok(&["egress", "audit", "--installed"]);
+    assert!(
+        audit.contains("acme")
+            && audit.contains("http://shop.test port")
+            && audit.contains("installation config, approved"),
+        "{audit}"
+    );
 
     let sealed = || {
         rusqlite::Connection::open(&site.db)

@@ -1,14 +1,14 @@
 //! `airlock egress check|audit|log`: what a security reviewer asks of the
 //! egress policy, answered from the same code the host enforces with.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use airlock::egress::{Decision, EgressClient, Explanation, Grants, HttpRequest, SendMode};
 use airlock::runs::Mode;
-use airlock::storage::{AuditFilter, RuleUsage};
+use airlock::storage::{AuditFilter, InstallationRow, RuleUsage};
 use airlock::{AirlockOptions, ConfigValues, Plugin, SqliteStore};
 
 use super::{DbArgs, NetArgs, PermittedArgs, request_line};
@@ -73,8 +73,13 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
     /// Plugin directories to audit.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "installed")]
     plugin_dirs: Vec<PathBuf>,
+    /// Audit what is installed in the database instead: each installed
+    /// plugin version, and each installation's approved config origins (the
+    /// merchant's own shop).
+    #[arg(long)]
+    installed: bool,
     /// Only this tenant's installations.
     #[arg(long)]
     tenant: Option<String>,
@@ -320,16 +325,70 @@ fn audit_entries(plugin: &Plugin, grants: &Grants, usage: &[RuleUsage]) -> Vec<A
     out
 }
 
+/// Origins of config URLs the operator approved for an installation that it
+/// has not used yet, as audit rows (used ones are already rows of `usage`).
+fn approved_origins(
+    plugin: &Plugin,
+    row: &InstallationRow,
+    manifest_rules: &[String],
+    usage: &[RuleUsage],
+) -> Vec<AuditEntry> {
+    let used = |rule: &String| {
+        usage.iter().any(|u| {
+            u.decision == "allowed"
+                && &u.rule == rule
+                && u.tenant == row.tenant
+                && u.installation == row.id
+        })
+    };
+    row.approved_egress
+        .iter()
+        .filter(|rule| !manifest_rules.contains(rule) && !used(rule))
+        .map(|rule| AuditEntry {
+            plugin: plugin.label(),
+            tenant: row.tenant.clone(),
+            installation: row.id.clone(),
+            decision: "allowed".into(),
+            entry: rule.clone(),
+            service: format!("{} (installation config)", plugin.manifest.plugin.id),
+            source: format!(
+                "installation config, approved {}",
+                time(row.updated_at * 1000)
+            ),
+            requests: 0,
+            last_used: String::new(),
+            note: "no recorded use".into(),
+        })
+        .collect()
+}
+
 fn audit(args: AuditArgs) -> anyhow::Result<u8> {
     let store = SqliteStore::open(&args.db.db)?;
     let permitted = args.permitted.load()?;
     let mut entries = Vec::new();
-    for dir in &args.plugin_dirs {
+    let mut dirs = args.plugin_dirs.clone();
+    let installed = if args.installed {
+        store.installations(args.tenant.as_deref(), false)?
+    } else {
+        Vec::new()
+    };
+    for row in &installed {
+        let dir = PathBuf::from(&row.plugin_dir);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    for dir in &dirs {
         let plugin = Plugin::load(dir)?;
         let grants = Grants::resolve(&plugin.manifest, &ConfigValues::default(), &permitted)
             .map_err(anyhow::Error::msg)?;
         let usage = store.rule_usage(&plugin.manifest.plugin.id, args.tenant.as_deref())?;
         entries.extend(audit_entries(&plugin, &grants, &usage));
+        let manifest_rules: Vec<String> =
+            grants.granted.iter().map(|g| g.rule.to_string()).collect();
+        for row in installed.iter().filter(|r| Path::new(&r.plugin_dir) == dir) {
+            entries.extend(approved_origins(&plugin, row, &manifest_rules, &usage));
+        }
     }
     print_rows(
         args.format,
