@@ -59,6 +59,24 @@ impl Site {
         text(&out)
     }
 
+    /// Tenant `acme` with `plugins/misbehaving` installed live as `acme/m`
+    /// (its check fails on purpose, so it is installed without one).
+    fn install_misbehaving(&self) {
+        self.ok(&["tenant", "add", "acme"]);
+        self.ok(&[
+            "install",
+            "plugins/misbehaving",
+            "--tenant",
+            "acme",
+            "--name",
+            "m",
+            "--mode",
+            "live",
+            "--skip-check",
+            "--yes",
+        ]);
+    }
+
     fn serve(&self, extra: &[&str]) -> Server {
         let mut args = vec![
             "serve",
@@ -172,19 +190,7 @@ fn field<'a>(run: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
 #[test]
 fn a_server_killed_mid_run_loses_nothing_and_retries_it() {
     let site = Site::new();
-    site.ok(&["tenant", "add", "acme"]);
-    site.ok(&[
-        "install",
-        "plugins/misbehaving",
-        "--tenant",
-        "acme",
-        "--name",
-        "m",
-        "--mode",
-        "live",
-        "--skip-check",
-        "--yes",
-    ]);
+    site.install_misbehaving();
     let queued = site.ok(&["run-now", "acme/m", "write-then-wait"]);
     assert!(queued.contains("no `airlock serve` is running"), "{queued}");
 
@@ -325,19 +331,7 @@ fn serve_runs_schedules_and_run_now_and_raises_notifications() {
 #[test]
 fn sigterm_lets_runs_finish_within_the_grace_period_then_interrupts() {
     let site = Site::new();
-    site.ok(&["tenant", "add", "acme"]);
-    site.ok(&[
-        "install",
-        "plugins/misbehaving",
-        "--tenant",
-        "acme",
-        "--name",
-        "m",
-        "--mode",
-        "live",
-        "--skip-check",
-        "--yes",
-    ]);
+    site.install_misbehaving();
     // Enough grace: the run in progress finishes and is recorded ok.
     let server = site.serve(&["--grace", "10s"]);
     site.ok(&["run-now", "acme/m", "write-then-wait"]);
