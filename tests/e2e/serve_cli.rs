@@ -287,6 +287,9 @@ fn serve_runs_schedules_and_run_now_and_raises_notifications() {
         1,
         "no feed `nope`",
     );
+    site.ok(&["disable", "acme/m"]);
+    expect(&site.run(&["run-now", "acme/m", "trap"]), 1, "is disabled");
+    site.ok(&["enable", "acme/m"]);
 
     let open = site.ok(&["notifications", "list"]);
     assert!(

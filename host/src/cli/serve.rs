@@ -246,6 +246,13 @@ pub fn run_now(args: RunNowArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
     let store = args.db.open()?;
     let row = lifecycle::installation_row(&store, &tenant, &id)?;
+    if !row.enabled {
+        bail!(
+            "{} is disabled: nothing of it runs (enable it with `airlock enable {}`)",
+            row.label(),
+            row.label()
+        );
+    }
     if lifecycle::feed_direction(&row, &args.feed).is_none() {
         bail!(
             "{}@{} has no feed `{}`",

@@ -631,15 +631,13 @@ impl Scheduler {
         }
         let label = format!("{}/{}", q.tenant, q.installation);
         let row = self.store().installation(&q.tenant, &q.installation)?;
-        if let Some(reason) = self.reason_not_to_run(row.as_ref(), &q) {
-            self.store().dequeue(q.id)?;
-            self.emit(Event::Skipped {
-                installation: label,
-                feed: q.feed.clone(),
-                reason,
-            });
-            return Ok(false);
-        }
+        let row = match row.filter(|r| r.removed_at.is_none()) {
+            Some(row) => match self.reason_not_to_run(&row, &q) {
+                None => row,
+                Some(reason) => return self.drop_queued(&q, label, reason),
+            },
+            None => return self.drop_queued(&q, label, "the installation was removed".into()),
+        };
         if !self.store().claim(&q, ts(now))? {
             return Ok(false);
         }
@@ -659,7 +657,6 @@ impl Scheduler {
             attempt: q.attempt,
         });
         let me = Arc::clone(self);
-        let row = row.expect("reason_not_to_run refuses a missing installation");
         let task_run = active.clone();
         let handle = running.tasks.spawn(async move {
             if let Err(e) = me.execute(&row, &task_run).await {
@@ -673,13 +670,26 @@ impl Scheduler {
         Ok(true)
     }
 
-    /// Why a queued run must be dropped rather than started, if it must.
-    fn reason_not_to_run(&self, row: Option<&InstallationRow>, q: &QueuedRun) -> Option<String> {
-        let row = match row {
-            Some(r) if r.removed_at.is_none() => r,
-            _ => return Some("the installation was removed".to_string()),
-        };
-        if !row.enabled && q.trigger != Trigger::Manual.as_str() {
+    /// Drops a queued run that must not run, saying why.
+    fn drop_queued(
+        &self,
+        q: &QueuedRun,
+        label: String,
+        reason: String,
+    ) -> Result<bool, ServeError> {
+        self.store().dequeue(q.id)?;
+        self.emit(Event::Skipped {
+            installation: label,
+            feed: q.feed.clone(),
+            reason,
+        });
+        Ok(false)
+    }
+
+    /// Why a queued run of an installation must be dropped rather than
+    /// started, if it must.
+    fn reason_not_to_run(&self, row: &InstallationRow, q: &QueuedRun) -> Option<String> {
+        if !row.enabled {
             return Some("the installation is disabled".to_string());
         }
         if row.mode == Mode::Test.as_str() && self.options.test_outbound == TestOutbound::Skip {
