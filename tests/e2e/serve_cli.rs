@@ -422,6 +422,26 @@ async fn install_from_the_cli_checks_the_connection_and_seals_the_secret() {
         "the password was printed:\n{shown}"
     );
     expect(&install(&["--yes"]), 1, "already exists");
+    // The reviewer judges URLs as the stored installation (its shop origin).
+    let orders = format!("http://shop.test:{}/api/v1/orders", shop.addr.port());
+    let net = [
+        "--resolve",
+        "shop.test=127.0.0.1",
+        "--allow-network",
+        "127.0.0.0/8",
+    ];
+    let check = |url: &str| {
+        let mut args = vec!["egress", "check", "acme/custom-store", url];
+        args.extend_from_slice(&net);
+        site.run(&args)
+    };
+    expect(&check(&orders), 0, "verdict    ALLOW");
+    expect(&check("https://evil.example/steal"), 1, "verdict    DENY");
+    expect(
+        &site.run(&["egress", "check", "acme/nope", &orders]),
+        1,
+        "no installation",
+    );
     let audit = site.ok(&["egress", "audit", "--installed"]);
     assert!(
         audit.contains("acme")

@@ -3,13 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use airlock::egress::{Decision, EgressClient, Explanation, Grants, HttpRequest, SendMode};
 use airlock::runs::Mode;
 use airlock::storage::{AuditFilter, InstallationRow, RuleUsage};
-use airlock::{AirlockOptions, ConfigValues, Plugin, SqliteStore};
+use airlock::{AirlockOptions, ConfigValues, Plugin, SqliteStore, lifecycle};
 
 use super::{DbArgs, NetArgs, PermittedArgs, request_line};
 
@@ -35,8 +36,9 @@ pub enum EgressCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The plugin directory.
-    plugin_dir: PathBuf,
+    /// A plugin directory, or TENANT/INSTALLATION to judge as that stored
+    /// installation (its config and mode). An existing directory wins.
+    target: PathBuf,
     /// The URL to judge.
     url: String,
     /// The request method.
@@ -46,9 +48,10 @@ pub struct CheckArgs {
     /// (`[egress] from_config`); required fields may be left out.
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
-    /// Judge as a test-mode installation (state-changing methods suppressed).
-    #[arg(long, value_enum, default_value_t = Mode::Live)]
-    mode: Mode,
+    /// Judge as a test-mode installation (state-changing methods
+    /// suppressed) or a live one; default live, or the installation's mode.
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
     /// Do not resolve the host (no DNS, no address check).
     #[arg(long)]
     no_resolve: bool,
@@ -57,6 +60,8 @@ pub struct CheckArgs {
     json: bool,
     #[command(flatten)]
     net: NetArgs,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 /// Output formats for listings.
@@ -125,9 +130,36 @@ pub async fn egress(command: EgressCommand) -> anyhow::Result<u8> {
     }
 }
 
+/// The plugin, config and mode `egress check` judges: a plugin directory
+/// with `--config`, or a stored installation (its non-secret config is all
+/// grants depend on).
+fn check_target(args: &CheckArgs) -> anyhow::Result<(Plugin, ConfigValues, Mode)> {
+    if args.target.is_dir() {
+        let plugin = Plugin::load(&args.target)?;
+        let config = ConfigValues::from_assignments_partial(&plugin.manifest, &args.config)?;
+        return Ok((plugin, config, args.mode.unwrap_or(Mode::Live)));
+    }
+    let text = args.target.to_string_lossy();
+    let (tenant, id) = lifecycle::parse_reference(&text).with_context(|| {
+        format!("`{text}` is neither a plugin directory nor TENANT/INSTALLATION")
+    })?;
+    if !args.config.is_empty() {
+        anyhow::bail!("--config applies to a plugin directory; {text} uses its stored config");
+    }
+    let row = lifecycle::installation_row(&args.db.open()?, &tenant, &id)?;
+    let plugin = Plugin::load(Path::new(&row.plugin_dir))?;
+    let stored: Vec<String> = row.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let config = ConfigValues::from_assignments_partial(&plugin.manifest, &stored)?;
+    let stored_mode = if row.mode == Mode::Test.as_str() {
+        Mode::Test
+    } else {
+        Mode::Live
+    };
+    Ok((plugin, config, args.mode.unwrap_or(stored_mode)))
+}
+
 async fn check(args: CheckArgs) -> anyhow::Result<u8> {
-    let plugin = Plugin::load(&args.plugin_dir)?;
-    let config = ConfigValues::from_assignments_partial(&plugin.manifest, &args.config)?;
+    let (plugin, config, mode) = check_target(&args)?;
     let mut options = AirlockOptions::default();
     args.net.apply(&mut options)?;
     let grants = Grants::resolve(&plugin.manifest, &config, &options.permitted)
@@ -140,7 +172,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
         body: None,
         timeout: None,
     };
-    let mode = match args.mode {
+    let mode = match mode {
         Mode::Test => SendMode::Test,
         Mode::Live => SendMode::Live,
     };
