@@ -475,8 +475,13 @@ fn classify(
             after_secs: timeout.as_secs() as u32,
         };
     }
+    // The guest's wasm backtrace and the cause chain, without the host's own
+    // stack (captured when RUST_BACKTRACE is set): that is the host's
+    // internals, not the guest's failure.
+    let text = format!("{error:?}");
+    let guest_part = text.split("\nStack backtrace:").next().unwrap_or(&text);
     RunEnd::Trapped {
-        message: format!("{error:?}"),
+        message: guest_part.trim_end().to_string(),
     }
 }
 
