@@ -501,6 +501,15 @@ async fn install_from_the_cli_checks_the_connection_and_seals_the_secret() {
     .output()
     .unwrap();
     expect(&no_key, 1, "airlock keygen");
+    // A server without the key says at once that those runs will fail.
+    let mut keyless = command(&["serve", "--tick", "100ms"], &site.db);
+    keyless
+        .env_remove("AIRLOCK_MASTER_KEY_FILE")
+        .env_remove("AIRLOCK_MASTER_KEY");
+    let server = Server::start(keyless);
+    server.wait_for(&["warning: 1 installation(s) have sealed secrets"]);
+    let (code, _) = server.stop();
+    assert_eq!(code, Some(0));
     // A bad reference says how to write one.
     expect(
         &airlock(&["enable", "acme"], &site.db),

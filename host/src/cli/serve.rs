@@ -218,6 +218,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         options.overlap,
         options.test_outbound
     );
+    if keyring.is_none() {
+        let mut sealed = 0;
+        for row in &installations {
+            if !host.store().secrets(&row.tenant, &row.id)?.is_empty() {
+                sealed += 1;
+            }
+        }
+        if sealed > 0 {
+            println!(
+                "warning: {sealed} installation(s) have sealed secrets and no master key was \
+                 given (--master-key-file or $AIRLOCK_MASTER_KEY_FILE): their runs will fail"
+            );
+        }
+    }
     let scheduler = Arc::new(Scheduler::new(
         host,
         keyring,
