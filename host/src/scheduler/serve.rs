@@ -10,16 +10,12 @@
 //! to a process that died: [`Scheduler::recover`] records it as interrupted
 //! and retries it per policy.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::fmt;
-use std::str::FromStr;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use tokio::task::JoinSet;
 
-use super::{CatchUp, Clock, CronSchedule, Overlap, RetryPolicy, jitter, plan_due};
+use super::{Clock, CronSchedule, Overlap, Running, ServeOptions, TestOutbound, jitter, plan_due};
 use crate::airlock::{Airlock, HostError};
 use crate::lifecycle;
 use crate::manifest::Direction;
@@ -29,79 +25,6 @@ use crate::storage::{
     ActiveRun, InstallationRow, NEVER, QueuedRun, RunRow, SchedulePlan, ScheduleRow, Settlement,
     SqliteStore, StorageError,
 };
-
-/// What happens to an outbound feed of an installation in test mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TestOutbound {
-    /// It does not run (the seed's "only feeds from CMS to Connect").
-    Skip,
-    /// It runs, with every request that would change a third party
-    /// suppressed by the egress client.
-    DryRun,
-}
-
-impl FromStr for TestOutbound {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "skip" => Ok(Self::Skip),
-            "dry-run" => Ok(Self::DryRun),
-            _ => Err(format!("`{s}` is not skip or dry-run")),
-        }
-    }
-}
-
-impl fmt::Display for TestOutbound {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Skip => "skip",
-            Self::DryRun => "dry-run",
-        })
-    }
-}
-
-/// How the scheduler behaves. The defaults suit a small platform.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    /// How often the loop looks for due work.
-    pub tick: Duration,
-    /// Runs in progress at once, over all tenants.
-    pub max_concurrent: usize,
-    /// Runs in progress at once for one tenant.
-    pub max_per_tenant: usize,
-    /// The most a schedule's runs are spread after their fire time (capped
-    /// at half the schedule's period); deterministic per installation.
-    pub jitter: chrono::Duration,
-    /// A scheduled run due while the previous one is still going.
-    pub overlap: Overlap,
-    /// Fires missed while the host was down.
-    pub catch_up: CatchUp,
-    /// How late a fire may be and still count as on time.
-    pub misfire_grace: chrono::Duration,
-    /// Outbound feeds in test mode.
-    pub test_outbound: TestOutbound,
-    /// Backoff for `retry` outcomes (and interrupted runs).
-    pub retry: RetryPolicy,
-    /// On shutdown, how long runs in progress may take to finish.
-    pub grace: Duration,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        Self {
-            tick: Duration::from_secs(1),
-            max_concurrent: 8,
-            max_per_tenant: 2,
-            jitter: chrono::Duration::seconds(30),
-            overlap: Overlap::Wait,
-            catch_up: CatchUp::One,
-            misfire_grace: chrono::Duration::seconds(60),
-            test_outbound: TestOutbound::Skip,
-            retry: RetryPolicy::default(),
-            grace: Duration::from_secs(30),
-        }
-    }
-}
 
 /// Why the scheduler stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -170,64 +93,6 @@ const WIDE_SCAN: usize = 2000;
 
 /// Receives [`Event`]s (the CLI prints them; tests collect them).
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
-
-/// The runs this process has in progress.
-#[derive(Default)]
-pub struct Running {
-    tasks: JoinSet<ActiveRun>,
-    active: HashMap<tokio::task::Id, ActiveRun>,
-    per_tenant: HashMap<String, usize>,
-    keys: HashSet<(String, String, String)>,
-}
-
-impl Running {
-    /// How many runs are in progress.
-    pub fn len(&self) -> usize {
-        self.active.len()
-    }
-
-    /// Whether none are.
-    pub fn is_empty(&self) -> bool {
-        self.active.is_empty()
-    }
-
-    fn tenant_count(&self, tenant: &str) -> usize {
-        self.per_tenant.get(tenant).copied().unwrap_or(0)
-    }
-
-    fn key(run: &ActiveRun) -> (String, String, String) {
-        (
-            run.tenant.clone(),
-            run.installation.clone(),
-            run.feed.clone(),
-        )
-    }
-
-    fn forget(&mut self, id: tokio::task::Id) -> Option<ActiveRun> {
-        let run = self.active.remove(&id)?;
-        self.keys.remove(&Self::key(&run));
-        if let Some(n) = self.per_tenant.get_mut(&run.tenant) {
-            *n = n.saturating_sub(1);
-        }
-        Some(run)
-    }
-
-    /// Waits for the next run to end; None when none are running.
-    pub async fn join_next(&mut self) -> Option<ActiveRun> {
-        loop {
-            match self.tasks.join_next_with_id().await? {
-                Ok((id, _)) => return self.forget(id),
-                Err(e) => {
-                    // A panicked run task: its run stays in active_runs and
-                    // is recovered as interrupted at the next start.
-                    if self.forget(e.id()).is_some() {
-                        eprintln!("a run task failed: {e}");
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// The scheduler of one `serve` process.
 pub struct Scheduler {
