@@ -339,17 +339,22 @@ fn stored_assignments(
     Ok(out)
 }
 
+/// The mode of a stored installation (anything but `live` is test).
+pub fn stored_mode(row: &InstallationRow) -> Mode {
+    if row.mode == Mode::Live.as_str() {
+        Mode::Live
+    } else {
+        Mode::Test
+    }
+}
+
 /// The installation a stored row describes, with `config`.
 fn runnable(row: &InstallationRow, config: ConfigValues) -> Installation {
     Installation {
         tenant: row.tenant.clone(),
         id: row.id.clone(),
         config,
-        mode: if row.mode == Mode::Live.as_str() {
-            Mode::Live
-        } else {
-            Mode::Test
-        },
+        mode: stored_mode(row),
         rate_limits: Default::default(),
     }
 }

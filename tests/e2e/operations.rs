@@ -13,7 +13,7 @@ use airlock::scheduler::{
     TestOutbound,
 };
 use airlock::secrets::{Keyring, MasterKey};
-use airlock::storage::{InstallationRow, QueuedRun, RunFilter, RunSummary, Settlement, TenantRow};
+use airlock::storage::{InstallationRow, QueuedRun, RunFilter, RunSummary, TenantRow};
 use airlock::{Airlock, SqliteStore};
 use airlock_tests::fake_store::FakeStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -656,21 +656,20 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
         Err(airlock::storage::StorageError::Conflict(_))
     ));
     // Not while a run is in progress: it would commit storage afterwards.
-    w.queue_now("acme", "hello", "greet");
-    let queued = w.store().due_queue(i64::MAX, 1).unwrap().remove(0);
-    assert!(w.store().claim(&queued, 3).unwrap());
+    w.install("acme", "misbehaving", "busy", &[]);
+    w.queue_now("acme", "busy", "write-then-wait");
+    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
     let err = w
         .store()
-        .remove_installation("acme", "hello", 3)
+        .remove_installation("acme", "busy", 3)
         .unwrap_err();
-    assert!(err.to_string().contains("run in progress (greet)"), "{err}");
-    let active = w.store().active_runs().unwrap().remove(0);
-    let settled = Settlement {
-        active,
-        follow_up: None,
-        notification: None,
-    };
-    w.store().settle(&settled, None, 3).unwrap();
+    assert!(
+        err.to_string()
+            .contains("run in progress (write-then-wait)"),
+        "{err}"
+    );
+    finish(&mut running).await;
+    w.store().remove_installation("acme", "busy", 3).unwrap();
     w.store().remove_installation("acme", "hello", 3).unwrap();
     assert_eq!(w.stored("acme", "hello", "runs"), None, "storage deleted");
     assert!(w.store().schedules("acme", "hello").unwrap().is_empty());

@@ -150,12 +150,11 @@ fn check_target(args: &CheckArgs) -> anyhow::Result<(Plugin, ConfigValues, Mode)
     let plugin = Plugin::load(Path::new(&row.plugin_dir))?;
     let stored: Vec<String> = row.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let config = ConfigValues::from_assignments_partial(&plugin.manifest, &stored)?;
-    let stored_mode = if row.mode == Mode::Test.as_str() {
-        Mode::Test
-    } else {
-        Mode::Live
-    };
-    Ok((plugin, config, args.mode.unwrap_or(stored_mode)))
+    Ok((
+        plugin,
+        config,
+        args.mode.unwrap_or(lifecycle::stored_mode(&row)),
+    ))
 }
 
 async fn check(args: CheckArgs) -> anyhow::Result<u8> {

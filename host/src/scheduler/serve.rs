@@ -140,35 +140,19 @@ impl Scheduler {
         (self.events)(&event);
     }
 
-    /// Settles the runs a previous process left in progress: a run that was
-    /// recorded but not settled is settled by its outcome; one that was not
-    /// recorded is recorded as interrupted (its storage writes were never
-    /// applied) and retried per policy.
+    /// Records the runs a previous process left in progress as interrupted
+    /// (their storage writes were never applied) and retries them per
+    /// policy. A run leaves `active_runs` in the same transaction that
+    /// records it, so every run still there ended before it was recorded.
     pub fn recover(&self) -> Result<usize, ServeError> {
         let leftovers = self.store().active_runs()?;
         for run in &leftovers {
-            let recorded = self.store().recorded_attempt(
-                &run.tenant,
-                &run.installation,
-                &run.feed,
-                run.scheduled_at,
-                run.attempt,
-                run.started_at,
+            self.record_unrun(
+                run,
+                "interrupted",
+                "interrupted: the host stopped before the run ended; its storage writes were \
+                 not applied",
             )?;
-            match recorded {
-                Some(r) => {
-                    let settlement = self.settlement(run, &r.status, &r.message, None);
-                    self.store()
-                        .settle(&settlement, Some(r.id), ts(self.clock.now()))?;
-                    self.finished(run, Some(r.id), &r.status, &r.message, &settlement);
-                }
-                None => self.record_unrun(
-                    run,
-                    "interrupted",
-                    "interrupted: the host stopped before the run ended; its storage writes \
-                     were not applied",
-                )?,
-            }
         }
         Ok(leftovers.len())
     }
@@ -557,7 +541,9 @@ impl Scheduler {
         if !row.enabled {
             return Some("the installation is disabled".to_string());
         }
-        if row.mode == Mode::Test.as_str() && self.options.test_outbound == TestOutbound::Skip {
+        if lifecycle::stored_mode(row) == Mode::Test
+            && self.options.test_outbound == TestOutbound::Skip
+        {
             let outbound = lifecycle::feed_direction(row, &q.feed) == Some(Direction::Outbound);
             if outbound {
                 return Some(

@@ -114,38 +114,4 @@ impl SqliteStore {
             )
             .optional()?)
     }
-
-    /// The run recorded for this attempt at this due time, started at or
-    /// after `started_at`: how recovery tells a run that finished (but was
-    /// not settled) from one that was interrupted.
-    pub fn recorded_attempt(
-        &self,
-        tenant: &str,
-        installation: &str,
-        feed: &str,
-        scheduled_at: i64,
-        attempt: u32,
-        started_at: i64,
-    ) -> Result<Option<RunSummary>, StorageError> {
-        Ok(self
-            .conn()
-            .query_row(
-                &format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM runs
-                     WHERE tenant = ?1 AND installation = ?2 AND feed = ?3
-                       AND scheduled_at = ?4 AND attempt = ?5 AND started_at >= ?6
-                     ORDER BY id DESC LIMIT 1"
-                ),
-                params![
-                    tenant,
-                    installation,
-                    feed,
-                    scheduled_at,
-                    attempt,
-                    started_at
-                ],
-                summary_from_row,
-            )
-            .optional()?)
-    }
 }

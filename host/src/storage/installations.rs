@@ -480,15 +480,4 @@ impl SqliteStore {
         let rows = stmt.query_map(params![now, limit as i64], schedule_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
-
-    /// The earliest planned due time of any enabled schedule.
-    pub fn next_schedule_due(&self) -> Result<Option<i64>, StorageError> {
-        Ok(self.conn().query_row(
-            "SELECT MIN(s.due_at) FROM schedules s
-             JOIN installations i ON i.tenant = s.tenant AND i.id = s.installation
-             WHERE i.enabled AND i.removed_at IS NULL",
-            [],
-            |r| r.get(0),
-        )?)
-    }
 }

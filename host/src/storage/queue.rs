@@ -188,7 +188,7 @@ fn raise_in(
     message: &str,
     run_id: Option<i64>,
     now: i64,
-) -> Result<i64, StorageError> {
+) -> Result<(), StorageError> {
     let open: Option<i64> = tx
         .query_row(
             "SELECT id FROM notifications WHERE tenant = ?1 AND installation = ?2
@@ -197,24 +197,19 @@ fn raise_in(
             |r| r.get(0),
         )
         .optional()?;
-    Ok(match open {
-        Some(id) => {
-            tx.execute(
-                "UPDATE notifications SET message = ?2, run_id = ?3, count = count + 1,
-                    last_at = ?4 WHERE id = ?1",
-                params![id, message, run_id, now],
-            )?;
-            id
-        }
-        None => {
-            tx.execute(
-                "INSERT INTO notifications (tenant, installation, feed, message, run_id,
-                    count, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
-                params![run.tenant, run.installation, run.feed, message, run_id, now],
-            )?;
-            tx.last_insert_rowid()
-        }
-    })
+    match open {
+        Some(id) => tx.execute(
+            "UPDATE notifications SET message = ?2, run_id = ?3, count = count + 1,
+                last_at = ?4 WHERE id = ?1",
+            params![id, message, run_id, now],
+        )?,
+        None => tx.execute(
+            "INSERT INTO notifications (tenant, installation, feed, message, run_id,
+                count, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
+            params![run.tenant, run.installation, run.feed, message, run_id, now],
+        )?,
+    };
+    Ok(())
 }
 
 impl SqliteStore {
@@ -253,13 +248,6 @@ impl SqliteStore {
     /// Every queued run, earliest first.
     pub fn queue(&self) -> Result<Vec<QueuedRun>, StorageError> {
         self.due_queue(i64::MAX, usize::MAX >> 1)
-    }
-
-    /// The earliest due time in the queue.
-    pub fn next_queue_due(&self) -> Result<Option<i64>, StorageError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT MIN(due_at) FROM queue", [], |r| r.get(0))?)
     }
 
     /// Starts a queued run: moves it from the queue to the runs in progress
@@ -334,20 +322,6 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Settles a run in progress (see [`Settlement`]) in one transaction.
-    pub fn settle(
-        &self,
-        settlement: &Settlement,
-        run_id: Option<i64>,
-        now: i64,
-    ) -> Result<(), StorageError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        settle_in(&tx, settlement, run_id, now)?;
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Plans due schedules and queues what they owe, all in one transaction.
     pub fn apply_schedule_plans(&self, plans: &[SchedulePlan]) -> Result<(), StorageError> {
         let mut conn = self.conn();
@@ -371,22 +345,6 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(())
-    }
-
-    /// Raises a notification for a feed, or updates the feed's open one.
-    /// Returns its id.
-    pub fn raise_notification(
-        &self,
-        run: &ActiveRun,
-        message: &str,
-        run_id: Option<i64>,
-        now: i64,
-    ) -> Result<i64, StorageError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let id = raise_in(&tx, run, message, run_id, now)?;
-        tx.commit()?;
-        Ok(id)
     }
 
     /// Notifications, newest first: open ones only unless `include_acked`.
