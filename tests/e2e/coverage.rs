@@ -9,6 +9,7 @@ fn every_plugin_has_an_end_to_end_test() {
         "egress_guests.rs",
         "operations.rs",
         "serve_cli.rs",
+        "runtime.rs",
     ]
     .iter()
     .map(|f| std::fs::read_to_string(airlock_tests::repo_root().join("tests/e2e").join(f)).unwrap())

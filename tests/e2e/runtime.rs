@@ -57,3 +57,28 @@ fn a_file_that_is_not_a_connector_is_refused_clearly() {
 fn wat_component() -> Vec<u8> {
     b"(component)".to_vec()
 }
+
+/// The benchmark's guest does what `airlock-bench --calls` measures: many
+/// storage calls in one run, all committed with it, and many HTTP calls
+/// through the enforcement point, each audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_guest_makes_many_calls_in_one_run() {
+    let h = crate::support::Harness::new();
+    let p = plugin("bench");
+    let api = airlock_tests::fake_api::FakeApi::start().await.unwrap();
+    let url = format!("http://shop.test:{}/ok", api.addr.port());
+    let config = ["operations=500".to_string(), format!("url={url}")];
+    let inst = crate::support::installation(&p, "acme", "bench", &config);
+
+    let kv = crate::support::run(&h, &p, &inst, "kv", 0).await;
+    assert_eq!(kv.end.summary(), "1000 calls", "{:?}", kv.end);
+    assert_eq!(
+        h.stored("acme", "bench", "k00000499").map(|v| v.len()),
+        Some(4)
+    );
+
+    let http = crate::support::run(&h, &p, &inst, "http", 0).await;
+    assert_eq!(http.end.summary(), "500 calls", "{:?}", http.end);
+    assert_eq!(api.hits().len(), 500, "every request reached the server");
+    assert_eq!(http.http.len(), 500, "every request is audited");
+}

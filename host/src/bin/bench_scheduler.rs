@@ -1,7 +1,9 @@
 //! `airlock-bench-scheduler`: many installations of a trivial plugin, all due
 //! in the same minute, run by the real scheduler on a SQLite file. Prints
 //! runs per second, the lag between the due time and each run's start
-//! (p50/p99/max), and the process's peak RSS.
+//! (p50/p99/max), and the process's peak RSS; then, as the baseline, bare
+//! wasmtime instantiate + call of the same component on one core in the same
+//! process, and the scheduler's throughput as a ratio to it.
 //!
 //! The scheduler's clock is the real clock shifted so that the shared fire
 //! time comes two seconds after setup: lag is measured in real time.
@@ -220,5 +222,43 @@ async fn main() -> anyhow::Result<()> {
     if let Some(rss) = peak_rss_mib() {
         println!("memory     peak RSS {rss:.0} MiB");
     }
+    let runs_per_second = lags.len() as f64 / elapsed.as_secs_f64();
+    let bare = bare_runs_per_second(&host, &args).await?;
+    println!("baseline   bare wasmtime instantiate + call, one at a time: {bare:.0} runs/s");
+    println!("ratio      scheduler / bare: {:.3}", runs_per_second / bare);
     Ok(())
+}
+
+/// Runs per second of bare wasmtime (instantiate + call in a plain store, no
+/// limits, storage or recording) of the same feed, one after another.
+async fn bare_runs_per_second(host: &Airlock, args: &Args) -> anyhow::Result<f64> {
+    let plugin = airlock::Plugin::load(&args.plugin)?;
+    let installation = airlock::Installation {
+        tenant: "t0".into(),
+        id: "i0".into(),
+        config: airlock::ConfigValues::resolve(&plugin.manifest, [])?,
+        mode: Mode::Live,
+        rate_limits: Default::default(),
+    };
+    let component = host.load(&plugin)?;
+    let iterations = 2000;
+    let mut elapsed = Duration::ZERO;
+    for i in 0..iterations + iterations / 10 {
+        let setup = host.setup(&plugin, &installation)?;
+        let feed = airlock::runtime::FeedCall {
+            feed: args.feed.clone(),
+            trigger: airlock::runs::Trigger::Schedule,
+            scheduled_at: 0,
+            attempt: 1,
+            last_success_at: None,
+        };
+        let started = Instant::now();
+        host.runtime()
+            .call_run_bare(&component, setup, feed)
+            .await?;
+        if i >= iterations / 10 {
+            elapsed += started.elapsed();
+        }
+    }
+    Ok(f64::from(iterations) / elapsed.as_secs_f64())
 }

@@ -7,8 +7,13 @@
 //! `instantiate` + `call run` in a plain store. Also prints the cost of
 //! compiling the component and of loading it from the on-disk cache.
 //!
-//! Run with `cargo run --release -p airlock --bin airlock-bench` after
-//! `scripts/build-plugins.sh`.
+//! With `--calls`, it then measures calls inside one run, with `plugins/bench`:
+//! key-value operations per second, and guest HTTP through the host (policy,
+//! resolver, throttle, audit) against native reqwest to the same loopback
+//! server.
+//!
+//! Run with `cargo run --release -p airlock --bin airlock-bench [-- --calls]`
+//! after `scripts/build-plugins.sh`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +25,8 @@ use clap::Parser;
 use airlock::runs::{Mode, RunRequest, Trigger};
 use airlock::runtime::{FeedCall, HostLimits, Runtime};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
+
+mod calls;
 
 /// Measure the per-run overhead of Airlock over bare wasmtime.
 #[derive(Parser)]
@@ -37,6 +44,15 @@ struct Args {
     /// Runs measured on each side (after 10% warm-up).
     #[arg(long, default_value_t = 2000)]
     iterations: usize,
+    /// Also measure calls inside one run (key-value, HTTP) with `plugins/bench`.
+    #[arg(long)]
+    calls: bool,
+    /// Key-value operations in the key-value run (half sets, half gets).
+    #[arg(long, default_value_t = 200_000)]
+    kv_operations: u32,
+    /// Requests on each side of the HTTP comparison.
+    #[arg(long, default_value_t = 2000)]
+    http_requests: u32,
 }
 
 struct Stats {
@@ -172,5 +188,8 @@ async fn main() -> anyhow::Result<()> {
         a.mean.as_secs_f64() / b.mean.as_secs_f64(),
         a.p50.as_secs_f64() / b.p50.as_secs_f64()
     );
+    if args.calls {
+        calls::measure(&args).await?;
+    }
     Ok(())
 }
