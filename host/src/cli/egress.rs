@@ -183,16 +183,23 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {
-        print_explanation(&args, &grants, &explanation);
+        print_explanation(&args, &config, &grants, &explanation);
     }
     Ok(if allowed { 0 } else { EXIT_DENIED })
 }
 
-fn print_explanation(args: &CheckArgs, grants: &Grants, e: &Explanation) {
+/// `url` as it may be printed: without its query or fragment, secrets redacted.
+fn shown_url(url: &str, config: &ConfigValues) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let elided = if end < url.len() { "?…" } else { "" };
+    format!("{}{elided}", config.redact(&url[..end]).escape_debug())
+}
+
+fn print_explanation(args: &CheckArgs, config: &ConfigValues, grants: &Grants, e: &Explanation) {
     println!(
         "url        {} {}",
         args.method.to_ascii_uppercase(),
-        args.url.escape_debug()
+        shown_url(&args.url, config)
     );
     if let Some(host) = &e.host {
         println!("host       {host}");
