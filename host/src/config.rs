@@ -13,7 +13,7 @@ use crate::manifest::{ConfigField, ConfigType, Manifest};
 
 mod redact;
 
-pub use redact::{REDACTED, Redactor};
+pub use redact::{MIN_SECRET_LEN, REDACTED, Redactor};
 
 /// Why an installation's config does not fit the manifest.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //!
 //! It knows nothing about wasmtime: the runtime converts its types to WIT.
 //! The pieces it uses live beside it: [`request`](super::request) (the
-//! types), [`headers`](super::headers), `redirect` (the next hop),
+//! types), [`headers`], `redirect` (the next hop),
 //! [`resolve`](super::resolve) and [`audit`](super::audit).
 
 use std::net::SocketAddr;
