@@ -1,5 +1,6 @@
 //! Fuzzes URL parsing, normalisation and matching: no input may panic, and
-//! the pure matcher and the enforcement path must agree on every input
+//! what the pure matcher decides must be what the enforcement path does, as
+//! seen by a fake DNS and a witness server on loopback
 //! (`airlock_tests::differential`).
 #![no_main]
 
@@ -7,12 +8,11 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 
-/// The runtime, client and policy, built once: building a client per input
+/// The runtime and the oracle, built once: building a client per input
 /// would make the fuzzer measure TLS setup instead of URL handling.
 struct Fixture {
     runtime: tokio::runtime::Runtime,
-    client: airlock::egress::EgressClient,
-    policy: airlock::egress::EgressPolicy,
+    oracle: airlock_tests::differential::Oracle,
 }
 
 fn fixture() -> &'static Fixture {
@@ -22,12 +22,10 @@ fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .expect("runtime");
-        let client = runtime.block_on(async { airlock_tests::differential::client() });
-        Fixture {
-            runtime,
-            client,
-            policy: airlock_tests::differential::policy(),
-        }
+        let oracle = runtime
+            .block_on(airlock_tests::differential::Oracle::start())
+            .expect("the witness server starts");
+        Fixture { runtime, oracle }
     })
 }
 
@@ -36,10 +34,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let f = fixture();
-    if let Some(problem) = f
-        .runtime
-        .block_on(airlock_tests::differential::disagreement(&f.client, &f.policy, url))
-    {
+    if let Some(problem) = f.runtime.block_on(f.oracle.disagreement(url)) {
         panic!("{problem}");
     }
 });

@@ -4,11 +4,16 @@
 //! guest and redacted everywhere else.
 //!
 //! This module does not store anything; persistence belongs to `storage`.
+//! [`Redactor`] finds the secrets in text, in the forms they travel in.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::manifest::{ConfigField, ConfigType, Manifest};
+
+mod redact;
+
+pub use redact::{MIN_SECRET_LEN, REDACTED, Redactor};
 
 /// Why an installation's config does not fit the manifest.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -205,16 +210,20 @@ impl ConfigValues {
         self.secrets.keys().map(String::as_str)
     }
 
-    /// Replaces every occurrence of a secret value (4 characters or longer)
-    /// in `text` with `[redacted]`.
+    /// What finds this installation's secrets in text: give it to whatever
+    /// stores or prints text a guest or a third party produced.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(self.secrets.values().map(String::as_str))
+    }
+
+    /// `text` with every secret value (4 characters or longer), as written,
+    /// percent-encoded or base64-encoded, replaced with `[redacted]` (see
+    /// [`Redactor`]).
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in self.secrets.values().filter(|s| s.len() >= 4) {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "[redacted]");
-            }
+        if self.secrets.is_empty() {
+            return text.to_string();
         }
-        out
+        self.redactor().redact(text)
     }
 }
 

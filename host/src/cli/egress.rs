@@ -183,16 +183,45 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {
-        print_explanation(&args, &grants, &explanation);
+        print_explanation(&args, &config, &grants, &explanation);
     }
     Ok(if allowed { 0 } else { EXIT_DENIED })
 }
 
-fn print_explanation(args: &CheckArgs, grants: &Grants, e: &Explanation) {
+/// `text` with the query and fragment of every URL in it replaced by `?…`.
+fn without_url_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let url_end = rest[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>'))
+            .map_or(rest.len(), |e| at + e);
+        let query = rest[at..url_end].find(['?', '#']).map(|q| at + q);
+        match query {
+            Some(q) => {
+                out.push_str(&rest[..q]);
+                out.push_str("?…");
+            }
+            None => out.push_str(&rest[..url_end]),
+        }
+        rest = &rest[url_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `url` as it may be printed: without its query or fragment, secrets redacted.
+fn shown_url(url: &str, config: &ConfigValues) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let elided = if end < url.len() { "?…" } else { "" };
+    format!("{}{elided}", config.redact(&url[..end]).escape_debug())
+}
+
+fn print_explanation(args: &CheckArgs, config: &ConfigValues, grants: &Grants, e: &Explanation) {
     println!(
         "url        {} {}",
         args.method.to_ascii_uppercase(),
-        args.url.escape_debug()
+        shown_url(&args.url, config)
     );
     if let Some(host) = &e.host {
         println!("host       {host}");
@@ -469,7 +498,16 @@ fn log(args: LogArgs) -> anyhow::Result<u8> {
         plugin: args.plugin,
         limit: args.limit,
     };
-    let rows = store.audit_log(&filter)?;
+    // Rows stored before errors stopped quoting URLs may still hold a query.
+    let rows: Vec<_> = store
+        .audit_log(&filter)?
+        .into_iter()
+        .map(|mut row| {
+            row.reason = row.reason.as_deref().map(without_url_queries);
+            row.error = row.error.as_deref().map(without_url_queries);
+            row
+        })
+        .collect();
     print_rows(
         args.format,
         &rows,
@@ -545,4 +583,28 @@ fn print_rows<T: Serialize>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: &str) {
+        assert_eq!(without_url_queries(input), expected, "{input:?}");
+    }
+
+    #[test]
+    fn printed_errors_keep_no_url_query() {
+        check(
+            "error sending request for url (http://shop.test/p?token=abc): refused",
+            "error sending request for url (http://shop.test/p?…): refused",
+        );
+        check(
+            "see https://a.test/x#frag and https://b.test/?q=1",
+            "see https://a.test/x?… and https://b.test/?…",
+        );
+        check("https://a.test/no-query", "https://a.test/no-query");
+        check("no url? none", "no url? none");
+        check("é://x?y", "é://x?…");
+    }
 }

@@ -6,7 +6,8 @@
 //! documentation, benchmarking, reserved, broadcast and unspecified addresses
 //! are refused unless the operator allows a network containing them. An IPv6
 //! address that embeds an IPv4 one (IPv4-mapped, IPv4-compatible, NAT64, 6to4)
-//! is judged by the IPv4 address it leads to.
+//! is judged by the IPv4 address it leads to. A public address of the host
+//! itself is refused too (the caller says which addresses are the host's).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -157,18 +158,43 @@ impl AddressPolicy {
             .any(|net| net.contains(&ip) || embedded.is_some_and(|e| net.contains(&e)))
     }
 
-    /// Whether a connection to `ip` (resolved for `host`) is allowed.
+    /// Whether a connection to `ip` (resolved for `host`) is allowed, not
+    /// knowing the host's own addresses (see [`Self::check_with`]).
     pub fn check(&self, host: &str, ip: IpAddr) -> Result<(), Denial> {
-        let class = classify(ip);
-        if class == AddressClass::Public || self.explicitly_allowed(ip) {
+        self.check_with(host, ip, |_| false)
+    }
+
+    /// Whether a connection to `ip` (resolved for `host`) is allowed, where
+    /// `is_own` says whether an address belongs to this host: a public
+    /// address of the host itself is refused like loopback, unless the
+    /// operator allowed a network containing it.
+    pub fn check_with(
+        &self,
+        host: &str,
+        ip: IpAddr,
+        is_own: impl FnOnce(IpAddr) -> bool,
+    ) -> Result<(), Denial> {
+        if self.explicitly_allowed(ip) {
             return Ok(());
         }
-        Err(Denial::new(
-            DenialRule::ResolvedAddress,
-            format!(
-                "{host} resolves to {ip}, a {class} address; the operator has not allowed that network"
-            ),
-        ))
+        let class = classify(ip);
+        if class != AddressClass::Public {
+            return Err(Denial::new(
+                DenialRule::ResolvedAddress,
+                format!(
+                    "{host} resolves to {ip}, a {class} address; the operator has not allowed that network"
+                ),
+            ));
+        }
+        if is_own(ip) {
+            return Err(Denial::new(
+                DenialRule::ResolvedAddress,
+                format!(
+                    "{host} resolves to {ip}, an address of this host; the operator has not allowed that network"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -241,5 +267,31 @@ mod tests {
         assert!(lo.check("x", "10.0.0.1".parse().unwrap()).is_err());
         assert!(lo.check("x", "169.254.169.254".parse().unwrap()).is_err());
         assert!(lo.check("x", "::1".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn the_hosts_own_public_addresses_are_refused_unless_allowed() {
+        let own = |ip: IpAddr| ip == "8.8.4.4".parse::<IpAddr>().unwrap();
+        let public = AddressPolicy::default();
+        let denial = public
+            .check_with("me.test", "8.8.4.4".parse().unwrap(), own)
+            .unwrap_err();
+        assert_eq!(denial.rule, DenialRule::ResolvedAddress);
+        assert!(
+            denial.reason.contains("an address of this host"),
+            "{}",
+            denial.reason
+        );
+        assert!(
+            public
+                .check_with("x", "8.8.8.8".parse().unwrap(), own)
+                .is_ok()
+        );
+        let allowed = AddressPolicy::new(vec!["8.8.4.0/24".parse().unwrap()]);
+        assert!(
+            allowed
+                .check_with("x", "8.8.4.4".parse().unwrap(), own)
+                .is_ok()
+        );
     }
 }

@@ -1,298 +1,31 @@
 //! The single enforcement point for outbound HTTP: every request a guest makes,
 //! and every redirect hop, passes [`EgressClient::send`], which checks the
-//! policy, applies test-mode suppression, resolves the host (through the
-//! explicit test resolver if one is configured), sends with reqwest, caps the
-//! response and records a [`HttpCall`] for the audit.
+//! request and the policy, applies test-mode suppression, resolves the host
+//! (through the explicit test resolver if one is configured), sends with
+//! reqwest, caps the response and records a [`HttpCall`] for the audit.
 //!
 //! It knows nothing about wasmtime: the runtime converts its types to WIT.
+//! The pieces it uses live beside it: [`request`](super::request) (the
+//! types), [`headers`], `redirect` (the next hop),
+//! [`resolve`](super::resolve) and [`audit`](super::audit).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
 use super::address::AddressPolicy;
+use super::audit::{Decision, HttpCall};
+use super::headers;
 use super::policy::{Denial, DenialRule, EgressPolicy, Grant, RequestHost};
+use super::redirect;
+use super::request::{
+    EgressLimits, HttpError, HttpRequest, HttpResponse, METHODS, RequestCaps, SAFE_METHODS,
+    SendMode,
+};
+use super::resolve::{AddressDenied, CheckingResolver, ResolveOverrides, bound_here};
 use super::throttle::Throttle;
-
-/// Host-wide bounds on outbound HTTP.
-#[derive(Debug, Clone)]
-pub struct EgressLimits {
-    /// Timeout when the guest does not ask for one.
-    pub default_timeout: Duration,
-    /// The longest timeout a guest may ask for.
-    pub max_timeout: Duration,
-    /// Largest request body a guest may send.
-    pub max_request_bytes: usize,
-    /// Largest response body read; larger is `response-too-large`.
-    pub max_response_bytes: usize,
-    /// Redirect hops followed (each re-checked) before giving up.
-    pub max_redirects: u32,
-}
-
-impl Default for EgressLimits {
-    fn default() -> Self {
-        Self {
-            default_timeout: Duration::from_secs(30),
-            max_timeout: Duration::from_secs(120),
-            max_request_bytes: 8 << 20,
-            max_response_bytes: 16 << 20,
-            max_redirects: 5,
-        }
-    }
-}
-
-/// One installation's bounds on its requests (from its manifest), applied
-/// within the host-wide [`EgressLimits`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestCaps {
-    /// Timeout of a request, and the most a guest may ask for.
-    pub timeout: Duration,
-    /// Largest response body read.
-    pub max_response_bytes: usize,
-}
-
-/// A request as the guest made it.
-#[derive(Debug, Clone)]
-pub struct HttpRequest {
-    /// Method name, upper-case.
-    pub method: String,
-    /// Absolute URL.
-    pub url: String,
-    /// Header names and values.
-    pub headers: Vec<(String, String)>,
-    /// Body, if any.
-    pub body: Option<Vec<u8>>,
-    /// Requested timeout, bounded by [`EgressLimits::max_timeout`].
-    pub timeout: Option<Duration>,
-}
-
-/// A response, redirects already followed.
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    /// Status code.
-    pub status: u16,
-    /// Header names (lower-case) and values.
-    pub headers: Vec<(String, String)>,
-    /// The full body.
-    pub body: Vec<u8>,
-}
-
-/// Why a request got no response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HttpError {
-    /// The policy refused it.
-    #[error("{0}")]
-    Denied(Denial),
-    /// Test mode: a state-changing method was not sent.
-    #[error("not sent: test mode suppresses state-changing requests")]
-    SuppressedInTestMode,
-    /// Malformed method, header or body.
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
-    /// No answer in time.
-    #[error("timed out")]
-    Timeout,
-    /// Connection could not be made or broke.
-    #[error("connection failed: {0}")]
-    ConnectionFailed(String),
-    /// The body exceeded the cap.
-    #[error("response too large")]
-    ResponseTooLarge,
-}
-
-/// Whether a run may change third parties.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SendMode {
-    /// Only GET, HEAD and OPTIONS are sent.
-    Test,
-    /// Everything allowed by the policy is sent.
-    Live,
-}
-
-/// What was decided about one request or redirect hop.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "decision", rename_all = "kebab-case")]
-pub enum Decision {
-    /// Allowed by a rule and sent.
-    Allowed {
-        /// The rule, as text.
-        rule: String,
-        /// The rule's service.
-        service: String,
-    },
-    /// Refused by the policy; nothing sent.
-    Denied {
-        /// The rule that refused.
-        rule: DenialRule,
-        /// Why.
-        reason: String,
-    },
-    /// Allowed, but not sent because the run is in test mode.
-    Suppressed,
-    /// Malformed request; nothing sent.
-    Invalid {
-        /// What was wrong.
-        reason: String,
-    },
-}
-
-/// One audited request (or redirect hop). Never holds query strings, headers
-/// or bodies: those carry secrets.
-#[derive(Debug, Clone, Serialize)]
-pub struct HttpCall {
-    /// Method.
-    pub method: String,
-    /// Scheme, when the URL parsed.
-    pub scheme: Option<String>,
-    /// Normalised host, or the raw URL's host part when it did not parse.
-    pub host: String,
-    /// Port, when known.
-    pub port: Option<u16>,
-    /// Path only.
-    pub path: String,
-    /// The decision.
-    #[serde(flatten)]
-    pub decision: Decision,
-    /// The address actually connected to.
-    pub remote_addr: Option<SocketAddr>,
-    /// Response status.
-    pub status: Option<u16>,
-    /// Response body bytes read.
-    pub response_bytes: usize,
-    /// Transport error, if the request was sent and failed.
-    pub error: Option<String>,
-    /// Time from decision to full response, in milliseconds.
-    pub duration_ms: u64,
-    /// When the decision was taken, milliseconds since the Unix epoch.
-    pub at_ms: i64,
-}
-
-impl HttpCall {
-    fn new(method: &str, url: &str, decision: Decision) -> Self {
-        let parsed = url::Url::parse(url).ok();
-        Self {
-            method: method.to_string(),
-            scheme: parsed.as_ref().map(|u| u.scheme().to_string()),
-            host: parsed
-                .as_ref()
-                .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_default(),
-            port: parsed.as_ref().and_then(url::Url::port_or_known_default),
-            path: parsed
-                .as_ref()
-                .map(|u| u.path().to_string())
-                .unwrap_or_default(),
-            decision,
-            remote_addr: None,
-            status: None,
-            response_bytes: 0,
-            error: None,
-            duration_ms: 0,
-            at_ms: chrono::Utc::now().timestamp_millis(),
-        }
-    }
-}
-
-/// Name → address overrides used instead of DNS: the explicit test resolver
-/// (like curl's `--resolve`). The policy still runs first; this only decides
-/// which address an allowed name connects to.
-#[derive(Debug, Clone, Default)]
-pub struct ResolveOverrides {
-    map: HashMap<String, Vec<IpAddr>>,
-}
-
-impl ResolveOverrides {
-    /// Parses `HOST=ADDR` (repeatable for several addresses).
-    pub fn add_spec(&mut self, spec: &str) -> Result<(), String> {
-        let (host, addr) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("`{spec}` is not HOST=ADDRESS"))?;
-        let ip: IpAddr = addr
-            .trim_matches(['[', ']'])
-            .parse()
-            .map_err(|_| format!("`{addr}` is not an IP address"))?;
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        if host.is_empty() {
-            return Err(format!("`{spec}` has no host"));
-        }
-        self.map.entry(host).or_default().push(ip);
-        Ok(())
-    }
-
-    /// The overrides, sorted by host, for display.
-    pub fn entries(&self) -> Vec<(String, Vec<IpAddr>)> {
-        let mut v: Vec<_> = self
-            .map
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-}
-
-/// A resolved address the [`AddressPolicy`] refused, carried through
-/// reqwest's error chain back to [`EgressClient::send`].
-#[derive(Debug)]
-struct AddressDenied(Denial);
-
-impl std::fmt::Display for AddressDenied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for AddressDenied {}
-
-/// The resolver reqwest uses: overrides first, then the system's; then every
-/// address is checked, and the connection goes only to checked addresses (no
-/// second lookup). One refused address refuses the whole answer: a name that
-/// resolves partly inside the network is not trusted.
-#[derive(Clone)]
-struct CheckingResolver {
-    overrides: ResolveOverrides,
-    addresses: AddressPolicy,
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl CheckingResolver {
-    /// Resolves `host` and checks every address; an [`AddressDenied`] error
-    /// when one is refused.
-    async fn resolve_checked(&self, host: &str) -> Result<Vec<SocketAddr>, BoxError> {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let addrs: Vec<SocketAddr> = match self.overrides.map.get(&host) {
-            Some(ips) => ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
-            None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
-        };
-        for addr in &addrs {
-            self.addresses
-                .check(&host, addr.ip())
-                .map_err(|d| Box::new(AddressDenied(d)) as BoxError)?;
-        }
-        Ok(addrs)
-    }
-}
-
-impl reqwest::dns::Resolve for CheckingResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let resolver = self.clone();
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let addrs = resolver.resolve_checked(&host).await?;
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
 
 /// What [`EgressClient::explain`] found.
 #[derive(Debug, Clone, Serialize)]
@@ -308,22 +41,27 @@ pub struct Explanation {
     pub lookup_error: Option<String>,
 }
 
-/// Headers a guest may not set: they would let it address a different host
-/// than the policy checked, or talk to a proxy.
-fn forbidden_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n == "host" || n == "forwarded" || n.starts_with("proxy-") || n.starts_with("x-forwarded-")
-}
-
-const SAFE_METHODS: [&str; 3] = ["GET", "HEAD", "OPTIONS"];
-const METHODS: [&str; 7] = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"];
-
 /// What every hop of one `send` is held to.
 struct Hop<'a> {
     policy: &'a EgressPolicy,
     mode: SendMode,
     throttle: Option<&'a Throttle>,
     caps: RequestCaps,
+}
+
+/// A refusal before the socket: what the guest gets and what the audit says.
+type Refusal = (HttpError, Decision);
+
+fn invalid(reason: String) -> Refusal {
+    (
+        HttpError::InvalidRequest(reason.clone()),
+        Decision::Invalid { reason },
+    )
+}
+
+fn denied(denial: Denial) -> Refusal {
+    let decision = Decision::denied(&denial);
+    (HttpError::Denied(denial), decision)
 }
 
 /// The HTTP client every guest request goes through. Cheap to clone.
@@ -384,10 +122,7 @@ impl EgressClient {
             }
         };
         let mut explanation = Explanation {
-            decision: Decision::Allowed {
-                rule: grant.rule.to_string(),
-                service: grant.rule.service.clone(),
-            },
+            decision: Decision::allowed(&grant),
             host: Some(grant.host.to_string()),
             addresses: vec![],
             lookup_error: None,
@@ -398,12 +133,7 @@ impl EgressClient {
                 match self.resolver.resolve_checked(name).await {
                     Ok(addrs) => explanation.addresses = addrs.iter().map(SocketAddr::ip).collect(),
                     Err(e) => match e.downcast_ref::<AddressDenied>() {
-                        Some(AddressDenied(d)) => {
-                            explanation.decision = Decision::Denied {
-                                rule: d.rule,
-                                reason: d.reason.clone(),
-                            }
-                        }
+                        Some(AddressDenied(d)) => explanation.decision = Decision::denied(d),
                         None => explanation.lookup_error = Some(e.to_string()),
                     },
                 }
@@ -415,7 +145,7 @@ impl EgressClient {
 
     /// Checks and sends `request` under `policy`, following redirects (each
     /// hop re-checked). Returns the result for the guest and one audit record
-    /// per hop.
+    /// per hop, including a refused one.
     pub async fn send(
         &self,
         policy: &EgressPolicy,
@@ -466,6 +196,8 @@ impl EgressClient {
         }
     }
 
+    /// Sends hop after hop until a response is not a redirect; a hop past
+    /// the limit, or to a location that is not a URL, is refused and audited.
     async fn send_following(
         &self,
         hop: &Hop<'_>,
@@ -478,18 +210,24 @@ impl EgressClient {
             let (response, call) = self.send_one(hop, &request).await;
             calls.push(call);
             let response = response?;
-            let Some(location) = redirect_target(&response) else {
+            let Some(location) = redirect::target(&response) else {
                 return Ok(response);
+            };
+            let Some(next) = redirect::next_request(&request, response.status, &location) else {
+                let (error, decision) = invalid("the redirect location is not a URL".into());
+                calls.push(HttpCall::new(&request.method, &request.url, decision));
+                return Err(error);
             };
             hops += 1;
             if hops > self.limits.max_redirects {
-                let denial = Denial::new(
+                let (error, decision) = denied(Denial::new(
                     DenialRule::RedirectLimit,
                     format!("more than {} redirects", self.limits.max_redirects),
-                );
-                return Err(HttpError::Denied(denial));
+                ));
+                calls.push(HttpCall::new(&next.method, &next.url, decision));
+                return Err(error);
             }
-            request = redirected(request, response.status, &location)?;
+            request = next;
         }
     }
 
@@ -511,10 +249,7 @@ impl EgressClient {
         let mut call = HttpCall::new(
             &request.method,
             grant.url.as_str(),
-            Decision::Allowed {
-                rule: grant.rule.to_string(),
-                service: grant.rule.service.clone(),
-            },
+            Decision::allowed(&grant),
         );
         call.host = grant.host.to_string();
         let started = Instant::now();
@@ -526,12 +261,7 @@ impl EgressClient {
         call.duration_ms = started.elapsed().as_millis() as u64;
         match &result {
             // Refused after resolution: nothing was sent.
-            Err(HttpError::Denied(d)) => {
-                call.decision = Decision::Denied {
-                    rule: d.rule,
-                    reason: d.reason.clone(),
-                };
-            }
+            Err(HttpError::Denied(d)) => call.decision = Decision::denied(d),
             Err(e) => call.error = Some(e.to_string()),
             Ok(_) => {}
         }
@@ -544,33 +274,36 @@ impl EgressClient {
         policy: &EgressPolicy,
         mode: SendMode,
         request: &HttpRequest,
-    ) -> Result<Grant, (HttpError, Decision)> {
-        let invalid = |reason: String| {
-            (
-                HttpError::InvalidRequest(reason.clone()),
-                Decision::Invalid { reason },
-            )
-        };
-        let denied = |d: Denial| {
-            (
-                HttpError::Denied(d.clone()),
-                Decision::Denied {
-                    rule: d.rule,
-                    reason: d.reason,
-                },
-            )
-        };
+    ) -> Result<Grant, Refusal> {
+        self.validate(request)?;
+        let grant = policy.check(&request.url).map_err(denied)?;
+        if let RequestHost::Ip(ip) = grant.host {
+            // An IP literal skips the resolver; its address is checked here.
+            self.addresses
+                .check_with(&grant.host.to_string(), ip, bound_here)
+                .map_err(denied)?;
+        }
+        if mode == SendMode::Test && !SAFE_METHODS.contains(&request.method.as_str()) {
+            return Err((HttpError::SuppressedInTestMode, Decision::Suppressed));
+        }
+        Ok(grant)
+    }
+
+    /// The method, headers and body, whatever the URL.
+    fn validate(&self, request: &HttpRequest) -> Result<(), Refusal> {
         if !METHODS.contains(&request.method.as_str()) {
             return Err(invalid(format!(
                 "method `{}` is not supported",
                 request.method
             )));
         }
-        if let Some((name, _)) = request.headers.iter().find(|(n, _)| forbidden_header(n)) {
-            return Err(denied(Denial::new(
-                DenialRule::Header,
-                format!("header `{name}` is set by the host only"),
-            )));
+        for (name, _) in &request.headers {
+            if let Some(why) = headers::forbidden(name) {
+                return Err(denied(Denial::new(
+                    DenialRule::Header,
+                    format!("header `{name}` is {why}"),
+                )));
+            }
         }
         if request
             .body
@@ -582,17 +315,7 @@ impl EgressClient {
                 self.limits.max_request_bytes
             )));
         }
-        let grant = policy.check(&request.url).map_err(denied)?;
-        if let RequestHost::Ip(ip) = grant.host {
-            // An IP literal skips the resolver; its address is checked here.
-            self.addresses
-                .check(&grant.host.to_string(), ip)
-                .map_err(denied)?;
-        }
-        if mode == SendMode::Test && !SAFE_METHODS.contains(&request.method.as_str()) {
-            return Err((HttpError::SuppressedInTestMode, Decision::Suppressed));
-        }
-        Ok(grant)
+        Ok(())
     }
 
     /// Sends an allowed request and reads the response up to the cap.
@@ -650,7 +373,10 @@ impl EgressClient {
     }
 }
 
+/// What a reqwest error means for the guest. Its text never holds the URL
+/// (reqwest's own message does: it is dropped with `without_url`).
 fn transport_error(e: reqwest::Error) -> HttpError {
+    let e = e.without_url();
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -664,52 +390,4 @@ fn transport_error(e: reqwest::Error) -> HttpError {
         return HttpError::Timeout;
     }
     HttpError::ConnectionFailed(message)
-}
-
-/// The Location of a redirect response, if it is one.
-fn redirect_target(response: &HttpResponse) -> Option<String> {
-    if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
-        return None;
-    }
-    response
-        .headers
-        .iter()
-        .find(|(n, _)| n == "location")
-        .map(|(_, v)| v.clone())
-}
-
-/// The next hop's request: URL resolved against the current one; 303 (and
-/// 301/302 after POST) become GET without a body; credentials are dropped when
-/// the origin changes.
-fn redirected(
-    previous: HttpRequest,
-    status: u16,
-    location: &str,
-) -> Result<HttpRequest, HttpError> {
-    let base =
-        url::Url::parse(&previous.url).map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
-    let next = base
-        .join(location)
-        .map_err(|e| HttpError::InvalidRequest(format!("bad redirect location: {e}")))?;
-    let to_get = status == 303 || (matches!(status, 301 | 302) && previous.method == "POST");
-    let same_origin = next.origin() == base.origin();
-    let headers = previous
-        .headers
-        .into_iter()
-        .filter(|(n, _)| {
-            same_origin
-                || !n.eq_ignore_ascii_case("authorization") && !n.eq_ignore_ascii_case("cookie")
-        })
-        .collect();
-    Ok(HttpRequest {
-        method: if to_get {
-            "GET".to_string()
-        } else {
-            previous.method
-        },
-        url: next.to_string(),
-        headers,
-        body: if to_get { None } else { previous.body },
-        timeout: previous.timeout,
-    })
 }

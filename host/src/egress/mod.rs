@@ -7,7 +7,11 @@
 //!   every request and redirect hop against the policy, suppresses
 //!   state-changing requests in test mode, resolves names (with the explicit
 //!   test resolver when configured), sends with reqwest, caps bodies, and
-//!   returns an audit record per hop.
+//!   returns an audit record per hop. Beside it: [`request`] (the types a
+//!   guest's request and its outcome have), [`headers`] (which headers a
+//!   guest may set and which follow a redirect, for both HTTP interfaces),
+//!   `redirect` (the next hop's request), [`resolve`] (test resolver, lookup
+//!   hook, checked resolution) and [`audit`] (the record of each hop).
 //!
 //! - [`grants`] works out which rules an installation has: the operator's
 //!   permitted-domains table ∩ the manifest's entries, plus approved config
@@ -16,16 +20,21 @@
 //! - [`throttle`] spaces an installation's requests per destination host.
 
 pub mod address;
+pub mod audit;
 pub mod client;
 pub mod grants;
+pub mod headers;
 pub mod policy;
+mod redirect;
+pub mod request;
+pub mod resolve;
 pub mod throttle;
 
 pub use address::AddressPolicy;
-pub use client::{
-    Decision, EgressClient, EgressLimits, Explanation, HttpCall, HttpError, HttpRequest,
-    HttpResponse, RequestCaps, ResolveOverrides, SendMode,
-};
+pub use audit::{Decision, HttpCall};
+pub use client::{EgressClient, Explanation};
 pub use grants::{Grants, PermittedDomains};
 pub use policy::{Denial, DenialRule, EgressPolicy, EgressRule, Grant, HostPattern, RuleSource};
+pub use request::{EgressLimits, HttpError, HttpRequest, HttpResponse, RequestCaps, SendMode};
+pub use resolve::{Lookup, ResolveOverrides};
 pub use throttle::{RateLimits, Throttle};

@@ -127,11 +127,19 @@ impl fmt::Display for EgressRule {
     }
 }
 
-/// Normalises a host name from a manifest or config: IDNA to punycode,
-/// lower-case, one trailing dot removed. IP literals become [`IpAddr`]s.
+/// Normalises a host name from a manifest, the permitted table or config:
+/// ASCII only (internationalised names in their `xn--` form, so a reviewer
+/// reading the entry sees what it grants), lower-case, one trailing dot
+/// removed, no empty label. IP literals become [`IpAddr`]s.
 fn normalise_rule_host(raw: &str) -> Result<Result<String, IpAddr>, String> {
     if raw.is_empty() || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("`{raw}` is not a host name"));
+    }
+    if !raw.is_ascii() {
+        return Err(format!(
+            "`{raw}` is not ASCII: write an internationalised name in its xn-- form, \
+             so that what it grants cannot be mistaken for another name"
+        ));
     }
     let unbracketed = raw
         .strip_prefix('[')
@@ -170,6 +178,13 @@ impl EgressRule {
                 .ok_or_else(|| format!("scheme `{s}` is not allowed: use https or http"))?,
         };
         let host = match normalise_rule_host(&entry.host)? {
+            Ok(domain) if is_public_suffix(&domain) => {
+                return Err(format!(
+                    "`{}` is a public suffix: an entry covers its subdomains, so it would \
+                     grant every site registered under it; name the service's own domain",
+                    entry.host
+                ));
+            }
             Ok(domain) => HostPattern::DomainAndSubdomains(domain),
             Err(ip) => HostPattern::Ip(ip),
         };
@@ -193,6 +208,9 @@ impl EgressRule {
                 "config `{key}`: user names in URLs are not allowed"
             ));
         }
+        if raw_authority(value).is_some_and(|a| a.ends_with(':')) {
+            return Err(format!("config `{key}`: URL has an empty port"));
+        }
         let raw_host = url
             .host_str()
             .ok_or_else(|| format!("config `{key}`: URL has no host"))?;
@@ -210,6 +228,13 @@ impl EgressRule {
             },
         })
     }
+}
+
+/// Whether `domain` (normalised) is a public suffix: a top-level domain
+/// (`com`, or any single label), a registry's (`co.uk`) or a hosting
+/// platform's (`myshopify.com`), under which anyone can register a name.
+fn is_public_suffix(domain: &str) -> bool {
+    psl::suffix_str(domain).is_none_or(|suffix| suffix == domain)
 }
 
 /// The rule that refused a request, as the guest sees it (`denial.rule`).
@@ -395,7 +420,9 @@ impl EgressPolicy {
 /// Parses a request URL strictly: absolute http(s), no userinfo, nothing
 /// ambiguous in the authority.
 fn parse_request_url(url: &str) -> Result<(url::Url, RequestHost, Scheme), Denial> {
-    let malformed = |why: &str| Denial::new(DenialRule::MalformedUrl, format!("`{url}`: {why}"));
+    // The reason never quotes the URL: its path or query can carry a secret.
+    let malformed =
+        |why: &str| Denial::new(DenialRule::MalformedUrl, format!("malformed URL: {why}"));
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(malformed("whitespace or control characters"));
     }
@@ -412,6 +439,9 @@ fn parse_request_url(url: &str) -> Result<(url::Url, RequestHost, Scheme), Denia
     if authority.contains(['\\', '%']) {
         return Err(malformed("backslash or percent-encoding in the host"));
     }
+    if authority.ends_with(':') {
+        return Err(malformed("empty port"));
+    }
     let parsed = url::Url::parse(url).map_err(|e| malformed(&e.to_string()))?;
     let scheme = Scheme::parse(parsed.scheme()).ok_or_else(|| {
         Denial::new(
@@ -422,7 +452,7 @@ fn parse_request_url(url: &str) -> Result<(url::Url, RequestHost, Scheme), Denia
     let host = match parsed.host() {
         Some(url::Host::Domain(d)) => {
             let d = d.strip_suffix('.').unwrap_or(d);
-            if d.is_empty() || d.ends_with('.') {
+            if d.split('.').any(str::is_empty) {
                 return Err(malformed("empty label in host"));
             }
             RequestHost::Domain(d.to_string())

@@ -383,8 +383,9 @@ impl Runtime {
     ) -> CallOutput<T> {
         let memory_bytes = setup.memory_bytes.min(self.limits.max_memory_bytes);
         let timeout = setup.timeout.min(self.limits.max_run_timeout);
-        let stdout = CappedOutput::new(self.limits.output_cap_bytes);
-        let stderr = CappedOutput::new(self.limits.output_cap_bytes);
+        let redactor = setup.config.redactor();
+        let stdout = CappedOutput::redacting(self.limits.output_cap_bytes, redactor.clone());
+        let stderr = CappedOutput::redacting(self.limits.output_cap_bytes, redactor);
         let state = RunState::new(
             setup,
             memory_bytes as usize,

@@ -14,7 +14,7 @@ use super::wasi_http::PolicyHooks;
 
 use super::RunSetup;
 use super::stdio::CappedOutput;
-use crate::config::ConfigValues;
+use crate::config::{ConfigValues, Redactor};
 use crate::egress::{
     EgressClient, EgressPolicy, HttpCall, HttpError, HttpRequest, HttpResponse, RequestCaps,
     SendMode, Throttle,
@@ -77,6 +77,8 @@ pub struct HttpCapability {
     pub mode: SendMode,
     /// Audit records of both HTTP interfaces, in order.
     pub calls: Arc<Mutex<Vec<HttpCall>>>,
+    /// The installation's secrets, redacted from every audit record.
+    pub redactor: Redactor,
 }
 
 /// Everything a run's store holds.
@@ -112,7 +114,7 @@ impl HttpCapability {
         self.calls
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(hops);
+            .extend(hops.into_iter().map(|hop| hop.redacted(&self.redactor)));
         result
     }
 }
@@ -138,6 +140,7 @@ impl RunState {
             caps: setup.caps,
             mode,
             calls: Arc::new(Mutex::new(Vec::new())),
+            redactor: setup.config.redactor(),
         };
         Self {
             wasi: Self::sandboxed_wasi(stdout, stderr),

@@ -41,6 +41,11 @@ fn guest_error(e: HttpError) -> WasiHttpError {
 type IoFuture = Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>;
 
 impl WasiHttpHooks for PolicyHooks {
+    /// The same headers `airlock:connector/http` refuses.
+    fn forbidden_header_filter(&mut self) -> wasmtime_wasi_http::ForbiddenHeaderFilter {
+        std::sync::Arc::new(|name| crate::egress::headers::forbidden(name.as_str()).is_some())
+    }
+
     /// The host sets `Host` from the checked URL, never the guest.
     fn set_host_header(&mut self) -> bool {
         false

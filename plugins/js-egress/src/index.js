@@ -10,6 +10,11 @@
 //   denied_url   (GET, to a host the installation was not granted)
 //   redirect_url (GET, answered by a redirect to a host not granted)
 //   post_url     (POST, suppressed when the installation is in test mode)
+//
+// Feed `headers` fetches allowed_url once per forwarding, proxy or hop-by-hop
+// header, then once without; wasi:http refuses to set any of them (the same
+// list airlock:connector/http refuses), and the fake server records what
+// arrived.
 
 import { write } from 'airlock:connector/log@0.1.0';
 import { get } from 'airlock:connector/config@0.1.0';
@@ -26,7 +31,30 @@ async function attempt(label, url, init) {
   }
 }
 
+const FORWARDING = [
+  'Forwarded',
+  'X-Forwarded-For',
+  'X-Forwarded-Host',
+  'X-Real-IP',
+  'Via',
+  'Proxy-Authorization',
+  'Connection',
+  'Upgrade',
+];
+
+async function headers() {
+  const url = get('allowed_url');
+  for (const name of FORWARDING) {
+    await attempt(name, url, { method: 'GET', headers: { [name]: '203.0.113.9' } });
+  }
+  await attempt('plain', url, { method: 'GET' });
+  return { status: 'ok', message: 'headers probed', items: 0 };
+}
+
 export async function run(ctx) {
+  if (ctx.feed === 'headers') {
+    return headers();
+  }
   if (ctx.feed !== 'probe') {
     return { status: 'error', message: `unknown feed \`${ctx.feed}\``, items: 0 };
   }
