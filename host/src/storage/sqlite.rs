@@ -149,6 +149,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX notifications_open ON notifications (acked_at, tenant);
     CREATE INDEX runs_by_time ON runs (started_at);",
+    // 4 (serve): who holds a run in progress: NULL for `serve`, or the pid of
+    // the `airlock run` process that claimed it, so `serve` recovers such a
+    // run only once that process is gone.
+    "ALTER TABLE active_runs ADD COLUMN run_pid INTEGER;",
 ];
 
 /// A run as recorded in the `runs` table.
