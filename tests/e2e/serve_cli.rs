@@ -102,6 +102,7 @@ impl Site {
 struct Server {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -112,18 +113,23 @@ impl Server {
             .spawn()
             .unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let lines = lines.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     lines.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
-        Self { child, lines }
+        Self {
+            child,
+            lines,
+            readers,
+        }
     }
 
     fn output(&self) -> String {
@@ -156,11 +162,14 @@ impl Server {
         assert!(status.success());
     }
 
-    /// SIGTERM, then the exit code.
+    /// SIGTERM, then the exit code and all it printed.
     fn stop(mut self) -> (Option<i32>, String) {
         self.signal("-TERM");
         let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        // The readers end when the process's output closes.
+        for reader in std::mem::take(&mut self.readers) {
+            reader.join().unwrap();
+        }
         (status.code(), self.output())
     }
 }
@@ -290,6 +299,26 @@ fn serve_runs_schedules_and_run_now_and_raises_notifications() {
     site.ok(&["disable", "acme/m"]);
     expect(&site.run(&["run-now", "acme/m", "trap"]), 1, "is disabled");
     site.ok(&["enable", "acme/m"]);
+    // An installation in test mode: serve would skip its outbound feed.
+    site.ok(&[
+        "install",
+        "plugins/hello",
+        "--tenant",
+        "acme",
+        "--name",
+        "t",
+        "--yes",
+    ]);
+    let skipped = site.ok(&["run-now", "acme/t", "publish"]);
+    assert!(
+        skipped.contains("`airlock serve` skips it (nothing runs)"),
+        "{skipped}"
+    );
+    assert!(
+        !site
+            .ok(&["run-now", "acme/t", "greet"])
+            .contains("skips it")
+    );
 
     let open = site.ok(&["notifications", "list"]);
     assert!(
