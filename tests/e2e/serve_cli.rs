@@ -580,3 +580,35 @@ fn upgrade_that_widens_egress_needs_approval() {
     );
     assert!(site.ok(&["installations"]).contains("hello@0.2.0"));
 }
+
+#[test]
+fn serve_keeps_going_through_a_storage_fault_and_retries_what_it_could_not_record() {
+    let site = Site::new();
+    site.install_misbehaving();
+    let server = site.serve(&[]);
+    server.wait_for(&["airlock serve:"]);
+    // Another connection makes every record of a run fail: a real SQLite
+    // error in serve's own writes, until the trigger is dropped.
+    let conn = rusqlite::Connection::open(&site.db).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER fault BEFORE INSERT ON runs
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
+    )
+    .unwrap();
+    site.ok(&["run-now", "acme/m", "count"]);
+    server.wait_for(&["FAULT", "injected fault", "trying again in"]);
+    assert!(
+        site.runs_json(&[]).is_empty(),
+        "nothing recorded during the fault"
+    );
+    conn.execute_batch("DROP TRIGGER fault").unwrap();
+    server.wait_for(&["RETRY", "acme/m count", "host failure", "retry at"]);
+    server.wait_for(&["OK", "acme/m count", "run 1"]);
+    let (code, out) = server.stop();
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        kv(&site.db, "acme", "m", "count").as_deref(),
+        Some("1"),
+        "the unrecorded run's write was not applied; the retry's was"
+    );
+}

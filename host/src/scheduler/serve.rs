@@ -1,7 +1,7 @@
 //! The `serve` loop: every tick it turns due schedules into queued runs, then
 //! starts queued runs that are due (picked fairly by [`super::fair`]), never
 //! two at once for one installation and feed. When a run ends it is settled
-//! ([`super::settle`]) in the same transaction that records it.
+//! ([`mod@super::settle`]) in the same transaction that records it.
 //!
 //! Crash safety comes from the store: a run is moved from the queue to
 //! `active_runs` before it starts, and its storage writes commit only when it
