@@ -1,8 +1,9 @@
 //! The scheduler survives its own failures: storage faults injected into the
 //! real SQLite file (a trigger another connection adds makes the scheduler's
 //! writes fail with a real SQLite error, until it is dropped), a run task
-//! that panics, a tenant with thousands of runs queued, and a schedule
-//! changed while the scheduler planned it.
+//! that panics, a tenant with thousands of runs queued, a schedule changed
+//! while the scheduler planned it, and a feed claimed by an `airlock run`
+//! process that died.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -129,15 +130,27 @@ async fn a_run_whose_record_fails_keeps_its_claim_until_recorded_as_a_host_failu
         1,
         "the claim is held: nothing else runs it"
     );
+    // The step reports the failed record but does not stop for it.
+    w.queue_now("acme", "hello", "noop");
     let err = scheduler.tick(&mut running).unwrap_err().to_string();
     assert!(err.contains("injected fault"), "{err}");
     assert_eq!(running.unrecorded(), 1, "kept for the next step");
+    assert_eq!(running.len(), 1, "the other feed started all the same");
+    finish(&mut running).await;
 
     clear_fault(&w);
     scheduler.tick(&mut running).unwrap();
     assert_eq!(running.unrecorded(), 0);
-    assert_eq!(active_runs(&w), 0, "the claim is released with the record");
-    let runs = w.runs("hello");
+    assert_eq!(
+        active_runs(&w),
+        0,
+        "the claims are released with the records"
+    );
+    let runs: Vec<_> = w
+        .runs("hello")
+        .into_iter()
+        .filter(|r| r.feed == "greet")
+        .collect();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status, "retry", "a host failure is retried");
     assert!(
@@ -154,9 +167,13 @@ async fn a_run_whose_record_fails_keeps_its_claim_until_recorded_as_a_host_failu
         "the unrecorded run's write was not applied"
     );
     let queue = w.host.store().queue().unwrap();
+    let retries: Vec<(&str, &str, u32)> = queue
+        .iter()
+        .map(|q| (q.feed.as_str(), q.trigger.as_str(), q.attempt))
+        .collect();
     assert_eq!(
-        (queue[0].trigger.as_str(), queue[0].attempt),
-        ("retry", 2),
+        retries,
+        vec![("greet", "retry", 2), ("noop", "retry", 2)],
         "{queue:?}"
     );
     let (_, record) = w.host.store().run(runs[0].id).unwrap().unwrap();
@@ -342,4 +359,43 @@ async fn a_schedule_changed_while_planned_keeps_the_change() {
         vec![true, false]
     );
     assert_eq!(store.queue().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_feed_claimed_by_a_dead_airlock_run_is_recovered_a_live_ones_is_not() {
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[]);
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let conn = other_connection(&w);
+    for (feed, pid) in [("greet", dead_pid), ("noop", std::process::id())] {
+        conn.execute(
+            "INSERT INTO active_runs (tenant, installation, feed, trigger, attempt,
+                scheduled_at, started_at, run_pid) VALUES ('acme', 'hello', ?1, 'manual', 1,
+                0, 0, ?2)",
+            rusqlite::params![feed, pid],
+        )
+        .unwrap();
+    }
+    let scheduler = w.scheduler(options());
+    let mut running = Running::default();
+    scheduler.tick(&mut running).unwrap();
+    let runs = w.runs("hello");
+    let recorded: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| (r.feed.as_str(), r.status.as_str()))
+        .collect();
+    assert_eq!(recorded, vec![("greet", "interrupted")]);
+    let held: Vec<String> = w
+        .host
+        .store()
+        .active_runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.feed)
+        .collect();
+    assert_eq!(held, vec!["noop"], "a live process keeps its claim");
+    assert_eq!(w.host.store().queue().unwrap()[0].trigger, "retry");
 }

@@ -238,26 +238,32 @@ impl Scheduler {
         });
     }
 
-    /// One step: record the runs that ended unrecorded, queue what
-    /// schedules owe, then start due runs. Returns how many runs it started.
+    /// One step: record the runs that ended unrecorded and those whose
+    /// `airlock run` process is gone, queue what schedules owe, then start
+    /// due runs. Returns how many runs it started. A run that cannot be
+    /// recorded does not hold up the rest: the step goes on, then reports
+    /// the error.
     pub fn tick(self: &Arc<Self>, running: &mut Running) -> Result<usize, ServeError> {
-        self.record_unrecorded(running)?;
-        self.recover_abandoned(false)?;
+        let recorded = self
+            .record_unrecorded(running)
+            .and(self.recover_abandoned(false).map(|_| ()));
         let now = self.clock.now();
         let mut started = 0;
         // Runs start after each batch of schedules, not after all of them.
         while self.queue_due_schedules(now)? {
             started += self.start_due_runs(now, running, WIDE_SCAN)?;
         }
-        Ok(started + self.start_due_runs(now, running, WIDE_SCAN)?)
+        started += self.start_due_runs(now, running, WIDE_SCAN)?;
+        recorded.map(|()| started)
     }
 
     /// Fills the slots runs just left, from the front of the queue (the
     /// timer's [`Self::tick`] does the wider scan).
     fn refill(self: &Arc<Self>, running: &mut Running) -> Result<usize, ServeError> {
-        self.record_unrecorded(running)?;
+        let recorded = self.record_unrecorded(running);
         let narrow = 4 * self.options.max_concurrent;
-        self.start_due_runs(self.clock.now(), running, narrow)
+        let started = self.start_due_runs(self.clock.now(), running, narrow)?;
+        recorded.map(|()| started)
     }
 
     /// Starts queued runs that are due, picked fairly (see [`fair::pick`])
