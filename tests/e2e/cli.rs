@@ -232,10 +232,41 @@ fn inspect_shows_the_egress_table_and_wit_exports() {
     assert!(s.contains("<origin of config `endpoint`>"), "{s}");
 }
 
+/// The runs in progress in `db` (installation and feed).
+fn active_runs(db: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT installation || ' ' || feed FROM active_runs")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Tenant `acme` with `plugins/misbehaving` stored as `acme/misbehaving`.
+fn store_misbehaving(db: &std::path::Path) {
+    expect(
+        &airlock(&["tenant", "add", "acme"], db),
+        0,
+        "added tenant acme",
+    );
+    let install = [
+        "install",
+        "plugins/misbehaving",
+        "--tenant",
+        "acme",
+        "--skip-check",
+        "--yes",
+    ];
+    expect(&airlock(&install, db), 0, "installed acme/misbehaving");
+}
+
 #[test]
 fn a_host_killed_mid_run_applies_none_of_the_runs_writes() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("airlock.db");
+    store_misbehaving(&db);
     let feed = |name: &str| {
         let args = [
             "run",
@@ -249,20 +280,36 @@ fn a_host_killed_mid_run_applies_none_of_the_runs_writes() {
     };
     let first = feed("count").output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert!(
+        active_runs(&db).is_empty(),
+        "a run that ended releases its claim"
+    );
 
     // `write-then-spin` writes count=999, then loops until its 2 s deadline;
-    // the host is killed before that.
+    // the host is killed while its claim shows the run in progress.
     let mut child = feed("write-then-spin")
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1000));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the run ended before it was killed"
-    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while active_runs(&db).is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was seen in progress"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    assert_eq!(
+        active_runs(&db),
+        vec!["misbehaving write-then-spin"],
+        "killed mid-run: the run never ended, so its claim is left"
+    );
 
     let again = feed("count").output().unwrap();
     let out = text(&again);
@@ -271,6 +318,191 @@ fn a_host_killed_mid_run_applies_none_of_the_runs_writes() {
         out.contains("outcome: OK  run 2"),
         "the killed run's count=999 leaked: {out}"
     );
+    // The killed run still holds its feed: another run of it is refused.
+    let overlap = feed("write-then-spin").output().unwrap();
+    expect(
+        &overlap,
+        1,
+        "acme/misbehaving write-then-spin is running already (a manual run, attempt 1",
+    );
+}
+
+#[test]
+fn run_claims_a_stored_installations_feed_like_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    store_misbehaving(&db);
+    // `serve` is running this feed (its claim, as serve writes it).
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "INSERT INTO active_runs (tenant, installation, feed, trigger, attempt, scheduled_at,
+            started_at) VALUES ('acme', 'misbehaving', 'count', 'schedule', 2, 0, 0)",
+        [],
+    )
+    .unwrap();
+    let run = [
+        "run",
+        "plugins/misbehaving",
+        "--feed",
+        "count",
+        "--tenant",
+        "acme",
+    ];
+    let refused = airlock(&run, &db);
+    expect(
+        &refused,
+        1,
+        "acme/misbehaving count is running already (a schedule run, attempt 2",
+    );
+    expect(&refused, 1, "--wait");
+    assert!(!text(&refused).contains("outcome:"), "it ran anyway");
+
+    // --wait waits for the scheduled run to end, then runs.
+    let mut waiting = command(&[&run[..], &["--wait"]].concat(), &db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(waiting.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    assert!(line.contains("waiting for it to end"), "{line}");
+    conn.execute("DELETE FROM active_runs", []).unwrap();
+    let waited = waiting.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&waited.stdout);
+    assert_eq!(waited.status.code(), Some(0), "{out}");
+    assert!(out.contains("outcome: OK  run 1"), "{out}");
+    assert!(active_runs(&db).is_empty(), "released with its record");
+
+    // A failure before the run is recorded releases the claim too.
+    let unknown = airlock(
+        &[
+            "run",
+            "plugins/misbehaving",
+            "--feed",
+            "nope",
+            "--tenant",
+            "acme",
+        ],
+        &db,
+    );
+    expect(&unknown, 1, "has no feed `nope`");
+    assert!(active_runs(&db).is_empty());
+}
+
+#[test]
+fn run_defaults_to_test_mode_like_a_new_installation() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let run = airlock(&["run", "plugins/hello", "--feed", "publish"], &db);
+    expect(&run, 0, "mode=test");
+    let live = airlock(
+        &[
+            "run",
+            "plugins/hello",
+            "--feed",
+            "publish",
+            "--mode",
+            "live",
+        ],
+        &db,
+    );
+    expect(&live, 0, "mode=live");
+}
+
+#[test]
+fn bad_arguments_get_clear_errors_without_echoing_secrets_or_long_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let hello = |extra: &[&str]| {
+        let args = [&["run", "plugins/hello", "--feed", "greet"][..], extra].concat();
+        airlock(&args, &db)
+    };
+    let check = |out: &Output, code: i32, needle: &str| {
+        expect(out, code, needle);
+        assert!(!text(out).contains("panicked"), "{}", text(out));
+    };
+    check(
+        &hello(&["--max-rps", "1e-20"]),
+        2,
+        "`1e-20` is out of range",
+    );
+    check(&hello(&["--max-rps", "NaN"]), 2, "`NaN` is out of range");
+    check(&hello(&["--max-concurrent", "0"]), 2, "--max-concurrent");
+    check(
+        &hello(&["--tenant", "Bad Tenant"]),
+        1,
+        "--tenant `Bad Tenant` is not a valid id",
+    );
+    let long = "x".repeat(5000);
+    let out = hello(&["--installation", &long]);
+    check(&out, 1, "is not a valid id");
+    assert!(
+        text(&out).len() < 500,
+        "the long id was echoed: {}",
+        text(&out)
+    );
+    let out = hello(&["--config", "greeting:hunter2-secret"]);
+    check(&out, 1, "--config #1 is not KEY=VALUE");
+    assert!(!text(&out).contains("hunter2"), "{}", text(&out));
+
+    let list = |extra: &[&str]| airlock(&[&["runs", "list"][..], extra].concat(), &db);
+    check(
+        &list(&["--since", "5é"]),
+        1,
+        "--since `5é` is not a time or an age",
+    );
+    check(&list(&["--since", "99999999999999999d"]), 1, "--since");
+    check(
+        &list(&["--tenant", "acme", "--installation", "globex/shop"]),
+        1,
+        "name different tenants",
+    );
+    check(
+        &list(&["--tenant", "acme", "--installation", "acme/shop"]),
+        0,
+        "no runs match",
+    );
+    check(
+        &list(&["--tenant", "acme", "--installation", "shop"]),
+        0,
+        "no runs match",
+    );
+}
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    expect(&airlock(&["runs", "list"], &db), 0, "no runs match"); // creates the schema
+    // Far more runs than a pipe buffers, so the writer meets the closed pipe.
+    let mut conn = rusqlite::Connection::open(&db).unwrap();
+    let tx = conn.transaction().unwrap();
+    for _ in 0..3000 {
+        tx.execute(
+            "INSERT INTO runs (tenant, installation, plugin_id, plugin_version, plugin_digest,
+                feed, mode, trigger, attempt, scheduled_at, started_at, ended_at, status,
+                message, report) VALUES ('acme', 'hello', 'hello', '0.1.0', '', 'greet',
+                'test', 'manual', 1, 0, 0, 0, 'ok', 'hello #1', '{}')",
+            [],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    let mut child = command(&["runs", "list", "--limit", "3000"], &db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut header = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut header).unwrap();
+    assert!(header.contains("installation"), "{header}");
+    drop(stdout); // `| head -1`
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "not quiet: {stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -397,6 +629,27 @@ async fn reviewers_check_urls_and_read_the_audit() {
         &db,
     );
     expect(&run, 0, "outcome: INFO  no orders modified");
+    // `runs show` prints each call's port and egress decision.
+    let listed = airlock(&["runs", "list", "--json", "--feed", "orders"], &db);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let shown = airlock(&["runs", "show", &runs[0]["id"].to_string()], &db);
+    let port = shop.addr.port();
+    expect(
+        &shown,
+        0,
+        &format!(
+            "http       GET http://shop.test:{port}/api/v1/orders -> 200 allowed by \
+             http://shop.test port {port}"
+        ),
+    );
+    let listed = airlock(&["runs", "list", "--json", "--feed", "sneak"], &db);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let shown = airlock(&["runs", "show", &runs[0]["id"].to_string()], &db);
+    expect(
+        &shown,
+        0,
+        "GET https://evil.example:443/steal -> - DENIED [",
+    );
     let audit = airlock(
         &[
             "egress",

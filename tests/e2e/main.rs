@@ -11,4 +11,5 @@ mod operations;
 mod runtime;
 mod sandbox;
 mod serve_cli;
+mod serve_faults;
 mod support;

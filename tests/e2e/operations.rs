@@ -23,21 +23,21 @@ use crate::support::test_options;
 
 /// A host on a fresh database, a keyring, a manual clock and the events the
 /// scheduler emits.
-struct World {
-    host: Arc<Airlock>,
+pub(crate) struct World {
+    pub(crate) host: Arc<Airlock>,
     key_text: String,
     keyring: Arc<Keyring>,
-    clock: Arc<ManualClock>,
-    events: Arc<Mutex<Vec<Event>>>,
-    db: PathBuf,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) events: Arc<Mutex<Vec<Event>>>,
+    pub(crate) db: PathBuf,
     _dir: TempDir,
 }
 
-fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+pub(crate) fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, h, m, s).unwrap()
 }
 
-fn options() -> ServeOptions {
+pub(crate) fn options() -> ServeOptions {
     ServeOptions {
         jitter: Duration::zero(),
         ..ServeOptions::default()
@@ -45,7 +45,7 @@ fn options() -> ServeOptions {
 }
 
 impl World {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("airlock.db");
         let store = Arc::new(SqliteStore::open(&db).unwrap());
@@ -65,22 +65,31 @@ impl World {
         }
     }
 
-    fn store(&self) -> &SqliteStore {
+    pub(crate) fn store(&self) -> &SqliteStore {
         self.host.store()
     }
 
-    fn scheduler(&self, options: ServeOptions) -> Arc<Scheduler> {
+    pub(crate) fn scheduler(&self, options: ServeOptions) -> Arc<Scheduler> {
+        self.scheduler_on(self.clock.clone(), options)
+    }
+
+    /// A scheduler reading the time from `clock`.
+    pub(crate) fn scheduler_on(
+        &self,
+        clock: Arc<dyn airlock::scheduler::Clock>,
+        options: ServeOptions,
+    ) -> Arc<Scheduler> {
         let events = self.events.clone();
         Arc::new(Scheduler::new(
             self.host.clone(),
             Some(self.keyring.clone()),
-            self.clock.clone(),
+            clock,
             options,
             Arc::new(move |e: &Event| events.lock().unwrap().push(e.clone())),
         ))
     }
 
-    fn tenant(&self, id: &str) {
+    pub(crate) fn tenant(&self, id: &str) {
         self.store()
             .add_tenant(&TenantRow {
                 id: id.into(),
@@ -117,7 +126,13 @@ impl World {
 
     /// Installs `plugin` with these schedules; feeds not named get a yearly
     /// schedule, so only what the test names fires as its clock moves.
-    fn install(&self, tenant: &str, plugin: &str, name: &str, schedules: &[(&str, &str)]) {
+    pub(crate) fn install(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        name: &str,
+        schedules: &[(&str, &str)],
+    ) {
         let dir = airlock_tests::plugin_dir(plugin);
         let manifest = airlock::Plugin::load(&dir).unwrap().manifest;
         let mut all: Vec<(&str, &str)> = manifest
@@ -130,7 +145,7 @@ impl World {
         lifecycle::commit_install(self.store(), Some(&self.keyring), &plan, 0).unwrap();
     }
 
-    fn queue_now(&self, tenant: &str, installation: &str, feed: &str) {
+    pub(crate) fn queue_now(&self, tenant: &str, installation: &str, feed: &str) {
         let now = self.clock.now_ts();
         self.store()
             .enqueue(&QueuedRun {
@@ -147,7 +162,7 @@ impl World {
             .unwrap();
     }
 
-    fn runs(&self, installation: &str) -> Vec<RunSummary> {
+    pub(crate) fn runs(&self, installation: &str) -> Vec<RunSummary> {
         let mut runs = self
             .store()
             .runs(&RunFilter {
@@ -160,7 +175,7 @@ impl World {
         runs
     }
 
-    fn stored(&self, tenant: &str, installation: &str, key: &str) -> Option<String> {
+    pub(crate) fn stored(&self, tenant: &str, installation: &str, key: &str) -> Option<String> {
         use airlock::storage::KvBackend;
         let scope = airlock::storage::Scope {
             tenant: tenant.into(),
@@ -172,12 +187,12 @@ impl World {
             .map(|v| String::from_utf8_lossy(&v).into_owned())
     }
 
-    fn take_events(&self) -> Vec<Event> {
+    pub(crate) fn take_events(&self) -> Vec<Event> {
         std::mem::take(&mut *self.events.lock().unwrap())
     }
 }
 
-trait NowTs {
+pub(crate) trait NowTs {
     fn now_ts(&self) -> i64;
 }
 
@@ -189,11 +204,11 @@ impl NowTs for ManualClock {
 }
 
 /// Waits until every run in progress has ended and settled.
-async fn finish(running: &mut Running) {
+pub(crate) async fn finish(running: &mut Running) {
     while running.join_next().await.is_some() {}
 }
 
-fn started(events: &[Event]) -> Vec<String> {
+pub(crate) fn started(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -518,12 +533,22 @@ async fn test_mode_skips_outbound_feeds_unless_dry_run() {
         ("publish", "test")
     );
 
-    // Live: it runs.
+    // Live: it runs (its own write, not the dry run's, is what is stored).
     lifecycle::set_mode(w.store(), "acme", "hello", Mode::Live, 2).unwrap();
+    w.clock.set(t(10, 5, 0));
     w.queue_now("acme", "hello", "publish");
     scheduler.tick(&mut running).unwrap();
     finish(&mut running).await;
-    assert!(w.stored("acme", "hello", "published").is_some());
+    let last = w.runs("hello").pop().unwrap();
+    assert_eq!(
+        (last.feed.as_str(), last.mode.as_str(), last.status.as_str()),
+        ("publish", "live", "ok")
+    );
+    let live_fire = t(10, 5, 0).timestamp().to_string();
+    assert_eq!(
+        w.stored("acme", "hello", "published").as_deref(),
+        Some(live_fire.as_str())
+    );
 }
 
 fn db_bytes(db: &Path) -> Vec<u8> {

@@ -102,6 +102,7 @@ impl Site {
 struct Server {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -112,18 +113,23 @@ impl Server {
             .spawn()
             .unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let lines = lines.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     lines.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
-        Self { child, lines }
+        Self {
+            child,
+            lines,
+            readers,
+        }
     }
 
     fn output(&self) -> String {
@@ -156,11 +162,14 @@ impl Server {
         assert!(status.success());
     }
 
-    /// SIGTERM, then the exit code.
+    /// SIGTERM, then the exit code and all it printed.
     fn stop(mut self) -> (Option<i32>, String) {
         self.signal("-TERM");
         let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        // The readers end when the process's output closes.
+        for reader in std::mem::take(&mut self.readers) {
+            reader.join().unwrap();
+        }
         (status.code(), self.output())
     }
 }
@@ -290,6 +299,26 @@ fn serve_runs_schedules_and_run_now_and_raises_notifications() {
     site.ok(&["disable", "acme/m"]);
     expect(&site.run(&["run-now", "acme/m", "trap"]), 1, "is disabled");
     site.ok(&["enable", "acme/m"]);
+    // An installation in test mode: serve would skip its outbound feed.
+    site.ok(&[
+        "install",
+        "plugins/hello",
+        "--tenant",
+        "acme",
+        "--name",
+        "t",
+        "--yes",
+    ]);
+    let skipped = site.ok(&["run-now", "acme/t", "publish"]);
+    assert!(
+        skipped.contains("`airlock serve` skips it (nothing runs)"),
+        "{skipped}"
+    );
+    assert!(
+        !site
+            .ok(&["run-now", "acme/t", "greet"])
+            .contains("skips it")
+    );
 
     let open = site.ok(&["notifications", "list"]);
     assert!(
@@ -550,4 +579,36 @@ fn upgrade_that_widens_egress_needs_approval() {
         "{approved}"
     );
     assert!(site.ok(&["installations"]).contains("hello@0.2.0"));
+}
+
+#[test]
+fn serve_keeps_going_through_a_storage_fault_and_retries_what_it_could_not_record() {
+    let site = Site::new();
+    site.install_misbehaving();
+    let server = site.serve(&[]);
+    server.wait_for(&["airlock serve:"]);
+    // Another connection makes every record of a run fail: a real SQLite
+    // error in serve's own writes, until the trigger is dropped.
+    let conn = rusqlite::Connection::open(&site.db).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER fault BEFORE INSERT ON runs
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
+    )
+    .unwrap();
+    site.ok(&["run-now", "acme/m", "count"]);
+    server.wait_for(&["FAULT", "injected fault", "trying again in"]);
+    assert!(
+        site.runs_json(&[]).is_empty(),
+        "nothing recorded during the fault"
+    );
+    conn.execute_batch("DROP TRIGGER fault").unwrap();
+    server.wait_for(&["RETRY", "acme/m count", "host failure", "retry at"]);
+    server.wait_for(&["OK", "acme/m count", "run 1"]);
+    let (code, out) = server.stop();
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        kv(&site.db, "acme", "m", "count").as_deref(),
+        Some("1"),
+        "the unrecorded run's write was not applied; the retry's was"
+    );
 }

@@ -1,12 +1,14 @@
 //! `airlock runs list|show` (feed executions) and `airlock notifications
 //! list|ack`.
 
+use std::io::Write;
+
 use anyhow::bail;
 use chrono::Utc;
 
 use airlock::storage::RunFilter;
 
-use super::{DbArgs, parse_since, show_time};
+use super::{DbArgs, parse_since, request_line, show_time, shown, valid_id};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RunsCommand {
@@ -59,13 +61,35 @@ fn filter(args: &ListArgs) -> anyhow::Result<RunFilter> {
     if let Some(o) = &args.outcome
         && !OUTCOMES.contains(&o.as_str())
     {
-        bail!("--outcome `{o}` is not one of: {}", OUTCOMES.join(", "));
+        bail!(
+            "--outcome `{}` is not one of: {}",
+            shown(o),
+            OUTCOMES.join(", ")
+        );
     }
-    let (tenant, installation) = match args.installation.as_deref().map(|i| i.split_once('/')) {
-        Some(Some((t, i))) => (Some(t.to_string()), Some(i.to_string())),
-        Some(None) => (args.tenant.clone(), args.installation.clone()),
+    let (tenant, installation) = match args.installation.as_deref() {
+        Some(reference) => {
+            let (tenant, id) = match reference.split_once('/') {
+                Some((t, i)) => (Some(t.to_string()), i.to_string()),
+                None => (args.tenant.clone(), reference.to_string()),
+            };
+            if let (Some(filter), Some(named)) = (&args.tenant, &tenant)
+                && filter != named
+            {
+                bail!(
+                    "--tenant `{}` and --installation `{}` name different tenants",
+                    shown(filter),
+                    shown(reference)
+                );
+            }
+            valid_id("--installation", &id)?;
+            (tenant, Some(id))
+        }
         None => (args.tenant.clone(), None),
     };
+    if let Some(tenant) = &tenant {
+        valid_id("--tenant", tenant)?;
+    }
     Ok(RunFilter {
         tenant,
         installation,
@@ -76,12 +100,9 @@ fn filter(args: &ListArgs) -> anyhow::Result<RunFilter> {
     })
 }
 
-/// A number from a report, for the list's columns.
+/// How many items the list `key` of a stored report has.
 fn count(report: &serde_json::Value, key: &str) -> usize {
-    report
-        .get(key)
-        .and_then(|v| v.as_array())
-        .map_or(0, Vec::len)
+    list_of(report, key).count()
 }
 
 pub fn runs(command: RunsCommand) -> anyhow::Result<u8> {
@@ -94,16 +115,19 @@ pub fn runs(command: RunsCommand) -> anyhow::Result<u8> {
 fn list(args: ListArgs) -> anyhow::Result<u8> {
     let store = args.db.open()?;
     let rows = store.runs(&filter(&args)?)?;
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(0);
     }
-    println!(
+    writeln!(
+        out,
         "{:>6}  {:<20} {:<28} {:<14} {:<11} {:<9} {:>3} {:>8}  message",
         "run", "started", "installation", "feed", "outcome", "trigger", "att", "duration"
-    );
+    )?;
     for r in &rows {
-        println!(
+        writeln!(
+            out,
             "{:>6}  {:<20} {:<28} {:<14} {:<11} {:<9} {:>3} {:>7}s  {}",
             r.id,
             show_time(r.started_at),
@@ -114,10 +138,10 @@ fn list(args: ListArgs) -> anyhow::Result<u8> {
             r.attempt,
             r.ended_at - r.started_at,
             r.message
-        );
+        )?;
     }
     if rows.is_empty() {
-        println!("no runs match");
+        writeln!(out, "no runs match")?;
     }
     Ok(0)
 }
@@ -128,26 +152,31 @@ fn show(id: i64, json: bool, db: &DbArgs) -> anyhow::Result<u8> {
         bail!("no run #{id}");
     };
     let report: serde_json::Value = serde_json::from_str(&report).unwrap_or_default();
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(0);
     }
-    println!(
+    writeln!(
+        out,
         "run #{} {}/{} feed {}",
         run.id, run.tenant, run.installation, run.feed
-    );
-    println!("  plugin     {}@{}", run.plugin_id, run.plugin_version);
-    println!(
+    )?;
+    writeln!(out, "  plugin     {}@{}", run.plugin_id, run.plugin_version)?;
+    writeln!(
+        out,
         "  outcome    {}  {}",
         run.status.to_uppercase(),
         run.message
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  trigger    {}, attempt {}, {} mode",
         run.trigger, run.attempt, run.mode
-    );
-    println!("  due        {}", show_time(run.scheduled_at));
-    println!(
+    )?;
+    writeln!(out, "  due        {}", show_time(run.scheduled_at))?;
+    writeln!(
+        out,
         "  ran        {} to {} ({} ms)",
         show_time(run.started_at),
         show_time(run.ended_at),
@@ -155,58 +184,75 @@ fn show(id: i64, json: bool, db: &DbArgs) -> anyhow::Result<u8> {
             .get("duration_ms")
             .and_then(|v| v.as_u64())
             .unwrap_or(0)
-    );
+    )?;
     if let Some(items) = report.get("end").and_then(|e| e.get("items")) {
-        println!("  items      {items}");
+        writeln!(out, "  items      {items}")?;
     }
-    for line in report
-        .get("log")
-        .and_then(|l| l.as_array())
-        .into_iter()
-        .flatten()
-    {
-        println!(
+    for line in list_of(&report, "log") {
+        writeln!(
+            out,
             "  log        {:<5} {}",
-            line.get("level").and_then(|v| v.as_str()).unwrap_or(""),
-            line.get("message").and_then(|v| v.as_str()).unwrap_or("")
-        );
+            str_of(line, "level").unwrap_or(""),
+            str_of(line, "message").unwrap_or("")
+        )?;
     }
-    for call in report
-        .get("http")
-        .and_then(|l| l.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let text = |k: &str| {
-            call.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or("?")
-                .to_string()
-        };
-        let decision = call
-            .get("decision")
-            .and_then(|d| d.get("decision"))
-            .and_then(|v| v.as_str())
-            .unwrap_or("?");
-        let status = call
-            .get("status")
-            .and_then(|v| v.as_u64())
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "  http       {} {}://{}{} -> {status} {decision}",
-            text("method"),
-            text("scheme"),
-            text("host"),
-            text("path")
-        );
+    for call in list_of(&report, "http") {
+        writeln!(out, "  http       {}", http_line(call))?;
     }
-    println!(
+    writeln!(
+        out,
         "  storage    {} committed, {} discarded",
         count(&report, "storage_committed"),
         count(&report, "storage_discarded")
-    );
+    )?;
     Ok(0)
+}
+
+/// The items of the list `key` of a stored report (none if it has none).
+fn list_of<'a>(
+    report: &'a serde_json::Value,
+    key: &str,
+) -> impl Iterator<Item = &'a serde_json::Value> {
+    report
+        .get(key)
+        .and_then(|l| l.as_array())
+        .into_iter()
+        .flatten()
+}
+
+fn str_of<'a>(value: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(|v| v.as_str())
+}
+
+/// One stored HTTP call: the request (with its port, never its query), the
+/// response status and the egress decision with its rule.
+fn http_line(call: &serde_json::Value) -> String {
+    let port = call
+        .get("port")
+        .and_then(|p| p.as_u64())
+        .and_then(|p| u16::try_from(p).ok());
+    let target = request_line(
+        str_of(call, "method").unwrap_or("?"),
+        str_of(call, "scheme"),
+        str_of(call, "host").unwrap_or("?"),
+        port,
+        str_of(call, "path").unwrap_or(""),
+    );
+    let status = call
+        .get("status")
+        .and_then(|v| v.as_u64())
+        .map_or_else(|| "-".to_string(), |s| s.to_string());
+    let rule = str_of(call, "rule").unwrap_or("?");
+    let reason = str_of(call, "reason").unwrap_or("");
+    let decision = match str_of(call, "decision") {
+        Some("allowed") => format!("allowed by {rule}"),
+        Some("denied") => format!("DENIED [{rule}] {reason}"),
+        Some("suppressed") => "SUPPRESSED (test mode)".to_string(),
+        Some("invalid") => format!("INVALID {reason}"),
+        Some(other) => other.to_string(),
+        None => "decision not recorded".to_string(),
+    };
+    format!("{target} -> {status} {decision}")
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -247,8 +293,9 @@ pub fn notifications(command: NotificationsCommand) -> anyhow::Result<u8> {
             db,
         } => {
             let rows = db.open()?.notifications(tenant.as_deref(), all)?;
+            let mut out = std::io::stdout().lock();
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
                 return Ok(0);
             }
             for n in &rows {
@@ -261,7 +308,8 @@ pub fn notifications(command: NotificationsCommand) -> anyhow::Result<u8> {
                     (None, _) => "OPEN".into(),
                 };
                 let run = n.run_id.map(|r| format!(" (run #{r})")).unwrap_or_default();
-                println!(
+                writeln!(
+                    out,
                     "#{:<5} {state:<12} {}/{} {} x{} last {}: {}{run}",
                     n.id,
                     n.tenant,
@@ -270,10 +318,10 @@ pub fn notifications(command: NotificationsCommand) -> anyhow::Result<u8> {
                     n.count,
                     show_time(n.last_at),
                     n.message
-                );
+                )?;
             }
             if rows.is_empty() {
-                println!("no open notifications");
+                writeln!(out, "no open notifications")?;
             }
         }
         NotificationsCommand::Ack { ids, by, db } => {

@@ -5,17 +5,20 @@ mod egress;
 mod history;
 mod inspect;
 mod ops;
+mod parse;
 mod run;
 mod serve;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use airlock::egress::{AddressPolicy, Grants, PermittedDomains, ResolveOverrides};
 use airlock::secrets::{Keyring, MasterKey};
 use airlock::{Airlock, AirlockOptions, SqliteStore};
+
+pub use parse::{parse_duration, parse_rate, parse_since, parse_since_ms, shown, valid_id};
 
 /// Exit code: the host itself failed (bad input, unreadable plugin, database).
 pub const EXIT_HOST_FAILURE: u8 = 1;
@@ -358,54 +361,19 @@ impl ConfigArgs {
                 out.push(format!("{key}={value}"));
             }
         }
-        out.extend(self.config.iter().cloned());
+        for (i, assignment) in self.config.iter().enumerate() {
+            // The value may be a secret: a malformed one is never echoed.
+            if !assignment.contains('=') {
+                bail!(
+                    "--config #{} is not KEY=VALUE (it has no `=`); it is not shown, in case it \
+                     holds a secret",
+                    i + 1
+                );
+            }
+            out.push(assignment.clone());
+        }
         Ok(out)
     }
-}
-
-/// `30m`, `12h`, `7d`, `45s` as seconds.
-pub fn parse_age_secs(s: &str) -> anyhow::Result<i64> {
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = n
-        .parse()
-        .with_context(|| format!("`{s}` is not a duration like 45s, 30m, 12h, 7d"))?;
-    Ok(match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => anyhow::bail!("`{s}`: use s, m, h or d"),
-    })
-}
-
-/// A duration argument (`250ms`, `45s`, `30m`, `12h`, `7d`).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    if let Some(ms) = s.strip_suffix("ms") {
-        return ms
-            .parse()
-            .map(std::time::Duration::from_millis)
-            .map_err(|_| format!("`{s}` is not a duration like 250ms, 45s, 30m"));
-    }
-    match parse_age_secs(s) {
-        Ok(n) if n >= 0 => Ok(std::time::Duration::from_secs(n as u64)),
-        Ok(_) => Err(format!("`{s}` is negative")),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// `30m`, `12h`, `7d` ago, or an RFC 3339 time, as Unix seconds.
-pub fn parse_since(s: &str) -> anyhow::Result<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp());
-    }
-    let secs = parse_age_secs(s)
-        .with_context(|| format!("--since `{s}` is not a time or an age like 30m, 12h, 7d"))?;
-    Ok(chrono::Utc::now().timestamp() - secs)
-}
-
-/// [`parse_since`] in milliseconds.
-pub fn parse_since_ms(s: &str) -> anyhow::Result<i64> {
-    Ok(parse_since(s)? * 1000)
 }
 
 /// `GET https://host:443/path`, for printing an audited request (never with
@@ -443,5 +411,57 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::RunNow(args) => serve::run_now(args),
         Command::Runs { command } => history::runs(command),
         Command::Notifications { command } => history::notifications(command),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn a_malformed_config_assignment_is_refused_without_its_value() {
+        let cli = Cli::try_parse_from([
+            "airlock",
+            "run",
+            "plugins/hello",
+            "--feed",
+            "greet",
+            "--config",
+            "greeting=hi",
+            "--config",
+            "password:hunter2",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not a run");
+        };
+        let err = args.config_assignments().unwrap_err().to_string();
+        assert!(err.contains("--config #2 is not KEY=VALUE"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_usage_errors() {
+        for args in [
+            ["--max-rps", "1e-20"],
+            ["--max-rps", "NaN"],
+            ["--max-concurrent", "0"],
+        ] {
+            let parsed = Cli::try_parse_from(
+                [
+                    &["airlock", "run", "plugins/hello", "--feed", "greet"][..],
+                    &args[..],
+                ]
+                .concat(),
+            );
+            let err = parsed.unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+        }
     }
 }

@@ -1,4 +1,6 @@
-//! `airlock run`: one feed, once, with everything it did printed.
+//! `airlock run`: one feed, once, with everything it did printed. A run
+//! for a stored installation claims its feed like `serve` does, so it never
+//! overlaps a scheduled run of the same feed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,9 +10,16 @@ use chrono::{DateTime, Utc};
 
 use airlock::egress::{Decision, RateLimits};
 use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
+use airlock::storage::{ActiveRun, Settlement};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
 
-use super::{CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, request_line};
+use super::{
+    CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, parse_rate, request_line,
+    show_time, valid_id,
+};
+
+/// Exit code: the run was interrupted (SIGINT/SIGTERM) before it ended.
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -28,19 +37,25 @@ pub struct RunArgs {
     installation: Option<String>,
     #[command(flatten)]
     config: ConfigArgs,
-    /// test: requests that change third parties are not sent; live: all are.
-    #[arg(long, value_enum, default_value_t = Mode::Live)]
+    /// test: requests that change third parties are not sent (the default,
+    /// like a new installation); live: all are.
+    #[arg(long, value_enum, default_value_t = Mode::Test)]
     mode: Mode,
     #[command(flatten)]
     db: DbArgs,
     #[command(flatten)]
     net: NetArgs,
-    /// At most this many requests per second to any one host (excess waits).
-    #[arg(long, value_name = "N")]
+    /// At most this many requests per second to any one host (excess waits);
+    /// 0.001 to 1000000.
+    #[arg(long, value_name = "N", value_parser = parse_rate)]
     max_rps: Option<f64>,
     /// At most this many requests in flight to any one host (excess waits).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_concurrent: Option<u32>,
+    /// If the feed of this stored installation is running already (under
+    /// `serve` or another `airlock run`), wait for it instead of refusing.
+    #[arg(long)]
+    wait: bool,
     /// The run's due time (RFC 3339, e.g. 2026-11-23T10:00:00Z); default now.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
@@ -55,12 +70,19 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
+    valid_id("--tenant", &args.tenant)?;
+    if let Some(id) = &args.installation {
+        valid_id("--installation", id)?;
+    }
     let plugin = Plugin::load(&args.plugin_dir)?;
-    let config = ConfigValues::from_assignments(&plugin.manifest, &args.config.assignments()?)?;
+    let config = ConfigValues::from_assignments(&plugin.manifest, &args.config_assignments()?)?;
     let scheduled_at = match &args.at {
         Some(t) => DateTime::parse_from_rfc3339(t)
             .with_context(|| {
-                format!("--at `{t}` is not an RFC 3339 time like 2026-11-23T10:00:00Z")
+                format!(
+                    "--at `{}` is not an RFC 3339 time like 2026-11-23T10:00:00Z",
+                    super::shown(t)
+                )
             })?
             .timestamp(),
         None => Utc::now().timestamp(),
@@ -74,7 +96,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         ..AirlockOptions::default()
     };
     args.net.apply(&mut options)?;
-    let host = Airlock::new(store, options)?;
+    let host = Airlock::new(store.clone(), options)?;
     let installation = Installation {
         tenant: args.tenant.clone(),
         id: args
@@ -107,7 +129,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         scheduled_at,
         attempt: args.attempt,
     };
-    let report = host.run_feed(&plugin, &installation, request).await?;
+    let claim = claim_feed(&store, &installation, &request, args.wait).await?;
+    let settle = |_: &RunReport| {
+        claim.clone().map(|active| Settlement {
+            active,
+            follow_up: None,
+            notification: None,
+        })
+    };
+    let result = tokio::select! {
+        result = host.run_feed_settled(&plugin, &installation, request, settle) => Some(result),
+        _ = interrupted() => None,
+    };
+    let report = match result {
+        Some(Ok((report, _))) => report,
+        other => {
+            // The run was not recorded: its claim is released here.
+            if let Some(active) = &claim {
+                store.release(active)?;
+            }
+            return match other {
+                Some(Err(e)) => Err(e.into()),
+                _ => {
+                    eprintln!("interrupted: the run was stopped; none of its writes were applied");
+                    Ok(EXIT_INTERRUPTED)
+                }
+            };
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -118,6 +167,78 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         Severity::Retry => EXIT_RETRY,
         Severity::Error => EXIT_ERROR,
     })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Claims the feed if `installation` is stored (and not removed), as
+/// `serve` claims a run, so the two never run one feed at once. Refuses if
+/// the feed is running already, or with `wait` waits for it to end.
+async fn claim_feed(
+    store: &SqliteStore,
+    installation: &Installation,
+    request: &RunRequest,
+    wait: bool,
+) -> anyhow::Result<Option<ActiveRun>> {
+    let stored = store.installation(&installation.tenant, &installation.id)?;
+    if stored.is_none_or(|row| row.removed_at.is_some()) {
+        return Ok(None);
+    }
+    let (tenant, id, feed) = (&installation.tenant, &installation.id, &request.feed);
+    let mut said = false;
+    loop {
+        let active = ActiveRun {
+            tenant: tenant.clone(),
+            installation: id.clone(),
+            feed: feed.clone(),
+            trigger: request.trigger.as_str().to_string(),
+            attempt: request.attempt,
+            scheduled_at: request.scheduled_at,
+            started_at: Utc::now().timestamp(),
+        };
+        if store.claim_unqueued(&active, std::process::id())? {
+            return Ok(Some(active));
+        }
+        let Some(other) = store.active_run(tenant, id, feed)? else {
+            continue; // it ended just now
+        };
+        let running = format!(
+            "{tenant}/{id} {feed} is running already (a {} run, attempt {}, started {})",
+            other.trigger,
+            other.attempt,
+            show_time(other.started_at)
+        );
+        if !wait {
+            bail!(
+                "{running}: wait for it with --wait. A run whose process was killed is \
+                 recorded as interrupted by `airlock serve`"
+            );
+        }
+        if !said {
+            eprintln!("{running}: waiting for it to end");
+            said = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+impl RunArgs {
+    /// The `KEY=VALUE` config assignments given.
+    pub fn config_assignments(&self) -> anyhow::Result<Vec<String>> {
+        self.config.assignments()
+    }
 }
 
 fn print_report(report: &RunReport, db: &std::path::Path) {

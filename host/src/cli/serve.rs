@@ -14,7 +14,8 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 
 use airlock::lifecycle::{self, parse_reference};
-use airlock::runs::Trigger;
+use airlock::manifest::Direction;
+use airlock::runs::{Mode, Trigger};
 use airlock::scheduler::{
     CatchUp, Event, Overlap, RetryPolicy, Scheduler, ServeOptions, SystemClock, TestOutbound,
 };
@@ -155,6 +156,13 @@ fn print_event(event: &Event) {
                 outcome.to_uppercase()
             );
         }
+        Event::HostFault { error, retry_in } => {
+            let next = match retry_in {
+                Some(d) => format!("trying again in {} ms", d.as_millis()),
+                None => "giving up until the next start".to_string(),
+            };
+            eprintln!("{now} FAULT    {error}; {next}");
+        }
     }
 }
 
@@ -294,6 +302,15 @@ pub fn run_now(args: RunNowArgs) -> anyhow::Result<u8> {
     );
     if store.is_active(&tenant, &id, &args.feed)? {
         println!("a run of this feed is in progress: this one starts when it ends");
+    }
+    let outbound = lifecycle::feed_direction(&row, &args.feed) == Some(Direction::Outbound);
+    if outbound && lifecycle::stored_mode(&row) == Mode::Test {
+        println!(
+            "note: {} is in test mode and `{}` is an outbound feed: `airlock serve` skips it \
+             (nothing runs) unless it was started with --test-outbound dry-run",
+            row.label(),
+            args.feed
+        );
     }
     if try_lock(&args.db.db)?.is_some() {
         println!(

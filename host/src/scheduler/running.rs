@@ -1,19 +1,27 @@
-//! The runs one `serve` process has in progress: their tasks, and the
-//! counts the scheduler's limits and its no-overlap rule read.
+//! The runs one `serve` process has in progress: their tasks, the counts the
+//! scheduler's limits and its no-overlap rule read, and the runs that ended
+//! without being recorded (their task panicked, or the store failed when the
+//! run was recorded), which still hold their claim until the scheduler
+//! records them as host failures.
 
 use std::collections::{HashMap, HashSet};
 
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 use crate::storage::ActiveRun;
+
+/// How a run's task ended: recorded (and settled), or not, and why.
+pub(super) type TaskEnd = Result<(), String>;
 
 /// The runs this process has in progress.
 #[derive(Default)]
 pub struct Running {
-    pub(super) tasks: JoinSet<ActiveRun>,
+    pub(super) tasks: JoinSet<TaskEnd>,
     pub(super) active: HashMap<tokio::task::Id, ActiveRun>,
     pub(super) per_tenant: HashMap<String, usize>,
     pub(super) keys: HashSet<(String, String, String)>,
+    /// Runs that ended unrecorded, with why; their claims are still held.
+    pub(super) unrecorded: Vec<(ActiveRun, String)>,
 }
 
 impl Running {
@@ -27,8 +35,10 @@ impl Running {
         self.active.is_empty()
     }
 
-    pub(super) fn tenant_count(&self, tenant: &str) -> usize {
-        self.per_tenant.get(tenant).copied().unwrap_or(0)
+    /// How many runs ended without being recorded and wait to be recorded
+    /// as host failures.
+    pub fn unrecorded(&self) -> usize {
+        self.unrecorded.len()
     }
 
     fn key(run: &ActiveRun) -> (String, String, String) {
@@ -37,6 +47,20 @@ impl Running {
             run.installation.clone(),
             run.feed.clone(),
         )
+    }
+
+    pub(super) fn add(&mut self, id: tokio::task::Id, run: ActiveRun) {
+        *self.per_tenant.entry(run.tenant.clone()).or_default() += 1;
+        self.keys.insert(Self::key(&run));
+        self.active.insert(id, run);
+    }
+
+    pub(super) fn is_running(&self, tenant: &str, installation: &str, feed: &str) -> bool {
+        self.keys.contains(&(
+            tenant.to_string(),
+            installation.to_string(),
+            feed.to_string(),
+        ))
     }
 
     pub(super) fn forget(&mut self, id: tokio::task::Id) -> Option<ActiveRun> {
@@ -48,19 +72,36 @@ impl Running {
         Some(run)
     }
 
-    /// Waits for the next run to end; None when none are running.
+    /// Waits for the next run to end; None when none are running. A run
+    /// that ended unrecorded (its task failed or panicked) is kept for the
+    /// scheduler to record.
     pub async fn join_next(&mut self) -> Option<ActiveRun> {
         loop {
-            match self.tasks.join_next_with_id().await? {
-                Ok((id, _)) => return self.forget(id),
-                Err(e) => {
-                    // A panicked run task: its run stays in active_runs and
-                    // is recovered as interrupted at the next start.
-                    if self.forget(e.id()).is_some() {
-                        eprintln!("a run task failed: {e}");
-                    }
-                }
+            let (id, end) = match self.tasks.join_next_with_id().await? {
+                Ok((id, end)) => (id, end),
+                Err(e) => (e.id(), Err(task_failure(e))),
+            };
+            let Some(run) = self.forget(id) else {
+                continue;
+            };
+            if let Err(why) = end {
+                self.unrecorded.push((run.clone(), why));
             }
+            return Some(run);
         }
     }
+}
+
+/// Why a run's task ended without returning.
+fn task_failure(e: JoinError) -> String {
+    if !e.is_panic() {
+        return "the run's task was cancelled".to_string();
+    }
+    let payload = e.into_panic();
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string());
+    format!("the run's task panicked: {text}")
 }

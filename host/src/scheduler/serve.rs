@@ -1,115 +1,83 @@
 //! The `serve` loop: every tick it turns due schedules into queued runs, then
-//! starts queued runs that are due, fairly across tenants and within the
-//! global and per-tenant limits, never two at once for one installation and
-//! feed. When a run ends it is settled: `retry` is queued again with backoff,
-//! `error` (and a retry that gave up) raises a notification.
+//! starts queued runs that are due (picked fairly by [`super::fair`]), never
+//! two at once for one installation and feed. When a run ends it is settled
+//! ([`mod@super::settle`]) in the same transaction that records it.
 //!
 //! Crash safety comes from the store: a run is moved from the queue to
 //! `active_runs` before it starts, and its storage writes commit only when it
 //! ends `ok`/`info`. A row still in `active_runs` when `serve` starts belongs
 //! to a process that died: [`Scheduler::recover`] records it as interrupted
-//! and retries it per policy.
+//! and retries it per policy (a run claimed by an `airlock run` process is
+//! recovered once that process is gone).
+//!
+//! The loop survives its own failures: a storage error in a step is reported
+//! ([`Event::HostFault`]) and the step retried with backoff; a run whose task
+//! panicked or whose record failed keeps its claim until it is recorded as a
+//! host failure (retried like a `retry`).
 
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{Clock, CronSchedule, Overlap, Running, ServeOptions, TestOutbound, jitter, plan_due};
+use super::event::{Event, EventSink};
+use super::fair::{self, Limits, Load};
+use super::settle::{Unrun, settle};
+use super::{Clock, Running, ServeOptions, TestOutbound};
 use crate::airlock::{Airlock, HostError};
-use crate::lifecycle;
+use crate::lifecycle::{self, LifecycleError};
 use crate::manifest::Direction;
 use crate::runs::{Mode, RunEnd, RunRequest, Severity, Trigger};
 use crate::secrets::Keyring;
 use crate::storage::{
-    ActiveRun, InstallationRow, NEVER, QueuedRun, RunRow, SchedulePlan, ScheduleRow, Settlement,
-    SqliteStore, StorageError,
+    ActiveRun, InstallationRow, QueuedRun, RunRow, Settlement, SqliteStore, StorageError,
 };
 
-/// Why the scheduler stopped with an error.
+/// Why a scheduler step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The store failed.
-    #[error(transparent)]
+    #[error("storage: {}", error_chain(.0))]
     Storage(#[from] StorageError),
 }
 
-/// Something the scheduler did, for progress output and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A run was queued from a schedule (`missed` fires coalesced or dropped).
-    Queued {
-        /// `tenant/installation`.
-        installation: String,
-        /// Feed.
-        feed: String,
-        /// Its fire time.
-        scheduled_at: i64,
-        /// Fires not run by the catch-up policy.
-        missed: u64,
-    },
-    /// A queued run was dropped without running, and why.
-    Skipped {
-        /// `tenant/installation`.
-        installation: String,
-        /// Feed.
-        feed: String,
-        /// Why.
-        reason: String,
-    },
-    /// A run started.
-    Started {
-        /// `tenant/installation`.
-        installation: String,
-        /// Feed.
-        feed: String,
-        /// `schedule`, `manual` or `retry`.
-        trigger: String,
-        /// Attempt.
-        attempt: u32,
-    },
-    /// A run ended and was recorded.
-    Finished {
-        /// `tenant/installation`.
-        installation: String,
-        /// Feed.
-        feed: String,
-        /// Its run id.
-        run_id: Option<i64>,
-        /// `ok`, `info`, `retry`, `error` or `interrupted`.
-        outcome: String,
-        /// One line.
-        message: String,
-        /// When a retry was queued, its due time.
-        retry_at: Option<i64>,
-        /// Whether a notification was raised.
-        notified: bool,
-    },
+/// An error with its causes, `a: b: c`.
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.ends_with(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
-/// How many queued runs a timer tick looks at: enough to see every
-/// tenant's earliest runs, so tenants take turns.
-const WIDE_SCAN: usize = 2000;
+/// How many queued runs a timer tick looks at, over all tenants (every
+/// tenant's first candidate comes before any tenant's second).
+const WIDE_SCAN: usize = 10_000;
 
-/// Receives [`Event`]s (the CLI prints them; tests collect them).
-pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+/// The longest wait before a failed step is tried again.
+const MAX_FAULT_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The scheduler of one `serve` process.
 pub struct Scheduler {
     host: Arc<Airlock>,
     keyring: Option<Arc<Keyring>>,
-    clock: Arc<dyn Clock>,
-    options: ServeOptions,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) options: ServeOptions,
     events: EventSink,
     /// The tenant served last, for round-robin fairness.
     last_tenant: Mutex<Option<String>>,
 }
 
-fn ts(t: DateTime<Utc>) -> i64 {
+pub(super) fn ts(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
 
-fn at(secs: i64) -> DateTime<Utc> {
+pub(super) fn at(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
 }
 
@@ -132,11 +100,11 @@ impl Scheduler {
         }
     }
 
-    fn store(&self) -> &SqliteStore {
+    pub(super) fn store(&self) -> &SqliteStore {
         self.host.store()
     }
 
-    fn emit(&self, event: Event) {
+    pub(super) fn emit(&self, event: Event) {
         (self.events)(&event);
     }
 
@@ -144,28 +112,44 @@ impl Scheduler {
     /// (their storage writes were never applied) and retries them per
     /// policy. A run leaves `active_runs` in the same transaction that
     /// records it, so every run still there ended before it was recorded.
+    /// Called as `serve` starts (it holds the serve lock: every run held by
+    /// `serve` is a dead server's); runs held by an `airlock run` process
+    /// are recovered only once that process is gone.
     pub fn recover(&self) -> Result<usize, ServeError> {
-        let leftovers = self.store().active_runs()?;
-        for run in &leftovers {
-            self.record_unrun(
-                run,
-                "interrupted",
-                "interrupted: the host stopped before the run ended; its storage writes were \
-                 not applied",
-            )?;
+        self.recover_abandoned(true)
+    }
+
+    /// Recovers runs whose holder is gone: with `at_start`, those of a dead
+    /// server too; otherwise only those of dead `airlock run` processes.
+    fn recover_abandoned(&self, at_start: bool) -> Result<usize, ServeError> {
+        let why = Unrun::Interrupted(
+            "interrupted: the host stopped before the run ended; its storage writes were not \
+             applied"
+                .to_string(),
+        );
+        let mut recovered = 0;
+        for (run, run_pid) in self.store().active_runs_held()? {
+            let abandoned = match run_pid {
+                None => at_start,
+                Some(pid) => !process_alive(pid),
+            };
+            if abandoned {
+                self.record_unrun(&run, &why)?;
+                recovered += 1;
+            }
         }
-        Ok(leftovers.len())
+        Ok(recovered)
     }
 
     /// Records and settles a run that did not get to run the guest to its
-    /// end (interrupted, or the installation could not be loaded).
-    fn record_unrun(&self, run: &ActiveRun, status: &str, message: &str) -> Result<(), ServeError> {
+    /// end.
+    fn record_unrun(&self, run: &ActiveRun, why: &Unrun) -> Result<(), ServeError> {
         let inst = self.store().installation(&run.tenant, &run.installation)?;
         let (plugin_id, plugin_version, plugin_digest, mode) = inst
             .map(|i| (i.plugin_id, i.plugin_version, i.plugin_digest, i.mode))
             .unwrap_or_default();
         let now = ts(self.clock.now());
-        let report = serde_json::json!({ "end": status, "message": message });
+        let (status, message) = (why.outcome(), why.message());
         let row = RunRow {
             tenant: run.tenant.clone(),
             installation: run.installation.clone(),
@@ -180,20 +164,44 @@ impl Scheduler {
             started_at: run.started_at,
             ended_at: now.max(run.started_at),
             status: status.to_string(),
-            message: message.to_string(),
-            report: report.to_string(),
+            message: message.clone(),
+            report: why.report().to_string(),
         };
-        let settlement = self.settlement(run, status, message, None);
+        let settlement = self.settlement(run, status, &message, None);
         let id = self
             .store()
             .finish_run(&row, &[], &[], Some(&settlement), now)?;
-        self.finished(run, Some(id), status, message, &settlement);
+        self.finished(run, Some(id), status, &message, &settlement);
         Ok(())
     }
 
-    /// How a run with this outcome ends: `retry` and `interrupted` are
-    /// queued again with backoff while attempts remain; `error`, and a retry
-    /// that gave up, raise a notification.
+    /// Records the runs that ended unrecorded as host failures (retried).
+    /// One the store still cannot record stays for the next step.
+    fn record_unrecorded(&self, running: &mut Running) -> Result<(), ServeError> {
+        let mut first_error = None;
+        for (run, why) in std::mem::take(&mut running.unrecorded) {
+            if let Err(e) = self.record_host_failure(&run, &why) {
+                running.unrecorded.push((run, why));
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn record_host_failure(&self, run: &ActiveRun, why: &str) -> Result<(), ServeError> {
+        let store = self.store();
+        // A task that panicked after its record left nothing to record.
+        if store
+            .active_run(&run.tenant, &run.installation, &run.feed)?
+            .as_ref()
+            != Some(run)
+        {
+            return Ok(());
+        }
+        self.record_unrun(run, &Unrun::HostFailure(why.to_string()))
+    }
+
+    /// How a run with this outcome is settled (see [`settle`]).
     fn settlement(
         &self,
         run: &ActiveRun,
@@ -201,39 +209,14 @@ impl Scheduler {
         message: &str,
         retry_after: Option<u32>,
     ) -> Settlement {
-        let now = self.clock.now();
-        let mut settlement = Settlement {
-            active: run.clone(),
-            follow_up: None,
-            notification: None,
-        };
-        match outcome {
-            "retry" | "interrupted" => {
-                let requested = retry_after.map(|s| chrono::Duration::seconds(s.into()));
-                match self.options.retry.delay(run.attempt, requested) {
-                    Some(delay) => {
-                        settlement.follow_up = Some(QueuedRun {
-                            id: 0,
-                            tenant: run.tenant.clone(),
-                            installation: run.installation.clone(),
-                            feed: run.feed.clone(),
-                            trigger: Trigger::Retry.as_str().to_string(),
-                            attempt: run.attempt + 1,
-                            scheduled_at: run.scheduled_at,
-                            due_at: ts(now + delay),
-                            created_at: ts(now),
-                        })
-                    }
-                    None => {
-                        settlement.notification =
-                            Some(format!("gave up after {} attempts: {message}", run.attempt))
-                    }
-                }
-            }
-            "error" => settlement.notification = Some(message.to_string()),
-            _ => {}
-        }
-        settlement
+        settle(
+            run,
+            outcome,
+            message,
+            retry_after,
+            &self.options.retry,
+            self.clock.now(),
+        )
     }
 
     fn finished(
@@ -255,215 +238,69 @@ impl Scheduler {
         });
     }
 
-    /// One step: queue what schedules owe, then start due runs. Returns how
-    /// many runs it started.
+    /// One step: record the runs that ended unrecorded and those whose
+    /// `airlock run` process is gone, queue what schedules owe, then start
+    /// due runs. Returns how many runs it started. A run that cannot be
+    /// recorded does not hold up the rest: the step goes on, then reports
+    /// the error.
     pub fn tick(self: &Arc<Self>, running: &mut Running) -> Result<usize, ServeError> {
+        let recorded = self
+            .record_unrecorded(running)
+            .and(self.recover_abandoned(false).map(|_| ()));
         let now = self.clock.now();
         let mut started = 0;
         // Runs start after each batch of schedules, not after all of them.
         while self.queue_due_schedules(now)? {
             started += self.start_due_runs(now, running, WIDE_SCAN)?;
         }
-        Ok(started + self.start_due_runs(now, running, WIDE_SCAN)?)
+        started += self.start_due_runs(now, running, WIDE_SCAN)?;
+        recorded.map(|()| started)
     }
 
     /// Fills the slots runs just left, from the front of the queue (the
-    /// timer's [`Self::tick`] does the wider, fair scan).
+    /// timer's [`Self::tick`] does the wider scan).
     fn refill(self: &Arc<Self>, running: &mut Running) -> Result<usize, ServeError> {
+        let recorded = self.record_unrecorded(running);
         let narrow = 4 * self.options.max_concurrent;
-        self.start_due_runs(self.clock.now(), running, narrow)
+        let started = self.start_due_runs(self.clock.now(), running, narrow)?;
+        recorded.map(|()| started)
     }
 
-    /// Turns up to a batch of due schedules into queued runs and plans their
-    /// next fire, in one transaction; true if more may be due. A schedule
-    /// never planned (new, re-enabled, changed) is planned from now: it owes
-    /// nothing for the past.
-    fn queue_due_schedules(&self, now: DateTime<Utc>) -> Result<bool, ServeError> {
-        const BATCH: usize = 1000;
-        let due = self.store().due_schedules(ts(now), BATCH)?;
-        let mut plans = Vec::with_capacity(due.len());
-        let mut events = Vec::new();
-        for schedule in &due {
-            plans.push(self.plan_schedule(schedule, now, &mut events)?);
-        }
-        self.store().apply_schedule_plans(&plans)?;
-        for event in events {
-            self.emit(event);
-        }
-        Ok(due.len() == BATCH)
-    }
-
-    fn jitter_for(&self, s: &ScheduleRow, cron: &CronSchedule, fire: DateTime<Utc>) -> i64 {
-        let key = format!("{}/{}/{}", s.tenant, s.installation, s.feed);
-        jitter(&key, self.options.jitter, cron.period_after(fire)).num_seconds()
-    }
-
-    /// The plan waiting for `next` (none: never again).
-    fn next_plan(
-        &self,
-        s: &ScheduleRow,
-        cron: &CronSchedule,
-        next: Option<DateTime<Utc>>,
-    ) -> SchedulePlan {
-        let (next_fire_at, due_at) = match next {
-            Some(fire) => (Some(ts(fire)), ts(fire) + self.jitter_for(s, cron, fire)),
-            None => (None, NEVER),
-        };
-        SchedulePlan {
-            schedule: s.clone(),
-            next_fire_at,
-            due_at: Some(due_at),
-            enqueue: Vec::new(),
-        }
-    }
-
-    /// What one due schedule owes now, and its next plan.
-    fn plan_schedule(
-        &self,
-        s: &ScheduleRow,
-        now: DateTime<Utc>,
-        events: &mut Vec<Event>,
-    ) -> Result<SchedulePlan, ServeError> {
-        let label = format!("{}/{}", s.tenant, s.installation);
-        let cron = match CronSchedule::parse(&s.cron, &s.time_zone) {
-            Ok(c) => c,
-            Err(e) => {
-                events.push(Event::Skipped {
-                    installation: label,
-                    feed: s.feed.clone(),
-                    reason: format!("schedule disabled: {e}"),
-                });
-                return Ok(SchedulePlan {
-                    schedule: s.clone(),
-                    next_fire_at: None,
-                    due_at: Some(NEVER),
-                    enqueue: Vec::new(),
-                });
-            }
-        };
-        let Some(next_fire) = s.next_fire_at else {
-            return Ok(self.next_plan(s, &cron, cron.next_after(now)));
-        };
-        let fire = at(next_fire);
-        // The schedule runs shifted by its jitter: judge lateness on that clock.
-        let shifted_now = now - chrono::Duration::seconds(self.jitter_for(s, &cron, fire));
-        let due = plan_due(
-            &cron,
-            fire,
-            shifted_now,
-            self.options.catch_up,
-            self.options.misfire_grace,
-        );
-        let mut plan = self.next_plan(s, &cron, due.next_fire);
-        if due.runs.is_empty() && due.missed > 0 {
-            events.push(Event::Skipped {
-                installation: label.clone(),
-                feed: s.feed.clone(),
-                reason: format!("{} missed fires not run (catch-up: skip)", due.missed),
-            });
-        }
-        if due.runs.is_empty() {
-            return Ok(plan);
-        }
-        let busy = self
-            .store()
-            .is_active(&s.tenant, &s.installation, &s.feed)?;
-        let waiting = self.store().queued_count(
-            &s.tenant,
-            &s.installation,
-            &s.feed,
-            Trigger::Schedule.as_str(),
-        )?;
-        let refusal = match (busy, self.options.overlap) {
-            (true, Overlap::Skip) => Some("the previous run is still going (overlap: skip)"),
-            (true, Overlap::Wait) if waiting > 0 => {
-                Some("a run is already waiting for the previous one (overlap: wait)")
-            }
-            _ => None,
-        };
-        if let Some(reason) = refusal {
-            events.push(Event::Skipped {
-                installation: label,
-                feed: s.feed.clone(),
-                reason: reason.to_string(),
-            });
-            return Ok(plan);
-        }
-        for (i, scheduled) in due.runs.iter().enumerate() {
-            plan.enqueue.push(QueuedRun {
-                id: 0,
-                tenant: s.tenant.clone(),
-                installation: s.installation.clone(),
-                feed: s.feed.clone(),
-                trigger: Trigger::Schedule.as_str().to_string(),
-                attempt: 1,
-                scheduled_at: ts(*scheduled),
-                due_at: ts(now),
-                created_at: ts(now),
-            });
-            events.push(Event::Queued {
-                installation: label.clone(),
-                feed: s.feed.clone(),
-                scheduled_at: ts(*scheduled),
-                missed: if i == 0 { due.missed } else { 0 },
-            });
-        }
-        Ok(plan)
-    }
-
-    /// Starts queued runs that are due: tenants take turns (round robin from
-    /// the one after the tenant served last), each within its own limit, all
-    /// within the global one.
+    /// Starts queued runs that are due, picked fairly (see [`fair::pick`])
+    /// from at most `scan` candidates.
     fn start_due_runs(
         self: &Arc<Self>,
         now: DateTime<Utc>,
         running: &mut Running,
         scan: usize,
     ) -> Result<usize, ServeError> {
-        let free = self.options.max_concurrent.saturating_sub(running.len());
-        if free == 0 {
+        let limits = Limits {
+            max_concurrent: self.options.max_concurrent,
+            max_per_tenant: self.options.max_per_tenant,
+        };
+        if running.len() >= limits.max_concurrent {
             return Ok(0);
         }
-        let mut by_tenant: BTreeMap<String, VecDeque<QueuedRun>> = BTreeMap::new();
-        for q in self.store().due_queue(ts(now), scan)? {
-            by_tenant.entry(q.tenant.clone()).or_default().push_back(q);
-        }
-        let mut order: Vec<String> = by_tenant.keys().cloned().collect();
+        // Enough per tenant to fill its slots past feeds that are busy.
+        let per_tenant = 2 * limits.max_per_tenant + 8;
+        let candidates = self.store().due_candidates(ts(now), per_tenant, scan)?;
+        let per_tenant_load = running.per_tenant.clone();
+        let load = Load {
+            total: running.len(),
+            per_tenant: &per_tenant_load,
+        };
         let last = self
             .last_tenant
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if let Some(last) = last {
-            let split = order.partition_point(|t| *t <= last);
-            order.rotate_left(split);
+        let started = fair::pick(candidates, last.as_deref(), limits, load, |q| {
+            self.try_start(q, now, running)
+        })?;
+        if let Some(tenant) = started.last() {
+            *self.last_tenant.lock().unwrap_or_else(|p| p.into_inner()) = Some(tenant.clone());
         }
-        let mut started = 0;
-        let mut progress = true;
-        while progress && running.len() < self.options.max_concurrent {
-            progress = false;
-            for tenant in &order {
-                if running.len() >= self.options.max_concurrent {
-                    break;
-                }
-                if running.tenant_count(tenant) >= self.options.max_per_tenant {
-                    continue;
-                }
-                let Some(queue) = by_tenant.get_mut(tenant) else {
-                    continue;
-                };
-                while let Some(q) = queue.pop_front() {
-                    if self.try_start(q, now, running)? {
-                        started += 1;
-                        progress = true;
-                        *self.last_tenant.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some(tenant.clone());
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(started)
+        Ok(started.len())
     }
 
     /// Starts one queued run unless its feed is busy (it waits) or it must
@@ -474,8 +311,7 @@ impl Scheduler {
         now: DateTime<Utc>,
         running: &mut Running,
     ) -> Result<bool, ServeError> {
-        let key = (q.tenant.clone(), q.installation.clone(), q.feed.clone());
-        if running.keys.contains(&key) {
+        if running.is_running(&q.tenant, &q.installation, &q.feed) {
             return Ok(false);
         }
         let label = format!("{}/{}", q.tenant, q.installation);
@@ -508,14 +344,11 @@ impl Scheduler {
         let me = Arc::clone(self);
         let task_run = active.clone();
         let handle = running.tasks.spawn(async move {
-            if let Err(e) = me.execute(&row, &task_run).await {
-                eprintln!("settling a run of {}/{} failed: {e}", row.tenant, row.id);
-            }
-            task_run
+            me.execute(&row, &task_run)
+                .await
+                .map_err(|e| format!("the run could not be recorded: {e}"))
         });
-        *running.per_tenant.entry(q.tenant.clone()).or_default() += 1;
-        running.keys.insert(key);
-        running.active.insert(handle.id(), active);
+        running.add(handle.id(), active);
         Ok(true)
     }
 
@@ -556,12 +389,17 @@ impl Scheduler {
         None
     }
 
-    /// Runs one claimed run to its end and settles it with its record.
+    /// Runs one claimed run to its end and settles it with its record. A
+    /// host failure (storage, the runtime) is recorded as one and retried;
+    /// an error is returned only if even that record failed.
     async fn execute(&self, row: &InstallationRow, run: &ActiveRun) -> Result<(), ServeError> {
         let loaded = lifecycle::load(self.store(), self.keyring.as_deref(), row);
         let (plugin, installation) = match loaded {
             Ok(pair) => pair,
-            Err(e) => return self.record_unrun(run, "error", &format!("cannot run: {e}")),
+            Err(LifecycleError::Storage(e)) => {
+                return self.record_unrun(run, &Unrun::HostFailure(error_chain(&e)));
+            }
+            Err(e) => return self.record_unrun(run, &Unrun::CannotRun(e.to_string())),
         };
         let request = RunRequest {
             feed: run.feed.clone(),
@@ -597,45 +435,68 @@ impl Scheduler {
                 }
                 Ok(())
             }
-            Err(e) => {
-                let status = if matches!(e, HostError::UnknownFeed { .. }) {
-                    "error"
-                } else {
-                    "retry"
-                };
-                self.record_unrun(run, status, &format!("host failure: {e}"))
+            Err(e @ HostError::UnknownFeed { .. }) => {
+                self.record_unrun(run, &Unrun::CannotRun(e.to_string()))
             }
+            Err(e) => self.record_unrun(run, &Unrun::HostFailure(error_chain(&e))),
         }
     }
 
     /// Runs until `shutdown` resolves: recovers what a previous process left,
-    /// then ticks. On shutdown it stops starting runs, gives those in
-    /// progress `grace` to end, and records the rest as interrupted (their
-    /// storage writes are not applied; they are retried at the next start).
+    /// then ticks. A step that fails (the store is unavailable) is reported
+    /// and tried again with backoff; the loop never stops for it. On
+    /// shutdown it stops starting runs, gives those in progress `grace` to
+    /// end, and records the rest as interrupted (their storage writes are
+    /// not applied; they are retried at the next start).
     pub async fn serve(
         self: Arc<Self>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), ServeError> {
-        self.recover()?;
         let mut running = Running::default();
+        let mut recovered = false;
+        let mut failures = 0u32;
         tokio::pin!(shutdown);
         let mut timer = tokio::time::interval(self.options.tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let step = tokio::select! {
                 _ = &mut shutdown => break,
-                _ = timer.tick() => {
-                    self.tick(&mut running)?;
-                }
+                _ = timer.tick() => self.timer_step(&mut running, &mut recovered),
                 Some(_) = running.join_next(), if !running.is_empty() => {
-                    self.refill(&mut running)?;
+                    self.refill(&mut running).map(|_| ())
+                }
+            };
+            match step {
+                Ok(()) => failures = 0,
+                Err(e) => {
+                    let delay = fault_backoff(self.options.tick, failures);
+                    failures = failures.saturating_add(1);
+                    self.emit(Event::HostFault {
+                        error: e.to_string(),
+                        retry_in: Some(delay),
+                    });
+                    timer.reset_after(delay);
                 }
             }
         }
-        self.drain(running).await
+        self.drain(running).await;
+        Ok(())
     }
 
-    async fn drain(&self, mut running: Running) -> Result<(), ServeError> {
+    /// A timer tick: recovery first, until it has succeeded once.
+    fn timer_step(
+        self: &Arc<Self>,
+        running: &mut Running,
+        recovered: &mut bool,
+    ) -> Result<(), ServeError> {
+        if !*recovered {
+            self.recover()?;
+            *recovered = true;
+        }
+        self.tick(running).map(|_| ())
+    }
+
+    async fn drain(&self, mut running: Running) {
         let deadline = tokio::time::Instant::now() + self.options.grace;
         while !running.is_empty() {
             if tokio::time::timeout_at(deadline, running.join_next())
@@ -649,21 +510,72 @@ impl Scheduler {
         let mut left = Vec::new();
         while let Some(ended) = running.tasks.join_next_with_id().await {
             match ended {
-                // It ended (and settled itself) before the abort took.
-                Ok((id, _)) => {
-                    running.forget(id);
+                // It ended before the abort took; it recorded itself, or
+                // failed to (then it is unrecorded, below).
+                Ok((id, end)) => {
+                    if let (Some(run), Err(why)) = (running.forget(id), end) {
+                        running.unrecorded.push((run, why));
+                    }
                 }
                 Err(e) => left.extend(running.forget(e.id())),
             }
         }
-        let message = format!(
+        let why = Unrun::Interrupted(format!(
             "interrupted: the host shut down and the run did not end within the {}s grace \
              period; its storage writes were not applied",
             self.options.grace.as_secs()
-        );
+        ));
+        let mut result = self.record_unrecorded(&mut running);
         for run in left {
-            self.record_unrun(&run, "interrupted", &message)?;
+            result = result.and(self.record_unrun(&run, &why));
         }
-        Ok(())
+        if let Err(e) = result {
+            self.emit(Event::HostFault {
+                error: format!(
+                    "{e}; the runs not recorded stay in progress and are recovered at the next \
+                     start"
+                ),
+                retry_in: None,
+            });
+        }
+    }
+}
+
+/// Whether process `pid` is alive, as far as this host can tell (Linux's
+/// `/proc`); where it cannot tell, it is taken to be.
+fn process_alive(pid: u32) -> bool {
+    let proc = std::path::Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
+/// How long to wait before a step that failed `failures` times before is
+/// tried again: the tick, doubling, at most [`MAX_FAULT_BACKOFF`].
+fn fault_backoff(tick: Duration, failures: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failures.min(16));
+    tick.saturating_mul(factor).min(MAX_FAULT_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_steps_back_off_from_the_tick_up_to_a_cap() {
+        let tick = Duration::from_millis(100);
+        let delays: Vec<u64> = [0, 1, 2, 3, 8, 9, u32::MAX]
+            .iter()
+            .map(|&n| fault_backoff(tick, n).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, vec![100, 200, 400, 800, 25_600, 30_000, 30_000]);
+        assert_eq!(fault_backoff(Duration::from_secs(60), 0), MAX_FAULT_BACKOFF);
+    }
+
+    #[test]
+    fn a_storage_error_says_its_cause() {
+        let e = ServeError::from(StorageError::from(rusqlite::Error::InvalidQuery));
+        assert_eq!(
+            e.to_string(),
+            "storage: database error: Query is not read-only"
+        );
     }
 }

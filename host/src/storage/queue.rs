@@ -112,6 +112,21 @@ fn notification_from_row(r: &Row<'_>) -> rusqlite::Result<NotificationRow> {
     })
 }
 
+const ACTIVE_COLUMNS: &str =
+    "tenant, installation, feed, trigger, attempt, scheduled_at, started_at";
+
+fn active_from_row(r: &Row<'_>) -> rusqlite::Result<ActiveRun> {
+    Ok(ActiveRun {
+        tenant: r.get(0)?,
+        installation: r.get(1)?,
+        feed: r.get(2)?,
+        trigger: r.get(3)?,
+        attempt: r.get(4)?,
+        scheduled_at: r.get(5)?,
+        started_at: r.get(6)?,
+    })
+}
+
 const QUEUE_COLUMNS: &str =
     "id, tenant, installation, feed, trigger, attempt, scheduled_at, due_at, created_at";
 const NOTIFICATION_COLUMNS: &str = "id, tenant, installation, feed, message, run_id, count, \
@@ -159,6 +174,30 @@ fn insert_queued(conn: &Connection, run: &QueuedRun) -> Result<i64, StorageError
         ],
     )?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Adds a run in progress, held by `serve` or (`run_pid`) an `airlock run`
+/// process; false if one of its installation and feed is in progress.
+fn insert_active(
+    conn: &Connection,
+    run: &ActiveRun,
+    run_pid: Option<u32>,
+) -> Result<bool, StorageError> {
+    let inserted = conn.execute(
+        "INSERT OR IGNORE INTO active_runs (tenant, installation, feed, trigger, attempt,
+            scheduled_at, started_at, run_pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            run.tenant,
+            run.installation,
+            run.feed,
+            run.trigger,
+            run.attempt,
+            run.scheduled_at,
+            run.started_at,
+            run_pid
+        ],
+    )?;
+    Ok(inserted == 1)
 }
 
 /// Settles `s` inside `tx`; `run_id` is the run that caused it.
@@ -245,6 +284,38 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The runs that could start at `now`, for a fair pick: of each feed's
+    /// due runs only the earliest (a feed runs one at a time), and of those
+    /// at most `per_tenant` per tenant, so a tenant with thousands queued
+    /// cannot hide the others. Every tenant's first comes before any
+    /// tenant's second; then earliest first, at most `limit` in all.
+    pub fn due_candidates(
+        &self,
+        now: i64,
+        per_tenant: usize,
+        limit: usize,
+    ) -> Result<Vec<QueuedRun>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "WITH heads AS (
+                SELECT {QUEUE_COLUMNS}, ROW_NUMBER() OVER (
+                    PARTITION BY tenant, installation, feed ORDER BY due_at, id) AS in_feed
+                FROM queue WHERE due_at <= ?1
+             ), ranked AS (
+                SELECT {QUEUE_COLUMNS}, ROW_NUMBER() OVER (
+                    PARTITION BY tenant ORDER BY due_at, id) AS in_tenant
+                FROM heads WHERE in_feed = 1
+             )
+             SELECT {QUEUE_COLUMNS} FROM ranked WHERE in_tenant <= ?2
+             ORDER BY in_tenant, due_at, id LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(
+            params![now, per_tenant as i64, limit as i64],
+            queued_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every queued run, earliest first.
     pub fn queue(&self) -> Result<Vec<QueuedRun>, StorageError> {
         self.due_queue(i64::MAX, usize::MAX >> 1)
@@ -256,24 +327,59 @@ impl SqliteStore {
     pub fn claim(&self, run: &QueuedRun, started_at: i64) -> Result<bool, StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO active_runs (tenant, installation, feed, trigger, attempt,
-                scheduled_at, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                run.tenant,
-                run.installation,
-                run.feed,
-                run.trigger,
-                run.attempt,
-                run.scheduled_at,
-                started_at
-            ],
-        )?;
-        if inserted == 0 || tx.execute("DELETE FROM queue WHERE id = ?1", [run.id])? == 0 {
+        let active = ActiveRun {
+            tenant: run.tenant.clone(),
+            installation: run.installation.clone(),
+            feed: run.feed.clone(),
+            trigger: run.trigger.clone(),
+            attempt: run.attempt,
+            scheduled_at: run.scheduled_at,
+            started_at,
+        };
+        if !insert_active(&tx, &active, None)?
+            || tx.execute("DELETE FROM queue WHERE id = ?1", [run.id])? == 0
+        {
             return Ok(false);
         }
         tx.commit()?;
         Ok(true)
+    }
+
+    /// Starts a run that was never queued: `airlock run` of a stored
+    /// installation, by process `pid`. False if a run of the same
+    /// installation and feed is already in progress.
+    pub fn claim_unqueued(&self, run: &ActiveRun, pid: u32) -> Result<bool, StorageError> {
+        insert_active(&self.conn(), run, Some(pid))
+    }
+
+    /// Ends a run in progress without recording it (a run that failed
+    /// before its guest ran, whose caller reports the failure itself).
+    pub fn release(&self, run: &ActiveRun) -> Result<(), StorageError> {
+        self.conn().execute(
+            "DELETE FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
+            params![run.tenant, run.installation, run.feed],
+        )?;
+        Ok(())
+    }
+
+    /// The run of this installation and feed in progress, if one is.
+    pub fn active_run(
+        &self,
+        tenant: &str,
+        installation: &str,
+        feed: &str,
+    ) -> Result<Option<ActiveRun>, StorageError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT {ACTIVE_COLUMNS} FROM active_runs
+                     WHERE tenant = ?1 AND installation = ?2 AND feed = ?3"
+                ),
+                params![tenant, installation, feed],
+                active_from_row,
+            )
+            .optional()?)
     }
 
     /// Drops a queued run (one skipped because its feed is busy).
@@ -290,61 +396,66 @@ impl SqliteStore {
         installation: &str,
         feed: &str,
     ) -> Result<bool, StorageError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT 1 FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
-                params![tenant, installation, feed],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
+        Ok(self.active_run(tenant, installation, feed)?.is_some())
     }
 
     /// The runs in progress.
     pub fn active_runs(&self) -> Result<Vec<ActiveRun>, StorageError> {
+        Ok(self
+            .active_runs_held()?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// The runs in progress, each with the pid of the `airlock run` process
+    /// holding it (none: held by `serve`).
+    pub fn active_runs_held(&self) -> Result<Vec<(ActiveRun, Option<u32>)>, StorageError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT tenant, installation, feed, trigger, attempt, scheduled_at, started_at
-             FROM active_runs ORDER BY started_at",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(ActiveRun {
-                tenant: r.get(0)?,
-                installation: r.get(1)?,
-                feed: r.get(2)?,
-                trigger: r.get(3)?,
-                attempt: r.get(4)?,
-                scheduled_at: r.get(5)?,
-                started_at: r.get(6)?,
-            })
-        })?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ACTIVE_COLUMNS}, run_pid FROM active_runs ORDER BY started_at"
+        ))?;
+        let rows = stmt.query_map([], |r| Ok((active_from_row(r)?, r.get(7)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Plans due schedules and queues what they owe, all in one transaction.
-    pub fn apply_schedule_plans(&self, plans: &[SchedulePlan]) -> Result<(), StorageError> {
+    /// Compare-and-set: a plan applies only if its schedule is still as the
+    /// plan read it (expression, zone, next fire and due time), so a change
+    /// written meanwhile (an override, a re-enable) is not clobbered and no
+    /// fire is queued twice. Returns, for each plan, whether it applied.
+    pub fn apply_schedule_plans(&self, plans: &[SchedulePlan]) -> Result<Vec<bool>, StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let mut applied = Vec::with_capacity(plans.len());
         for plan in plans {
             let s = &plan.schedule;
-            tx.execute(
+            let changed = tx.execute(
                 "UPDATE schedules SET next_fire_at = ?4, due_at = ?5
-                 WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
+                 WHERE tenant = ?1 AND installation = ?2 AND feed = ?3
+                   AND cron = ?6 AND time_zone = ?7
+                   AND next_fire_at IS ?8 AND due_at IS ?9",
                 params![
                     s.tenant,
                     s.installation,
                     s.feed,
                     plan.next_fire_at,
-                    plan.due_at
+                    plan.due_at,
+                    s.cron,
+                    s.time_zone,
+                    s.next_fire_at,
+                    s.due_at
                 ],
             )?;
-            for run in &plan.enqueue {
-                insert_queued(&tx, run)?;
+            if changed == 1 {
+                for run in &plan.enqueue {
+                    insert_queued(&tx, run)?;
+                }
             }
+            applied.push(changed == 1);
         }
         tx.commit()?;
-        Ok(())
+        Ok(applied)
     }
 
     /// Notifications, newest first: open ones only unless `include_acked`.

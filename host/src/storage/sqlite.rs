@@ -149,6 +149,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX notifications_open ON notifications (acked_at, tenant);
     CREATE INDEX runs_by_time ON runs (started_at);",
+    // 4 (serve): who holds a run in progress: NULL for `serve`, or the pid of
+    // the `airlock run` process that claimed it, so `serve` recovers such a
+    // run only once that process is gone.
+    "ALTER TABLE active_runs ADD COLUMN run_pid INTEGER;",
 ];
 
 /// A run as recorded in the `runs` table.
@@ -217,6 +221,10 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Transactions take the write lock when they begin: a deferred one
+        // that reads first fails at once (SQLITE_BUSY, no waiting) when
+        // another process (serve, the CLI) wrote since its read.
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {

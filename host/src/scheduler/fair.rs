@@ -1,0 +1,213 @@
+//! Which queued runs start next, worked out without I/O: tenants take turns
+//! (round robin from the one after the tenant served last), each within its
+//! own limit, all within the global one. Whether a candidate can start (its
+//! feed is busy, it must be dropped) is the caller's to say.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::storage::QueuedRun;
+
+/// How many runs may be in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Over all tenants.
+    pub max_concurrent: usize,
+    /// For one tenant.
+    pub max_per_tenant: usize,
+}
+
+/// The runs in progress when the pick starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Load<'a> {
+    /// Over all tenants.
+    pub total: usize,
+    /// Per tenant.
+    pub per_tenant: &'a HashMap<String, usize>,
+}
+
+/// Offers `candidates` (in queue order) to `start` fairly until the limits
+/// are reached or none is left; `start` says whether the run started.
+/// `after` is the tenant served last. Returns the tenant of each run
+/// started, in order.
+pub fn pick<E>(
+    candidates: Vec<QueuedRun>,
+    after: Option<&str>,
+    limits: Limits,
+    load: Load<'_>,
+    mut start: impl FnMut(QueuedRun) -> Result<bool, E>,
+) -> Result<Vec<String>, E> {
+    let mut queues: BTreeMap<String, VecDeque<QueuedRun>> = BTreeMap::new();
+    for q in candidates {
+        queues.entry(q.tenant.clone()).or_default().push_back(q);
+    }
+    let mut order: Vec<String> = queues.keys().cloned().collect();
+    if let Some(last) = after {
+        let split = order.partition_point(|t| t.as_str() <= last);
+        order.rotate_left(split);
+    }
+    let mut total = load.total;
+    let mut per_tenant: HashMap<&str, usize> = HashMap::new();
+    let mut started = Vec::new();
+    let mut progress = true;
+    while progress && total < limits.max_concurrent {
+        progress = false;
+        for tenant in &order {
+            if total >= limits.max_concurrent {
+                break;
+            }
+            let count = per_tenant
+                .entry(tenant)
+                .or_insert_with(|| load.per_tenant.get(tenant).copied().unwrap_or(0));
+            if *count >= limits.max_per_tenant {
+                continue;
+            }
+            let Some(queue) = queues.get_mut(tenant) else {
+                continue;
+            };
+            while let Some(q) = queue.pop_front() {
+                if start(q)? {
+                    *count += 1;
+                    total += 1;
+                    started.push(tenant.clone());
+                    progress = true;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(spec: &str) -> QueuedRun {
+        let (tenant, installation) = spec.split_once('/').unwrap();
+        QueuedRun {
+            id: 0,
+            tenant: tenant.into(),
+            installation: installation.into(),
+            feed: "f".into(),
+            trigger: "schedule".into(),
+            attempt: 1,
+            scheduled_at: 0,
+            due_at: 0,
+            created_at: 0,
+        }
+    }
+
+    /// Picks from `queue` (`tenant/installation`, in queue order) with these
+    /// limits, tenants already running and the tenant served last; the
+    /// installations in `busy` cannot start. Expects the runs started, in
+    /// order.
+    fn check(
+        queue: &[&str],
+        (max_concurrent, max_per_tenant): (usize, usize),
+        running: &[(&str, usize)],
+        after: Option<&str>,
+        busy: &[&str],
+        expected: &[&str],
+    ) {
+        let per_tenant: HashMap<String, usize> =
+            running.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+        let load = Load {
+            total: per_tenant.values().sum(),
+            per_tenant: &per_tenant,
+        };
+        let limits = Limits {
+            max_concurrent,
+            max_per_tenant,
+        };
+        let mut got = Vec::new();
+        let tenants = pick(
+            queue.iter().map(|s| queued(s)).collect(),
+            after,
+            limits,
+            load,
+            |q| {
+                let label = format!("{}/{}", q.tenant, q.installation);
+                if busy.contains(&label.as_str()) {
+                    return Ok::<_, ()>(false);
+                }
+                got.push(label);
+                Ok(true)
+            },
+        )
+        .unwrap();
+        assert_eq!(got, expected, "queue {queue:?}");
+        let expected_tenants: Vec<&str> = expected
+            .iter()
+            .map(|s| &s[..s.find('/').unwrap()])
+            .collect();
+        assert_eq!(tenants, expected_tenants);
+    }
+
+    #[test]
+    fn tenants_take_turns_within_the_limits() {
+        let big_first = ["big/1", "big/2", "big/3", "big/4", "small/1"];
+        // Queued last, small still starts in the first round.
+        check(&big_first, (2, 1), &[], None, &[], &["big/1", "small/1"]);
+        check(
+            &big_first,
+            (8, 2),
+            &[],
+            None,
+            &[],
+            &["big/1", "small/1", "big/2"],
+        );
+        check(
+            &big_first,
+            (8, 8),
+            &[],
+            None,
+            &[],
+            &["big/1", "small/1", "big/2", "big/3", "big/4"],
+        );
+        // The turn goes on from the tenant after the one served last.
+        check(&big_first, (1, 1), &[], Some("big"), &[], &["small/1"]);
+        check(&big_first, (1, 1), &[], Some("small"), &[], &["big/1"]);
+        check(&big_first, (1, 1), &[], Some("zzz"), &[], &["big/1"]);
+        // Runs in progress count against both limits.
+        check(&big_first, (8, 2), &[("big", 2)], None, &[], &["small/1"]);
+        check(&big_first, (3, 2), &[("other", 2)], None, &[], &["big/1"]);
+        check(&big_first, (2, 2), &[("other", 2)], None, &[], &[]);
+        // A candidate that cannot start gives its turn to the tenant's next.
+        check(
+            &big_first,
+            (8, 1),
+            &[],
+            None,
+            &["big/1", "big/2"],
+            &["big/3", "small/1"],
+        );
+        check(&["a/1", "a/2"], (8, 8), &[], None, &["a/1", "a/2"], &[]);
+        check(&[], (8, 8), &[], None, &[], &[]);
+    }
+
+    #[test]
+    fn an_error_from_start_stops_the_pick() {
+        let per_tenant = HashMap::new();
+        let load = Load {
+            total: 0,
+            per_tenant: &per_tenant,
+        };
+        let limits = Limits {
+            max_concurrent: 8,
+            max_per_tenant: 8,
+        };
+        let mut offered = 0;
+        let result = pick(
+            vec![queued("a/1"), queued("b/1")],
+            None,
+            limits,
+            load,
+            |_| {
+                offered += 1;
+                Err("store down")
+            },
+        );
+        assert_eq!(result, Err("store down"));
+        assert_eq!(offered, 1);
+    }
+}

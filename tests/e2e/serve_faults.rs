@@ -1,0 +1,401 @@
+//! The scheduler survives its own failures: storage faults injected into the
+//! real SQLite file (a trigger another connection adds makes the scheduler's
+//! writes fail with a real SQLite error, until it is dropped), a run task
+//! that panics, a tenant with thousands of runs queued, a schedule changed
+//! while the scheduler planned it, and a feed claimed by an `airlock run`
+//! process that died.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use airlock::scheduler::{Clock, Event, ManualClock, Running, ServeOptions};
+use airlock::storage::{QueuedRun, SchedulePlan};
+use chrono::{DateTime, Utc};
+
+use crate::operations::{NowTs, World, finish, options, started, t};
+
+/// Another connection to the database: what injects and clears faults.
+fn other_connection(w: &World) -> rusqlite::Connection {
+    rusqlite::Connection::open(&w.db).unwrap()
+}
+
+/// Makes every `op` (INSERT, UPDATE) on `table` fail until cleared.
+fn inject_fault(w: &World, op: &str, table: &str) {
+    other_connection(w)
+        .execute_batch(&format!(
+            "CREATE TRIGGER fault BEFORE {op} ON {table}
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END;"
+        ))
+        .unwrap();
+}
+
+fn clear_fault(w: &World) {
+    other_connection(w)
+        .execute_batch("DROP TRIGGER fault")
+        .unwrap();
+}
+
+/// Waits (polling, at most a minute) until `done` holds for the events.
+fn wait_for_events(w: &World, what: &str, done: impl Fn(&[Event]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if done(&w.events.lock().unwrap()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no {what} in {:?}", w.events.lock().unwrap());
+}
+
+fn faults(events: &[Event]) -> Vec<(String, Option<Duration>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::HostFault { error, retry_in } => Some((error.clone(), *retry_in)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn finished(events: &[Event], feed_name: &str) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Finished {
+                feed,
+                outcome,
+                message,
+                ..
+            } if feed == feed_name => Some((outcome.clone(), message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn active_runs(w: &World) -> usize {
+    w.host.store().active_runs().unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_survives_an_injected_storage_fault_and_runs_due_feeds_once_it_clears() {
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[]);
+    let scheduler = w.scheduler(ServeOptions {
+        tick: Duration::from_millis(20),
+        ..options()
+    });
+    // Every tick's planning writes schedules: with the fault, every tick fails.
+    inject_fault(&w, "UPDATE", "schedules");
+    w.queue_now("acme", "hello", "greet");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(scheduler.serve(async {
+        let _ = stopped.await;
+    }));
+
+    wait_for_events(&w, "three faults", |e| faults(e).len() >= 3);
+    let seen = faults(&w.events.lock().unwrap());
+    assert!(seen[0].0.contains("injected fault"), "{seen:?}");
+    let delays: Vec<Duration> = seen.iter().take(3).map(|f| f.1.unwrap()).collect();
+    assert!(
+        delays[0] < delays[1] && delays[1] < delays[2],
+        "backoff grows: {delays:?}"
+    );
+    assert!(!serving.is_finished(), "serve stopped on a storage error");
+    assert!(w.runs("hello").is_empty(), "nothing ran during the fault");
+
+    clear_fault(&w);
+    wait_for_events(&w, "the greet run", |e| !finished(e, "greet").is_empty());
+    assert_eq!(finished(&w.events.lock().unwrap(), "greet")[0].0, "ok");
+    assert_eq!(w.stored("acme", "hello", "runs").as_deref(), Some("1"));
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_record_fails_keeps_its_claim_until_recorded_as_a_host_failure() {
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[]);
+    let scheduler = w.scheduler(options());
+    let mut running = Running::default();
+    inject_fault(&w, "INSERT", "runs");
+    w.queue_now("acme", "hello", "greet");
+    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
+    finish(&mut running).await;
+    assert_eq!(running.unrecorded(), 1);
+    assert_eq!(
+        active_runs(&w),
+        1,
+        "the claim is held: nothing else runs it"
+    );
+    // The step reports the failed record but does not stop for it.
+    w.queue_now("acme", "hello", "noop");
+    let err = scheduler.tick(&mut running).unwrap_err().to_string();
+    assert!(err.contains("injected fault"), "{err}");
+    assert_eq!(running.unrecorded(), 1, "kept for the next step");
+    assert_eq!(running.len(), 1, "the other feed started all the same");
+    finish(&mut running).await;
+
+    clear_fault(&w);
+    scheduler.tick(&mut running).unwrap();
+    assert_eq!(running.unrecorded(), 0);
+    assert_eq!(
+        active_runs(&w),
+        0,
+        "the claims are released with the records"
+    );
+    let runs: Vec<_> = w
+        .runs("hello")
+        .into_iter()
+        .filter(|r| r.feed == "greet")
+        .collect();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "retry", "a host failure is retried");
+    assert!(
+        runs[0]
+            .message
+            .starts_with("host failure: the run could not be recorded")
+            && runs[0].message.contains("injected fault"),
+        "{}",
+        runs[0].message
+    );
+    assert_eq!(
+        w.stored("acme", "hello", "runs"),
+        None,
+        "the unrecorded run's write was not applied"
+    );
+    let queue = w.host.store().queue().unwrap();
+    let retries: Vec<(&str, &str, u32)> = queue
+        .iter()
+        .map(|q| (q.feed.as_str(), q.trigger.as_str(), q.attempt))
+        .collect();
+    assert_eq!(
+        retries,
+        vec![("greet", "retry", 2), ("noop", "retry", 2)],
+        "{queue:?}"
+    );
+    let (_, record) = w.host.store().run(runs[0].id).unwrap().unwrap();
+    let report: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(report["end"]["end"], "host-failure", "{report}");
+}
+
+/// A clock that panics when read from a run's task (a tokio worker) while
+/// armed: a run task that panics, without a test hook in the host.
+struct PanickingClock {
+    inner: Arc<ManualClock>,
+    armed: AtomicBool,
+}
+
+impl Clock for PanickingClock {
+    fn now(&self) -> DateTime<Utc> {
+        let thread = std::thread::current();
+        let on_worker = thread.name().is_some_and(|n| n.starts_with("tokio-r"));
+        if on_worker && self.armed.load(Ordering::SeqCst) {
+            panic!("deliberate panic in a run's task");
+        }
+        self.inner.now()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicked_run_task_releases_its_claim_and_is_retried() {
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[]);
+    let clock = Arc::new(PanickingClock {
+        inner: w.clock.clone(),
+        armed: AtomicBool::new(true),
+    });
+    let scheduler = w.scheduler_on(clock.clone(), options());
+    let mut running = Running::default();
+    w.queue_now("acme", "hello", "greet");
+    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
+    finish(&mut running).await;
+    assert_eq!(running.unrecorded(), 1);
+    clock.armed.store(false, Ordering::SeqCst);
+    scheduler.tick(&mut running).unwrap();
+    assert_eq!(active_runs(&w), 0);
+    let runs = w.runs("hello");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "retry");
+    assert!(
+        runs[0]
+            .message
+            .contains("the run's task panicked: deliberate panic in a run's task"),
+        "{}",
+        runs[0].message
+    );
+    let queue = w.host.store().queue().unwrap();
+    assert_eq!((queue[0].trigger.as_str(), queue[0].attempt), ("retry", 2));
+
+    // A task that panics after its run was recorded leaves nothing to record.
+    let panicking_sink = {
+        let events = w.events.clone();
+        move |e: &Event| {
+            if matches!(e, Event::Finished { .. }) {
+                panic!("deliberate panic after the record");
+            }
+            events.lock().unwrap().push(e.clone());
+        }
+    };
+    let after_record = Arc::new(airlock::scheduler::Scheduler::new(
+        w.host.clone(),
+        None,
+        w.clock.clone(),
+        options(),
+        Arc::new(panicking_sink),
+    ));
+    w.clock.set(t(12, 0, 0));
+    assert_eq!(after_record.tick(&mut running).unwrap(), 1, "the retry");
+    finish(&mut running).await;
+    assert_eq!(running.unrecorded(), 1);
+    after_record.tick(&mut running).unwrap();
+    assert_eq!(running.unrecorded(), 0);
+    let statuses: Vec<String> = w.runs("hello").into_iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec!["retry", "ok"], "recorded once, not twice");
+    assert_eq!(active_runs(&w), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_with_thousands_queued_does_not_hide_the_others() {
+    let w = World::new();
+    w.tenant("big");
+    w.tenant("small");
+    for i in 0..3 {
+        w.install("big", "hello", &format!("h{i}"), &[]);
+    }
+    w.install("small", "hello", "h", &[]);
+    let now = w.clock.now_ts();
+    let mut conn = other_connection(&w);
+    let tx = conn.transaction().unwrap();
+    for i in 0..2_500 {
+        let feed = ["greet", "noop"][i % 2];
+        tx.execute(
+            "INSERT INTO queue (tenant, installation, feed, trigger, attempt, scheduled_at,
+                due_at, created_at) VALUES ('big', ?1, ?2, 'manual', 1, ?3, ?3, ?3)",
+            rusqlite::params![format!("h{}", i % 3), feed, now - 60],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    w.queue_now("small", "h", "greet"); // queued last, due last
+    let scheduler = w.scheduler(ServeOptions {
+        max_concurrent: 2,
+        max_per_tenant: 1,
+        ..options()
+    });
+    let mut running = Running::default();
+    assert_eq!(scheduler.tick(&mut running).unwrap(), 2);
+    let first = started(&w.take_events());
+    assert!(
+        first.contains(&"small/h greet".to_string()),
+        "small must start in the first round: {first:?}"
+    );
+    finish(&mut running).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_changed_while_planned_keeps_the_change() {
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[("greet", "0 * * * * *")]);
+    let store = w.host.store();
+    let due = store.due_schedules(w.clock.now_ts(), 10).unwrap();
+    let greet = due.iter().find(|s| s.feed == "greet").unwrap().clone();
+    let stale = SchedulePlan {
+        schedule: greet.clone(),
+        next_fire_at: Some(t(10, 1, 0).timestamp()),
+        due_at: Some(t(10, 1, 0).timestamp()),
+        enqueue: vec![QueuedRun {
+            id: 0,
+            tenant: "acme".into(),
+            installation: "hello".into(),
+            feed: "greet".into(),
+            trigger: "schedule".into(),
+            attempt: 1,
+            scheduled_at: t(10, 0, 0).timestamp(),
+            due_at: t(10, 0, 30).timestamp(),
+            created_at: t(10, 0, 30).timestamp(),
+        }],
+    };
+    // The operator overrides the schedule between the read and the write.
+    airlock::lifecycle::set_schedule(
+        store,
+        "acme",
+        "hello",
+        "greet",
+        Some("0 0 * * * *"),
+        "Europe/London",
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        store
+            .apply_schedule_plans(std::slice::from_ref(&stale))
+            .unwrap(),
+        vec![false]
+    );
+    let now = store.schedules("acme", "hello").unwrap();
+    let greet_now = now.iter().find(|s| s.feed == "greet").unwrap();
+    assert_eq!(
+        (greet_now.cron.as_str(), greet_now.next_fire_at),
+        ("0 0 * * * *", None),
+        "the override is not clobbered"
+    );
+    assert!(
+        store.queue().unwrap().is_empty(),
+        "the stale plan queued nothing"
+    );
+    // Applied twice, a plan queues its fire once.
+    let fresh = SchedulePlan {
+        schedule: greet_now.clone(),
+        ..stale
+    };
+    let twice = [fresh.clone(), fresh];
+    assert_eq!(
+        store.apply_schedule_plans(&twice).unwrap(),
+        vec![true, false]
+    );
+    assert_eq!(store.queue().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_feed_claimed_by_a_dead_airlock_run_is_recovered_a_live_ones_is_not() {
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[]);
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let conn = other_connection(&w);
+    for (feed, pid) in [("greet", dead_pid), ("noop", std::process::id())] {
+        conn.execute(
+            "INSERT INTO active_runs (tenant, installation, feed, trigger, attempt,
+                scheduled_at, started_at, run_pid) VALUES ('acme', 'hello', ?1, 'manual', 1,
+                0, 0, ?2)",
+            rusqlite::params![feed, pid],
+        )
+        .unwrap();
+    }
+    let scheduler = w.scheduler(options());
+    let mut running = Running::default();
+    scheduler.tick(&mut running).unwrap();
+    let runs = w.runs("hello");
+    let recorded: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| (r.feed.as_str(), r.status.as_str()))
+        .collect();
+    assert_eq!(recorded, vec![("greet", "interrupted")]);
+    let held: Vec<String> = w
+        .host
+        .store()
+        .active_runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.feed)
+        .collect();
+    assert_eq!(held, vec!["noop"], "a live process keeps its claim");
+    assert_eq!(w.host.store().queue().unwrap()[0].trigger, "retry");
+}
