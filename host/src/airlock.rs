@@ -15,7 +15,7 @@ use crate::egress::{
 use crate::manifest::Plugin;
 use crate::runs::{Mode, RunEnd, RunReport, RunRequest};
 use crate::runtime::{
-    CallOutput, FeedCall, HostLimits, LoadedComponent, RunSetup, Runtime, RuntimeError,
+    CallOutput, FeedCall, HostLimits, HttpBudget, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
 use crate::storage::{
     KvBackend, RunRow, RunStorage, Scope, Settlement, SqliteStore, StorageError, StorageLimits,
@@ -199,6 +199,11 @@ impl Airlock {
             mode: installation.mode,
             memory_bytes: u64::from(limits.memory_mb) << 20,
             timeout: Duration::from_secs(limits.run_timeout_secs.into()),
+            http_budget: HttpBudget {
+                max_requests: limits.http_requests,
+                max_in_flight: limits.http_concurrency,
+                max_audit_hops: u32::MAX,
+            },
         })
     }
 
@@ -264,6 +269,7 @@ impl Airlock {
             stderr,
             output_dropped_bytes,
             http,
+            http_dropped,
         } = output;
         let end = match result {
             Ok(outcome) => RunEnd::Returned {
@@ -303,6 +309,7 @@ impl Airlock {
             stderr: installation.config.redact(&stderr),
             output_dropped_bytes,
             http,
+            http_dropped,
         };
         let settlement = settle(&report);
         let row = Self::run_row(plugin, &report);

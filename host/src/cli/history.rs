@@ -201,6 +201,15 @@ fn show(id: i64, json: bool, db: &DbArgs) -> anyhow::Result<u8> {
             text("path")
         );
     }
+    for (key, what) in [
+        ("log_dropped", "log lines"),
+        ("http_dropped", "HTTP requests (audit records)"),
+    ] {
+        let dropped = report.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+        if dropped > 0 {
+            println!("  dropped    {dropped} {what} over the cap");
+        }
+    }
     println!(
         "  storage    {} committed, {} discarded",
         count(&report, "storage_committed"),
