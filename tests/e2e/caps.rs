@@ -5,7 +5,7 @@
 //! `deny-loop`), and the installation's storage quota across checkpoints
 //! (`fill`, `fill-keys`), and through standard wasi:http, a request body
 //! streamed without end (`stream-body`) and many requests started at once
-//! (`fan-out`). After each, the host is alive and the next run of
+//! (`fan-out`), and resources held without end (`hoard`). After each, the host is alive and the next run of
 //! a good plugin succeeds. The caps are listed in `docs/limits.md`.
 
 use std::path::{Path, PathBuf};
@@ -380,6 +380,29 @@ async fn a_request_body_streamed_without_end_is_cut_at_the_cap() {
     h.still_healthy("an endless request body").await;
 }
 
+#[tokio::test]
+async fn resources_held_without_end_stop_the_run_at_the_cap() {
+    let h = Host::new(test_options());
+    let report = h.run(&plugin("misbehaving"), "hoard", "hoard").await;
+    assert!(
+        matches!(report.end, RunEnd::Trapped { .. }),
+        "{:?}",
+        report.end
+    );
+    let summary = report.end.summary();
+    assert!(
+        summary.contains("resource table has no free keys"),
+        "{summary}"
+    );
+    let last = report.log.last().map(|l| l.message.as_str());
+    assert_eq!(
+        last,
+        Some("holding 9000 resources"),
+        "stopped at the run's 10,000 resources, not wasmtime's default million"
+    );
+    h.still_healthy("a resource hoard").await;
+}
+
 /// A server on loopback that answers each request after 100 ms and
 /// remembers the most requests it had in flight at once.
 async fn slow_server() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
@@ -500,6 +523,7 @@ fn peak_rss_of_each_hostile_run_stays_within_its_cap() {
         ("deny-loop", "more requests dropped over the audit cap"),
         ("fill", "stored 15 values"),
         ("stream-body", "HttpRequestBodySize"),
+        ("hoard", "resource table has no free keys"),
     ] {
         let (kib, text) = measure("plugins/misbehaving", feed);
         println!("  {kib:>8}  misbehaving {feed}");

@@ -25,6 +25,11 @@ use crate::egress::{
 use crate::runs::{LogLimits, Mode, RunLog};
 use crate::storage::RunStorage;
 
+/// Resources (WASI streams, HTTP requests and their fields, pollables…) a
+/// run may hold at once; one more traps. Each lives in host memory, outside
+/// the guest's memory cap, so their number is capped instead.
+const MAX_RESOURCES: usize = 10_000;
+
 /// Bytes a table element costs the host: a pointer (see wasmtime's
 /// `ResourceLimiter::table_growing`).
 const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
@@ -287,9 +292,11 @@ impl RunState {
             mode,
             setup.http_budget,
         );
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         Self {
             wasi: Self::sandboxed_wasi(stdout, stderr),
-            table: ResourceTable::new(),
+            table,
             limiter: MemoryLimiter::new(memory_bytes),
             started: Instant::now(),
             log: RunLog::new(log),

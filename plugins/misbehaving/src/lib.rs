@@ -13,7 +13,8 @@
 //! `fill-keys` (write, checkpoint, repeat: the installation's storage quota);
 //! through standard wasi:http, `stream-body` (streams a request body that
 //! never ends) and `fan-out` (starts 12 requests at once to the config's
-//! `fan_out_url`: the run's in-flight cap).
+//! `fan_out_url`: the run's in-flight cap) and `hoard` (creates wasi:http
+//! header resources without end and never drops them).
 //!
 //! Build with `scripts/build-plugins.sh`. Never install it for a real tenant.
 
@@ -262,6 +263,20 @@ fn fan_out() -> Outcome {
     ok(format!("{answered} of 12 answered"), answered)
 }
 
+/// Creates resources that live in host memory (wasi:http header fields) and
+/// never drops them, up to two million.
+fn hoard() -> Outcome {
+    let mut kept = 0;
+    while kept < 2_000_000 {
+        std::mem::forget(Fields::new());
+        kept += 1;
+        if kept % 1000 == 0 {
+            log::write(log::Level::Info, &format!("holding {kept} resources"));
+        }
+    }
+    ok(format!("kept {kept} resources"), kept)
+}
+
 /// Looks for ambient authority a guest must not have; logs what it found.
 fn probe() -> Outcome {
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -311,6 +326,7 @@ impl Guest for Misbehaving {
             "fill-keys" => fill(1),
             "stream-body" => stream_body(),
             "fan-out" => fan_out(),
+            "hoard" => hoard(),
             "write-then-trap" => {
                 set("count", "999");
                 set("poison", "written by a run that trapped");
