@@ -453,13 +453,21 @@ async fn requests_started_at_once_wait_for_the_runs_in_flight_cap() {
     h.still_healthy("a fan-out").await;
 }
 
+/// The peak resident set size of process `pid` so far (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Runs `cmd` to its end; its exit code, output, and peak resident set
-/// size in KiB (`ru_maxrss` of this one child, from `wait4`).
+/// size in KiB. The peak is the child's own `VmHWM`, sampled every
+/// millisecond until it exits (it only grows, so a sample holds every
+/// earlier peak). Not `wait4`'s `ru_maxrss`: Linux carries the forking
+/// parent's RSS into it, and this test process is far larger than a run.
 fn run_measured(mut cmd: std::process::Command) -> (Option<i32>, String, u64) {
     use std::io::Read;
-    use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;
-    #[expect(clippy::zombie_processes, reason = "reaped by wait4 below")]
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -473,19 +481,17 @@ fn run_measured(mut cmd: std::process::Command) -> (Option<i32>, String, u64) {
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero `rusage` is valid; `wait4` reaps our own child
-    // and fills both out-parameters, which live for the call.
-    let (reaped, usage) = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        let reaped = libc::wait4(pid, &mut status, 0, &mut usage);
-        (reaped, usage)
+    let mut peak = 0;
+    let status = loop {
+        if let Some(kib) = peak_rss_kib(child.id()) {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     };
-    assert_eq!(reaped, pid, "wait4 failed");
-    let text = reader.join().unwrap();
-    let code = std::process::ExitStatus::from_raw(status).code();
-    (code, text, usage.ru_maxrss as u64)
+    (status.code(), reader.join().unwrap(), peak)
 }
 
 /// The benchmark's "peak RSS of a run under each hostile guest, against its
