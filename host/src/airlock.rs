@@ -15,7 +15,7 @@ use crate::egress::{
 use crate::manifest::Plugin;
 use crate::runs::{Mode, RunEnd, RunReport, RunRequest};
 use crate::runtime::{
-    CallOutput, FeedCall, HostLimits, LoadedComponent, RunSetup, Runtime, RuntimeError,
+    CallOutput, FeedCall, HostLimits, HttpBudget, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
 use crate::storage::{
     KvBackend, RunRow, RunStorage, Scope, Settlement, SqliteStore, StorageError, StorageLimits,
@@ -181,7 +181,14 @@ impl Airlock {
             tenant: installation.tenant.clone(),
             installation: installation.id.clone(),
             config: installation.config.clone(),
-            storage: RunStorage::new(backend, installation.scope(), self.storage_limits.clone()),
+            storage: RunStorage::new(
+                backend,
+                installation.scope(),
+                self.storage_limits.within(
+                    u64::from(limits.storage_mb) << 20,
+                    limits.storage_keys.into(),
+                ),
+            ),
             policy: Arc::new(self.policy(plugin, installation)?),
             client: self.client.clone(),
             throttle: self.throttle(installation),
@@ -192,6 +199,11 @@ impl Airlock {
             mode: installation.mode,
             memory_bytes: u64::from(limits.memory_mb) << 20,
             timeout: Duration::from_secs(limits.run_timeout_secs.into()),
+            http_budget: HttpBudget {
+                max_requests: limits.http_requests,
+                max_in_flight: limits.http_concurrency,
+                max_audit_hops: u32::MAX,
+            },
         })
     }
 
@@ -257,6 +269,7 @@ impl Airlock {
             stderr,
             output_dropped_bytes,
             http,
+            http_dropped,
         } = output;
         let end = match result {
             Ok(outcome) => RunEnd::Returned {
@@ -288,7 +301,7 @@ impl Airlock {
             duration_ms: started.elapsed().as_millis() as u64,
             end,
             committed,
-            storage_committed: storage.committed_changes().to_vec(),
+            storage_committed: storage.committed_changes(),
             storage_discarded: discarded,
             log: log.0,
             log_dropped: log.1,
@@ -296,6 +309,7 @@ impl Airlock {
             stderr: installation.config.redact(&stderr),
             output_dropped_bytes,
             http,
+            http_dropped,
         };
         let settlement = settle(&report);
         let row = Self::run_row(plugin, &report);

@@ -199,6 +199,15 @@ fn show(id: i64, json: bool, db: &DbArgs) -> anyhow::Result<u8> {
     for call in list_of(&report, "http") {
         writeln!(out, "  http       {}", http_line(call))?;
     }
+    for (key, what) in [
+        ("log_dropped", "log lines"),
+        ("http_dropped", "HTTP requests (audit records)"),
+    ] {
+        let dropped = report.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+        if dropped > 0 {
+            writeln!(out, "  dropped    {dropped} {what} over the cap")?;
+        }
+    }
     writeln!(
         out,
         "  storage    {} committed, {} discarded",

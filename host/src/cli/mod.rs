@@ -182,9 +182,21 @@ impl KeyArgs {
 
 /// A host on the database, with the network and cache options.
 pub fn open_host(db: &DbArgs, net: &NetArgs, cache: &CacheArgs) -> anyhow::Result<Airlock> {
+    open_host_with_limits(db, net, cache, airlock::runtime::HostLimits::default())
+}
+
+/// [`open_host`] with these host maxima (`serve` sizes the instance pool
+/// from its concurrency).
+pub fn open_host_with_limits(
+    db: &DbArgs,
+    net: &NetArgs,
+    cache: &CacheArgs,
+    limits: airlock::runtime::HostLimits,
+) -> anyhow::Result<Airlock> {
     let store = std::sync::Arc::new(db.open()?);
     let mut options = AirlockOptions {
         cache_dir: cache.dir(),
+        limits,
         ..AirlockOptions::default()
     };
     net.apply(&mut options)?;

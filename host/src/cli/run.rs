@@ -287,7 +287,7 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
             report.output_dropped_bytes
         );
     }
-    if !report.http.is_empty() {
+    if !report.http.is_empty() || report.http_dropped > 0 {
         println!("http:");
         for call in &report.http {
             let target = request_line(
@@ -310,6 +310,12 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
                 Decision::Invalid { reason } => format!("INVALID {reason}"),
             };
             println!("  {target} -> {verdict}");
+        }
+        if report.http_dropped > 0 {
+            println!(
+                "  ({} more requests dropped over the audit cap)",
+                report.http_dropped
+            );
         }
     }
     let (label, changes) = if report.committed {

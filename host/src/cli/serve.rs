@@ -16,12 +16,15 @@ use chrono::Utc;
 use airlock::lifecycle::{self, parse_reference};
 use airlock::manifest::Direction;
 use airlock::runs::{Mode, Trigger};
+use airlock::runtime::HostLimits;
 use airlock::scheduler::{
     CatchUp, Event, Overlap, RetryPolicy, Scheduler, ServeOptions, SystemClock, TestOutbound,
 };
 use airlock::storage::QueuedRun;
 
-use super::{CacheArgs, DbArgs, KeyArgs, NetArgs, open_host, parse_duration, show_time};
+use super::{
+    CacheArgs, DbArgs, KeyArgs, NetArgs, open_host_with_limits, parse_duration, show_time,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -195,7 +198,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             lock_path(&args.db.db).display()
         );
     };
-    let host = Arc::new(open_host(&args.db, &args.net, &args.cache)?);
+    // One instance slot per run the scheduler may start at once: more is a
+    // host failure (retried), never the guest's.
+    let limits = HostLimits {
+        max_concurrent_runs: u32::try_from(args.max_concurrent).unwrap_or(u32::MAX),
+        ..HostLimits::default()
+    };
+    let host = Arc::new(open_host_with_limits(
+        &args.db,
+        &args.net,
+        &args.cache,
+        limits,
+    )?);
     let keyring = args.key.keyring()?.map(Arc::new);
     let chrono_secs = |d: Duration| chrono::Duration::seconds(d.as_secs() as i64);
     let options = ServeOptions {

@@ -100,6 +100,11 @@ impl EgressClient {
         })
     }
 
+    /// The host-wide limits it enforces.
+    pub fn limits(&self) -> &EgressLimits {
+        &self.limits
+    }
+
     /// What [`send`](Self::send) would decide for `request`'s first hop,
     /// without sending anything: the same checks, and with `resolve` the same
     /// resolution and address checks, stopping before the socket.

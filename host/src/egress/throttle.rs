@@ -2,6 +2,11 @@
 //! second and M requests in flight to each host. Excess requests wait their
 //! turn; none is dropped. (Seed 003: an initial export must not overload the
 //! shop's server.)
+//!
+//! A grant covers a domain's subdomains, so a guest can name any number of
+//! hosts: the state of a host is kept only while it matters (a request in
+//! flight, or a start slot reserved ahead), so the map stays bounded by the
+//! requests in flight, not by the names ever used.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +32,17 @@ struct HostState {
     in_flight: Arc<Semaphore>,
 }
 
+/// Hosts tracked before idle ones are forgotten.
+const PRUNE_ABOVE: usize = 256;
+
+impl HostState {
+    /// Whether forgetting this host changes nothing: no start reserved ahead
+    /// and no request holding (or waiting for) a slot.
+    fn is_idle(&self, now: Instant) -> bool {
+        self.next_start <= now && Arc::strong_count(&self.in_flight) == 1
+    }
+}
+
 /// The throttle of one installation, shared by all its runs.
 #[derive(Debug)]
 pub struct Throttle {
@@ -37,6 +53,8 @@ pub struct Throttle {
 /// Held while a request is in flight; releases its concurrency slot on drop.
 pub struct Turn {
     _permit: Option<OwnedSemaphorePermit>,
+    /// Keeps the host's state in use (see [`HostState::is_idle`]).
+    _host: Arc<Semaphore>,
 }
 
 impl Throttle {
@@ -63,6 +81,10 @@ impl Throttle {
             .map(|r| Duration::from_secs_f64(1.0 / r));
         let (start, semaphore) = {
             let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            if hosts.len() >= PRUNE_ABOVE {
+                let now = Instant::now();
+                hosts.retain(|_, state| !state.is_idle(now));
+            }
             let state = hosts.entry(host.to_string()).or_insert_with(|| HostState {
                 next_start: Instant::now(),
                 in_flight: Arc::new(Semaphore::new(
@@ -80,10 +102,18 @@ impl Throttle {
         };
         tokio::time::sleep_until(start).await;
         let permit = match self.limits.max_concurrent {
-            Some(_) => semaphore.acquire_owned().await.ok(),
+            Some(_) => semaphore.clone().acquire_owned().await.ok(),
             None => None,
         };
-        Turn { _permit: permit }
+        Turn {
+            _permit: permit,
+            _host: semaphore,
+        }
+    }
+
+    /// How many hosts it keeps state for.
+    pub fn tracked_hosts(&self) -> usize {
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
@@ -113,6 +143,32 @@ mod tests {
             Duration::ZERO,
             "another host has its own budget"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forgets_idle_hosts_but_not_busy_or_spaced_ones() {
+        let t = Throttle::new(RateLimits {
+            requests_per_second: Some(1.0),
+            max_concurrent: Some(1),
+        });
+        let busy = t.acquire("busy.shop.example").await;
+        let spaced = t.acquire("spaced.shop.example").await;
+        drop(spaced);
+        for i in 0..5000 {
+            drop(t.acquire(&format!("h{i}.shop.example")).await);
+            // Past every reserved start: those hosts are idle again.
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert!(
+            t.tracked_hosts() <= PRUNE_ABOVE,
+            "{} hosts tracked",
+            t.tracked_hosts()
+        );
+        // The busy host's slot is still held: a second request waits.
+        let waiter = tokio::time::timeout(Duration::from_secs(5), t.acquire("busy.shop.example"));
+        assert!(waiter.await.is_err(), "the busy host's state was kept");
+        drop(busy);
+        t.acquire("busy.shop.example").await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -19,7 +19,7 @@ pub struct Manifest {
     /// `[egress]`: where the plugin may send HTTP requests.
     #[serde(default)]
     pub egress: EgressSection,
-    /// `[limits]`: what one run may use.
+    /// `[limits]`: what one run may use, and the installation's storage quota.
     #[serde(default)]
     pub limits: Limits,
 }
@@ -141,7 +141,8 @@ pub struct EgressEntry {
     pub port: Option<u16>,
 }
 
-/// `[limits]`: what one run may use. The host caps each at its own maximum.
+/// `[limits]`: what one run may use, and what the installation may keep in
+/// storage. The host caps each at its own maximum (see `docs/limits.md`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -157,6 +158,34 @@ pub struct Limits {
     /// Largest HTTP response body read, in MiB.
     #[serde(default = "default_http_response_mb")]
     pub http_response_mb: u32,
+    /// HTTP requests one run may make (both HTTP interfaces together).
+    #[serde(default = "default_http_requests")]
+    pub http_requests: u32,
+    /// HTTP requests one run may have in flight at once; more wait.
+    #[serde(default = "default_http_concurrency")]
+    pub http_concurrency: u32,
+    /// Bytes of keys and values the installation may keep in storage, MiB.
+    #[serde(default = "default_storage_mb")]
+    pub storage_mb: u32,
+    /// Keys the installation may keep in storage.
+    #[serde(default = "default_storage_keys")]
+    pub storage_keys: u32,
+}
+
+fn default_http_requests() -> u32 {
+    10_000
+}
+
+fn default_http_concurrency() -> u32 {
+    8
+}
+
+fn default_storage_mb() -> u32 {
+    64
+}
+
+fn default_storage_keys() -> u32 {
+    100_000
 }
 
 fn default_http_timeout_secs() -> u32 {
@@ -182,6 +211,10 @@ impl Default for Limits {
             run_timeout_secs: default_run_timeout_secs(),
             http_timeout_secs: default_http_timeout_secs(),
             http_response_mb: default_http_response_mb(),
+            http_requests: default_http_requests(),
+            http_concurrency: default_http_concurrency(),
+            storage_mb: default_storage_mb(),
+            storage_keys: default_storage_keys(),
         }
     }
 }
@@ -366,6 +399,10 @@ impl Limits {
             ("limits.run_timeout_secs", self.run_timeout_secs),
             ("limits.http_timeout_secs", self.http_timeout_secs),
             ("limits.http_response_mb", self.http_response_mb),
+            ("limits.http_requests", self.http_requests),
+            ("limits.http_concurrency", self.http_concurrency),
+            ("limits.storage_mb", self.storage_mb),
+            ("limits.storage_keys", self.storage_keys),
         ] {
             if value == 0 {
                 return Err(invalid(field, "must be at least 1"));

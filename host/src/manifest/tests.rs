@@ -48,6 +48,10 @@ fn a_valid_manifest_parses_with_defaults() {
     assert_eq!(m.plugin.component, "plugin.wasm");
     assert_eq!(m.limits.memory_mb, 32);
     assert_eq!(m.limits.run_timeout_secs, 60);
+    assert_eq!(m.limits.http_requests, 10_000);
+    assert_eq!(m.limits.http_concurrency, 8);
+    assert_eq!(m.limits.storage_mb, 64);
+    assert_eq!(m.limits.storage_keys, 100_000);
     assert_eq!(m.feeds[0].direction, Direction::Outbound);
     assert_eq!(m.egress.allow.len(), 2);
     assert!(m.feed("invoices").is_some());
@@ -133,6 +137,18 @@ fn bad_manifests_name_the_field() {
         "no config field `nope`",
     );
     check("memory_mb = 32", "memory_mb = 0", "limits.memory_mb");
+    for field in [
+        "http_requests",
+        "http_concurrency",
+        "storage_mb",
+        "storage_keys",
+    ] {
+        check(
+            "memory_mb = 32",
+            &format!("memory_mb = 32\n{field} = 0"),
+            &format!("limits.{field}: must be at least 1"),
+        );
+    }
     check("memory_mb = 32", "memory_mb = -1", "line 22");
     check(
         "kind = \"accounting\"",

@@ -226,8 +226,12 @@ pub struct RunReport {
     pub stderr: String,
     /// Bytes of stdout/stderr dropped over the cap.
     pub output_dropped_bytes: u64,
-    /// Every HTTP request and redirect hop, with its decision.
+    /// Every HTTP request and redirect hop, with its decision, up to the
+    /// audit cap.
     pub http: Vec<HttpCall>,
+    /// HTTP audit records dropped over the cap, and requests refused over
+    /// the run's request cap.
+    pub http_dropped: u32,
 }
 
 impl RunReport {

@@ -24,6 +24,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
 pub use cache::CacheOutcome;
+pub use state::HttpBudget;
 
 use bindings::airlock::connector::types as wit;
 use bindings::{Connector, ConnectorPre};
@@ -38,10 +39,19 @@ use crate::storage::RunStorage;
 /// How often the epoch advances; the granularity of run deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Host-wide maxima. A manifest may ask for less, never more.
+/// Core instances, linear memories and tables one component may have. The
+/// memory cap counts all its memories and tables together
+/// ([`state::MemoryLimiter`]), so these only bound the pool's bookkeeping.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 50;
+const MEMORIES_PER_COMPONENT: u32 = 10;
+const TABLES_PER_COMPONENT: u32 = 50;
+
+/// Host-wide maxima. A manifest may ask for less, never more. Each is
+/// documented, with its default, in `docs/limits.md`.
 #[derive(Debug, Clone)]
 pub struct HostLimits {
-    /// Largest linear memory any run may have, in bytes.
+    /// Most memory any run's instance may have, in bytes: all its linear
+    /// memories and tables together.
     pub max_memory_bytes: u64,
     /// Longest wall-clock time any run may take.
     pub max_run_timeout: Duration,
@@ -49,8 +59,11 @@ pub struct HostLimits {
     pub log: LogLimits,
     /// Bytes of stdout and of stderr kept per run.
     pub output_cap_bytes: usize,
-    /// Component instances that may run at once (pooling allocator slots).
+    /// Component instances that may run at once (pooling allocator slots);
+    /// one more is refused as a host failure, not the guest's.
     pub max_concurrent_runs: u32,
+    /// The most of each per-run HTTP bound a manifest may ask for.
+    pub max_http: HttpBudget,
 }
 
 impl Default for HostLimits {
@@ -61,6 +74,11 @@ impl Default for HostLimits {
             log: LogLimits::default(),
             output_cap_bytes: 64 << 10,
             max_concurrent_runs: 64,
+            max_http: HttpBudget {
+                max_requests: 100_000,
+                max_in_flight: 32,
+                max_audit_hops: 1000,
+            },
         }
     }
 }
@@ -186,6 +204,9 @@ pub struct RunSetup {
     pub memory_bytes: u64,
     /// Wall-clock deadline asked for by the manifest.
     pub timeout: Duration,
+    /// HTTP requests and requests in flight asked for by the manifest (the
+    /// audit cap is the host's).
+    pub http_budget: HttpBudget,
 }
 
 /// What an export call produced, before anything is committed.
@@ -202,8 +223,11 @@ pub struct CallOutput<T> {
     pub stderr: String,
     /// Bytes of output dropped over the cap.
     pub output_dropped_bytes: u64,
-    /// HTTP calls, with decisions.
+    /// HTTP calls, with decisions, up to the audit cap.
     pub http: Vec<HttpCall>,
+    /// HTTP audit records dropped over the cap (and requests refused over
+    /// the request cap).
+    pub http_dropped: u32,
 }
 
 /// The feed-specific part of a `run` call.
@@ -316,6 +340,16 @@ impl Runtime {
         Ok(loaded)
     }
 
+    /// `asked` bounded by the host's maxima; the audit cap is the host's.
+    fn http_budget(&self, asked: HttpBudget) -> HttpBudget {
+        let max = self.limits.max_http;
+        HttpBudget {
+            max_requests: asked.max_requests.min(max.max_requests),
+            max_in_flight: asked.max_in_flight.min(max.max_in_flight),
+            max_audit_hops: max.max_audit_hops,
+        }
+    }
+
     /// Calls the guest's `run` export in a fresh store.
     pub async fn call_run(
         &self,
@@ -383,6 +417,10 @@ impl Runtime {
     ) -> CallOutput<T> {
         let memory_bytes = setup.memory_bytes.min(self.limits.max_memory_bytes);
         let timeout = setup.timeout.min(self.limits.max_run_timeout);
+        let setup = RunSetup {
+            http_budget: self.http_budget(setup.http_budget),
+            ..setup
+        };
         let redactor = setup.config.redactor();
         let stdout = CappedOutput::redacting(self.limits.output_cap_bytes, redactor.clone());
         let stderr = CappedOutput::redacting(self.limits.output_cap_bytes, redactor);
@@ -411,14 +449,25 @@ impl Runtime {
 
         let pre = &component.pre;
         let call = async {
-            let connector = pre.instantiate_async(&mut store).await?;
-            f(&connector, &mut store).await
+            let instantiated = pre.instantiate_async(&mut store).await;
+            let connector = match instantiated {
+                Ok(connector) => connector,
+                Err(e) => {
+                    return Err(instantiation_failure(
+                        e,
+                        store.data(),
+                        memory_bytes,
+                        timeout,
+                    ));
+                }
+            };
+            let returned = f(&connector, &mut store).await;
+            returned.map_err(|e| classify(e, store.data(), memory_bytes, timeout))
         };
         // The epoch deadline stops guest code; this outer deadline also stops
         // a run that is waiting in a host call (a slow HTTP response).
         let result = match tokio::time::timeout(timeout + Duration::from_secs(1), call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(classify(e, store.data(), memory_bytes, timeout)),
+            Ok(result) => result,
             Err(_) => Err(RunEnd::TimedOut {
                 after_secs: timeout.as_secs() as u32,
             }),
@@ -426,6 +475,7 @@ impl Runtime {
         let state = store.into_data();
         let (stdout, out_dropped) = state.stdout.take();
         let (stderr, err_dropped) = state.stderr.take();
+        let audit = state.http.take_audit();
         CallOutput {
             result,
             storage: state.storage,
@@ -433,7 +483,8 @@ impl Runtime {
             stdout,
             stderr,
             output_dropped_bytes: out_dropped + err_dropped,
-            http: std::mem::take(&mut *state.http.calls.lock().unwrap_or_else(|p| p.into_inner())),
+            http: audit.calls,
+            http_dropped: audit.dropped,
         }
     }
 }
@@ -456,6 +507,25 @@ fn run_context(setup: &RunSetup, feed: FeedCall) -> wit::RunContext {
         scheduled_at: feed.scheduled_at,
         attempt: feed.attempt,
         last_success_at: feed.last_success_at,
+    }
+}
+
+/// How a failed instantiation ended the run. The guest's own doing (over
+/// its memory cap, a trap in a start function) ends it like a failed call;
+/// anything else, such as the instance pool being exhausted because the
+/// process runs as many instances as it was sized for, is the host's failure:
+/// severity `retry`, never recorded as the guest's trap.
+fn instantiation_failure(
+    error: wasmtime::Error,
+    state: &RunState,
+    memory_bytes: u64,
+    timeout: Duration,
+) -> RunEnd {
+    if state.limiter.exceeded || error.downcast_ref::<Trap>().is_some() {
+        return classify(error, state, memory_bytes, timeout);
+    }
+    RunEnd::HostFailure {
+        message: format!("cannot instantiate the component: {error:#}"),
     }
 }
 
@@ -492,14 +562,16 @@ fn engine_config(limits: &HostLimits) -> Config {
     config.epoch_interruption(true);
     let mut pool = PoolingAllocationConfig::default();
     let slots = limits.max_concurrent_runs.max(1);
+    // Every instance may use its full share, so no guest can exhaust the
+    // pool for the others: only more than `slots` runs at once can.
     pool.total_component_instances(slots)
-        .total_core_instances(slots * 50)
-        .total_memories(slots * 4)
-        .total_tables(slots * 50)
+        .total_core_instances(slots * CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(slots * MEMORIES_PER_COMPONENT)
+        .total_tables(slots * TABLES_PER_COMPONENT)
         .total_stacks(slots)
-        .max_core_instances_per_component(50)
-        .max_memories_per_component(10)
-        .max_tables_per_component(50)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
         .max_memory_size(limits.max_memory_bytes as usize)
         .table_elements(100_000)
         .max_component_instance_size(1 << 20)

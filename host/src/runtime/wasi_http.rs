@@ -4,12 +4,18 @@
 //! `airlock:connector/http`: same policy, test-mode suppression, redirect
 //! checks, caps and audit. Only the error the guest sees differs: wasi:http's
 //! `error-code` has no room for the rule, which the audit keeps.
+//!
+//! A wasi:http request body is a stream the guest writes while the request
+//! is pending. The host reads it only once the request has one of the run's
+//! in-flight slots, and stops reading at the host's request-body cap, so a
+//! guest that streams without end, or starts many requests at once, cannot
+//! grow host memory.
 
 use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::state::HttpCapability;
@@ -38,6 +44,18 @@ fn guest_error(e: HttpError) -> WasiHttpError {
     }
 }
 
+/// Reads a streamed body up to `max_bytes`, stopping as soon as it goes
+/// over: the guest gets `HTTP-request-body-size`.
+async fn collect_capped(body: WasiBody, max_bytes: usize) -> Result<Bytes, WasiHttpError> {
+    match Limited::new(body, max_bytes).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => match e.downcast::<WasiHttpError>() {
+            Ok(inner) => Err(*inner),
+            Err(_) => Err(WasiHttpError::HttpRequestBodySize(Some(max_bytes as u64))),
+        },
+    }
+}
+
 type IoFuture = Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>;
 
 impl WasiHttpHooks for PolicyHooks {
@@ -60,8 +78,10 @@ impl WasiHttpHooks for PolicyHooks {
     {
         let capability = self.0.clone();
         Box::new(async move {
+            let slot = capability.admit().await.map_err(guest_error)?;
             let (parts, body) = request.into_parts();
-            let body = body.collect().await?.to_bytes();
+            let max_bytes = capability.client.limits().max_request_bytes;
+            let body = collect_capped(body, max_bytes).await?;
             let headers = parts
                 .headers
                 .iter()
@@ -81,7 +101,9 @@ impl WasiHttpHooks for PolicyHooks {
                     .and_then(|o| o.first_byte_timeout.or(o.connect_timeout))
                     .map(|t| t.max(Duration::from_millis(1))),
             };
-            let response = capability.send(request).await.map_err(guest_error)?;
+            let response = capability.send_admitted(request).await;
+            drop(slot);
+            let response = response.map_err(guest_error)?;
             let mut builder = http::Response::builder().status(response.status);
             for (name, value) in &response.headers {
                 // The body is complete: framing headers from upstream no longer apply.

@@ -92,4 +92,18 @@ pub trait KvBackend: Send + Sync {
         scope: &Scope,
         changes: &[(String, Option<Vec<u8>>)],
     ) -> Result<(), StorageError>;
+    /// Bytes (keys and values) and number of keys committed in `scope`.
+    fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError>;
+    /// Bytes (key and value) `key` takes in `scope`, or `None` if it is not
+    /// stored.
+    fn kv_entry_bytes(&self, scope: &Scope, key: &str) -> Result<Option<u64>, StorageError>;
+}
+
+/// How much of the store one scope uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvUsage {
+    /// Bytes of keys and values.
+    pub bytes: u64,
+    /// Number of keys.
+    pub keys: u64,
 }

@@ -1,24 +1,32 @@
 //! One run's view of its installation's key-value data: committed state
-//! underneath, the run's own uncommitted writes on top.
+//! underneath, the run's own uncommitted writes on top, and the caps that
+//! hold across checkpoints: the installation's quota (bytes and keys
+//! stored) and the run's total writes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{KvBackend, Scope, StorageError};
+use super::{KvBackend, KvUsage, Scope, StorageError};
 
-/// Bounds on what one run may store.
+/// Bounds on what one run may store, and on what its installation may keep.
 #[derive(Debug, Clone)]
 pub struct StorageLimits {
     /// Longest key, in bytes.
     pub max_key_bytes: usize,
     /// Largest value, in bytes.
     pub max_value_bytes: usize,
-    /// Total bytes (keys and values) a run may write before committing.
-    pub max_pending_bytes: usize,
+    /// Total bytes (keys and values) one run may write, checkpoints
+    /// included: a run cannot reset it by checkpointing.
+    pub max_run_write_bytes: usize,
     /// Most keys one `list` call returns.
     pub max_list_limit: usize,
+    /// Bytes of keys and values the installation may keep stored
+    /// (committed, plus the run's pending writes).
+    pub max_installation_bytes: u64,
+    /// Keys the installation may keep stored.
+    pub max_installation_keys: u64,
 }
 
 impl Default for StorageLimits {
@@ -26,8 +34,22 @@ impl Default for StorageLimits {
         Self {
             max_key_bytes: 512,
             max_value_bytes: 1 << 20,
-            max_pending_bytes: 64 << 20,
+            max_run_write_bytes: 64 << 20,
             max_list_limit: 1000,
+            max_installation_bytes: 1 << 30,
+            max_installation_keys: 1_000_000,
+        }
+    }
+}
+
+impl StorageLimits {
+    /// These limits with the installation's quota lowered to what its
+    /// manifest asks for (never raised past the host's maxima).
+    pub fn within(&self, installation_bytes: u64, installation_keys: u64) -> Self {
+        Self {
+            max_installation_bytes: self.max_installation_bytes.min(installation_bytes),
+            max_installation_keys: self.max_installation_keys.min(installation_keys),
+            ..self.clone()
         }
     }
 }
@@ -48,8 +70,18 @@ pub struct RunStorage {
     scope: Scope,
     limits: StorageLimits,
     pending: BTreeMap<String, Option<Vec<u8>>>,
-    pending_bytes: usize,
-    committed: Vec<KeyChange>,
+    /// Bytes written by the run so far, checkpoints included.
+    written_bytes: usize,
+    /// The scope's usage once the run's pending writes are applied; read
+    /// from the backend at the run's first write.
+    usage: Option<KvUsage>,
+    /// The last change committed to each key (at checkpoints or the end).
+    committed: BTreeMap<String, Option<usize>>,
+}
+
+/// Bytes a stored entry takes: its key and its value.
+fn entry_bytes(key: &str, value: Option<&Vec<u8>>) -> Option<u64> {
+    value.map(|v| (key.len() + v.len()) as u64)
 }
 
 impl RunStorage {
@@ -60,8 +92,9 @@ impl RunStorage {
             scope,
             limits,
             pending: BTreeMap::new(),
-            pending_bytes: 0,
-            committed: Vec::new(),
+            written_bytes: 0,
+            usage: None,
+            committed: BTreeMap::new(),
         }
     }
 
@@ -100,28 +133,67 @@ impl RunStorage {
                 self.limits.max_value_bytes
             )));
         }
-        self.account(key.len() + value.len())?;
-        self.pending.insert(key.to_string(), Some(value));
-        Ok(())
+        self.account(key, Some(value))
     }
 
     /// Deletes `key` for the rest of this run, and after it if it commits.
     pub fn delete(&mut self, key: &str) -> Result<(), StorageError> {
         self.check_key(key)?;
-        self.account(key.len())?;
-        self.pending.insert(key.to_string(), None);
+        self.account(key, None)
+    }
+
+    /// Checks a write against the run's total writes and the installation's
+    /// quota (deleting never breaks the quota), then holds it as pending.
+    fn account(&mut self, key: &str, value: Option<Vec<u8>>) -> Result<(), StorageError> {
+        let written = key.len() + value.as_ref().map_or(0, Vec::len);
+        if self.written_bytes + written > self.limits.max_run_write_bytes {
+            return Err(StorageError::QuotaExceeded(format!(
+                "a run may write at most {} bytes in all, checkpoints included",
+                self.limits.max_run_write_bytes
+            )));
+        }
+        let before = match self.pending.get(key) {
+            Some(pending) => entry_bytes(key, pending.as_ref()),
+            None => self.backend.kv_entry_bytes(&self.scope, key)?,
+        };
+        let after = entry_bytes(key, value.as_ref());
+        let usage = self.usage()?;
+        // Saturating: another run of the installation may have committed
+        // since the usage was read.
+        let next = KvUsage {
+            bytes: (usage.bytes.saturating_sub(before.unwrap_or(0))) + after.unwrap_or(0),
+            keys: usage.keys.saturating_sub(u64::from(before.is_some()))
+                + u64::from(after.is_some()),
+        };
+        let grows = next.bytes > usage.bytes || next.keys > usage.keys;
+        if grows && next.bytes > self.limits.max_installation_bytes {
+            return Err(StorageError::QuotaExceeded(format!(
+                "the installation may store at most {} bytes of keys and values",
+                self.limits.max_installation_bytes
+            )));
+        }
+        if grows && next.keys > self.limits.max_installation_keys {
+            return Err(StorageError::QuotaExceeded(format!(
+                "the installation may store at most {} keys",
+                self.limits.max_installation_keys
+            )));
+        }
+        self.usage = Some(next);
+        self.written_bytes += written;
+        self.pending.insert(key.to_string(), value);
         Ok(())
     }
 
-    fn account(&mut self, bytes: usize) -> Result<(), StorageError> {
-        if self.pending_bytes + bytes > self.limits.max_pending_bytes {
-            return Err(StorageError::QuotaExceeded(format!(
-                "a run may write at most {} bytes before it ends or checkpoints",
-                self.limits.max_pending_bytes
-            )));
+    /// The scope's usage with the run's pending writes applied.
+    fn usage(&mut self) -> Result<KvUsage, StorageError> {
+        match self.usage {
+            Some(usage) => Ok(usage),
+            None => {
+                let usage = self.backend.kv_usage(&self.scope)?;
+                self.usage = Some(usage);
+                Ok(usage)
+            }
         }
-        self.pending_bytes += bytes;
-        Ok(())
     }
 
     /// Up to `limit` keys starting with `prefix` and after `cursor`, as this
@@ -182,13 +254,15 @@ impl RunStorage {
             self.pending = changes.into_iter().collect();
             return Err(e);
         }
-        self.committed
-            .extend(changes.iter().map(|(k, v)| KeyChange {
-                key: k.clone(),
-                set_bytes: v.as_ref().map(Vec::len),
-            }));
-        self.pending_bytes = 0;
+        self.note_committed(&changes);
         Ok(())
+    }
+
+    fn note_committed(&mut self, changes: &[(String, Option<Vec<u8>>)]) {
+        for (key, value) in changes {
+            self.committed
+                .insert(key.clone(), value.as_ref().map(Vec::len));
+        }
     }
 
     /// Takes the run's uncommitted writes, for the caller to apply in its own
@@ -197,18 +271,20 @@ impl RunStorage {
     pub fn take_pending(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
         let changes: Vec<(String, Option<Vec<u8>>)> =
             std::mem::take(&mut self.pending).into_iter().collect();
-        self.committed
-            .extend(changes.iter().map(|(k, v)| KeyChange {
-                key: k.clone(),
-                set_bytes: v.as_ref().map(Vec::len),
-            }));
-        self.pending_bytes = 0;
+        self.note_committed(&changes);
         changes
     }
 
-    /// Changes committed so far (at checkpoints or the final commit).
-    pub fn committed_changes(&self) -> &[KeyChange] {
-        &self.committed
+    /// Changes committed so far (at checkpoints or the final commit), the
+    /// last one of each key, in key order.
+    pub fn committed_changes(&self) -> Vec<KeyChange> {
+        self.committed
+            .iter()
+            .map(|(key, set_bytes)| KeyChange {
+                key: key.clone(),
+                set_bytes: *set_bytes,
+            })
+            .collect()
     }
 
     /// Changes not committed yet.
@@ -293,7 +369,7 @@ mod tests {
     fn limits_are_enforced() {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         let limits = StorageLimits {
-            max_pending_bytes: 10,
+            max_run_write_bytes: 20,
             ..StorageLimits::default()
         };
         let mut r = RunStorage::new(store, scope("one"), limits);
@@ -310,11 +386,45 @@ mod tests {
             Err(StorageError::InvalidKey(_))
         ));
         r.set("k", vec![0; 9]).unwrap();
-        assert!(matches!(
-            r.set("k", vec![0; 1]),
-            Err(StorageError::QuotaExceeded(_))
-        ));
         r.commit().unwrap();
         r.set("k", vec![0; 9]).unwrap();
+        assert!(
+            matches!(r.set("k", vec![0; 1]), Err(StorageError::QuotaExceeded(_))),
+            "a checkpoint does not reset the run's total writes"
+        );
+    }
+
+    #[test]
+    fn the_installation_quota_holds_across_checkpoints_and_runs() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let quota = StorageLimits::default().within(100, 3);
+        let mut r = RunStorage::new(store.clone(), scope("one"), quota.clone());
+        // "Write, checkpoint, repeat" until the quota refuses.
+        let mut stored = 0;
+        let refused = loop {
+            match r.set(&format!("k{stored}"), vec![0; 20]) {
+                Ok(()) => stored += 1,
+                Err(e) => break e,
+            }
+            r.commit().unwrap();
+        };
+        assert_eq!(stored, 3, "3 keys of 22 bytes fit");
+        assert!(refused.to_string().contains("at most 3 keys"), "{refused}");
+        // Replacing a key with a value of the same size is allowed; growing
+        // it past the byte quota is not; deleting always is.
+        r.set("k0", vec![1; 20]).unwrap();
+        let err = r.set("k1", vec![0; 60]).unwrap_err();
+        assert!(err.to_string().contains("at most 100 bytes"), "{err}");
+        r.delete("k2").unwrap();
+        r.set("k3", vec![0; 20]).unwrap();
+        r.commit().unwrap();
+
+        let mut next = RunStorage::new(store.clone(), scope("one"), quota.clone());
+        assert!(matches!(
+            next.set("k9", vec![0; 1]),
+            Err(StorageError::QuotaExceeded(_))
+        ));
+        let mut other = RunStorage::new(store, scope("two"), quota);
+        other.set("k9", vec![0; 20]).unwrap();
     }
 }

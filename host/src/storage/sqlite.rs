@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{KvBackend, Scope, Settlement, StorageError};
+use super::{KvBackend, KvUsage, Scope, Settlement, StorageError};
 use crate::egress::HttpCall;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -384,6 +384,32 @@ impl KvBackend for SqliteStore {
         apply_changes(&tx, scope, changes)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError> {
+        let (bytes, keys) = self.conn().query_row(
+            "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0), COUNT(*)
+             FROM kv WHERE tenant = ?1 AND installation = ?2",
+            params![scope.tenant, scope.installation],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )?;
+        Ok(KvUsage {
+            bytes: bytes as u64,
+            keys: keys as u64,
+        })
+    }
+
+    fn kv_entry_bytes(&self, scope: &Scope, key: &str) -> Result<Option<u64>, StorageError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT length(CAST(key AS BLOB)) + length(value) FROM kv
+                 WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
+                params![scope.tenant, scope.installation, key],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(|n| n as u64))
     }
 }
 

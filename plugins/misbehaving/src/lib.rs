@@ -7,8 +7,14 @@
 //! not granted), `probe` (looks for files, environment and arguments),
 //! `write-then-trap`, `write-then-error`, `write-then-spin`, `checkpoint-then-trap` (storage
 //! rollback), `write-then-wait` (writes, then computes for 1.2 s: a run to kill
-//! or overlap), `ask-retry` (asks to be retried in an hour) and `count` (a
-//! well-behaved run that counts itself).
+//! or overlap), `ask-retry` (asks to be retried in an hour), `count` (a
+//! well-behaved run that counts itself), `deny-loop` (requests a denied URL
+//! until refused otherwise: the request and audit caps), and `fill` and
+//! `fill-keys` (write, checkpoint, repeat: the installation's storage quota);
+//! through standard wasi:http, `stream-body` (streams a request body that
+//! never ends) and `fan-out` (starts 12 requests at once to the config's
+//! `fan_out_url`: the run's in-flight cap) and `hoard` (creates wasi:http
+//! header resources without end and never drops them).
 //!
 //! Build with `scripts/build-plugins.sh`. Never install it for a real tenant.
 
@@ -16,7 +22,11 @@ wit_bindgen::generate!({ path: "../../wit", world: "connector" });
 
 use airlock::connector::http::{self, HttpError};
 use airlock::connector::types::Status;
-use airlock::connector::{log, storage};
+use airlock::connector::{config, log, storage};
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    Fields, FutureIncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
+};
 
 struct Misbehaving;
 
@@ -109,6 +119,164 @@ fn sneak() -> Outcome {
     ok(format!("{denied} requests denied"), denied)
 }
 
+/// Requests a URL it was not granted until the host refuses it for another
+/// reason than the policy (the run's request cap); logs how far it got.
+fn deny_loop() -> Outcome {
+    let request = http::Request {
+        method: "GET".into(),
+        url: "https://evil.example/again".into(),
+        headers: vec![],
+        body: None,
+        timeout_ms: Some(1000),
+    };
+    let mut denied = 0;
+    let stop = loop {
+        match http::send(&request) {
+            Err(HttpError::Denied(_)) if denied < 1_000_000 => denied += 1,
+            other => break format!("{other:?}"),
+        }
+    };
+    log::write(
+        log::Level::Info,
+        &format!("stopped after {denied} denials: {stop}"),
+    );
+    ok(format!("{denied} requests denied"), denied)
+}
+
+/// Stores `value_bytes`-byte values under keys no earlier run used,
+/// checkpointing after each, until the host refuses; logs how many were
+/// stored and why it stopped.
+fn fill(value_bytes: usize) -> Outcome {
+    let value = vec![0x5A; value_bytes];
+    let earlier = storage::list_keys("fill/", None, 1000).map_or(0, |page| page.keys.len() as u32);
+    let mut stored = 0;
+    let stop = loop {
+        if stored == 1_000_000 {
+            break "never refused".to_string();
+        }
+        if let Err(e) = storage::set(&format!("fill/{}", earlier + stored), &value) {
+            break format!("{e:?}");
+        }
+        if let Err(e) = storage::checkpoint() {
+            break format!("checkpoint: {e:?}");
+        }
+        stored += 1;
+    };
+    log::write(
+        log::Level::Info,
+        &format!("stored {stored} values, then: {stop}"),
+    );
+    ok(format!("stored {stored}"), stored)
+}
+
+/// A wasi:http request for `scheme://authority/path`, not sent yet.
+fn wasi_request(method: &Method, scheme: &Scheme, authority: &str, path: &str) -> OutgoingRequest {
+    let request = OutgoingRequest::new(Fields::new());
+    // Each setter only fails on a malformed value; these are well formed.
+    let _ = request.set_method(method);
+    let _ = request.set_scheme(Some(scheme));
+    let _ = request.set_authority(Some(authority));
+    let _ = request.set_path_with_query(Some(path));
+    request
+}
+
+/// Waits for a wasi:http response; its status or the error, as text.
+fn answer(pending: &FutureIncomingResponse) -> String {
+    pending.subscribe().block();
+    match pending.get() {
+        Some(Ok(Ok(response))) => format!("status {}", response.status()),
+        Some(Ok(Err(code))) => format!("{code:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Starts a POST over wasi:http and streams its body without end (up to
+/// 256 MiB), the way a guest would grow host memory if the host collected
+/// the whole body before checking its size.
+fn stream_body() -> Outcome {
+    let request = wasi_request(&Method::Post, &Scheme::Https, "api.allowed.test", "/upload");
+    let Ok(body) = request.body() else {
+        return ok("no request body".into(), 0);
+    };
+    let pending = match outgoing_handler::handle(request, None) {
+        Ok(pending) => pending,
+        Err(e) => return ok(format!("refused at once: {e:?}"), 0),
+    };
+    let Ok(stream) = body.write() else {
+        return ok("no body stream".into(), 0);
+    };
+    let chunk = [0x42u8; 4096];
+    let mut streamed: u64 = 0;
+    let stop = loop {
+        if streamed >= 256 << 20 {
+            break "never stopped".to_string();
+        }
+        match stream.blocking_write_and_flush(&chunk) {
+            Ok(()) => streamed += chunk.len() as u64,
+            Err(e) => break format!("{e:?}"),
+        }
+    };
+    drop(stream);
+    let _ = OutgoingBody::finish(body, None);
+    let answer = answer(&pending);
+    log::write(
+        log::Level::Info,
+        &format!("streamed {streamed} bytes, then: {stop}; answer: {answer}"),
+    );
+    ok(
+        format!("streamed {streamed} bytes"),
+        (streamed >> 20) as u32,
+    )
+}
+
+/// Starts 12 wasi:http GETs to the config's `fan_out_url` at once, then
+/// waits for all of them; logs how many were answered.
+fn fan_out() -> Outcome {
+    let Some(url) = config::get("fan_out_url") else {
+        return ok("no fan_out_url".into(), 0);
+    };
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", &url));
+    let scheme = if scheme == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = format!("/{path}");
+    let pending: Vec<_> = (0..12)
+        .map(|_| {
+            outgoing_handler::handle(wasi_request(&Method::Get, &scheme, authority, &path), None)
+        })
+        .collect();
+    let mut answered = 0;
+    for request in pending {
+        let result = match request {
+            Ok(pending) => answer(&pending),
+            Err(e) => format!("{e:?}"),
+        };
+        if result == "status 200" {
+            answered += 1;
+        } else {
+            log::write(log::Level::Warn, &format!("fan-out request: {result}"));
+        }
+    }
+    ok(format!("{answered} of 12 answered"), answered)
+}
+
+/// Creates resources that live in host memory (wasi:http header fields) and
+/// never drops them, up to two million.
+fn hoard() -> Outcome {
+    let mut kept = 0;
+    while kept < 2_000_000 {
+        std::mem::forget(Fields::new());
+        kept += 1;
+        if kept % 1000 == 0 {
+            log::write(log::Level::Info, &format!("holding {kept} resources"));
+        }
+    }
+    ok(format!("kept {kept} resources"), kept)
+}
+
 /// Looks for ambient authority a guest must not have; logs what it found.
 fn probe() -> Outcome {
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -153,6 +321,12 @@ impl Guest for Misbehaving {
             "sneak" => sneak(),
             "probe" => probe(),
             "count" => count(),
+            "deny-loop" => deny_loop(),
+            "fill" => fill(64 << 10),
+            "fill-keys" => fill(1),
+            "stream-body" => stream_body(),
+            "fan-out" => fan_out(),
+            "hoard" => hoard(),
             "write-then-trap" => {
                 set("count", "999");
                 set("poison", "written by a run that trapped");
