@@ -7,8 +7,11 @@
 //! not granted), `probe` (looks for files, environment and arguments),
 //! `write-then-trap`, `write-then-error`, `write-then-spin`, `checkpoint-then-trap` (storage
 //! rollback), `write-then-wait` (writes, then computes for 1.2 s: a run to kill
-//! or overlap), `ask-retry` (asks to be retried in an hour) and `count` (a
-//! well-behaved run that counts itself).
+//! or overlap), `ask-retry` (asks to be retried in an hour), `count` (a
+//! well-behaved run that counts itself) and `checkpoint-outbound` (an outbound
+//! feed that checkpoints a cursor: a test-mode dry run must keep none of it).
+//! Its `check` writes, checkpoints and sends a request to a host it was not
+//! granted before failing: a check must never write, and is audited.
 //!
 //! Build with `scripts/build-plugins.sh`. Never install it for a real tenant.
 
@@ -187,6 +190,14 @@ impl Guest for Misbehaving {
                     retry_after_seconds: None,
                 }
             }
+            "checkpoint-outbound" => {
+                set("cursor", "advanced");
+                if let Err(e) = storage::checkpoint() {
+                    log::write(log::Level::Error, &format!("checkpoint failed: {e:?}"));
+                }
+                set("after-checkpoint", "written");
+                ok("pushed".into(), 1)
+            }
             "checkpoint-then-trap" => {
                 set("checkpointed", "kept");
                 if let Err(e) = storage::checkpoint() {
@@ -205,6 +216,18 @@ impl Guest for Misbehaving {
     }
 
     fn check() -> Result<(), String> {
+        set("checked", "written by check");
+        if let Err(e) = storage::checkpoint() {
+            log::write(log::Level::Error, &format!("checkpoint failed: {e:?}"));
+        }
+        let request = http::Request {
+            method: "GET".into(),
+            url: "https://evil.example/from-check".into(),
+            headers: vec![],
+            body: None,
+            timeout_ms: Some(1000),
+        };
+        let _ = http::send(&request);
         Err("this plugin only exists to misbehave".into())
     }
 }
