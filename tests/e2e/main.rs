@@ -12,3 +12,4 @@ mod runtime;
 mod sandbox;
 mod serve_cli;
 mod support;
+mod trust;

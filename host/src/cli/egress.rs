@@ -7,7 +7,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use airlock::egress::{Decision, EgressClient, Explanation, Grants, HttpRequest, SendMode};
+use airlock::egress::{
+    ApprovedRule, Decision, EgressClient, Explanation, Grants, HttpRequest, SendMode,
+};
 use airlock::runs::Mode;
 use airlock::storage::{AuditFilter, InstallationRow, RuleUsage};
 use airlock::{AirlockOptions, ConfigValues, Plugin, SqliteStore, lifecycle};
@@ -130,14 +132,27 @@ pub async fn egress(command: EgressCommand) -> anyhow::Result<u8> {
     }
 }
 
-/// The plugin, config and mode `egress check` judges: a plugin directory
-/// with `--config`, or a stored installation (its non-secret config is all
-/// grants depend on).
-fn check_target(args: &CheckArgs) -> anyhow::Result<(Plugin, ConfigValues, Mode)> {
+/// What `egress check` judges: a plugin directory with `--config` (grants
+/// worked out from its manifest), or a stored installation (the egress
+/// rules stored when the operator approved them; its non-secret config is
+/// all a legacy installation's rules depend on).
+struct CheckTarget {
+    plugin: Plugin,
+    config: ConfigValues,
+    mode: Mode,
+    approved: Option<Vec<ApprovedRule>>,
+}
+
+fn check_target(args: &CheckArgs) -> anyhow::Result<CheckTarget> {
     if args.target.is_dir() {
         let plugin = Plugin::load(&args.target)?;
         let config = ConfigValues::from_assignments_partial(&plugin.manifest, &args.config)?;
-        return Ok((plugin, config, args.mode.unwrap_or(Mode::Live)));
+        return Ok(CheckTarget {
+            plugin,
+            config,
+            mode: args.mode.unwrap_or(Mode::Live),
+            approved: None,
+        });
     }
     let text = args.target.to_string_lossy();
     let (tenant, id) = lifecycle::parse_reference(&text).with_context(|| {
@@ -147,22 +162,32 @@ fn check_target(args: &CheckArgs) -> anyhow::Result<(Plugin, ConfigValues, Mode)
         anyhow::bail!("--config applies to a plugin directory; {text} uses its stored config");
     }
     let row = lifecycle::installation_row(&args.db.open()?, &tenant, &id)?;
-    let plugin = Plugin::load(Path::new(&row.plugin_dir))?;
+    let plugin = lifecycle::installed_plugin(&row)?;
     let stored: Vec<String> = row.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let config = ConfigValues::from_assignments_partial(&plugin.manifest, &stored)?;
-    Ok((
+    let approved = lifecycle::approved_rules(&row, &plugin, &config)?;
+    Ok(CheckTarget {
         plugin,
         config,
-        args.mode.unwrap_or(lifecycle::stored_mode(&row)),
-    ))
+        mode: args.mode.unwrap_or(lifecycle::stored_mode(&row)),
+        approved: Some(approved),
+    })
 }
 
 async fn check(args: CheckArgs) -> anyhow::Result<u8> {
-    let (plugin, config, mode) = check_target(&args)?;
+    let CheckTarget {
+        plugin,
+        config,
+        mode,
+        approved,
+    } = check_target(&args)?;
     let mut options = AirlockOptions::default();
     args.net.apply(&mut options)?;
-    let grants = Grants::resolve(&plugin.manifest, &config, &options.permitted)
-        .map_err(anyhow::Error::msg)?;
+    let grants = match &approved {
+        Some(rules) => Grants::from_approved(rules, &options.permitted),
+        None => Grants::resolve(&plugin.manifest, &config, &options.permitted),
+    }
+    .map_err(anyhow::Error::msg)?;
     let client = EgressClient::new(options.egress_limits, options.resolve, options.addresses)?;
     let request = HttpRequest {
         method: args.method.to_ascii_uppercase(),
@@ -410,7 +435,11 @@ fn audit(args: AuditArgs) -> anyhow::Result<u8> {
         }
     }
     for dir in &dirs {
-        let plugin = Plugin::load(dir)?;
+        // An installation's plugin is read from its pinned (and verified) entry.
+        let plugin = match installed.iter().find(|r| Path::new(&r.plugin_dir) == dir) {
+            Some(row) => lifecycle::installed_plugin(row)?,
+            None => Plugin::load(dir)?,
+        };
         let grants = Grants::resolve(&plugin.manifest, &ConfigValues::default(), &permitted)
             .map_err(anyhow::Error::msg)?;
         let usage = store.rule_usage(&plugin.manifest.plugin.id, args.tenant.as_deref())?;

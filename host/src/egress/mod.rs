@@ -26,6 +26,6 @@ pub use client::{
     Decision, EgressClient, EgressLimits, Explanation, HttpCall, HttpError, HttpRequest,
     HttpResponse, RequestCaps, ResolveOverrides, SendMode,
 };
-pub use grants::{Grants, PermittedDomains};
+pub use grants::{ApprovedRule, Grants, PermittedDomains};
 pub use policy::{Denial, DenialRule, EgressPolicy, EgressRule, Grant, HostPattern, RuleSource};
 pub use throttle::{RateLimits, Throttle};
