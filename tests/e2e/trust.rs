@@ -524,3 +524,74 @@ fn the_database_and_its_wal_files_are_private() {
         assert_eq!(mode, 0o600, "{}", file.display());
     }
 }
+
+#[test]
+fn the_cli_refuses_a_bad_component_reused_tenant_and_unapproved_origin() {
+    use crate::cli::{airlock, expect};
+    let site = Site::new();
+    let db = site.dir.path().join("cli.db");
+    expect(
+        &airlock(&["tenant", "add", "acme"], &db),
+        0,
+        "added tenant acme",
+    );
+
+    // --skip-check still compiles the component.
+    let source = site.copy_of("hello");
+    std::fs::write(source.join("plugin.wasm"), b"random bytes").unwrap();
+    let source = source.display().to_string();
+    let install = [
+        "install",
+        &source,
+        "--tenant",
+        "acme",
+        "--skip-check",
+        "--yes",
+    ];
+    expect(&airlock(&install, &db), 1, "is not a WebAssembly component");
+
+    // A new endpoint origin is refused without --approve-egress.
+    let probe = [
+        "install",
+        "plugins/egress-probe",
+        "--tenant",
+        "acme",
+        "--yes",
+    ];
+    let mut with_url = probe.to_vec();
+    with_url.extend(["--config", "allowed_url=https://one.example/x"]);
+    expect(
+        &airlock(&with_url, &db),
+        0,
+        "test connection: ok (test mode)",
+    );
+    let reauthorise = [
+        "reauthorise",
+        "acme/egress-probe",
+        "--config",
+        "allowed_url=https://two.example/x",
+        "--yes",
+    ];
+    let refused = airlock(&reauthorise, &db);
+    expect(&refused, 1, "--approve-egress");
+    assert!(
+        crate::cli::text(&refused).contains("+ egress   https://two.example"),
+        "the diff is shown"
+    );
+    let mut approved = reauthorise.to_vec();
+    approved.push("--approve-egress");
+    expect(&airlock(&approved, &db), 0, "saved acme/egress-probe");
+
+    // A removed tenant's id is not reused.
+    expect(
+        &airlock(&["remove", "acme/egress-probe", "--yes"], &db),
+        0,
+        "removed",
+    );
+    expect(
+        &airlock(&["tenant", "remove", "acme"], &db),
+        0,
+        "removed tenant",
+    );
+    expect(&airlock(&["tenant", "add", "acme"], &db), 1, "was removed");
+}
