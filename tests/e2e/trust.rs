@@ -582,9 +582,38 @@ fn the_cli_refuses_a_bad_component_reused_tenant_and_unapproved_origin() {
     approved.push("--approve-egress");
     expect(&airlock(&approved, &db), 0, "saved acme/egress-probe");
 
+    // A domain the operator permits after an installation was approved is
+    // not approved for it: the audit of installed plugins says so.
+    let misbehaving = ["install", "plugins/misbehaving", "--tenant", "acme"];
+    let mut skip = misbehaving.to_vec();
+    skip.extend(["--skip-check", "--yes"]);
+    expect(&airlock(&skip, &db), 0, "NOT GRANTED api.allowed.test");
+    let table = site.dir.path().join("permitted.toml");
+    std::fs::write(&table, "[domains]\n\"allowed.test\" = \"Test APIs\"\n").unwrap();
+    let table = table.display().to_string();
+    let audit = [
+        "egress",
+        "audit",
+        "--installed",
+        "--permitted-domains",
+        &table,
+    ];
+    let shown = crate::cli::text(&airlock(&audit, &db));
+    assert!(
+        shown.lines().any(|l| l.contains("misbehaving")
+            && l.contains("not approved")
+            && l.contains("https://api.allowed.test")),
+        "{shown}"
+    );
+
     // A removed tenant's id is not reused.
     expect(
         &airlock(&["remove", "acme/egress-probe", "--yes"], &db),
+        0,
+        "removed",
+    );
+    expect(
+        &airlock(&["remove", "acme/misbehaving", "--yes"], &db),
         0,
         "removed",
     );

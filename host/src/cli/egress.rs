@@ -418,6 +418,34 @@ fn approved_origins(
         .collect()
 }
 
+/// Manifest rules the permitted table grants today that were not approved
+/// for an installation (the table was widened after it was approved): its
+/// runs are denied them until an upgrade or reauthorise approves them.
+fn unapproved_rules(
+    plugin: &Plugin,
+    row: &InstallationRow,
+    manifest_rules: &[String],
+) -> Vec<AuditEntry> {
+    manifest_rules
+        .iter()
+        .filter(|rule| !row.approved_egress.contains(rule))
+        .map(|rule| AuditEntry {
+            plugin: plugin.label(),
+            tenant: row.tenant.clone(),
+            installation: row.id.clone(),
+            decision: "not approved".into(),
+            entry: rule.clone(),
+            service: String::new(),
+            source: "manifest".into(),
+            requests: 0,
+            last_used: String::new(),
+            note: "not in the egress approved for this installation: its runs are denied it \
+                   (approve it with `airlock reauthorise --approve-egress`)"
+                .into(),
+        })
+        .collect()
+}
+
 fn audit(args: AuditArgs) -> anyhow::Result<u8> {
     let store = SqliteStore::open(&args.db.db)?;
     let permitted = args.permitted.load()?;
@@ -448,6 +476,7 @@ fn audit(args: AuditArgs) -> anyhow::Result<u8> {
             grants.granted.iter().map(|g| g.rule.to_string()).collect();
         for row in installed.iter().filter(|r| Path::new(&r.plugin_dir) == dir) {
             entries.extend(approved_origins(&plugin, row, &manifest_rules, &usage));
+            entries.extend(unapproved_rules(&plugin, row, &manifest_rules));
         }
     }
     print_rows(
