@@ -60,7 +60,8 @@ pub fn set_enabled(
             ..s
         })
         .collect();
-    store.update_installation(&row, None, enabled.then_some(schedules.as_slice()))?;
+    row.revision =
+        store.update_installation(&row, None, enabled.then_some(schedules.as_slice()))?;
     Ok(row)
 }
 
@@ -75,7 +76,7 @@ pub fn set_mode(
     let mut row = installation_row(store, tenant, id)?;
     row.mode = mode.as_str().to_string();
     row.updated_at = now;
-    store.update_installation(&row, None, None)?;
+    row.revision = store.update_installation(&row, None, None)?;
     Ok(row)
 }
 
