@@ -23,7 +23,8 @@ use crate::runtime::{
     CallOutput, FeedCall, HostLimits, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
 use crate::storage::{
-    KvBackend, RunRow, RunStorage, Scope, Settlement, SqliteStore, StorageError, StorageLimits,
+    KeyChange, KvBackend, RunRow, RunStorage, Scope, Settlement, SqliteStore, StorageError,
+    StorageLimits,
 };
 
 /// One plugin enabled for one tenant, with its config and mode.
@@ -250,25 +251,12 @@ impl Airlock {
         request: RunRequest,
         settle: impl FnOnce(&RunReport) -> Option<Settlement>,
     ) -> Result<(RunReport, Option<Settlement>), HostError> {
-        if plugin.manifest.feed(&request.feed).is_none() {
-            return Err(HostError::UnknownFeed {
-                plugin: plugin.label(),
-                feed: request.feed,
-                available: plugin
-                    .manifest
-                    .feeds
-                    .iter()
-                    .map(|f| f.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
+        let direction = feed_direction(plugin, &request.feed)?;
         let component = self.load(plugin)?;
         let scope = installation.scope();
         let last_success_at = self.store.last_success(&scope, &request.feed)?;
-        let dry_run = installation.mode == Mode::Test
-            && plugin.manifest.feed(&request.feed).map(|f| f.direction)
-                == Some(Direction::Outbound);
+        // A test-mode run of an outbound feed is a dry run: it keeps nothing.
+        let dry_run = installation.mode == Mode::Test && direction == Direction::Outbound;
         let writes = if dry_run {
             Writes::Scratch
         } else {
@@ -304,17 +292,7 @@ impl Airlock {
             Err(end) => end,
         };
         let committed = end.severity().commits() && !dry_run;
-        let (changes, discarded) = if committed {
-            (storage.take_pending(), Vec::new())
-        } else if dry_run {
-            // Its checkpoints only reached the scratch backend.
-            let mut all = storage.committed_changes().to_vec();
-            all.extend(storage.pending_changes());
-            (Vec::new(), all)
-        } else {
-            (Vec::new(), storage.pending_changes())
-        };
-        let storage_note = dry_run.then(|| NOT_COMMITTED_TEST_MODE.to_string());
+        let kept = StorageOutcome::of(&mut storage, committed, dry_run);
         let mut report = RunReport {
             run_id: None,
             tenant: installation.tenant.clone(),
@@ -330,13 +308,9 @@ impl Airlock {
             duration_ms: started.elapsed().as_millis() as u64,
             end,
             committed,
-            storage_committed: if dry_run {
-                Vec::new()
-            } else {
-                storage.committed_changes().to_vec()
-            },
-            storage_discarded: discarded,
-            storage_note,
+            storage_committed: kept.committed,
+            storage_discarded: kept.discarded,
+            storage_note: kept.note,
             log: log.0,
             log_dropped: log.1,
             stdout: installation.config.redact(&stdout),
@@ -347,11 +321,13 @@ impl Airlock {
         let settlement = settle(&report);
         let row = Self::run_row(plugin, &report);
         let now = chrono::Utc::now().timestamp();
-        report.run_id =
-            Some(
-                self.store
-                    .finish_run(&row, &report.http, &changes, settlement.as_ref(), now)?,
-            );
+        report.run_id = Some(self.store.finish_run(
+            &row,
+            &report.http,
+            &kept.changes,
+            settlement.as_ref(),
+            now,
+        )?);
         Ok((report, settlement))
     }
 
@@ -428,6 +404,65 @@ impl Airlock {
             report: String::new(),
         };
         Ok(self.store.insert_audit(&row, calls)?)
+    }
+}
+
+/// The direction of `feed` in `plugin`'s manifest; an error naming the
+/// feeds it has if there is no such feed.
+fn feed_direction(plugin: &Plugin, feed: &str) -> Result<Direction, HostError> {
+    match plugin.manifest.feed(feed) {
+        Some(f) => Ok(f.direction),
+        None => Err(HostError::UnknownFeed {
+            plugin: plugin.label(),
+            feed: feed.to_string(),
+            available: plugin
+                .manifest
+                .feeds
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// What becomes of a finished run's storage writes.
+struct StorageOutcome {
+    /// The final writes to apply with the run's record.
+    changes: Vec<(String, Option<Vec<u8>>)>,
+    /// Writes committed (at checkpoints and the end), for the report.
+    committed: Vec<KeyChange>,
+    /// Writes discarded, for the report.
+    discarded: Vec<KeyChange>,
+    /// Why a successful run kept nothing, if it did not.
+    note: Option<String>,
+}
+
+impl StorageOutcome {
+    /// Keeps the run's final writes if `commit`; a `dry_run` ran on scratch
+    /// storage, so even its checkpoints were discarded.
+    fn of(storage: &mut RunStorage, commit: bool, dry_run: bool) -> Self {
+        if dry_run {
+            let mut discarded = storage.committed_changes().to_vec();
+            discarded.extend(storage.pending_changes());
+            return Self {
+                changes: Vec::new(),
+                committed: Vec::new(),
+                discarded,
+                note: Some(NOT_COMMITTED_TEST_MODE.to_string()),
+            };
+        }
+        let (changes, discarded) = if commit {
+            (storage.take_pending(), Vec::new())
+        } else {
+            (Vec::new(), storage.pending_changes())
+        };
+        Self {
+            changes,
+            committed: storage.committed_changes().to_vec(),
+            discarded,
+            note: None,
+        }
     }
 }
 
