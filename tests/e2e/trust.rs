@@ -526,7 +526,7 @@ fn the_database_and_its_wal_files_are_private() {
 }
 
 #[test]
-fn the_cli_refuses_a_bad_component_reused_tenant_and_unapproved_origin() {
+fn the_cli_holds_installations_to_what_was_approved() {
     use crate::cli::{airlock, expect};
     let site = Site::new();
     let db = site.dir.path().join("cli.db");
@@ -581,6 +581,22 @@ fn the_cli_refuses_a_bad_component_reused_tenant_and_unapproved_origin() {
     let mut approved = reauthorise.to_vec();
     approved.push("--approve-egress");
     expect(&airlock(&approved, &db), 0, "saved acme/egress-probe");
+
+    // An installation from before the plugin store is listed with a warning
+    // until a reauthorise pins it.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE installations SET plugin_store = NULL", [])
+        .unwrap();
+    let listed = airlock(&["installations"], &db);
+    expect(&listed, 0, "warning: not pinned");
+    expect(
+        &airlock(&["reauthorise", "acme/egress-probe", "--yes"], &db),
+        0,
+        "saved",
+    );
+    let listed = crate::cli::text(&airlock(&["installations"], &db));
+    assert!(!listed.contains("not pinned"), "{listed}");
 
     // A domain the operator permits after an installation was approved is
     // not approved for it: the audit of installed plugins says so.

@@ -258,6 +258,14 @@ pub fn list(args: ListArgs) -> anyhow::Result<u8> {
             format!("{}@{}", row.plugin_id, row.plugin_version),
             row.mode
         );
+        if row.removed_at.is_none() && row.plugin_store.is_none() {
+            println!(
+                "    warning: not pinned (installed before the plugin store): its plugin is read \
+                 from {} and only its component is verified; `airlock reauthorise {}` pins it",
+                row.plugin_dir,
+                row.label()
+            );
+        }
         for s in store.schedules(&row.tenant, &row.id)? {
             let next = match s.next_fire_at {
                 Some(t) => format!("next {}", show_time(t)),
