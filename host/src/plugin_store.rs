@@ -1,6 +1,6 @@
 //! The plugin store: what the reviewer approved is what runs. `install` and
 //! `upgrade` copy a plugin's manifest and component into an entry of their
-//! own under the data directory, `<data dir>/plugins/<digest>/`, named by a
+//! own under the data directory, `<data dir>/plugin-store/<digest>/`, named by a
 //! sha256 over both files; runs read the entry and re-hash both files, so an
 //! edited manifest is refused exactly like an edited component, and the
 //! directory the operator typed at install no longer matters.
@@ -19,8 +19,10 @@ use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError, Plugin, sha256_hex
 /// `[plugin] component` said in the source directory).
 pub const COMPONENT_FILE: &str = "plugin.wasm";
 
-/// The store's directory inside the data directory.
-const STORE_DIR: &str = "plugins";
+/// The store's directory inside the data directory (not `plugins`: a
+/// database in a checkout's root would mix entries with the example
+/// plugins' sources).
+const STORE_DIR: &str = "plugin-store";
 
 /// Why the plugin store failed.
 #[derive(Debug, thiserror::Error)]

@@ -113,7 +113,7 @@ fn install_pins_manifest_and_component_and_refuses_either_changed() {
         entry,
         site.dir
             .path()
-            .join("plugins")
+            .join("plugin-store")
             .join(&digest)
             .canonicalize()
             .unwrap()
