@@ -87,11 +87,16 @@ impl PluginStore {
         }
     }
 
+    /// Where the entry named `digest` is (whether or not it exists).
+    pub fn entry(&self, digest: &str) -> PathBuf {
+        self.root.join(digest)
+    }
+
     /// Copies `plugin` into the store (if it is not there already) and
     /// returns its entry's directory and digest.
     pub fn pin(&self, plugin: &Plugin) -> Result<(PathBuf, String), PluginStoreError> {
         let digest = entry_digest(plugin.manifest_text.as_bytes(), &plugin.component);
-        let entry = self.root.join(&digest);
+        let entry = self.entry(&digest);
         if !entry.exists() {
             self.write_entry(plugin, &entry)?;
         }

@@ -640,3 +640,37 @@ fn the_cli_holds_installations_to_what_was_approved() {
     );
     expect(&airlock(&["tenant", "add", "acme"], &db), 1, "was removed");
 }
+
+#[test]
+fn a_data_directory_moved_with_its_plugin_store_keeps_running() {
+    let parent = tempfile::tempdir().unwrap();
+    let before = parent.path().join("before");
+    let keyring = {
+        std::fs::create_dir(&before).unwrap();
+        let store = Arc::new(SqliteStore::open(&before.join("airlock.db")).unwrap());
+        let site = Site {
+            host: Airlock::new(store, test_options()).unwrap(),
+            keyring: Keyring::new(MasterKey::generate(), Vec::new()),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        site.store()
+            .add_tenant(&TenantRow {
+                id: "acme".into(),
+                name: "Acme".into(),
+                created_at: 0,
+            })
+            .unwrap();
+        site.install(&airlock_tests::plugin_dir("hello"), "hello", &[]);
+        site.keyring
+    };
+    let after = parent.path().join("after");
+    std::fs::rename(&before, &after).unwrap();
+    let store = SqliteStore::open(&after.join("airlock.db")).unwrap();
+    let row = lifecycle::installation_row(&store, "acme", "hello").unwrap();
+    assert!(
+        !Path::new(&row.plugin_dir).exists(),
+        "recorded where it was"
+    );
+    let (plugin, _) = lifecycle::load(&store, Some(&keyring), &row).unwrap();
+    assert!(plugin.dir.starts_with(&after), "{}", plugin.dir.display());
+}

@@ -161,8 +161,9 @@ fn check_target(args: &CheckArgs) -> anyhow::Result<CheckTarget> {
     if !args.config.is_empty() {
         anyhow::bail!("--config applies to a plugin directory; {text} uses its stored config");
     }
-    let row = lifecycle::installation_row(&args.db.open()?, &tenant, &id)?;
-    let plugin = lifecycle::installed_plugin(&row)?;
+    let store = args.db.open()?;
+    let row = lifecycle::installation_row(&store, &tenant, &id)?;
+    let plugin = lifecycle::installed_plugin(&store, &row)?;
     let stored: Vec<String> = row.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let config = ConfigValues::from_assignments_partial(&plugin.manifest, &stored)?;
     let approved = lifecycle::approved_rules(&row, &plugin, &config)?;
@@ -465,7 +466,7 @@ fn audit(args: AuditArgs) -> anyhow::Result<u8> {
     for dir in &dirs {
         // An installation's plugin is read from its pinned (and verified) entry.
         let plugin = match installed.iter().find(|r| Path::new(&r.plugin_dir) == dir) {
-            Some(row) => lifecycle::installed_plugin(row)?,
+            Some(row) => lifecycle::installed_plugin(&store, row)?,
             None => Plugin::load(dir)?,
         };
         let grants = Grants::resolve(&plugin.manifest, &ConfigValues::default(), &permitted)

@@ -441,7 +441,7 @@ pub fn load(
     keyring: Option<&Keyring>,
     row: &InstallationRow,
 ) -> Result<(Plugin, Installation), LifecycleError> {
-    let plugin = installed_plugin(row)?;
+    let plugin = installed_plugin(store, row)?;
     let pairs = stored_assignments(store, keyring, row)?;
     let config = ConfigValues::resolve(
         &plugin.manifest,
@@ -469,7 +469,7 @@ pub fn plan_reauthorise(
     row: &InstallationRow,
     assignments: &[String],
 ) -> Result<Plan, LifecycleError> {
-    let plugin = installed_plugin(row)?;
+    let plugin = installed_plugin(host.store(), row)?;
     plan_change(host, keyring, row, plugin, assignments)
 }
 

@@ -2,7 +2,7 @@
 //! before it is installed, the plugin pinned in the plugin store, and a
 //! stored installation's plugin and egress rules read back as approved.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::LifecycleError;
 use crate::airlock::{Airlock, HostError};
@@ -48,12 +48,16 @@ pub(super) fn pin(
     Ok((entry.display().to_string(), digest))
 }
 
-/// The plugin a stored installation runs: its plugin store entry, refused
-/// if its manifest or component changed since it was pinned. An
-/// installation made before the plugin store reads the directory it was
-/// installed from (only its component was pinned then); its next upgrade or
-/// reauthorise pins it.
-pub fn installed_plugin(row: &InstallationRow) -> Result<Plugin, LifecycleError> {
+/// The plugin a stored installation runs: its entry in the plugin store of
+/// `store`'s data directory (or, if the data directory moved without it,
+/// where it was pinned), refused if its manifest or component changed since
+/// it was pinned. An installation made before the plugin store reads the
+/// directory it was installed from (only its component was pinned then);
+/// its next upgrade or reauthorise pins it.
+pub fn installed_plugin(
+    store: &SqliteStore,
+    row: &InstallationRow,
+) -> Result<Plugin, LifecycleError> {
     let changed = |found: String| LifecycleError::DigestChanged {
         label: row.label(),
         installed: row
@@ -63,7 +67,7 @@ pub fn installed_plugin(row: &InstallationRow) -> Result<Plugin, LifecycleError>
         found,
     };
     let plugin = match &row.plugin_store {
-        Some(digest) => match plugin_store::load(Path::new(&row.plugin_dir), digest) {
+        Some(digest) => match plugin_store::load(&pinned_entry(store, row, digest), digest) {
             Err(PluginStoreError::Changed { found, .. }) => return Err(changed(found)),
             other => other?,
         },
@@ -73,6 +77,17 @@ pub fn installed_plugin(row: &InstallationRow) -> Result<Plugin, LifecycleError>
         return Err(changed(plugin.digest));
     }
     Ok(plugin)
+}
+
+/// The entry of a pinned installation: in the store of the data directory
+/// if it is there (the database and its store may have moved together),
+/// else the directory recorded at pinning.
+fn pinned_entry(store: &SqliteStore, row: &InstallationRow, digest: &str) -> PathBuf {
+    store
+        .data_dir()
+        .map(|dir| PluginStore::in_data_dir(dir).entry(digest))
+        .filter(|entry| entry.is_dir())
+        .unwrap_or_else(|| PathBuf::from(&row.plugin_dir))
 }
 
 /// The egress rules approved for a stored installation of `plugin` with

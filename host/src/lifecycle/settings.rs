@@ -93,7 +93,7 @@ pub fn set_schedule(
     now: i64,
 ) -> Result<ScheduleRow, LifecycleError> {
     let mut row = installation_row(store, tenant, id)?;
-    let plugin: Plugin = installed_plugin(&row)?;
+    let plugin: Plugin = installed_plugin(store, &row)?;
     let stored = store.schedules(tenant, id)?;
     let time_zone = match (time_zone, stored.first()) {
         (Some(zone), _) => zone.to_string(),
