@@ -1,24 +1,30 @@
 //! [`Airlock`], the embeddable host: it ties a plugin and an installation to
 //! the runtime, storage and egress client, runs one feed, commits or rolls
 //! back the run's storage by its outcome, and records the run.
+//!
+//! One run model everywhere: a run's egress is what the operator approved
+//! for the installation; a `check()` ("Test connection") and a test-mode run
+//! of an outbound feed (a dry run) never write storage, even at a
+//! checkpoint; every HTTP request, a check's included, is audited.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::ConfigValues;
 use crate::egress::{
-    AddressPolicy, EgressClient, EgressLimits, EgressPolicy, Grants, PermittedDomains, RateLimits,
-    RequestCaps, ResolveOverrides, Throttle,
+    AddressPolicy, ApprovedRule, EgressClient, EgressLimits, EgressPolicy, Grants, HttpCall,
+    PermittedDomains, RateLimits, RequestCaps, ResolveOverrides, Throttle,
 };
-use crate::manifest::Plugin;
+use crate::manifest::{Direction, Plugin};
 use crate::runs::{Mode, RunEnd, RunReport, RunRequest};
 use crate::runtime::{
     CallOutput, FeedCall, HostLimits, HttpBudget, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
 use crate::storage::{
-    KvBackend, RunRow, RunStorage, Scope, Settlement, SqliteStore, StorageError, StorageLimits,
+    KeyChange, KvBackend, KvUsage, RunRow, RunStorage, Scope, Settlement, SqliteStore, StorageError,
+    StorageLimits,
 };
 
 /// One plugin enabled for one tenant, with its config and mode.
@@ -34,6 +40,11 @@ pub struct Installation {
     pub mode: Mode,
     /// Per-destination rate limits for its requests.
     pub rate_limits: RateLimits,
+    /// The egress rules the operator approved for it, which its runs
+    /// enforce. None only for an ad-hoc run of a plugin directory (`airlock
+    /// run`) or a change being planned: the rules are then worked out from
+    /// the manifest and config.
+    pub approved_egress: Option<Vec<ApprovedRule>>,
 }
 
 impl Installation {
@@ -136,14 +147,19 @@ impl Airlock {
     }
 
     /// What `installation` of `plugin` may reach, with where each grant came
-    /// from and which manifest entries were refused.
+    /// from and which rules were refused: the rules approved for it (never
+    /// wider, and narrowed by the permitted-domains table), or for an
+    /// installation with none, what the manifest and config grant.
     pub fn grants(
         &self,
         plugin: &Plugin,
         installation: &Installation,
     ) -> Result<Grants, HostError> {
-        Grants::resolve(&plugin.manifest, &installation.config, &self.permitted)
-            .map_err(HostError::Policy)
+        match &installation.approved_egress {
+            Some(approved) => Grants::from_approved(approved, &self.permitted),
+            None => Grants::resolve(&plugin.manifest, &installation.config, &self.permitted),
+        }
+        .map_err(HostError::Policy)
     }
 
     /// The egress policy of `installation` of `plugin`.
@@ -175,7 +191,20 @@ impl Airlock {
         plugin: &Plugin,
         installation: &Installation,
     ) -> Result<RunSetup, HostError> {
-        let backend: Arc<dyn KvBackend> = self.store.clone();
+        self.setup_writing(plugin, installation, Writes::Store)
+    }
+
+    /// The inputs of a run whose checkpoints go where `writes` says.
+    fn setup_writing(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+        writes: Writes,
+    ) -> Result<RunSetup, HostError> {
+        let backend: Arc<dyn KvBackend> = match writes {
+            Writes::Store => self.store.clone(),
+            Writes::Scratch => Arc::new(ScratchBackend::new(self.store.clone())),
+        };
         let limits = &plugin.manifest.limits;
         Ok(RunSetup {
             tenant: installation.tenant.clone(),
@@ -234,23 +263,18 @@ impl Airlock {
         request: RunRequest,
         settle: impl FnOnce(&RunReport) -> Option<Settlement>,
     ) -> Result<(RunReport, Option<Settlement>), HostError> {
-        if plugin.manifest.feed(&request.feed).is_none() {
-            return Err(HostError::UnknownFeed {
-                plugin: plugin.label(),
-                feed: request.feed,
-                available: plugin
-                    .manifest
-                    .feeds
-                    .iter()
-                    .map(|f| f.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
+        let direction = feed_direction(plugin, &request.feed)?;
         let component = self.load(plugin)?;
         let scope = installation.scope();
         let last_success_at = self.store.last_success(&scope, &request.feed)?;
-        let setup = self.setup(plugin, installation)?;
+        // A test-mode run of an outbound feed is a dry run: it keeps nothing.
+        let dry_run = installation.mode == Mode::Test && direction == Direction::Outbound;
+        let writes = if dry_run {
+            Writes::Scratch
+        } else {
+            Writes::Store
+        };
+        let setup = self.setup_writing(plugin, installation, writes)?;
         let started_at = chrono::Utc::now().timestamp();
         let started = Instant::now();
         let feed = FeedCall {
@@ -280,12 +304,8 @@ impl Airlock {
             },
             Err(end) => end,
         };
-        let committed = end.severity().commits();
-        let (changes, discarded) = if committed {
-            (storage.take_pending(), Vec::new())
-        } else {
-            (Vec::new(), storage.pending_changes())
-        };
+        let committed = end.severity().commits() && !dry_run;
+        let kept = StorageOutcome::of(&mut storage, committed, dry_run);
         let mut report = RunReport {
             run_id: None,
             tenant: installation.tenant.clone(),
@@ -301,8 +321,9 @@ impl Airlock {
             duration_ms: started.elapsed().as_millis() as u64,
             end,
             committed,
-            storage_committed: storage.committed_changes(),
-            storage_discarded: discarded,
+            storage_committed: kept.committed,
+            storage_discarded: kept.discarded,
+            storage_note: kept.note,
             log: log.0,
             log_dropped: log.1,
             stdout: installation.config.redact(&stdout),
@@ -314,11 +335,13 @@ impl Airlock {
         let settlement = settle(&report);
         let row = Self::run_row(plugin, &report);
         let now = chrono::Utc::now().timestamp();
-        report.run_id =
-            Some(
-                self.store
-                    .finish_run(&row, &report.http, &changes, settlement.as_ref(), now)?,
-            );
+        report.run_id = Some(self.store.finish_run(
+            &row,
+            &report.http,
+            &kept.changes,
+            settlement.as_ref(),
+            now,
+        )?);
         Ok((report, settlement))
     }
 
@@ -343,20 +366,225 @@ impl Airlock {
         }
     }
 
-    /// "Test connection": calls the guest's `check`. Storage writes made by
-    /// `check` are discarded. The outer error is the host's; the inner is the
-    /// guest's answer (or how the call failed).
+    /// "Test connection": calls the guest's `check` in `mode` (callers
+    /// choose test unless the operator asked for live). It never writes
+    /// storage, not even at a checkpoint; its HTTP requests are recorded in
+    /// the egress audit under the feed name `check`. The outer error
+    /// is the host's; the inner is the guest's answer (or how the call
+    /// failed).
     pub async fn check(
         &self,
         plugin: &Plugin,
         installation: &Installation,
+        mode: Mode,
     ) -> Result<Result<(), String>, HostError> {
         let component = self.load(plugin)?;
-        let setup = self.setup(plugin, installation)?;
+        let checking = Installation {
+            mode,
+            ..installation.clone()
+        };
+        let setup = self.setup_writing(plugin, &checking, Writes::Scratch)?;
         let output = self.runtime.call_check(&component, setup).await;
+        self.audit_check(plugin, &checking, &output.http)?;
         Ok(match output.result {
             Ok(answer) => answer.map_err(|m| installation.config.redact(&m)),
             Err(end) => Err(end.summary()),
         })
+    }
+
+    /// Records the HTTP requests of a check in the egress audit.
+    fn audit_check(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+        calls: &[HttpCall],
+    ) -> Result<(), HostError> {
+        let now = chrono::Utc::now().timestamp();
+        let row = RunRow {
+            tenant: installation.tenant.clone(),
+            installation: installation.id.clone(),
+            plugin_id: plugin.manifest.plugin.id.clone(),
+            plugin_version: plugin.manifest.plugin.version.clone(),
+            plugin_digest: plugin.digest.clone(),
+            feed: CHECK_FEED.to_string(),
+            mode: installation.mode.as_str().to_string(),
+            trigger: CHECK_FEED.to_string(),
+            attempt: 1,
+            scheduled_at: now,
+            started_at: now,
+            ended_at: now,
+            status: String::new(),
+            message: String::new(),
+            report: String::new(),
+        };
+        Ok(self.store.insert_audit(&row, calls)?)
+    }
+}
+
+/// The direction of `feed` in `plugin`'s manifest; an error naming the
+/// feeds it has if there is no such feed.
+fn feed_direction(plugin: &Plugin, feed: &str) -> Result<Direction, HostError> {
+    match plugin.manifest.feed(feed) {
+        Some(f) => Ok(f.direction),
+        None => Err(HostError::UnknownFeed {
+            plugin: plugin.label(),
+            feed: feed.to_string(),
+            available: plugin
+                .manifest
+                .feeds
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// What becomes of a finished run's storage writes.
+struct StorageOutcome {
+    /// The final writes to apply with the run's record.
+    changes: Vec<(String, Option<Vec<u8>>)>,
+    /// Writes committed (at checkpoints and the end), for the report.
+    committed: Vec<KeyChange>,
+    /// Writes discarded, for the report.
+    discarded: Vec<KeyChange>,
+    /// Why a successful run kept nothing, if it did not.
+    note: Option<String>,
+}
+
+impl StorageOutcome {
+    /// Keeps the run's final writes if `commit`; a `dry_run` ran on scratch
+    /// storage, so even its checkpoints were discarded.
+    fn of(storage: &mut RunStorage, commit: bool, dry_run: bool) -> Self {
+        if dry_run {
+            let mut discarded = storage.committed_changes().to_vec();
+            discarded.extend(storage.pending_changes());
+            return Self {
+                changes: Vec::new(),
+                committed: Vec::new(),
+                discarded,
+                note: Some(NOT_COMMITTED_TEST_MODE.to_string()),
+            };
+        }
+        let (changes, discarded) = if commit {
+            (storage.take_pending(), Vec::new())
+        } else {
+            (Vec::new(), storage.pending_changes())
+        };
+        Self {
+            changes,
+            committed: storage.committed_changes().to_vec(),
+            discarded,
+            note: None,
+        }
+    }
+}
+
+/// The feed name a check's HTTP requests are audited under.
+pub const CHECK_FEED: &str = "check";
+
+/// Why a test-mode run of an outbound feed kept none of its writes.
+const NOT_COMMITTED_TEST_MODE: &str =
+    "not committed: test mode (an outbound feed's dry run keeps none of its writes)";
+
+/// Where a run's checkpoints go.
+#[derive(Debug, Clone, Copy)]
+enum Writes {
+    /// The store: they are committed.
+    Store,
+    /// A scratch overlay dropped with the run (checks and dry runs).
+    Scratch,
+}
+
+/// A backend for runs that must not write: reads go through to the store,
+/// and what the run "commits" at a checkpoint lands in memory, visible to
+/// the rest of the run and dropped with it.
+struct ScratchBackend {
+    store: Arc<dyn KvBackend>,
+    written: Mutex<BTreeMap<String, Option<Vec<u8>>>>,
+}
+
+impl ScratchBackend {
+    fn new(store: Arc<dyn KvBackend>) -> Self {
+        Self {
+            store,
+            written: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn written(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Option<Vec<u8>>>> {
+        self.written.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl KvBackend for ScratchBackend {
+    fn kv_get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(value) = self.written().get(key) {
+            return Ok(value.clone());
+        }
+        self.store.kv_get(scope, key)
+    }
+
+    fn kv_list(
+        &self,
+        scope: &Scope,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let written = self.written().clone();
+        let mut keys = BTreeSet::new();
+        // The first `limit` stored keys this run has not deleted...
+        let mut cursor = after.map(str::to_string);
+        loop {
+            let page = self
+                .store
+                .kv_list(scope, prefix, cursor.as_deref(), limit)?;
+            let full = page.len() == limit;
+            cursor = page.last().cloned();
+            keys.extend(
+                page.into_iter()
+                    .filter(|k| !matches!(written.get(k), Some(None))),
+            );
+            if !full || keys.len() >= limit {
+                break;
+            }
+        }
+        // ...merged with the keys it set.
+        keys.extend(
+            written
+                .iter()
+                .filter(|(k, v)| {
+                    v.is_some() && k.starts_with(prefix) && after.is_none_or(|a| k.as_str() > a)
+                })
+                .map(|(k, _)| k.clone()),
+        );
+        Ok(keys.into_iter().take(limit).collect())
+    }
+
+    fn kv_apply(
+        &self,
+        _scope: &Scope,
+        changes: &[(String, Option<Vec<u8>>)],
+    ) -> Result<(), StorageError> {
+        self.written().extend(changes.iter().cloned());
+        Ok(())
+    }
+
+    /// The store's usage: a check's own writes are bounded by the run's
+    /// write cap instead, and are dropped with it.
+    fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError> {
+        self.store.kv_usage(scope)
+    }
+
+    fn kv_entry_bytes(&self, scope: &Scope, key: &str) -> Result<Option<u64>, StorageError> {
+        match self.written().get(key) {
+            Some(Some(value)) => Ok(Some((key.len() + value.len()) as u64)),
+            Some(None) => Ok(None),
+            None => self.store.kv_entry_bytes(scope, key),
+        }
     }
 }

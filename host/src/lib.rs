@@ -22,7 +22,7 @@
 //!     "password=not-a-real-password".into(),
 //! ])?;
 //! let installation = Installation { tenant: "acme".into(), id: "shop".into(), config, mode: Mode::Live,
-//!     rate_limits: Default::default() };
+//!     rate_limits: Default::default(), approved_egress: None };
 //! let request = RunRequest { feed: "orders".into(), trigger: Trigger::Manual, scheduled_at: 0, attempt: 1 };
 //! let report = host.run_feed(&plugin, &installation, request).await?;
 //! println!("{}", report.end.summary());
@@ -35,6 +35,7 @@ pub mod config;
 pub mod egress;
 pub mod lifecycle;
 pub mod manifest;
+pub mod plugin_store;
 pub mod runs;
 pub mod runtime;
 pub mod scheduler;

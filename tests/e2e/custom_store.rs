@@ -1,7 +1,7 @@
 //! The custom-store connector, compiled from `plugins/custom-store`, against a
 //! fake shop on loopback (reached as `shop.test` through the test resolver).
 
-use airlock::runs::{RunEnd, Severity};
+use airlock::runs::{Mode, RunEnd, Severity};
 use airlock_tests::fake_store::{Behaviour, FakeStore};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -175,9 +175,14 @@ async fn check_is_a_test_connection() {
     let shop = shop().await;
     let p = plugin("custom-store");
     let good = installation(&p, "acme", "shop", &config(&shop, "right-password"));
-    assert_eq!(h.host.check(&p, &good).await.unwrap(), Ok(()));
+    assert_eq!(h.host.check(&p, &good, Mode::Test).await.unwrap(), Ok(()));
     let bad = installation(&p, "acme", "shop", &config(&shop, "wrong-password"));
-    let answer = h.host.check(&p, &bad).await.unwrap().unwrap_err();
+    let answer = h
+        .host
+        .check(&p, &bad, Mode::Test)
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(
         answer.contains("user name and password is incorrect"),
         "{answer}"

@@ -14,3 +14,4 @@ mod sandbox;
 mod serve_cli;
 mod serve_faults;
 mod support;
+mod trust;

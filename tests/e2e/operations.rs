@@ -585,7 +585,7 @@ async fn secrets_are_sealed_at_rest_and_opened_only_for_their_installation() {
     let plan = w.plan("acme", &plugin, "shop", &config, &[]).unwrap();
     assert_eq!(
         w.host
-            .check(&plan.plugin, &plan.installation)
+            .check(&plan.plugin, &plan.installation, Mode::Test)
             .await
             .unwrap(),
         Ok(()),
@@ -686,7 +686,7 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
     assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
     let err = w
         .store()
-        .remove_installation("acme", "busy", 3)
+        .remove_installation("acme", "busy", None, 3)
         .unwrap_err();
     assert!(
         err.to_string()
@@ -694,8 +694,12 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
         "{err}"
     );
     finish(&mut running).await;
-    w.store().remove_installation("acme", "busy", 3).unwrap();
-    w.store().remove_installation("acme", "hello", 3).unwrap();
+    w.store()
+        .remove_installation("acme", "busy", None, 3)
+        .unwrap();
+    w.store()
+        .remove_installation("acme", "hello", None, 3)
+        .unwrap();
     assert_eq!(w.stored("acme", "hello", "runs"), None, "storage deleted");
     assert!(w.store().schedules("acme", "hello").unwrap().is_empty());
     assert_eq!(w.runs("hello").len(), 2, "history kept");
@@ -772,10 +776,11 @@ async fn upgrade_shows_widened_egress_and_a_changed_component_is_refused() {
     );
     assert_eq!(after.created_at, before.created_at, "same identity");
 
-    // The installed file changes on disk: runs refuse it.
-    let mut wasm = std::fs::read(v2.join("plugin.wasm")).unwrap();
+    // The installed (pinned) file changes on disk: runs refuse it.
+    let pinned = Path::new(&after.plugin_dir).join("plugin.wasm");
+    let mut wasm = std::fs::read(&pinned).unwrap();
     wasm.extend_from_slice(b"\0tampered");
-    std::fs::write(v2.join("plugin.wasm"), wasm).unwrap();
+    crate::trust::overwrite(&pinned, &wasm);
     let err = lifecycle::load(w.store(), Some(&w.keyring), &after).unwrap_err();
     assert!(matches!(err, LifecycleError::DigestChanged { .. }), "{err}");
     let scheduler = w.scheduler(options());

@@ -327,7 +327,7 @@ async fn a_schedule_changed_while_planned_keeps_the_change() {
         "hello",
         "greet",
         Some("0 0 * * * *"),
-        "Europe/London",
+        Some("Europe/London"),
         1,
     )
     .unwrap();

@@ -86,6 +86,7 @@ pub fn installation(plugin: &Plugin, tenant: &str, id: &str, config: &[String]) 
         config: ConfigValues::from_assignments(&plugin.manifest, config).expect("valid config"),
         mode: Mode::Live,
         rate_limits: Default::default(),
+        approved_egress: None,
     }
 }
 

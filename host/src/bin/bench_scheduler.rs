@@ -239,6 +239,7 @@ async fn bare_runs_per_second(host: &Airlock, args: &Args) -> anyhow::Result<f64
         config: airlock::ConfigValues::resolve(&plugin.manifest, [])?,
         mode: Mode::Live,
         rate_limits: Default::default(),
+        approved_egress: None,
     };
     let component = host.load(&plugin)?;
     let iterations = 2000;

@@ -7,7 +7,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use airlock::egress::{Decision, EgressClient, Explanation, Grants, HttpRequest, SendMode};
+use airlock::egress::{
+    ApprovedRule, Decision, EgressClient, Explanation, Grants, HttpRequest, SendMode,
+};
 use airlock::runs::Mode;
 use airlock::storage::{AuditFilter, InstallationRow, RuleUsage};
 use airlock::{AirlockOptions, ConfigValues, Plugin, SqliteStore, lifecycle};
@@ -130,14 +132,27 @@ pub async fn egress(command: EgressCommand) -> anyhow::Result<u8> {
     }
 }
 
-/// The plugin, config and mode `egress check` judges: a plugin directory
-/// with `--config`, or a stored installation (its non-secret config is all
-/// grants depend on).
-fn check_target(args: &CheckArgs) -> anyhow::Result<(Plugin, ConfigValues, Mode)> {
+/// What `egress check` judges: a plugin directory with `--config` (grants
+/// worked out from its manifest), or a stored installation (the egress
+/// rules stored when the operator approved them; its non-secret config is
+/// all a legacy installation's rules depend on).
+struct CheckTarget {
+    plugin: Plugin,
+    config: ConfigValues,
+    mode: Mode,
+    approved: Option<Vec<ApprovedRule>>,
+}
+
+fn check_target(args: &CheckArgs) -> anyhow::Result<CheckTarget> {
     if args.target.is_dir() {
         let plugin = Plugin::load(&args.target)?;
         let config = ConfigValues::from_assignments_partial(&plugin.manifest, &args.config)?;
-        return Ok((plugin, config, args.mode.unwrap_or(Mode::Live)));
+        return Ok(CheckTarget {
+            plugin,
+            config,
+            mode: args.mode.unwrap_or(Mode::Live),
+            approved: None,
+        });
     }
     let text = args.target.to_string_lossy();
     let (tenant, id) = lifecycle::parse_reference(&text).with_context(|| {
@@ -146,23 +161,34 @@ fn check_target(args: &CheckArgs) -> anyhow::Result<(Plugin, ConfigValues, Mode)
     if !args.config.is_empty() {
         anyhow::bail!("--config applies to a plugin directory; {text} uses its stored config");
     }
-    let row = lifecycle::installation_row(&args.db.open()?, &tenant, &id)?;
-    let plugin = Plugin::load(Path::new(&row.plugin_dir))?;
+    let store = args.db.open()?;
+    let row = lifecycle::installation_row(&store, &tenant, &id)?;
+    let plugin = lifecycle::installed_plugin(&store, &row)?;
     let stored: Vec<String> = row.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let config = ConfigValues::from_assignments_partial(&plugin.manifest, &stored)?;
-    Ok((
+    let approved = lifecycle::approved_rules(&row, &plugin, &config)?;
+    Ok(CheckTarget {
         plugin,
         config,
-        args.mode.unwrap_or(lifecycle::stored_mode(&row)),
-    ))
+        mode: args.mode.unwrap_or(lifecycle::stored_mode(&row)),
+        approved: Some(approved),
+    })
 }
 
 async fn check(args: CheckArgs) -> anyhow::Result<u8> {
-    let (plugin, config, mode) = check_target(&args)?;
+    let CheckTarget {
+        plugin,
+        config,
+        mode,
+        approved,
+    } = check_target(&args)?;
     let mut options = AirlockOptions::default();
     args.net.apply(&mut options)?;
-    let grants = Grants::resolve(&plugin.manifest, &config, &options.permitted)
-        .map_err(anyhow::Error::msg)?;
+    let grants = match &approved {
+        Some(rules) => Grants::from_approved(rules, &options.permitted),
+        None => Grants::resolve(&plugin.manifest, &config, &options.permitted),
+    }
+    .map_err(anyhow::Error::msg)?;
     let client = EgressClient::new(options.egress_limits, options.resolve, options.addresses)?;
     let request = HttpRequest {
         method: args.method.to_ascii_uppercase(),
@@ -422,6 +448,34 @@ fn approved_origins(
         .collect()
 }
 
+/// Manifest rules the permitted table grants today that were not approved
+/// for an installation (the table was widened after it was approved): its
+/// runs are denied them until an upgrade or reauthorise approves them.
+fn unapproved_rules(
+    plugin: &Plugin,
+    row: &InstallationRow,
+    manifest_rules: &[String],
+) -> Vec<AuditEntry> {
+    manifest_rules
+        .iter()
+        .filter(|rule| !row.approved_egress.contains(rule))
+        .map(|rule| AuditEntry {
+            plugin: plugin.label(),
+            tenant: row.tenant.clone(),
+            installation: row.id.clone(),
+            decision: "not approved".into(),
+            entry: rule.clone(),
+            service: String::new(),
+            source: "manifest".into(),
+            requests: 0,
+            last_used: String::new(),
+            note: "not in the egress approved for this installation: its runs are denied it \
+                   (approve it with `airlock reauthorise --approve-egress`)"
+                .into(),
+        })
+        .collect()
+}
+
 fn audit(args: AuditArgs) -> anyhow::Result<u8> {
     let store = SqliteStore::open(&args.db.db)?;
     let permitted = args.permitted.load()?;
@@ -439,7 +493,11 @@ fn audit(args: AuditArgs) -> anyhow::Result<u8> {
         }
     }
     for dir in &dirs {
-        let plugin = Plugin::load(dir)?;
+        // An installation's plugin is read from its pinned (and verified) entry.
+        let plugin = match installed.iter().find(|r| Path::new(&r.plugin_dir) == dir) {
+            Some(row) => lifecycle::installed_plugin(&store, row)?,
+            None => Plugin::load(dir)?,
+        };
         let grants = Grants::resolve(&plugin.manifest, &ConfigValues::default(), &permitted)
             .map_err(anyhow::Error::msg)?;
         let usage = store.rule_usage(&plugin.manifest.plugin.id, args.tenant.as_deref())?;
@@ -448,6 +506,7 @@ fn audit(args: AuditArgs) -> anyhow::Result<u8> {
             grants.granted.iter().map(|g| g.rule.to_string()).collect();
         for row in installed.iter().filter(|r| Path::new(&r.plugin_dir) == dir) {
             entries.extend(approved_origins(&plugin, row, &manifest_rules, &usage));
+            entries.extend(unapproved_rules(&plugin, row, &manifest_rules));
         }
     }
     print_rows(

@@ -87,9 +87,15 @@ pub struct HostArgs {
     /// Confirm without asking.
     #[arg(long, short = 'y')]
     yes: bool,
-    /// Do not run the plugin's check() ("Test connection").
+    /// Do not run the plugin's check() ("Test connection"). The component
+    /// is still compiled and validated.
     #[arg(long)]
     skip_check: bool,
+    /// The mode check() runs in: test (the default: state-changing requests
+    /// are not sent) or live. Whatever it writes to storage is discarded, and
+    /// its requests are recorded in the egress audit (feed `check`).
+    #[arg(long, value_enum, default_value_t = Mode::Test, value_name = "MODE")]
+    check_mode: Mode,
 }
 
 #[derive(Debug, clap::Args)]
@@ -157,9 +163,12 @@ async fn test_connection(host: &Airlock, plan: &Plan, args: &HostArgs) -> anyhow
         println!("test connection: skipped (--skip-check)");
         return Ok(());
     }
-    match host.check(&plan.plugin, &plan.installation).await? {
+    match host
+        .check(&plan.plugin, &plan.installation, args.check_mode)
+        .await?
+    {
         Ok(()) => {
-            println!("test connection: ok");
+            println!("test connection: ok ({} mode)", args.check_mode.as_str());
             Ok(())
         }
         Err(message) => bail!("test connection failed: {message}\nnothing was changed"),
@@ -249,6 +258,14 @@ pub fn list(args: ListArgs) -> anyhow::Result<u8> {
             format!("{}@{}", row.plugin_id, row.plugin_version),
             row.mode
         );
+        if row.removed_at.is_none() && row.plugin_store.is_none() {
+            println!(
+                "    warning: not pinned (installed before the plugin store): its plugin is read \
+                 from {} and only its component is verified; `airlock reauthorise {}` pins it",
+                row.plugin_dir,
+                row.label()
+            );
+        }
         for s in store.schedules(&row.tenant, &row.id)? {
             let next = match s.next_fire_at {
                 Some(t) => format!("next {}", show_time(t)),
@@ -318,6 +335,10 @@ pub struct ReauthoriseArgs {
     installation: String,
     #[command(flatten)]
     config: ConfigArgs,
+    /// Approve egress the new settings add, e.g. the origin of a new
+    /// endpoint (it is refused otherwise).
+    #[arg(long)]
+    approve_egress: bool,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -344,6 +365,7 @@ pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
     println!("reauthorise {}", row.label());
     print_plan(&plan);
     print_egress_diff(&plan);
+    plan.require_approval(args.approve_egress)?;
     test_connection(&host, &plan, &args.host).await?;
     confirm("Save the new settings?", args.host.yes)?;
     lifecycle::commit_change(
@@ -396,13 +418,7 @@ pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
         println!("  egress unchanged");
     }
     print_egress_diff(&plan);
-    if !plan.egress_added.is_empty() && !args.approve_egress {
-        bail!(
-            "the new version widens egress ({}); re-run with --approve-egress to approve it\n\
-             nothing was changed",
-            plan.egress_added.join(", ")
-        );
-    }
+    plan.require_approval(args.approve_egress)?;
     test_connection(&host, &plan, &args.host).await?;
     confirm("Upgrade?", args.host.yes)?;
     let new_row = lifecycle::commit_change(
@@ -444,7 +460,7 @@ pub fn remove(args: RemoveArgs) -> anyhow::Result<u8> {
         ),
         args.yes,
     )?;
-    store.remove_installation(&tenant, &id, Utc::now().timestamp())?;
+    lifecycle::remove(&store, &row, Utc::now().timestamp())?;
     println!("removed {} (run history kept)", row.label());
     Ok(0)
 }
@@ -461,9 +477,10 @@ pub struct ScheduleArgs {
     /// Go back to the manifest's schedule.
     #[arg(long, conflicts_with = "cron")]
     default: bool,
-    /// The IANA time zone the installation's schedules are read in.
-    #[arg(long, default_value = "UTC", value_name = "ZONE")]
-    time_zone: String,
+    /// The IANA time zone the installation's schedules are read in (default:
+    /// the zone they have).
+    #[arg(long, value_name = "ZONE")]
+    time_zone: Option<String>,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -476,7 +493,7 @@ pub fn schedule(args: ScheduleArgs) -> anyhow::Result<u8> {
         &id,
         &args.feed,
         args.cron.as_deref(),
-        &args.time_zone,
+        args.time_zone.as_deref(),
         Utc::now().timestamp(),
     )?;
     let note = if s.overridden {

@@ -109,6 +109,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
             requests_per_second: args.max_rps,
             max_concurrent: args.max_concurrent,
         },
+        approved_egress: None,
     };
     let grants = host.grants(&plugin, &installation)?;
     if !args.json {
@@ -319,12 +320,16 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
         }
     }
     let (label, changes) = if report.committed {
-        ("storage (committed):", &report.storage_committed)
-    } else {
         (
-            "storage (discarded, run did not succeed):",
-            &report.storage_discarded,
+            "storage (committed):".to_string(),
+            &report.storage_committed,
         )
+    } else {
+        let why = report
+            .storage_note
+            .as_deref()
+            .unwrap_or("discarded, run did not succeed");
+        (format!("storage ({why}):"), &report.storage_discarded)
     };
     if !changes.is_empty() {
         println!("{label}");

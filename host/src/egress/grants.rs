@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::policy::{EgressPolicy, EgressRule, HostPattern, RequestHost};
+use super::policy::{EgressPolicy, EgressRule, HostPattern, RequestHost, RuleSource};
 use crate::config::ConfigValues;
 use crate::manifest::Manifest;
 
@@ -163,21 +163,152 @@ impl Grants {
                 }),
             }
         }
-        for key in &manifest.egress.from_config {
-            if let Some(value) = config.get(key) {
-                let service = format!("{} (installation config `{key}`)", manifest.plugin.id);
-                grants.granted.push(Granted {
-                    rule: EgressRule::from_config_url(key, value, &service)?,
+        grants.granted.extend(
+            config_rules(manifest, config)?
+                .into_iter()
+                .map(|rule| Granted {
+                    rule,
                     permitted_by: None,
-                });
-            }
-        }
+                }),
+        );
         Ok(grants)
+    }
+
+    /// Every rule `manifest` and `config` ask for, before the permitted
+    /// table has its say.
+    pub fn requested(
+        manifest: &Manifest,
+        config: &ConfigValues,
+    ) -> Result<Vec<EgressRule>, String> {
+        let mut rules = manifest
+            .egress
+            .allow
+            .iter()
+            .map(EgressRule::from_manifest)
+            .collect::<Result<Vec<_>, _>>()?;
+        rules.extend(config_rules(manifest, config)?);
+        Ok(rules)
     }
 
     /// The policy the enforcement point applies.
     pub fn policy(&self) -> EgressPolicy {
         EgressPolicy::new(self.granted.iter().map(|g| g.rule.clone()).collect())
+    }
+
+    /// The granted rules as the operator approves them, to store with the
+    /// installation.
+    pub fn approved(&self) -> Vec<ApprovedRule> {
+        self.granted
+            .iter()
+            .map(|g| ApprovedRule::from_rule(&g.rule))
+            .collect()
+    }
+
+    /// What an installation may reach from the rules the operator approved
+    /// and stored with it, never from the manifest on disk: each rebuilt
+    /// with the constructor that made it. A manifest rule the operator's
+    /// permitted-domains table no longer covers is refused (the table can
+    /// narrow an approval, nothing widens it).
+    pub fn from_approved(
+        approved: &[ApprovedRule],
+        permitted: &PermittedDomains,
+    ) -> Result<Self, String> {
+        let mut grants = Self::default();
+        for stored in approved {
+            let rule = stored.to_rule()?;
+            if stored.config_key.is_some() {
+                grants.granted.push(Granted {
+                    rule,
+                    permitted_by: None,
+                });
+                continue;
+            }
+            match permitted.covering(&rule) {
+                Some(p) => grants.granted.push(Granted {
+                    rule,
+                    permitted_by: Some(p.clone()),
+                }),
+                None => grants.refused.push(Refused {
+                    reason: format!(
+                        "{} is no longer in the operator's permitted-domains table",
+                        rule.host
+                    ),
+                    host: stored.host.clone(),
+                    service: stored.service.clone(),
+                }),
+            }
+        }
+        Ok(grants)
+    }
+}
+
+/// The origins of the config values the manifest names in `from_config`.
+fn config_rules(manifest: &Manifest, config: &ConfigValues) -> Result<Vec<EgressRule>, String> {
+    let mut rules = Vec::new();
+    for key in &manifest.egress.from_config {
+        if let Some(value) = config.get(key) {
+            let service = format!("{} (installation config `{key}`)", manifest.plugin.id);
+            rules.push(EgressRule::from_config_url(key, value, &service)?);
+        }
+    }
+    Ok(rules)
+}
+
+/// One egress rule as the operator approved it, stored with the
+/// installation (JSON). Rebuilt into an [`EgressRule`] by the same
+/// constructor that made it, so a stored rule means what the reviewer saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovedRule {
+    /// Normalised host or IP address (IPv6 in brackets).
+    pub host: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The port.
+    pub port: u16,
+    /// The service it belongs to.
+    pub service: String,
+    /// For the origin of a config value: its key (an exact origin); none for
+    /// a manifest entry (a domain and its subdomains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_key: Option<String>,
+}
+
+impl ApprovedRule {
+    /// The stored form of `rule`.
+    pub fn from_rule(rule: &EgressRule) -> Self {
+        let host = match &rule.host {
+            HostPattern::DomainAndSubdomains(d) | HostPattern::ExactDomain(d) => d.clone(),
+            HostPattern::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+            HostPattern::Ip(ip) => ip.to_string(),
+        };
+        Self {
+            host,
+            scheme: rule.scheme.as_str().to_string(),
+            port: rule.port,
+            service: rule.service.clone(),
+            config_key: match &rule.source {
+                RuleSource::Manifest => None,
+                RuleSource::Config { key } => Some(key.clone()),
+            },
+        }
+    }
+
+    /// The rule it stands for.
+    pub fn to_rule(&self) -> Result<EgressRule, String> {
+        match &self.config_key {
+            None => EgressRule::from_manifest(&crate::manifest::EgressEntry {
+                host: self.host.clone(),
+                service: self.service.clone(),
+                scheme: Some(self.scheme.clone()),
+                port: Some(self.port),
+            }),
+            Some(key) => EgressRule::from_config_url(
+                key,
+                &format!("{}://{}:{}/", self.scheme, self.host, self.port),
+                &self.service,
+            ),
+        }
+        .map_err(|e| format!("stored egress rule {}: {e}", self.host))
     }
 }
 
@@ -251,6 +382,45 @@ mod tests {
         let g = Grants::resolve(&m, &ConfigValues::default(), &t).unwrap();
         assert_eq!(g.refused.len(), 1, "xero.com is wider than api.xero.com");
         assert_eq!(g.granted.len(), 1);
+    }
+
+    #[test]
+    fn approved_rules_rebuild_the_rules_the_operator_saw() {
+        let m = manifest(
+            r#"{ host = "api.stripe.com", service = "Stripe" }, { host = "paypal.com", service = "PayPal", scheme = "http", port = 8080 }"#,
+        );
+        for endpoint in [
+            "https://shop.example:8443/api",
+            "http://[::1]:9000/x",
+            "http://10.0.0.1/",
+        ] {
+            let config = ConfigValues::resolve(&m, [("endpoint", endpoint)]).unwrap();
+            let g = Grants::resolve(&m, &config, &PermittedDomains::default()).unwrap();
+            let stored = serde_json::to_string(&g.approved()).unwrap();
+            let back: Vec<ApprovedRule> = serde_json::from_str(&stored).unwrap();
+            let rebuilt = Grants::from_approved(&back, &PermittedDomains::default()).unwrap();
+            let rules = |g: &Grants| g.granted.iter().map(|g| g.rule.clone()).collect::<Vec<_>>();
+            assert_eq!(rules(&rebuilt), rules(&g), "{endpoint}");
+        }
+    }
+
+    #[test]
+    fn a_table_that_no_longer_permits_an_approved_rule_narrows_it() {
+        let m = manifest(r#"{ host = "api.stripe.com", service = "Stripe" }"#);
+        let config = ConfigValues::resolve(&m, [("endpoint", "https://shop.example/")]).unwrap();
+        let approved = Grants::resolve(&m, &config, &PermittedDomains::default())
+            .unwrap()
+            .approved();
+        let empty = PermittedDomains { domains: vec![] };
+        let g = Grants::from_approved(&approved, &empty).unwrap();
+        let granted: Vec<String> = g.granted.iter().map(|g| g.rule.to_string()).collect();
+        assert_eq!(
+            granted,
+            ["https://shop.example"],
+            "config origins stay approved"
+        );
+        assert_eq!(g.refused.len(), 1);
+        assert!(g.refused[0].reason.contains("no longer"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub mod throttle;
 pub use address::AddressPolicy;
 pub use audit::{Decision, HttpCall};
 pub use client::{EgressClient, Explanation};
-pub use grants::{Grants, PermittedDomains};
+pub use grants::{ApprovedRule, Grants, PermittedDomains};
 pub use policy::{Denial, DenialRule, EgressPolicy, EgressRule, Grant, HostPattern, RuleSource};
 pub use request::{EgressLimits, HttpError, HttpRequest, HttpResponse, RequestCaps, SendMode};
 pub use resolve::{Lookup, ResolveOverrides};

@@ -60,6 +60,8 @@ pub enum ManifestError {
 pub struct Plugin {
     /// The validated manifest.
     pub manifest: Manifest,
+    /// The manifest's text as read, for pinning it with the component.
+    pub manifest_text: String,
     /// The plugin directory.
     pub dir: PathBuf,
     /// The component file (`[plugin] component`, relative to `dir`).
@@ -89,6 +91,7 @@ impl Plugin {
         let digest = sha256_hex(&component);
         Ok(Self {
             manifest,
+            manifest_text: text,
             dir: dir.to_path_buf(),
             component_path,
             component,

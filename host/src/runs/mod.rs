@@ -216,6 +216,10 @@ pub struct RunReport {
     pub storage_committed: Vec<KeyChange>,
     /// Writes that were discarded.
     pub storage_discarded: Vec<KeyChange>,
+    /// Why none of the run's writes were kept although it succeeded
+    /// (a test-mode dry run), if that is the case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_note: Option<String>,
     /// The guest's log lines (secrets redacted).
     pub log: Vec<LogLine>,
     /// Log lines dropped over the cap.

@@ -381,6 +381,7 @@ mod tests {
             },
             SendMode::Live,
             budget,
+            crate::config::Redactor::new([]),
         )
     }
 

@@ -110,7 +110,7 @@ fn decision_columns(
 pub(super) fn insert_calls(
     tx: &Transaction<'_>,
     run: &RunRow,
-    run_id: i64,
+    run_id: Option<i64>,
     calls: &[HttpCall],
 ) -> Result<(), StorageError> {
     let mut stmt = tx.prepare_cached(

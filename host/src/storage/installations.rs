@@ -1,7 +1,12 @@
 //! Tenants, their installations, the installations' sealed secrets and their
 //! per-feed schedules. Removing an installation deletes its config, secrets,
 //! storage, schedules and queued runs but keeps its row as a tombstone, so run
-//! history keeps pointing at a stable identity and the name is not reused.
+//! history keeps pointing at a stable identity and the name is not reused;
+//! a removed tenant is kept as a tombstone for the same reason.
+//!
+//! Every change to an installation is a compare-and-set on its `revision`:
+//! the caller says which revision it read (and planned against), and the
+//! change is refused if another one was saved in between.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
 use super::{SqliteStore, StorageError};
+use crate::egress::ApprovedRule;
 use crate::secrets::SealedSecret;
 
 /// A tenant: one merchant on the platform.
@@ -33,14 +39,23 @@ pub struct InstallationRow {
     pub plugin_id: String,
     /// The plugin's version.
     pub plugin_version: String,
-    /// The plugin directory it was installed from.
+    /// The plugin directory it was installed from (for messages; runs read
+    /// the plugin store entry, or this directory for installations made
+    /// before the plugin store, which have none).
     pub plugin_dir: String,
     /// The component's sha256 at install; a changed file is refused.
     pub plugin_digest: String,
+    /// The plugin store entry (digest of manifest and component) it runs;
+    /// none for an installation made before the plugin store.
+    pub plugin_store: Option<String>,
     /// Non-secret config values (secrets are in [`StoredSecret`]s).
     pub config: BTreeMap<String, String>,
     /// The egress rules the operator saw and approved, as text.
     pub approved_egress: Vec<String>,
+    /// The same rules as runs enforce them; none for an installation made
+    /// before they were stored (its runs get the rules its manifest grants
+    /// that are in `approved_egress`, never more).
+    pub approved_rules: Option<Vec<ApprovedRule>>,
     /// `test` or `live`.
     pub mode: String,
     /// Whether its schedules run.
@@ -51,6 +66,9 @@ pub struct InstallationRow {
     pub updated_at: i64,
     /// When it was removed; removed installations are tombstones.
     pub removed_at: Option<i64>,
+    /// Bumped by every stored change: a change planned against an older
+    /// revision is refused.
+    pub revision: i64,
 }
 
 impl InstallationRow {
@@ -101,7 +119,8 @@ pub const NEVER: i64 = i64::MAX;
 const UNPLANNED: i64 = 0;
 
 const INSTALLATION_COLUMNS: &str = "tenant, id, plugin_id, plugin_version, plugin_dir, \
-     plugin_digest, config, approved_egress, mode, enabled, created_at, updated_at, removed_at";
+     plugin_digest, config, approved_egress, mode, enabled, created_at, updated_at, removed_at, \
+     plugin_store, approved_rules, revision";
 
 fn installation_from_row(r: &Row<'_>) -> rusqlite::Result<InstallationRow> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -119,6 +138,11 @@ fn installation_from_row(r: &Row<'_>) -> rusqlite::Result<InstallationRow> {
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
         removed_at: r.get(12)?,
+        plugin_store: r.get(13)?,
+        approved_rules: r
+            .get::<_, Option<String>>(14)?
+            .map(|text| serde_json::from_str(&text).unwrap_or_default()),
+        revision: r.get(15)?,
     })
 }
 
@@ -198,11 +222,32 @@ fn replace_schedules(
     Ok(())
 }
 
+/// The revision of installation `tenant/id`, which must exist and not be
+/// removed.
+fn live_revision(tx: &Transaction<'_>, tenant: &str, id: &str) -> Result<i64, StorageError> {
+    tx.query_row(
+        "SELECT revision FROM installations WHERE tenant = ?1 AND id = ?2 AND removed_at IS NULL",
+        params![tenant, id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| StorageError::NotFound(format!("no installation `{tenant}/{id}`")))
+}
+
+/// The refusal of a change planned against a revision that is no longer
+/// current.
+fn changed_since(label: &str) -> StorageError {
+    StorageError::Conflict(format!(
+        "`{label}` changed since you started (another change was saved first); nothing saved: \
+         look at it again and retry"
+    ))
+}
+
 fn write_installation(conn: &Connection, row: &InstallationRow) -> Result<(), StorageError> {
     conn.execute(
         &format!(
             "INSERT OR REPLACE INTO installations ({INSTALLATION_COLUMNS})
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
         ),
         params![
             row.tenant,
@@ -217,32 +262,56 @@ fn write_installation(conn: &Connection, row: &InstallationRow) -> Result<(), St
             row.enabled,
             row.created_at,
             row.updated_at,
-            row.removed_at
+            row.removed_at,
+            row.plugin_store,
+            row.approved_rules.as_ref().map(to_json),
+            row.revision
         ],
     )?;
     Ok(())
 }
 
 impl SqliteStore {
-    /// Adds a tenant; a tenant with that id must not exist.
+    /// Adds a tenant; a tenant with that id must never have existed (a
+    /// removed tenant's id stays taken: its runs, audit and installation
+    /// tombstones would be inherited).
     pub fn add_tenant(&self, tenant: &TenantRow) -> Result<(), StorageError> {
-        let changed = self.conn().execute(
-            "INSERT OR IGNORE INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
-            params![tenant.id, tenant.name, tenant.created_at],
-        )?;
-        if changed == 0 {
-            return Err(StorageError::Conflict(format!(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let existing: Option<Option<i64>> = tx
+            .query_row(
+                "SELECT removed_at FROM tenants WHERE id = ?1",
+                [&tenant.id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match existing {
+            Some(None) => Err(StorageError::Conflict(format!(
                 "tenant `{}` already exists",
                 tenant.id
-            )));
+            ))),
+            Some(Some(_)) => Err(StorageError::Conflict(format!(
+                "tenant `{}` was removed; its run history and audit keep that id, so choose \
+                 another",
+                tenant.id
+            ))),
+            None => {
+                tx.execute(
+                    "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                    params![tenant.id, tenant.name, tenant.created_at],
+                )?;
+                tx.commit()?;
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Every tenant, by id.
     pub fn tenants(&self) -> Result<Vec<TenantRow>, StorageError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, name, created_at FROM tenants ORDER BY id")?;
+        let mut stmt = conn.prepare(
+            "SELECT id, name, created_at FROM tenants WHERE removed_at IS NULL ORDER BY id",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok(TenantRow {
                 id: r.get(0)?,
@@ -253,17 +322,22 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Whether tenant `id` exists.
+    /// Whether tenant `id` exists (and was not removed).
     pub fn tenant_exists(&self, id: &str) -> Result<bool, StorageError> {
         Ok(self
             .conn()
-            .query_row("SELECT 1 FROM tenants WHERE id = ?1", [id], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM tenants WHERE id = ?1 AND removed_at IS NULL",
+                [id],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }
 
-    /// Removes tenant `id`. Refused while it has installations that are not
-    /// removed: remove those first (their run history is kept).
+    /// Removes tenant `id`, keeping it as a tombstone so its id is never
+    /// reused. Refused while it has installations that are not removed:
+    /// remove those first (their run history is kept).
     pub fn remove_tenant(&self, id: &str) -> Result<(), StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -277,7 +351,11 @@ impl SqliteStore {
                 live.join(", ")
             )));
         }
-        if tx.execute("DELETE FROM tenants WHERE id = ?1", [id])? == 0 {
+        let changed = tx.execute(
+            "UPDATE tenants SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL",
+            params![id, chrono::Utc::now().timestamp()],
+        )?;
+        if changed == 0 {
             return Err(StorageError::NotFound(format!("no tenant `{id}`")));
         }
         tx.commit()?;
@@ -324,30 +402,27 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Updates an installation that is not removed; replaces its secrets and
-    /// schedules too when given. All or nothing.
+    /// Updates an installation that is not removed, if it is still at
+    /// `row.revision` (compare-and-set: the revision the caller read and
+    /// planned against); replaces its secrets and schedules too when given.
+    /// All or nothing. Returns the new revision.
     pub fn update_installation(
         &self,
         row: &InstallationRow,
         secrets: Option<&[StoredSecret]>,
         schedules: Option<&[ScheduleRow]>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<i64, StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let live = tx
-            .query_row(
-                "SELECT 1 FROM installations WHERE tenant = ?1 AND id = ?2 AND removed_at IS NULL",
-                params![row.tenant, row.id],
-                |_| Ok(()),
-            )
-            .optional()?;
-        if live.is_none() {
-            return Err(StorageError::NotFound(format!(
-                "no installation `{}`",
-                row.label()
-            )));
+        let revision = live_revision(&tx, &row.tenant, &row.id)?;
+        if revision != row.revision {
+            return Err(changed_since(&row.label()));
         }
-        write_installation(&tx, row)?;
+        let next = InstallationRow {
+            revision: revision + 1,
+            ..row.clone()
+        };
+        write_installation(&tx, &next)?;
         if let Some(secrets) = secrets {
             replace_secrets(&tx, &row.tenant, &row.id, secrets)?;
         }
@@ -355,20 +430,26 @@ impl SqliteStore {
             replace_schedules(&tx, &row.tenant, &row.id, schedules)?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(next.revision)
     }
 
     /// Removes an installation: deletes its config, secrets, stored data,
     /// schedules and queued runs, and keeps a tombstone (run history stays).
-    /// Refused while one of its runs is in progress.
+    /// Refused while one of its runs is in progress, and, when `revision` is
+    /// given, if the installation changed since that revision was read.
     pub fn remove_installation(
         &self,
         tenant: &str,
         id: &str,
+        revision: Option<i64>,
         now: i64,
     ) -> Result<(), StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let current = live_revision(&tx, tenant, id)?;
+        if revision.is_some_and(|r| r != current) {
+            return Err(changed_since(&format!("{tenant}/{id}")));
+        }
         let running: Vec<String> = tx
             .prepare("SELECT feed FROM active_runs WHERE tenant = ?1 AND installation = ?2")?
             .query_map(params![tenant, id], |r| r.get(0))?
@@ -383,7 +464,8 @@ impl SqliteStore {
         }
         let changed = tx.execute(
             "UPDATE installations SET removed_at = ?3, updated_at = ?3, enabled = 0,
-                config = '{}', approved_egress = '[]'
+                config = '{}', approved_egress = '[]', approved_rules = '[]',
+                revision = revision + 1
              WHERE tenant = ?1 AND id = ?2 AND removed_at IS NULL",
             params![tenant, id, now],
         )?;

@@ -56,6 +56,15 @@ pub enum StorageError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The database file could not be created.
+    #[error("cannot create database {path}")]
+    Create {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The thing exists already (a tenant or installation id taken).
     #[error("{0}")]
     Conflict(String),

@@ -1,6 +1,6 @@
 //! The SQLite backend: one file, WAL, versioned schema.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -149,7 +149,109 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX notifications_open ON notifications (acked_at, tenant);
     CREATE INDEX runs_by_time ON runs (started_at);",
-    // 4 (serve): who holds a run in progress: NULL for `serve`, or the pid of
+    // 4: removed tenants kept as tombstones (`removed_at`; the tenants
+    // of tombstoned installations whose tenant row was deleted come back as
+    // removed tenants), installations pinned to a plugin-store entry
+    // (`plugin_store`, null for installations made before it: they keep
+    // reading `plugin_dir`) with the egress rules the operator approved
+    // (`approved_rules`, JSON) and a `revision` for compare-and-set, and
+    // foreign keys from what belongs to an installation to it (SQLite adds
+    // them only by rebuilding a table; rows of no installation are dropped).
+    "ALTER TABLE tenants ADD COLUMN removed_at INTEGER;
+    INSERT INTO tenants (id, name, created_at, removed_at)
+        SELECT tenant, tenant, MIN(created_at), MAX(updated_at) FROM installations
+        WHERE tenant NOT IN (SELECT id FROM tenants) GROUP BY tenant;
+    CREATE TABLE installations_v4 (
+        tenant          TEXT NOT NULL REFERENCES tenants (id),
+        id              TEXT NOT NULL,
+        plugin_id       TEXT NOT NULL,
+        plugin_version  TEXT NOT NULL,
+        plugin_dir      TEXT NOT NULL,
+        plugin_digest   TEXT NOT NULL,
+        plugin_store    TEXT,
+        config          TEXT NOT NULL,
+        approved_egress TEXT NOT NULL,
+        approved_rules  TEXT,
+        mode            TEXT NOT NULL,
+        enabled         INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        removed_at      INTEGER,
+        revision        INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, id)
+    ) WITHOUT ROWID;
+    INSERT INTO installations_v4 (tenant, id, plugin_id, plugin_version, plugin_dir,
+            plugin_digest, config, approved_egress, mode, enabled, created_at, updated_at,
+            removed_at)
+        SELECT tenant, id, plugin_id, plugin_version, plugin_dir, plugin_digest, config,
+            approved_egress, mode, enabled, created_at, updated_at, removed_at
+        FROM installations;
+    DROP TABLE installations;
+    ALTER TABLE installations_v4 RENAME TO installations;
+    CREATE TABLE secrets_v4 (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        key_id       TEXT NOT NULL,
+        nonce        BLOB NOT NULL,
+        ciphertext   BLOB NOT NULL,
+        PRIMARY KEY (tenant, installation, key),
+        FOREIGN KEY (tenant, installation) REFERENCES installations (tenant, id)
+    ) WITHOUT ROWID;
+    INSERT INTO secrets_v4 SELECT s.* FROM secrets s
+        JOIN installations i ON i.tenant = s.tenant AND i.id = s.installation;
+    DROP TABLE secrets;
+    ALTER TABLE secrets_v4 RENAME TO secrets;
+    CREATE TABLE schedules_v4 (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        feed         TEXT NOT NULL,
+        cron         TEXT NOT NULL,
+        time_zone    TEXT NOT NULL,
+        overridden   INTEGER NOT NULL,
+        next_fire_at INTEGER,
+        due_at       INTEGER,
+        PRIMARY KEY (tenant, installation, feed),
+        FOREIGN KEY (tenant, installation) REFERENCES installations (tenant, id)
+    ) WITHOUT ROWID;
+    INSERT INTO schedules_v4 SELECT s.* FROM schedules s
+        JOIN installations i ON i.tenant = s.tenant AND i.id = s.installation;
+    DROP TABLE schedules;
+    ALTER TABLE schedules_v4 RENAME TO schedules;
+    CREATE INDEX schedules_by_due ON schedules (due_at);
+    CREATE TABLE queue_v4 (
+        id           INTEGER PRIMARY KEY,
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        feed         TEXT NOT NULL,
+        trigger      TEXT NOT NULL,
+        attempt      INTEGER NOT NULL,
+        scheduled_at INTEGER NOT NULL,
+        due_at       INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,
+        FOREIGN KEY (tenant, installation) REFERENCES installations (tenant, id)
+    );
+    INSERT INTO queue_v4 SELECT q.* FROM queue q
+        JOIN installations i ON i.tenant = q.tenant AND i.id = q.installation;
+    DROP TABLE queue;
+    ALTER TABLE queue_v4 RENAME TO queue;
+    CREATE INDEX queue_by_due ON queue (due_at);
+    CREATE TABLE active_runs_v4 (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        feed         TEXT NOT NULL,
+        trigger      TEXT NOT NULL,
+        attempt      INTEGER NOT NULL,
+        scheduled_at INTEGER NOT NULL,
+        started_at   INTEGER NOT NULL,
+        PRIMARY KEY (tenant, installation, feed),
+        FOREIGN KEY (tenant, installation) REFERENCES installations (tenant, id)
+    ) WITHOUT ROWID;
+    INSERT INTO active_runs_v4 SELECT a.* FROM active_runs a
+        JOIN installations i ON i.tenant = a.tenant AND i.id = a.installation;
+    DROP TABLE active_runs;
+    ALTER TABLE active_runs_v4 RENAME TO active_runs;",
+    // 5: who holds a run in progress: NULL for `serve`, or the pid of
     // the `airlock run` process that claimed it, so `serve` recovers such a
     // run only once that process is gone.
     "ALTER TABLE active_runs ADD COLUMN run_pid INTEGER;",
@@ -194,27 +296,60 @@ pub struct RunRow {
 /// one connection, each short.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The directory of the database file (none in memory): the data
+    /// directory, where the plugin store lives.
+    data_dir: Option<PathBuf>,
+}
+
+/// Creates the database file readable and writable by its owner only
+/// (0600), before SQLite opens it: it holds sealed secrets, configs and every
+/// connector's data. SQLite gives its `-wal` and `-shm` files the mode of
+/// the database file. An existing file is left as it is.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and migrates it.
+    /// Opens (creating if needed, mode 0600) the database at `path` and
+    /// migrates it.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let open_err = |source| StorageError::Open {
             path: path.display().to_string(),
             source,
         };
+        create_private(path).map_err(|e| StorageError::Create {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         let conn = Connection::open(path).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
-        Self::prepare(conn).map_err(|e| match e {
+        let mut store = Self::prepare(conn).map_err(|e| match e {
             StorageError::Database(source) => open_err(source),
             other => other,
-        })
+        })?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        store.data_dir = Some(dir.unwrap_or(Path::new(".")).to_path_buf());
+        Ok(store)
     }
 
     /// An in-memory database, for tests and benchmarks.
     pub fn in_memory() -> Result<Self, StorageError> {
         Self::prepare(Connection::open_in_memory()?)
+    }
+
+    /// The directory the database file is in (none for an in-memory
+    /// database): the data directory.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     fn prepare(mut conn: Connection) -> Result<Self, StorageError> {
@@ -241,6 +376,7 @@ impl SqliteStore {
         }
         Ok(Self {
             conn: Mutex::new(conn),
+            data_dir: None,
         })
     }
 
@@ -300,12 +436,25 @@ impl SqliteStore {
             ],
         )?;
         let run_id = tx.last_insert_rowid();
-        super::audit::insert_calls(&tx, run, run_id, calls)?;
+        super::audit::insert_calls(&tx, run, Some(run_id), calls)?;
         if let Some(s) = settlement {
             super::queue::settle_in(&tx, s, Some(run_id), now)?;
         }
         tx.commit()?;
         Ok(run_id)
+    }
+
+    /// Records HTTP calls made outside a run (a `check()`) in the egress
+    /// audit, attributed to `who`'s installation, plugin and feed.
+    pub fn insert_audit(&self, who: &RunRow, calls: &[HttpCall]) -> Result<(), StorageError> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        super::audit::insert_calls(&tx, who, None, calls)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// When the last run of `feed` for `scope` that ended `ok` or `info` ended.
@@ -437,4 +586,75 @@ fn apply_changes(
         };
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::TenantRow;
+
+    /// A database at schema 3 with an installation and its rows, a
+    /// tombstoned installation whose tenant was deleted, and an orphan secret.
+    fn version_3() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO tenants VALUES ('acme', 'Acme', 1);
+             INSERT INTO installations VALUES ('acme', 'shop', 'p', '1', 'plugins/p', 'd',
+                 '{\"user\":\"demo\"}', '[\"https://shop.example\"]', 'live', 1, 1, 2, NULL);
+             INSERT INTO installations VALUES ('gone', 'old', 'p', '1', 'plugins/p', 'd',
+                 '{}', '[]', 'test', 0, 1, 3, 3);
+             INSERT INTO secrets VALUES ('acme', 'shop', 'password', 'k1', x'00', x'01');
+             INSERT INTO secrets VALUES ('acme', 'ghost', 'password', 'k1', x'00', x'01');
+             INSERT INTO schedules VALUES ('acme', 'shop', 'orders', '0 0 * * * *', 'UTC', 0,
+                 NULL, 0);
+             INSERT INTO queue (tenant, installation, feed, trigger, attempt, scheduled_at,
+                 due_at, created_at) VALUES ('acme', 'shop', 'orders', 'manual', 1, 0, 0, 0);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn migration_4_keeps_the_data_and_adds_tombstones_and_foreign_keys() {
+        let store = SqliteStore::prepare(version_3()).unwrap();
+        let row = store.installation("acme", "shop").unwrap().unwrap();
+        assert_eq!(row.approved_egress, ["https://shop.example"]);
+        assert_eq!(row.config["user"], "demo");
+        assert_eq!(
+            (row.plugin_store, row.approved_rules, row.revision),
+            (None, None, 0),
+            "not pinned yet"
+        );
+        assert_eq!(store.secrets("acme", "shop").unwrap().len(), 1);
+        assert_eq!(store.schedules("acme", "shop").unwrap().len(), 1);
+        let count = |sql: &str| -> i64 { store.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT COUNT(*) FROM queue"), 1);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM secrets"),
+            1,
+            "the orphan is gone"
+        );
+        assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+
+        // The deleted tenant of a tombstone comes back as a removed tenant.
+        assert!(!store.tenant_exists("gone").unwrap());
+        let err = store
+            .add_tenant(&TenantRow {
+                id: "gone".into(),
+                name: "Gone".into(),
+                created_at: 9,
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("was removed"), "{err}");
+        let orphan = store.conn().execute(
+            "INSERT INTO schedules VALUES ('acme', 'ghost', 'f', 'c', 'UTC', 0, NULL, 0)",
+            [],
+        );
+        assert!(orphan.is_err(), "foreign keys are enforced");
+    }
 }

@@ -10,11 +10,15 @@
 //! or overlap), `ask-retry` (asks to be retried in an hour), `count` (a
 //! well-behaved run that counts itself), `deny-loop` (requests a denied URL
 //! until refused otherwise: the request and audit caps), and `fill` and
-//! `fill-keys` (write, checkpoint, repeat: the installation's storage quota);
+//! `fill-keys` (write, checkpoint, repeat: the installation's storage quota),
+//! `checkpoint-outbound` (an outbound feed that checkpoints a cursor: a
+//! test-mode dry run must keep none of it);
 //! through standard wasi:http, `stream-body` (streams a request body that
 //! never ends) and `fan-out` (starts 12 requests at once to the config's
 //! `fan_out_url`: the run's in-flight cap) and `hoard` (creates wasi:http
 //! header resources without end and never drops them).
+//! Its `check` writes, checkpoints and sends a request to a host it was not
+//! granted before failing: a check must never write, and is audited.
 //!
 //! Build with `scripts/build-plugins.sh`. Never install it for a real tenant.
 
@@ -361,6 +365,14 @@ impl Guest for Misbehaving {
                     retry_after_seconds: None,
                 }
             }
+            "checkpoint-outbound" => {
+                set("cursor", "advanced");
+                if let Err(e) = storage::checkpoint() {
+                    log::write(log::Level::Error, &format!("checkpoint failed: {e:?}"));
+                }
+                set("after-checkpoint", "written");
+                ok("pushed".into(), 1)
+            }
             "checkpoint-then-trap" => {
                 set("checkpointed", "kept");
                 if let Err(e) = storage::checkpoint() {
@@ -379,6 +391,18 @@ impl Guest for Misbehaving {
     }
 
     fn check() -> Result<(), String> {
+        set("checked", "written by check");
+        if let Err(e) = storage::checkpoint() {
+            log::write(log::Level::Error, &format!("checkpoint failed: {e:?}"));
+        }
+        let request = http::Request {
+            method: "GET".into(),
+            url: "https://evil.example/from-check".into(),
+            headers: vec![],
+            body: None,
+            timeout_ms: Some(1000),
+        };
+        let _ = http::send(&request);
         Err("this plugin only exists to misbehave".into())
     }
 }

@@ -102,6 +102,7 @@ async fn run(
         config,
         mode: Mode::Live,
         rate_limits: Default::default(),
+        approved_egress: None,
     };
     let request = RunRequest {
         feed: feed.into(),

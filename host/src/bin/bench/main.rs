@@ -127,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         config: ConfigValues::resolve(&plugin.manifest, [])?,
         mode: Mode::Live,
         rate_limits: Default::default(),
+        approved_egress: None,
     };
     let component = host.load(&plugin)?;
     let warmup = args.iterations / 10;

@@ -8,14 +8,30 @@
 //! egress granted, run `check()` and ask for confirmation), then `commit_*`
 //! stores it in one transaction. Secrets are sealed with the [`Keyring`]
 //! before they reach the store.
+//!
+//! What the reviewer approved is what runs: a commit pins the plugin's
+//! manifest and component in the [`crate::plugin_store`] and stores the egress rules
+//! the plan showed; [`load`] re-hashes the pinned files and hands runs the
+//! stored rules. Every commit is a compare-and-set on the installation's
+//! revision: a change planned against a revision that is no longer current
+//! (another change landed while the operator looked at a prompt) is refused
+//! and nothing is saved.
+
+mod pinned;
+mod settings;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+pub use pinned::{approved_rules, installed_plugin};
+use pinned::{pin, validate_component};
+pub use settings::{remove, reseal_secrets, set_enabled, set_mode, set_schedule};
+
 use crate::airlock::{Airlock, HostError, Installation};
 use crate::config::{ConfigError, ConfigValues};
-use crate::egress::Grants;
+use crate::egress::{ApprovedRule, Grants};
 use crate::manifest::{ManifestError, Plugin, is_slug};
+use crate::plugin_store::PluginStoreError;
 use crate::runs::Mode;
 use crate::scheduler::{CronSchedule, ScheduleError};
 use crate::secrets::{Keyring, SecretError, SecretSlot};
@@ -64,18 +80,43 @@ pub enum LifecycleError {
     /// A secret could not be sealed or opened.
     #[error(transparent)]
     Secret(#[from] SecretError),
-    /// The component changed on disk since it was installed.
+    /// The plugin (its manifest or component) changed on disk since it was
+    /// installed.
     #[error(
-        "the component of {label} changed on disk since it was installed (installed sha256 \
-         {installed}, now {found}); install the new build with `airlock upgrade`"
+        "the plugin of {label} changed on disk since it was installed (installed sha256 \
+         {installed}, now {found}): its manifest or component was edited; install the new \
+         build with `airlock upgrade`"
     )]
     DigestChanged {
         /// The installation.
         label: String,
         /// The digest recorded at install.
         installed: String,
-        /// The digest of the file now.
+        /// The digest of the files now.
         found: String,
+    },
+    /// The plugin's component is not a WebAssembly component.
+    #[error("{path} is not a WebAssembly component{detail}")]
+    NotAComponent {
+        /// The component file.
+        path: String,
+        /// What it is instead, when known.
+        detail: String,
+    },
+    /// The plugin store failed.
+    #[error(transparent)]
+    PluginStore(#[from] PluginStoreError),
+    /// An in-memory database has no data directory for the plugin store.
+    #[error("installing needs a database file: its directory holds the plugin store")]
+    NoDataDir,
+    /// The change grants egress the operator did not approve.
+    #[error(
+        "this change widens egress ({added}); re-run with --approve-egress to approve it\n\
+         nothing was changed"
+    )]
+    EgressWidened {
+        /// The rules added, comma-separated.
+        added: String,
     },
     /// The store failed.
     #[error(transparent)]
@@ -146,6 +187,18 @@ impl Plan {
     pub fn egress_text(&self) -> Vec<String> {
         egress_text(&self.grants)
     }
+
+    /// Refuses a plan that widens egress unless the operator explicitly
+    /// approved it (`--approve-egress`): the same rule for an upgrade and a
+    /// reauthorise with a new config-derived origin.
+    pub fn require_approval(&self, approved: bool) -> Result<(), LifecycleError> {
+        if self.egress_added.is_empty() || approved {
+            return Ok(());
+        }
+        Err(LifecycleError::EgressWidened {
+            added: self.egress_added.join(", "),
+        })
+    }
 }
 
 fn egress_text(grants: &Grants) -> Vec<String> {
@@ -208,6 +261,7 @@ pub fn plan_install(host: &Airlock, request: &InstallRequest) -> Result<Plan, Li
         return Err(LifecycleError::NoTenant(request.tenant.clone()));
     }
     let plugin = Plugin::load(&request.plugin_dir)?;
+    validate_component(host, &plugin)?;
     let id = request
         .id
         .clone()
@@ -221,14 +275,16 @@ pub fn plan_install(host: &Airlock, request: &InstallRequest) -> Result<Plan, Li
         &request.schedules,
         &request.time_zone,
     )?;
-    let installation = Installation {
+    let mut installation = Installation {
         tenant: request.tenant.clone(),
         id,
         config,
         mode: request.mode,
         rate_limits: Default::default(),
+        approved_egress: None,
     };
     let grants = host.grants(&plugin, &installation)?;
+    installation.approved_egress = Some(grants.approved());
     let egress_added = egress_text(&grants);
     Ok(Plan {
         plugin,
@@ -267,26 +323,38 @@ fn seal_all(
         .collect())
 }
 
-fn row_for(plan: &Plan, enabled: bool, created_at: i64, now: i64) -> InstallationRow {
+/// The row that stores `plan`, pinned at `pinned` (entry directory and
+/// digest), planned against `revision`.
+fn row_for(
+    plan: &Plan,
+    pinned: (String, String),
+    enabled: bool,
+    (created_at, now): (i64, i64),
+    revision: i64,
+) -> InstallationRow {
     let manifest = &plan.plugin.manifest;
     InstallationRow {
         tenant: plan.installation.tenant.clone(),
         id: plan.installation.id.clone(),
         plugin_id: manifest.plugin.id.clone(),
         plugin_version: manifest.plugin.version.clone(),
-        plugin_dir: plan.plugin.dir.display().to_string(),
+        plugin_dir: pinned.0,
         plugin_digest: plan.plugin.digest.clone(),
+        plugin_store: Some(pinned.1),
         config: plan.installation.config.plain().clone(),
         approved_egress: plan.egress_text(),
+        approved_rules: Some(plan.grants.approved()),
         mode: plan.installation.mode.as_str().to_string(),
         enabled,
         created_at,
         updated_at: now,
         removed_at: None,
+        revision,
     }
 }
 
-/// Stores a planned install: enabled (as operators expect of a new
+/// Stores a planned install: the plugin pinned in the plugin store, the
+/// egress rules shown stored, enabled (as operators expect of a new
 /// integration), secrets sealed.
 pub fn commit_install(
     store: &SqliteStore,
@@ -295,7 +363,7 @@ pub fn commit_install(
     now: i64,
 ) -> Result<InstallationRow, LifecycleError> {
     let secrets = seal_all(keyring, &plan.installation)?;
-    let row = row_for(plan, true, now, now);
+    let row = row_for(plan, pin(store, &plan.plugin)?, true, (now, now), 0);
     store.insert_installation(&row, &secrets, &plan.schedules)?;
     Ok(row)
 }
@@ -348,43 +416,44 @@ pub fn stored_mode(row: &InstallationRow) -> Mode {
     }
 }
 
-/// The installation a stored row describes, with `config`.
-fn runnable(row: &InstallationRow, config: ConfigValues) -> Installation {
+/// The installation a stored row describes, with `config` and the egress
+/// rules approved for it (none while a change is being planned).
+fn runnable(
+    row: &InstallationRow,
+    config: ConfigValues,
+    approved_egress: Option<Vec<ApprovedRule>>,
+) -> Installation {
     Installation {
         tenant: row.tenant.clone(),
         id: row.id.clone(),
         config,
         mode: stored_mode(row),
         rate_limits: Default::default(),
+        approved_egress,
     }
 }
 
-/// Loads a stored installation ready to run: its plugin (refused if the
-/// component changed since install), its config with secrets opened.
+/// Loads a stored installation ready to run: its pinned plugin (refused if
+/// its manifest or component changed since install), its config with
+/// secrets opened, and the egress rules the operator approved.
 pub fn load(
     store: &SqliteStore,
     keyring: Option<&Keyring>,
     row: &InstallationRow,
 ) -> Result<(Plugin, Installation), LifecycleError> {
-    let plugin = Plugin::load(Path::new(&row.plugin_dir))?;
-    if plugin.digest != row.plugin_digest {
-        return Err(LifecycleError::DigestChanged {
-            label: row.label(),
-            installed: row.plugin_digest.clone(),
-            found: plugin.digest,
-        });
-    }
+    let plugin = installed_plugin(store, row)?;
     let pairs = stored_assignments(store, keyring, row)?;
     let config = ConfigValues::resolve(
         &plugin.manifest,
         pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
     )?;
-    let installation = runnable(row, config);
+    let approved = approved_rules(row, &plugin, &config)?;
+    let installation = runnable(row, config, Some(approved));
     Ok((plugin, installation))
 }
 
-/// The direction of `feed` in the installed plugin's manifest; None if the
-/// manifest cannot be read or has no such feed.
+/// The direction of `feed` in the installed plugin's manifest (as pinned);
+/// None if the manifest cannot be read or has no such feed.
 pub fn feed_direction(row: &InstallationRow, feed: &str) -> Option<crate::manifest::Direction> {
     let path = Path::new(&row.plugin_dir).join(crate::manifest::MANIFEST_FILE);
     let text = std::fs::read_to_string(&path).ok()?;
@@ -400,7 +469,7 @@ pub fn plan_reauthorise(
     row: &InstallationRow,
     assignments: &[String],
 ) -> Result<Plan, LifecycleError> {
-    let plugin = Plugin::load(Path::new(&row.plugin_dir))?;
+    let plugin = installed_plugin(host.store(), row)?;
     plan_change(host, keyring, row, plugin, assignments)
 }
 
@@ -415,6 +484,7 @@ pub fn plan_upgrade(
     assignments: &[String],
 ) -> Result<Plan, LifecycleError> {
     let plugin = Plugin::load(plugin_dir)?;
+    validate_component(host, &plugin)?;
     plan_change(host, keyring, row, plugin, assignments)
 }
 
@@ -445,8 +515,9 @@ fn plan_change(
         .first()
         .map_or("UTC".to_string(), |s| s.time_zone.clone());
     let schedules = schedules_for(&plugin, &row.tenant, &row.id, &overrides, &time_zone)?;
-    let installation = runnable(row, config);
+    let mut installation = runnable(row, config, None);
     let grants = host.grants(&plugin, &installation)?;
+    installation.approved_egress = Some(grants.approved());
     let (egress_added, egress_removed) = diff(&row.approved_egress, &egress_text(&grants));
     Ok(Plan {
         plugin,
@@ -459,9 +530,10 @@ fn plan_change(
     })
 }
 
-/// Stores a planned reauthorise or upgrade: config, secrets, plugin version
-/// and schedules replaced in one transaction. Schedules of feeds whose
-/// expression did not change keep their plan.
+/// Stores a planned reauthorise or upgrade: plugin pinned, config, secrets,
+/// egress rules and schedules replaced in one transaction, if `row` (the
+/// installation as the plan read it) is still current. Schedules of feeds
+/// whose expression did not change keep their plan.
 pub fn commit_change(
     store: &SqliteStore,
     keyring: Option<&Keyring>,
@@ -479,113 +551,14 @@ pub fn commit_change(
             _ => s.clone(),
         })
         .collect();
-    let new_row = row_for(plan, row.enabled, row.created_at, now);
-    store.update_installation(&new_row, Some(&secrets), Some(&schedules))?;
+    let pinned = pin(store, &plan.plugin)?;
+    let mut new_row = row_for(
+        plan,
+        pinned,
+        row.enabled,
+        (row.created_at, now),
+        row.revision,
+    );
+    new_row.revision = store.update_installation(&new_row, Some(&secrets), Some(&schedules))?;
     Ok(new_row)
-}
-
-/// Re-seals, under the keyring's current key, every stored secret that was
-/// sealed with a previous key (after a master key rotation). One transaction
-/// per installation; returns how many secrets were re-sealed.
-pub fn reseal_secrets(store: &SqliteStore, keyring: &Keyring) -> Result<usize, LifecycleError> {
-    let mut count = 0;
-    for row in store.installations(None, false)? {
-        let secrets = store.secrets(&row.tenant, &row.id)?;
-        if !secrets.iter().any(|s| keyring.needs_reseal(&s.sealed)) {
-            continue;
-        }
-        let resealed = secrets
-            .iter()
-            .map(|s| {
-                let slot = SecretSlot {
-                    tenant: &row.tenant,
-                    installation: &row.id,
-                    key: &s.key,
-                };
-                let value = keyring.open(slot, &s.sealed)?;
-                Ok(StoredSecret {
-                    key: s.key.clone(),
-                    sealed: keyring.seal(slot, &value),
-                })
-            })
-            .collect::<Result<Vec<_>, LifecycleError>>()?;
-        store.update_installation(&row, Some(&resealed), None)?;
-        count += resealed.len();
-    }
-    Ok(count)
-}
-
-/// Switches an installation on or off. History, config and storage stay.
-pub fn set_enabled(
-    store: &SqliteStore,
-    tenant: &str,
-    id: &str,
-    enabled: bool,
-    now: i64,
-) -> Result<InstallationRow, LifecycleError> {
-    let mut row = installation_row(store, tenant, id)?;
-    row.enabled = enabled;
-    row.updated_at = now;
-    // Re-plan on enable: fires missed while disabled are not owed.
-    let schedules: Vec<ScheduleRow> = store
-        .schedules(tenant, id)?
-        .into_iter()
-        .map(|s| ScheduleRow {
-            next_fire_at: None,
-            due_at: None,
-            ..s
-        })
-        .collect();
-    store.update_installation(&row, None, enabled.then_some(schedules.as_slice()))?;
-    Ok(row)
-}
-
-/// Sets an installation's mode.
-pub fn set_mode(
-    store: &SqliteStore,
-    tenant: &str,
-    id: &str,
-    mode: Mode,
-    now: i64,
-) -> Result<InstallationRow, LifecycleError> {
-    let mut row = installation_row(store, tenant, id)?;
-    row.mode = mode.as_str().to_string();
-    row.updated_at = now;
-    store.update_installation(&row, None, None)?;
-    Ok(row)
-}
-
-/// Overrides one feed's schedule (or, with `cron` None, goes back to the
-/// manifest's default), in `time_zone`.
-pub fn set_schedule(
-    store: &SqliteStore,
-    tenant: &str,
-    id: &str,
-    feed: &str,
-    cron: Option<&str>,
-    time_zone: &str,
-    now: i64,
-) -> Result<ScheduleRow, LifecycleError> {
-    let mut row = installation_row(store, tenant, id)?;
-    let plugin = Plugin::load(Path::new(&row.plugin_dir))?;
-    let overrides: Vec<(String, String)> = store
-        .schedules(tenant, id)?
-        .into_iter()
-        .filter(|s| s.overridden && s.feed != feed)
-        .map(|s| (s.feed, s.cron))
-        .chain(cron.map(|c| (feed.to_string(), c.to_string())))
-        .collect();
-    if plugin.manifest.feed(feed).is_none() {
-        return Err(LifecycleError::UnknownFeed {
-            plugin: plugin.label(),
-            feed: feed.to_string(),
-        });
-    }
-    let schedules = schedules_for(&plugin, tenant, id, &overrides, time_zone)?;
-    row.updated_at = now;
-    store.update_installation(&row, None, Some(&schedules))?;
-    Ok(schedules
-        .into_iter()
-        .find(|s| s.feed == feed)
-        .expect("the feed exists"))
 }

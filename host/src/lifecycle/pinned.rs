@@ -1,0 +1,112 @@
+//! What the reviewer approved is what runs: a plugin's component validated
+//! before it is installed, the plugin pinned in the plugin store, and a
+//! stored installation's plugin and egress rules read back as approved.
+
+use std::path::{Path, PathBuf};
+
+use super::LifecycleError;
+use crate::airlock::{Airlock, HostError};
+use crate::config::ConfigValues;
+use crate::egress::{ApprovedRule, Grants};
+use crate::manifest::Plugin;
+use crate::plugin_store::{self, PluginStore, PluginStoreError};
+use crate::storage::{InstallationRow, SqliteStore};
+
+/// The WebAssembly binary magic and the version/layer field of a component.
+const WASM_MAGIC: &[u8] = b"\0asm";
+const COMPONENT_LAYER: &[u8] = &[0x0d, 0x00, 0x01, 0x00];
+
+/// Checks that `plugin`'s component is a component and compiles it (which
+/// also fills the compile cache), so a bad file is refused at install even
+/// when its check() is skipped.
+pub(super) fn validate_component(host: &Airlock, plugin: &Plugin) -> Result<(), LifecycleError> {
+    let bytes = &plugin.component;
+    let not_component = |detail: &str| LifecycleError::NotAComponent {
+        path: plugin.component_path.display().to_string(),
+        detail: detail.to_string(),
+    };
+    if !bytes.starts_with(WASM_MAGIC) {
+        return Err(not_component(""));
+    }
+    if bytes.get(4..8) != Some(COMPONENT_LAYER) {
+        return Err(not_component(
+            " (it is a core WebAssembly module: build it for wasm32-wasip2, or wrap it with \
+             `wasm-tools component new`)",
+        ));
+    }
+    host.load(plugin)?;
+    Ok(())
+}
+
+/// Pins the plan's plugin in the plugin store of `store`'s data directory.
+pub(super) fn pin(
+    store: &SqliteStore,
+    plugin: &Plugin,
+) -> Result<(String, String), LifecycleError> {
+    let data_dir = store.data_dir().ok_or(LifecycleError::NoDataDir)?;
+    let (entry, digest) = PluginStore::in_data_dir(data_dir).pin(plugin)?;
+    Ok((entry.display().to_string(), digest))
+}
+
+/// The plugin a stored installation runs: its entry in the plugin store of
+/// `store`'s data directory (or, if the data directory moved without it,
+/// where it was pinned), refused if its manifest or component changed since
+/// it was pinned. An installation made before the plugin store reads the
+/// directory it was installed from (only its component was pinned then);
+/// its next upgrade or reauthorise pins it.
+pub fn installed_plugin(
+    store: &SqliteStore,
+    row: &InstallationRow,
+) -> Result<Plugin, LifecycleError> {
+    let changed = |found: String| LifecycleError::DigestChanged {
+        label: row.label(),
+        installed: row
+            .plugin_store
+            .clone()
+            .unwrap_or(row.plugin_digest.clone()),
+        found,
+    };
+    let plugin = match &row.plugin_store {
+        Some(digest) => match plugin_store::load(&pinned_entry(store, row, digest), digest) {
+            Err(PluginStoreError::Changed { found, .. }) => return Err(changed(found)),
+            other => other?,
+        },
+        None => Plugin::load(Path::new(&row.plugin_dir))?,
+    };
+    if plugin.digest != row.plugin_digest {
+        return Err(changed(plugin.digest));
+    }
+    Ok(plugin)
+}
+
+/// The entry of a pinned installation: in the store of the data directory
+/// if it is there (the database and its store may have moved together),
+/// else the directory recorded at pinning.
+fn pinned_entry(store: &SqliteStore, row: &InstallationRow, digest: &str) -> PathBuf {
+    store
+        .data_dir()
+        .map(|dir| PluginStore::in_data_dir(dir).entry(digest))
+        .filter(|entry| entry.is_dir())
+        .unwrap_or_else(|| PathBuf::from(&row.plugin_dir))
+}
+
+/// The egress rules approved for a stored installation of `plugin` with
+/// `config`: the stored rules, or for an installation approved before
+/// rules were stored, the rules its manifest and config ask for whose text
+/// the operator approved (never more).
+pub fn approved_rules(
+    row: &InstallationRow,
+    plugin: &Plugin,
+    config: &ConfigValues,
+) -> Result<Vec<ApprovedRule>, LifecycleError> {
+    if let Some(rules) = &row.approved_rules {
+        return Ok(rules.clone());
+    }
+    let requested = Grants::requested(&plugin.manifest, config)
+        .map_err(|e| LifecycleError::Host(HostError::Policy(e)))?;
+    Ok(requested
+        .iter()
+        .filter(|rule| row.approved_egress.contains(&rule.to_string()))
+        .map(ApprovedRule::from_rule)
+        .collect())
+}
