@@ -23,8 +23,8 @@ use crate::runtime::{
     CallOutput, FeedCall, HostLimits, HttpBudget, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
 use crate::storage::{
-    KeyChange, KvBackend, KvUsage, RunRow, RunStorage, Scope, Settlement, SqliteStore, StorageError,
-    StorageLimits,
+    KeyChange, KvBackend, KvUsage, RunRow, RunStorage, Scope, Settlement, SqliteStore,
+    StorageError, StorageLimits,
 };
 
 /// One plugin enabled for one tenant, with its config and mode.

@@ -514,7 +514,11 @@ fn peak_rss_of_each_hostile_run_stays_within_its_cap() {
             "--installation",
             &installation,
         ];
-        let (code, text, kib) = run_measured(crate::cli::command(&args, &db));
+        let mut command = crate::cli::command(&args, &db);
+        // With backtraces on, a trap must still not resolve the host's own
+        // stack (symbols cost ~200 MB): the guest's failure is not the host's.
+        command.env("RUST_BACKTRACE", "1");
+        let (code, text, kib) = run_measured(command);
         assert!(code.is_some(), "airlock run {feed} was killed: {text}");
         (kib, text)
     };
@@ -524,6 +528,7 @@ fn peak_rss_of_each_hostile_run_stays_within_its_cap() {
     println!("  {baseline:>8}  hello greet (baseline)");
     for (feed, expect) in [
         ("hog", "memory limit"),
+        ("trap", "unreachable"),
         ("spin", "timeout"),
         ("flood", "more lines dropped over the cap"),
         ("deny-loop", "more requests dropped over the audit cap"),

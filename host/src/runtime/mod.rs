@@ -546,14 +546,27 @@ fn classify(
             after_secs: timeout.as_secs() as u32,
         };
     }
-    // The guest's wasm backtrace and the cause chain, without the host's own
-    // stack (captured when RUST_BACKTRACE is set): that is the host's
-    // internals, not the guest's failure.
-    let text = format!("{error:?}");
-    let guest_part = text.split("\nStack backtrace:").next().unwrap_or(&text);
     RunEnd::Trapped {
-        message: guest_part.trim_end().to_string(),
+        message: trap_message(&error),
     }
+}
+
+/// The error and its cause chain (the guest's wasm backtrace is one link),
+/// laid out like anyhow's `{:?}` but without the host's own stack: that is
+/// the host's internals, not the guest's failure, and resolving it (when
+/// `RUST_BACKTRACE` is set) would cost every trap ~200 MB of host memory
+/// for symbols.
+fn trap_message(error: &wasmtime::Error) -> String {
+    let mut text = error.to_string();
+    let mut causes = error.chain().skip(1).peekable();
+    if causes.peek().is_some() {
+        text.push_str("\n\nCaused by:");
+        for (i, cause) in causes.enumerate() {
+            let cause = cause.to_string().replace('\n', "\n       ");
+            text.push_str(&format!("\n    {i}: {cause}"));
+        }
+    }
+    text.trim_end().to_string()
 }
 
 fn engine_config(limits: &HostLimits) -> Config {
