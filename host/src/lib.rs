@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod airlock;
+mod capability;
 pub mod config;
 pub mod egress;
 pub mod lifecycle;

@@ -1,36 +1,39 @@
 //! The WebAssembly side: one wasmtime [`Engine`] (component model, pooling
-//! allocator, epoch interruption), the [`Linker`] with WASI and the connector
-//! world's imports, compiled components cached on disk with an instance-pre
-//! per component, and the execution of one export call in a fresh `Store`
-//! under memory and wall-clock limits.
+//! allocator, epoch interruption), the [`Linker`] with WASI and each host
+//! capability, compiled components cached on disk with an instance-pre per
+//! component, and the execution of one export call in a fresh `Store` under
+//! memory and wall-clock limits.
 //!
-//! This module owns wasmtime. It does not decide what a run is for or where
-//! its results go: [`crate::Airlock`] builds a [`RunSetup`] and records the
-//! [`CallOutput`].
+//! This module owns the engine, the store and the call. It knows the host
+//! capabilities (`capability/`) only through their `add_to_linker`
+//! and their per-run state, one field each of the store's data. WASI is
+//! its own: the sandbox that grants nothing, with the guest's stdout and
+//! stderr captured (`stdio.rs`). It does not decide what a run is for or
+//! where its results go: [`crate::Airlock`] builds a [`RunSetup`] and
+//! records the [`CallOutput`].
 
-mod bindings;
+pub(crate) mod bindings;
 mod cache;
-mod host;
 mod state;
 mod stdio;
-mod wasi_http;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
+pub use crate::capability::http::HttpBudget;
 pub use cache::CacheOutcome;
-pub use state::HttpBudget;
 
 use bindings::airlock::connector::types as wit;
 use bindings::{Connector, ConnectorPre};
 use state::RunState;
 use stdio::CappedOutput;
 
+use crate::capability;
 use crate::config::ConfigValues;
 use crate::egress::{EgressClient, EgressPolicy, HttpCall, RequestCaps, Throttle};
 use crate::runs::{LogLimits, LogLine, Mode, RunEnd, Severity, Trigger};
@@ -276,16 +279,7 @@ impl Runtime {
     ) -> Result<Self, RuntimeError> {
         let engine =
             Engine::new(&engine_config(&limits)).map_err(|e| RuntimeError::Engine(e.into()))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| RuntimeError::Engine(e.into()))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| RuntimeError::Engine(e.into()))?;
-        Connector::add_to_linker::<RunState, wasmtime::component::HasSelf<RunState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| RuntimeError::Engine(e.into()))?;
+        let linker = link(&engine).map_err(|e| RuntimeError::Engine(e.into()))?;
         let cache = cache::ComponentCache::new(&engine, cache_dir);
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {
@@ -478,7 +472,7 @@ impl Runtime {
         let audit = state.http.take_audit();
         CallOutput {
             result,
-            storage: state.storage,
+            storage: state.kv.into_storage(),
             log: state.log.into_parts(),
             stdout,
             stderr,
@@ -488,6 +482,23 @@ impl Runtime {
         }
     }
 }
+
+/// The linker every component is instantiated with: WASI (granting
+/// nothing, see [`RunState::sandboxed_wasi`]), the connector world's shared
+/// types, and each capability through its own `add_to_linker`.
+fn link(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wit::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+    capability::log::add_to_linker(&mut linker, |s| &mut s.log)?;
+    capability::config::add_to_linker(&mut linker, |s| &mut s.config)?;
+    capability::kv::add_to_linker(&mut linker, |s| &mut s.kv)?;
+    capability::http::add_to_linker(&mut linker, |s| &mut s.http)?;
+    Ok(linker)
+}
+
+/// `airlock:connector/types` holds only types shared by the capabilities.
+impl wit::Host for RunState {}
 
 /// The guest's view of the run.
 fn run_context(setup: &RunSetup, feed: FeedCall) -> wit::RunContext {

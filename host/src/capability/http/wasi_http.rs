@@ -1,6 +1,6 @@
 //! Standard `wasi:http/outgoing-handler` for guests, so a connector can use
 //! its language's ordinary HTTP client (JavaScript `fetch`, for one). Every
-//! request goes through the same [`EgressClient::send`] as
+//! request goes through the same [`EgressClient::send`](crate::egress::EgressClient::send) as
 //! `airlock:connector/http`: same policy, test-mode suppression, redirect
 //! checks, caps and audit. Only the error the guest sees differs: wasi:http's
 //! `error-code` has no room for the rule, which the audit keeps.
@@ -16,14 +16,44 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi_http::{
+    Error as WasiHttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+};
 
-use super::state::HttpCapability;
+use super::HttpCapability;
 use crate::egress::{DenialRule, HttpError, HttpRequest};
+
+/// What one run's store holds for `wasi:http`: wasmtime-wasi-http's context
+/// and the hooks that send through the run's [`HttpCapability`].
+pub struct WasiHttpState {
+    ctx: WasiHttpCtx,
+    hooks: PolicyHooks,
+}
+
+impl WasiHttpState {
+    /// The `wasi:http` state of a run whose HTTP capability is `http`.
+    pub fn new(http: &HttpCapability) -> Self {
+        Self {
+            ctx: WasiHttpCtx::new(),
+            hooks: PolicyHooks(http.clone()),
+        }
+    }
+
+    /// The view wasmtime-wasi-http works through, over the store's resource
+    /// `table` (shared with WASI).
+    pub fn view<'a>(&'a mut self, table: &'a mut ResourceTable) -> WasiHttpCtxView<'a> {
+        WasiHttpCtxView {
+            ctx: &mut self.ctx,
+            table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
 
 /// The hooks wasmtime-wasi-http calls to send a request: the run's
 /// [`HttpCapability`], shared with `airlock:connector/http`.
-pub struct PolicyHooks(pub HttpCapability);
+struct PolicyHooks(HttpCapability);
 
 /// What the guest sees for each way a request can fail.
 fn guest_error(e: HttpError) -> WasiHttpError {
