@@ -14,22 +14,25 @@
 
 pub(crate) mod bindings;
 mod cache;
+mod classify;
+mod engine;
 mod state;
 mod stdio;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Engine, Store};
 
 pub use crate::capability::http::HttpBudget;
 pub use cache::CacheOutcome;
 
 use bindings::airlock::connector::types as wit;
 use bindings::{Connector, ConnectorPre};
+use classify::{classify, instantiation_failure};
+use engine::{EpochTicker, engine_config};
 use state::RunState;
 use stdio::CappedOutput;
 
@@ -38,16 +41,6 @@ use crate::config::ConfigValues;
 use crate::egress::{EgressClient, EgressPolicy, HttpCall, RequestCaps, Throttle};
 use crate::runs::{LogLimits, LogLine, Mode, RunEnd, Severity, Trigger};
 use crate::storage::RunStorage;
-
-/// How often the epoch advances; the granularity of run deadlines.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Core instances, linear memories and tables one component may have. The
-/// memory cap counts all its memories and tables together
-/// ([`state::MemoryLimiter`]), so these only bound the pool's bookkeeping.
-const CORE_INSTANCES_PER_COMPONENT: u32 = 50;
-const MEMORIES_PER_COMPONENT: u32 = 10;
-const TABLES_PER_COMPONENT: u32 = 50;
 
 /// Host-wide maxima. A manifest may ask for less, never more. Each is
 /// documented, with its default, in `docs/limits.md`.
@@ -146,41 +139,6 @@ fn describe<'a>(
         .collect();
     out.sort();
     out
-}
-
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("airlock-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .expect("spawning the epoch thread");
-        Self {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Everything one export call needs besides the component.
@@ -519,87 +477,4 @@ fn run_context(setup: &RunSetup, feed: FeedCall) -> wit::RunContext {
         attempt: feed.attempt,
         last_success_at: feed.last_success_at,
     }
-}
-
-/// How a failed instantiation ended the run. The guest's own doing (over
-/// its memory cap, a trap in a start function) ends it like a failed call;
-/// anything else, such as the instance pool being exhausted because the
-/// process runs as many instances as it was sized for, is the host's failure:
-/// severity `retry`, never recorded as the guest's trap.
-fn instantiation_failure(
-    error: wasmtime::Error,
-    state: &RunState,
-    memory_bytes: u64,
-    timeout: Duration,
-) -> RunEnd {
-    if state.limiter.exceeded || error.downcast_ref::<Trap>().is_some() {
-        return classify(error, state, memory_bytes, timeout);
-    }
-    RunEnd::HostFailure {
-        message: format!("cannot instantiate the component: {error:#}"),
-    }
-}
-
-/// Turns a failed call into the way the run ended.
-fn classify(
-    error: wasmtime::Error,
-    state: &RunState,
-    memory_bytes: u64,
-    timeout: Duration,
-) -> RunEnd {
-    if state.limiter.exceeded {
-        return RunEnd::MemoryLimit {
-            limit_bytes: memory_bytes,
-        };
-    }
-    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        return RunEnd::TimedOut {
-            after_secs: timeout.as_secs() as u32,
-        };
-    }
-    RunEnd::Trapped {
-        message: trap_message(&error),
-    }
-}
-
-/// The error and its cause chain (the guest's wasm backtrace is one link),
-/// laid out like anyhow's `{:?}` but without the host's own stack: that is
-/// the host's internals, not the guest's failure, and resolving it (when
-/// `RUST_BACKTRACE` is set) would cost every trap ~200 MB of host memory
-/// for symbols.
-fn trap_message(error: &wasmtime::Error) -> String {
-    let mut text = error.to_string();
-    let mut causes = error.chain().skip(1).peekable();
-    if causes.peek().is_some() {
-        text.push_str("\n\nCaused by:");
-        for (i, cause) in causes.enumerate() {
-            let cause = cause.to_string().replace('\n', "\n       ");
-            text.push_str(&format!("\n    {i}: {cause}"));
-        }
-    }
-    text.trim_end().to_string()
-}
-
-fn engine_config(limits: &HostLimits) -> Config {
-    let mut config = Config::new();
-    config.wasm_component_model(true);
-    config.epoch_interruption(true);
-    let mut pool = PoolingAllocationConfig::default();
-    let slots = limits.max_concurrent_runs.max(1);
-    // Every instance may use its full share, so no guest can exhaust the
-    // pool for the others: only more than `slots` runs at once can.
-    pool.total_component_instances(slots)
-        .total_core_instances(slots * CORE_INSTANCES_PER_COMPONENT)
-        .total_memories(slots * MEMORIES_PER_COMPONENT)
-        .total_tables(slots * TABLES_PER_COMPONENT)
-        .total_stacks(slots)
-        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
-        .max_memories_per_component(MEMORIES_PER_COMPONENT)
-        .max_tables_per_component(TABLES_PER_COMPONENT)
-        .max_memory_size(limits.max_memory_bytes as usize)
-        .table_elements(100_000)
-        .max_component_instance_size(1 << 20)
-        .max_core_instance_size(1 << 20);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    config
 }
