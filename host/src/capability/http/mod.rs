@@ -65,13 +65,19 @@ pub struct InFlight {
 /// `wasi:http`.
 #[derive(Clone)]
 pub struct HttpCapability {
-    pub client: EgressClient,
-    pub policy: Arc<EgressPolicy>,
-    pub throttle: Arc<Throttle>,
-    pub caps: RequestCaps,
-    pub mode: SendMode,
+    /// The enforcement point every request goes through.
+    client: EgressClient,
+    /// What the installation may reach.
+    policy: Arc<EgressPolicy>,
+    /// The installation's per-destination rate limits.
+    throttle: Arc<Throttle>,
+    /// The manifest's bounds on each request.
+    caps: RequestCaps,
+    /// Test mode suppresses what would change a third party.
+    mode: SendMode,
     /// The installation's secrets, redacted from every audit record.
-    pub redactor: Redactor,
+    redactor: Redactor,
+    /// The run's request count, in-flight slots and audit, shared by clones.
     run: Arc<HttpRunBudget>,
 }
 
