@@ -572,10 +572,7 @@ mod tests {
 
     #[test]
     fn a_storage_error_says_its_cause() {
-        let e = ServeError::from(StorageError::from(rusqlite::Error::InvalidQuery));
-        assert_eq!(
-            e.to_string(),
-            "storage: database error: Query is not read-only"
-        );
+        let e = ServeError::from(StorageError::Database("disk I/O error".into()));
+        assert_eq!(e.to_string(), "storage: database error: disk I/O error");
     }
 }

@@ -35,7 +35,11 @@ pub struct Scope {
     pub installation: String,
 }
 
-/// Why a storage operation failed.
+/// A backend's own error, kept as the cause of a [`StorageError`].
+pub type BoxedCause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a storage operation failed. No backend's types appear here: each
+/// backend converts its errors (SQLite's in `sqlite.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The key is empty, too long or has control characters.
@@ -44,17 +48,18 @@ pub enum StorageError {
     /// A value or a run's writes are over the limits.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
-    /// The database failed.
+    /// The database failed. The cause is the backend's own error, boxed so
+    /// that no backend's types show in this enum.
     #[error("database error")]
-    Database(#[from] rusqlite::Error),
+    Database(#[source] BoxedCause),
     /// The database file could not be opened or prepared.
     #[error("cannot open database {path}")]
     Open {
         /// The file.
         path: String,
-        /// Why.
+        /// Why, in the backend's own error.
         #[source]
-        source: rusqlite::Error,
+        source: BoxedCause,
     },
     /// The database file could not be created.
     #[error("cannot create database {path}")]

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{KvBackend, KvUsage, Scope, Settlement, StorageError};
+use super::{BoxedCause, KvBackend, KvUsage, Scope, Settlement, StorageError};
 use crate::egress::HttpCall;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -317,11 +317,19 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// SQLite's errors become [`StorageError::Database`] with the SQLite error
+/// as the cause; `?` on any rusqlite call in this backend goes through here.
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        StorageError::Database(Box::new(e))
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed, mode 0600) the database at `path` and
     /// migrates it.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let open_err = |source| StorageError::Open {
+        let open_err = |source: BoxedCause| StorageError::Open {
             path: path.display().to_string(),
             source,
         };
@@ -329,9 +337,9 @@ impl SqliteStore {
             path: path.display().to_string(),
             source: e,
         })?;
-        let conn = Connection::open(path).map_err(open_err)?;
+        let conn = Connection::open(path).map_err(|e| open_err(e.into()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
+            .map_err(|e| open_err(e.into()))?;
         let mut store = Self::prepare(conn).map_err(|e| match e {
             StorageError::Database(source) => open_err(source),
             other => other,
@@ -592,6 +600,18 @@ fn apply_changes(
 mod tests {
     use super::*;
     use crate::storage::TenantRow;
+
+    #[test]
+    fn a_database_that_cannot_open_names_the_file_and_keeps_sqlites_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let Err(e) = SqliteStore::open(dir.path()) else {
+            panic!("a directory opened as a database");
+        };
+        assert!(matches!(e, StorageError::Open { .. }), "{e:?}");
+        assert!(e.to_string().contains(&dir.path().display().to_string()));
+        let cause = std::error::Error::source(&e).expect("a cause");
+        assert!(cause.is::<rusqlite::Error>(), "{cause:?}");
+    }
 
     /// A database at schema 3 with an installation and its rows, a
     /// tombstoned installation whose tenant was deleted, and an orphan secret.
