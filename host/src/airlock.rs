@@ -23,7 +23,7 @@ use crate::runtime::{
     CallOutput, FeedCall, HostLimits, HttpBudget, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
 use crate::storage::{
-    KeyChange, KvBackend, KvUsage, RunRow, RunStorage, Scope, Settlement, SqliteStore,
+    KeyChange, KvBackend, KvUsage, RunEffects, RunRow, RunStorage, Scope, Settlement, SqliteStore,
     StorageError, StorageLimits,
 };
 
@@ -335,13 +335,14 @@ impl Airlock {
         let settlement = settle(&report);
         let row = Self::run_row(plugin, &report);
         let now = chrono::Utc::now().timestamp();
-        report.run_id = Some(self.store.finish_run(
-            &row,
-            &report.http,
-            &kept.changes,
-            settlement.as_ref(),
-            now,
-        )?);
+        let effects = RunEffects {
+            run: row,
+            kv_changes: kept.changes,
+            http_calls: report.http.clone(),
+            settlement: settlement.clone(),
+            settled_at: now,
+        };
+        report.run_id = Some(self.store.finish_run(&effects)?);
         Ok((report, settlement))
     }
 

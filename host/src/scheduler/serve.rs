@@ -30,7 +30,8 @@ use crate::manifest::Direction;
 use crate::runs::{Mode, RunEnd, RunRequest, Severity, Trigger};
 use crate::secrets::Keyring;
 use crate::storage::{
-    ActiveRun, InstallationRow, QueuedRun, RunRow, Settlement, SqliteStore, StorageError,
+    ActiveRun, InstallationRow, QueuedRun, RunEffects, RunRow, Settlement, SqliteStore,
+    StorageError,
 };
 
 /// Why a scheduler step failed.
@@ -168,9 +169,13 @@ impl Scheduler {
             report: why.report().to_string(),
         };
         let settlement = self.settlement(run, status, &message, None);
-        let id = self
-            .store()
-            .finish_run(&row, &[], &[], Some(&settlement), now)?;
+        let id = self.store().finish_run(&RunEffects {
+            run: row,
+            kv_changes: Vec::new(),
+            http_calls: Vec::new(),
+            settlement: Some(settlement.clone()),
+            settled_at: now,
+        })?;
         self.finished(run, Some(id), status, &message, &settlement);
         Ok(())
     }

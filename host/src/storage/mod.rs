@@ -15,6 +15,7 @@
 mod audit;
 mod history;
 mod installations;
+mod ledger;
 mod queue;
 mod run_scope;
 mod sqlite;
@@ -22,9 +23,10 @@ mod sqlite;
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
+pub use ledger::{RunEffects, RunRow};
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};
-pub use sqlite::{RunRow, SqliteStore};
+pub use sqlite::SqliteStore;
 
 /// Whose data: one installation of one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{BoxedCause, KvBackend, KvUsage, Scope, Settlement, StorageError};
+use super::{BoxedCause, KvBackend, KvUsage, RunEffects, RunRow, Scope, StorageError};
 use crate::egress::HttpCall;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -257,41 +257,6 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE active_runs ADD COLUMN run_pid INTEGER;",
 ];
 
-/// A run as recorded in the `runs` table.
-#[derive(Debug, Clone)]
-pub struct RunRow {
-    /// Tenant.
-    pub tenant: String,
-    /// Installation.
-    pub installation: String,
-    /// Plugin id.
-    pub plugin_id: String,
-    /// Plugin version.
-    pub plugin_version: String,
-    /// Component sha256.
-    pub plugin_digest: String,
-    /// Feed.
-    pub feed: String,
-    /// `test` or `live`.
-    pub mode: String,
-    /// `schedule`, `manual` or `retry`.
-    pub trigger: String,
-    /// Attempt number.
-    pub attempt: u32,
-    /// When it was due (Unix seconds).
-    pub scheduled_at: i64,
-    /// When it started (Unix seconds).
-    pub started_at: i64,
-    /// When it ended (Unix seconds).
-    pub ended_at: i64,
-    /// `ok`, `info`, `retry`, `error`, `trap`, `timeout`, `memory`…
-    pub status: String,
-    /// One line.
-    pub message: String,
-    /// The full report as JSON.
-    pub report: String,
-}
-
 /// The SQLite store. Cheap to share behind an `Arc`; calls are serialised on
 /// one connection, each short.
 pub struct SqliteStore {
@@ -394,32 +359,26 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a finished run and its HTTP calls (the egress audit) in one
-    /// transaction; returns the run's id.
-    pub fn insert_run(&self, run: &RunRow, calls: &[HttpCall]) -> Result<i64, StorageError> {
-        self.finish_run(run, calls, &[], None, 0)
-    }
-
-    /// Ends a run in one transaction: applies its final storage `changes`
-    /// (to the run's own scope), records it with its HTTP calls, and settles
-    /// it (see [`Settlement`]) if it was a scheduled run. Either all of it
+    /// Commits a finished run's [`RunEffects`] in one transaction: its
+    /// final key-value changes (to the run's own scope), its record, its
+    /// HTTP calls and, for a scheduled run, its settlement. Either all of it
     /// is stored or none: a crash can never leave a run's writes applied but
     /// the run unrecorded. Returns the run's id.
-    pub fn finish_run(
-        &self,
-        run: &RunRow,
-        calls: &[HttpCall],
-        changes: &[(String, Option<Vec<u8>>)],
-        settlement: Option<&Settlement>,
-        now: i64,
-    ) -> Result<i64, StorageError> {
+    pub fn finish_run(&self, effects: &RunEffects) -> Result<i64, StorageError> {
+        let RunEffects {
+            run,
+            kv_changes,
+            http_calls,
+            settlement,
+            settled_at,
+        } = effects;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let scope = Scope {
             tenant: run.tenant.clone(),
             installation: run.installation.clone(),
         };
-        apply_changes(&tx, &scope, changes)?;
+        apply_changes(&tx, &scope, kv_changes)?;
         tx.execute(
             "INSERT INTO runs (tenant, installation, plugin_id, plugin_version, plugin_digest,
                 feed, mode, trigger, attempt, scheduled_at, started_at, ended_at, status,
@@ -444,9 +403,9 @@ impl SqliteStore {
             ],
         )?;
         let run_id = tx.last_insert_rowid();
-        super::audit::insert_calls(&tx, run, Some(run_id), calls)?;
+        super::audit::insert_calls(&tx, run, Some(run_id), http_calls)?;
         if let Some(s) = settlement {
-            super::queue::settle_in(&tx, s, Some(run_id), now)?;
+            super::queue::settle_in(&tx, s, Some(run_id), *settled_at)?;
         }
         tx.commit()?;
         Ok(run_id)
@@ -599,7 +558,80 @@ fn apply_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::TenantRow;
+    use crate::storage::{ActiveRun, Settlement, TenantRow};
+
+    fn effects(settlement: Option<Settlement>) -> RunEffects {
+        let run = RunRow {
+            tenant: "t".into(),
+            installation: "i".into(),
+            plugin_id: "p".into(),
+            plugin_version: "1.0.0".into(),
+            plugin_digest: "d".into(),
+            feed: "orders".into(),
+            mode: "live".into(),
+            trigger: "schedule".into(),
+            attempt: 1,
+            scheduled_at: 10,
+            started_at: 10,
+            ended_at: 11,
+            status: "error".into(),
+            message: "m".into(),
+            report: "{}".into(),
+        };
+        RunEffects {
+            run,
+            kv_changes: vec![("cursor".into(), Some(b"42".to_vec()))],
+            http_calls: Vec::new(),
+            settlement,
+            settled_at: 11,
+        }
+    }
+
+    #[test]
+    fn a_runs_effects_are_committed_whole_or_not_at_all() {
+        let store = SqliteStore::in_memory().unwrap();
+        let scope = Scope {
+            tenant: "t".into(),
+            installation: "i".into(),
+        };
+        // The last step of the transaction (raising the notification) fails.
+        store
+            .conn()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON notifications
+                 BEGIN SELECT RAISE(ABORT, 'notifications refused'); END;",
+            )
+            .unwrap();
+        let settlement = Settlement {
+            active: ActiveRun {
+                tenant: "t".into(),
+                installation: "i".into(),
+                feed: "orders".into(),
+                trigger: "schedule".into(),
+                attempt: 1,
+                scheduled_at: 10,
+                started_at: 10,
+            },
+            follow_up: None,
+            notification: Some("orders failed".into()),
+        };
+        assert!(store.finish_run(&effects(Some(settlement))).is_err());
+        let runs = |s: &SqliteStore| -> i64 {
+            s.conn()
+                .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(store.kv_get(&scope, "cursor").unwrap(), None);
+        assert_eq!(runs(&store), 0);
+
+        let id = store.finish_run(&effects(None)).unwrap();
+        assert_eq!(
+            store.kv_get(&scope, "cursor").unwrap(),
+            Some(b"42".to_vec())
+        );
+        assert_eq!(runs(&store), 1);
+        assert!(id > 0);
+    }
 
     #[test]
     fn a_database_that_cannot_open_names_the_file_and_keeps_sqlites_cause() {

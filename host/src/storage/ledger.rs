@@ -1,0 +1,59 @@
+//! What the run ledger records: a finished run's row, and [`RunEffects`],
+//! everything a run changes, committed by one store call in one transaction.
+
+use super::Settlement;
+use crate::egress::HttpCall;
+
+/// A run as recorded in the `runs` table.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    /// Tenant.
+    pub tenant: String,
+    /// Installation.
+    pub installation: String,
+    /// Plugin id.
+    pub plugin_id: String,
+    /// Plugin version.
+    pub plugin_version: String,
+    /// Component sha256.
+    pub plugin_digest: String,
+    /// Feed.
+    pub feed: String,
+    /// `test` or `live`.
+    pub mode: String,
+    /// `schedule`, `manual` or `retry`.
+    pub trigger: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// When it was due (Unix seconds).
+    pub scheduled_at: i64,
+    /// When it started (Unix seconds).
+    pub started_at: i64,
+    /// When it ended (Unix seconds).
+    pub ended_at: i64,
+    /// `ok`, `info`, `retry`, `error`, `trap`, `timeout`, `memory`…
+    pub status: String,
+    /// One line.
+    pub message: String,
+    /// The full report as JSON.
+    pub report: String,
+}
+
+/// Everything a finished run changes, as one value: the store commits it in
+/// one transaction or not at all (see `SqliteStore::finish_run`), so a crash
+/// never leaves a run's writes applied but the run unrecorded, nor a
+/// scheduled run recorded but still in progress.
+#[derive(Debug, Clone)]
+pub struct RunEffects {
+    /// The run's record.
+    pub run: RunRow,
+    /// Its final key-value writes, in the run's own scope (a value to set, or
+    /// `None` to delete); empty when the run's writes are discarded.
+    pub kv_changes: Vec<(String, Option<Vec<u8>>)>,
+    /// Its HTTP calls, for the egress audit.
+    pub http_calls: Vec<HttpCall>,
+    /// For a scheduled run: how it leaves the runs in progress.
+    pub settlement: Option<Settlement>,
+    /// When it is settled (Unix seconds).
+    pub settled_at: i64,
+}
