@@ -23,8 +23,8 @@ use crate::runtime::{
     CallOutput, FeedCall, HostLimits, HttpBudget, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
 use crate::storage::{
-    KeyChange, KvBackend, KvUsage, RunEffects, RunRow, RunStorage, Scope, Settlement, SqliteStore,
-    StorageError, StorageLimits,
+    KeyChange, KvBackend, KvUsage, RunEffects, RunLedger, RunRow, RunStorage, Scope, Settlement,
+    SqliteStore, StorageError, StorageLimits,
 };
 
 /// One plugin enabled for one tenant, with its config and mode.
@@ -266,7 +266,7 @@ impl Airlock {
         let direction = feed_direction(plugin, &request.feed)?;
         let component = self.load(plugin)?;
         let scope = installation.scope();
-        let last_success_at = self.store.last_success(&scope, &request.feed)?;
+        let last_success_at = RunLedger::last_success(&*self.store, &scope, &request.feed).await?;
         // A test-mode run of an outbound feed is a dry run: it keeps nothing.
         let dry_run = installation.mode == Mode::Test && direction == Direction::Outbound;
         let writes = if dry_run {
@@ -342,7 +342,7 @@ impl Airlock {
             settlement: settlement.clone(),
             settled_at: now,
         };
-        report.run_id = Some(self.store.finish_run(&effects)?);
+        report.run_id = Some(RunLedger::finish_run(&*self.store, effects).await?);
         Ok((report, settlement))
     }
 
@@ -386,7 +386,7 @@ impl Airlock {
         };
         let setup = self.setup_writing(plugin, &checking, Writes::Scratch)?;
         let output = self.runtime.call_check(&component, setup).await;
-        self.audit_check(plugin, &checking, &output.http)?;
+        self.audit_check(plugin, &checking, output.http).await?;
         Ok(match output.result {
             Ok(answer) => answer.map_err(|m| installation.config.redact(&m)),
             Err(end) => Err(end.summary()),
@@ -394,11 +394,11 @@ impl Airlock {
     }
 
     /// Records the HTTP requests of a check in the egress audit.
-    fn audit_check(
+    async fn audit_check(
         &self,
         plugin: &Plugin,
         installation: &Installation,
-        calls: &[HttpCall],
+        calls: Vec<HttpCall>,
     ) -> Result<(), HostError> {
         let now = chrono::Utc::now().timestamp();
         let row = RunRow {
@@ -418,7 +418,10 @@ impl Airlock {
             message: String::new(),
             report: String::new(),
         };
-        Ok(self.store.insert_audit(&row, calls)?)
+        if calls.is_empty() {
+            return Ok(());
+        }
+        Ok(self.store.record_calls(row, calls).await?)
     }
 }
 

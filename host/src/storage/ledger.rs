@@ -1,7 +1,8 @@
-//! What the run ledger records: a finished run's row, and [`RunEffects`],
-//! everything a run changes, committed by one store call in one transaction.
+//! The run ledger: the [`RunLedger`] trait, what it records (a finished
+//! run's [`RunRow`]) and [`RunEffects`], everything a run changes, committed
+//! by one store call in one transaction.
 
-use super::Settlement;
+use super::{Scope, Settlement, StorageError};
 use crate::egress::HttpCall;
 
 /// A run as recorded in the `runs` table.
@@ -56,4 +57,20 @@ pub struct RunEffects {
     pub settlement: Option<Settlement>,
     /// When it is settled (Unix seconds).
     pub settled_at: i64,
+}
+
+/// The record of runs, as a backend offers it to async code. Every call is
+/// async so that a backend never blocks a tokio worker (SQLite runs each
+/// call on the blocking pool).
+#[async_trait::async_trait]
+pub trait RunLedger: Send + Sync {
+    /// Commits a finished run's `effects` in one transaction (all or
+    /// nothing) and returns the run's id.
+    async fn finish_run(&self, effects: RunEffects) -> Result<i64, StorageError>;
+    /// Records HTTP calls made outside a run (a `check()`) in the egress
+    /// audit, attributed to `who`'s installation, plugin and feed.
+    async fn record_calls(&self, who: RunRow, calls: Vec<HttpCall>) -> Result<(), StorageError>;
+    /// When the last run of `feed` for `scope` that ended `ok` or `info`
+    /// ended, if one did.
+    async fn last_success(&self, scope: &Scope, feed: &str) -> Result<Option<i64>, StorageError>;
 }

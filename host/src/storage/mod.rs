@@ -23,7 +23,7 @@ mod sqlite;
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
-pub use ledger::{RunEffects, RunRow};
+pub use ledger::{RunEffects, RunLedger, RunRow};
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};
 pub use sqlite::SqliteStore;

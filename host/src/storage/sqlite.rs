@@ -1,11 +1,11 @@
 //! The SQLite backend: one file, WAL, versioned schema.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{BoxedCause, KvBackend, KvUsage, RunEffects, RunRow, Scope, StorageError};
+use super::{BoxedCause, KvBackend, KvUsage, RunEffects, RunLedger, RunRow, Scope, StorageError};
 use crate::egress::HttpCall;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -257,10 +257,20 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE active_runs ADD COLUMN run_pid INTEGER;",
 ];
 
-/// The SQLite store. Cheap to share behind an `Arc`; calls are serialised on
-/// one connection, each short.
+/// The SQLite store: one connection, calls serialised on it, each short.
+/// A clone shares the connection.
+///
+/// Its inherent methods block the calling thread on SQLite. The async
+/// traits ([`RunLedger`]) run each call on tokio's blocking pool instead, so
+/// a slow disk or a write lock held by another process (`airlock run`,
+/// the CLI) stalls that call only, never a tokio worker that guests and the
+/// scheduler need. The blocking pool rather than a store thread of its own:
+/// calls are already serialised by the connection's mutex, so a dedicated
+/// thread would add a queue and a channel without adding order, and the
+/// pool is bounded and shared with the rest of the host's blocking work.
+#[derive(Clone)]
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     /// The directory of the database file (none in memory): the data
     /// directory, where the plugin store lives.
     data_dir: Option<PathBuf>,
@@ -348,7 +358,7 @@ impl SqliteStore {
             tx.commit()?;
         }
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
             data_dir: None,
         })
     }
@@ -441,6 +451,40 @@ impl SqliteStore {
             params![scope.tenant, scope.installation],
             |r| r.get::<_, i64>(0),
         )? as u64)
+    }
+}
+
+impl SqliteStore {
+    /// Runs `call` on a clone of this store on tokio's blocking pool (see
+    /// [`SqliteStore`] for why). A call that panicked is reported as a
+    /// database error, not propagated.
+    async fn off_worker<T, F>(&self, call: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SqliteStore) -> Result<T, StorageError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || call(&store))
+            .await
+            .map_err(|e| StorageError::Database(Box::new(e)))?
+    }
+}
+
+#[async_trait::async_trait]
+impl RunLedger for SqliteStore {
+    async fn finish_run(&self, effects: RunEffects) -> Result<i64, StorageError> {
+        self.off_worker(move |s| SqliteStore::finish_run(s, &effects))
+            .await
+    }
+
+    async fn record_calls(&self, who: RunRow, calls: Vec<HttpCall>) -> Result<(), StorageError> {
+        self.off_worker(move |s| s.insert_audit(&who, &calls)).await
+    }
+
+    async fn last_success(&self, scope: &Scope, feed: &str) -> Result<Option<i64>, StorageError> {
+        let (scope, feed) = (scope.clone(), feed.to_string());
+        self.off_worker(move |s| SqliteStore::last_success(s, &scope, &feed))
+            .await
     }
 }
 
@@ -631,6 +675,38 @@ mod tests {
         );
         assert_eq!(runs(&store), 1);
         assert!(id > 0);
+    }
+
+    #[test]
+    fn a_write_lock_held_elsewhere_stalls_the_ledger_call_not_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("airlock.db");
+        let store = SqliteStore::open(&path).unwrap();
+        // Another process's transaction holds the write lock.
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // One thread: the runtime's only worker.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let finishing = tokio::spawn({
+                let store = store.clone();
+                async move { RunLedger::finish_run(&store, effects(None)).await }
+            });
+            tokio::task::yield_now().await;
+            // Work queued after the stalled call still runs on the worker,
+            // while the lock is held: the call waits off the worker.
+            let other = tokio::spawn(async { "done" });
+            assert_eq!(other.await.unwrap(), "done");
+            assert!(!finishing.is_finished());
+            holder.execute_batch("ROLLBACK").unwrap();
+            let id = finishing
+                .await
+                .unwrap()
+                .expect("recorded once the lock is free");
+            assert!(id > 0);
+        });
     }
 
     #[test]
