@@ -102,11 +102,15 @@ pub enum HostError {
     /// The installation's egress grants could not be built.
     #[error("egress policy: {0}")]
     Policy(String),
+    /// Work sent to the blocking pool (compiling a component) panicked or
+    /// was cancelled.
+    #[error("host task failed")]
+    BlockingTask(#[from] tokio::task::JoinError),
 }
 
 /// The embeddable host.
 pub struct Airlock {
-    runtime: Runtime,
+    runtime: Arc<Runtime>,
     store: Arc<SqliteStore>,
     client: EgressClient,
     storage_limits: StorageLimits,
@@ -118,7 +122,7 @@ pub struct Airlock {
 impl Airlock {
     /// A host on `store` with these options.
     pub fn new(store: Arc<SqliteStore>, options: AirlockOptions) -> Result<Self, HostError> {
-        let runtime = Runtime::new(options.limits, options.cache_dir)?;
+        let runtime = Arc::new(Runtime::new(options.limits, options.cache_dir)?);
         let client = EgressClient::new(options.egress_limits, options.resolve, options.addresses)
             .map_err(|e| HostError::Http(e.to_string()))?;
         Ok(Self {
@@ -141,9 +145,22 @@ impl Airlock {
         &self.store
     }
 
-    /// Compiles (or loads from cache) the plugin's component.
+    /// Compiles (or loads from cache) the plugin's component. It blocks the
+    /// calling thread while it compiles: async code calls
+    /// [`Airlock::load_off_worker`].
     pub fn load(&self, plugin: &Plugin) -> Result<Arc<LoadedComponent>, HostError> {
         Ok(self.runtime.load(&plugin.digest, &plugin.component)?)
+    }
+
+    /// [`Airlock::load`] on tokio's blocking pool: compiling a component on a
+    /// cache miss takes long enough to stall a tokio worker, and with it the
+    /// guests and the scheduler that share it.
+    async fn load_off_worker(&self, plugin: &Plugin) -> Result<Arc<LoadedComponent>, HostError> {
+        let runtime = self.runtime.clone();
+        let (digest, bytes) = (plugin.digest.clone(), plugin.component.clone());
+        tokio::task::spawn_blocking(move || runtime.load(&digest, &bytes))
+            .await?
+            .map_err(HostError::from)
     }
 
     /// What `installation` of `plugin` may reach, with where each grant came
@@ -264,7 +281,7 @@ impl Airlock {
         settle: impl FnOnce(&RunReport) -> Option<Settlement>,
     ) -> Result<(RunReport, Option<Settlement>), HostError> {
         let direction = feed_direction(plugin, &request.feed)?;
-        let component = self.load(plugin)?;
+        let component = self.load_off_worker(plugin).await?;
         let scope = installation.scope();
         let last_success_at = RunLedger::last_success(&*self.store, &scope, &request.feed).await?;
         // A test-mode run of an outbound feed is a dry run: it keeps nothing.
@@ -379,7 +396,7 @@ impl Airlock {
         installation: &Installation,
         mode: Mode,
     ) -> Result<Result<(), String>, HostError> {
-        let component = self.load(plugin)?;
+        let component = self.load_off_worker(plugin).await?;
         let checking = Installation {
             mode,
             ..installation.clone()
