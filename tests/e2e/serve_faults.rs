@@ -399,3 +399,50 @@ async fn a_feed_claimed_by_a_dead_airlock_run_is_recovered_a_live_ones_is_not() 
     assert_eq!(held, vec!["noop"], "a live process keeps its claim");
     assert_eq!(w.host.store().queue().unwrap()[0].trigger, "retry");
 }
+
+/// Issue 8: "a stalled host must not turn into a guest timeout". On a
+/// runtime with one worker, another process holds the database's write lock
+/// while `serve` claims a due run: the step waits for the lock off the
+/// worker, so other work on the worker goes on meanwhile, and once the lock
+/// is free the run is claimed, runs and is recorded, with no fault.
+#[tokio::test(flavor = "current_thread")]
+async fn a_store_stalled_by_a_held_write_lock_stalls_the_step_not_the_worker() {
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[]);
+    w.queue_now("acme", "hello", "greet");
+    let holder = other_connection(&w);
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let scheduler = w.scheduler(ServeOptions {
+        tick: Duration::from_millis(20),
+        ..options()
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(scheduler.serve(async {
+        let _ = stopped.await;
+    }));
+    // Other work on the worker while serve ticks and blocks on the lock to
+    // claim the run: a timer that must fire. (Were a step to block the
+    // worker, the timer would fire only once the claim failed, after a
+    // fault.) No assertion depends on how long this takes.
+    let other = tokio::spawn(tokio::time::sleep(Duration::from_millis(200)));
+    other.await.unwrap();
+    {
+        let events = w.events.lock().unwrap();
+        assert!(faults(&events).is_empty(), "{events:?}");
+        assert!(finished(&events, "greet").is_empty(), "{events:?}");
+    }
+    holder.execute_batch("ROLLBACK").unwrap();
+
+    // Poll without blocking the one worker, at most a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while finished(&w.events.lock().unwrap(), "greet").is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", w.events.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let events = w.events.lock().unwrap().clone();
+    assert_eq!(finished(&events, "greet")[0].0, "ok");
+    assert!(faults(&events).is_empty(), "{events:?}");
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}

@@ -464,13 +464,16 @@ impl Scheduler {
         let mut timer = tokio::time::interval(self.options.tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let step = tokio::select! {
+            let timer_fired = tokio::select! {
                 _ = &mut shutdown => break,
-                _ = timer.tick() => self.timer_step(&mut running, &mut recovered),
-                Some(_) = running.join_next(), if !running.is_empty() => {
-                    self.refill(&mut running).map(|_| ())
-                }
+                _ = timer.tick() => true,
+                Some(_) = running.join_next(), if !running.is_empty() => false,
             };
+            let step;
+            (step, running, recovered) = self
+                .clone()
+                .step_off_worker(running, recovered, timer_fired)
+                .await;
             match step {
                 Ok(()) => failures = 0,
                 Err(e) => {
@@ -486,6 +489,32 @@ impl Scheduler {
         }
         self.drain(running).await;
         Ok(())
+    }
+
+    /// One step of the loop (a timer tick, or a refill when a run ended) on
+    /// tokio's blocking pool: a step calls the store synchronously, and a
+    /// slow or locked store must stall the step, not a worker that runs
+    /// guests. The runs in progress move to the step and back; runs it
+    /// starts are spawned on the runtime from there. A step that panics
+    /// panics `serve`, as it would on the worker.
+    async fn step_off_worker(
+        self: Arc<Self>,
+        mut running: Running,
+        mut recovered: bool,
+        timer_fired: bool,
+    ) -> (Result<(), ServeError>, Running, bool) {
+        let step = tokio::task::spawn_blocking(move || {
+            let result = if timer_fired {
+                self.timer_step(&mut running, &mut recovered)
+            } else {
+                self.refill(&mut running).map(|_| ())
+            };
+            (result, running, recovered)
+        });
+        match step.await {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
     }
 
     /// A timer tick: recovery first, until it has succeeded once.
