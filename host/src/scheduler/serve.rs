@@ -40,6 +40,9 @@ pub enum ServeError {
     /// The store failed.
     #[error("storage: {}", error_chain(.0))]
     Storage(#[from] StorageError),
+    /// Work sent to the blocking pool panicked or was cancelled.
+    #[error("host task failed: {0}")]
+    BlockingTask(#[from] tokio::task::JoinError),
 }
 
 /// An error with its causes, `a: b: c`.
@@ -397,14 +400,32 @@ impl Scheduler {
     /// Runs one claimed run to its end and settles it with its record. A
     /// host failure (storage, the runtime) is recorded as one and retried;
     /// an error is returned only if even that record failed.
-    async fn execute(&self, row: &InstallationRow, run: &ActiveRun) -> Result<(), ServeError> {
-        let loaded = lifecycle::load(self.store(), self.keyring.as_deref(), row);
+    async fn execute(
+        self: &Arc<Self>,
+        row: &InstallationRow,
+        run: &ActiveRun,
+    ) -> Result<(), ServeError> {
+        // Reading and re-hashing the pinned plugin and unsealing its secrets
+        // is blocking work: it goes to the blocking pool.
+        let (store, keyring, stored) = (self.store().clone(), self.keyring.clone(), row.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            lifecycle::load(&store, keyring.as_deref(), &stored)
+        })
+        .await;
         let (plugin, installation) = match loaded {
-            Ok(pair) => pair,
-            Err(LifecycleError::Storage(e)) => {
-                return self.record_unrun(run, &Unrun::HostFailure(error_chain(&e)));
+            Ok(Ok(pair)) => pair,
+            Ok(Err(LifecycleError::Storage(e))) => {
+                let why = Unrun::HostFailure(error_chain(&e));
+                return self.record_unrun_off_worker(run, why).await;
             }
-            Err(e) => return self.record_unrun(run, &Unrun::CannotRun(e.to_string())),
+            Ok(Err(e)) => {
+                let why = Unrun::CannotRun(e.to_string());
+                return self.record_unrun_off_worker(run, why).await;
+            }
+            Err(e) => {
+                let why = Unrun::HostFailure(error_chain(&e));
+                return self.record_unrun_off_worker(run, why).await;
+            }
         };
         let request = RunRequest {
             feed: run.feed.clone(),
@@ -441,10 +462,24 @@ impl Scheduler {
                 Ok(())
             }
             Err(e @ HostError::UnknownFeed { .. }) => {
-                self.record_unrun(run, &Unrun::CannotRun(e.to_string()))
+                self.record_unrun_off_worker(run, Unrun::CannotRun(e.to_string()))
+                    .await
             }
-            Err(e) => self.record_unrun(run, &Unrun::HostFailure(error_chain(&e))),
+            Err(e) => {
+                self.record_unrun_off_worker(run, Unrun::HostFailure(error_chain(&e)))
+                    .await
+            }
         }
+    }
+
+    /// [`Scheduler::record_unrun`] on the blocking pool, for async code.
+    async fn record_unrun_off_worker(
+        self: &Arc<Self>,
+        run: &ActiveRun,
+        why: Unrun,
+    ) -> Result<(), ServeError> {
+        let (me, run) = (Arc::clone(self), run.clone());
+        tokio::task::spawn_blocking(move || me.record_unrun(&run, &why)).await?
     }
 
     /// Runs until `shutdown` resolves: recovers what a previous process left,
