@@ -146,8 +146,8 @@ impl Airlock {
     }
 
     /// Compiles (or loads from cache) the plugin's component. It blocks the
-    /// calling thread while it compiles: async code calls
-    /// [`Airlock::load_off_worker`].
+    /// calling thread while it compiles: runs and checks call it on the
+    /// blocking pool.
     pub fn load(&self, plugin: &Plugin) -> Result<Arc<LoadedComponent>, HostError> {
         Ok(self.runtime.load(&plugin.digest, &plugin.component)?)
     }
