@@ -446,3 +446,52 @@ async fn a_store_stalled_by_a_held_write_lock_stalls_the_step_not_the_worker() {
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
 }
+
+/// The work queue through its async trait: one holder per installation and
+/// feed, who holds it as recovery reads it, and a release that frees it.
+#[tokio::test(flavor = "current_thread")]
+async fn the_work_queue_gives_a_feed_to_one_holder_at_a_time() {
+    use airlock::storage::{ActiveRun, Holder, WorkQueue};
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[]);
+    let queue: &dyn WorkQueue = w.host.store().as_ref();
+    let run = ActiveRun {
+        tenant: "acme".into(),
+        installation: "hello".into(),
+        feed: "greet".into(),
+        trigger: "manual".into(),
+        attempt: 1,
+        scheduled_at: 0,
+        started_at: 0,
+    };
+    assert!(
+        queue
+            .claim_unqueued(run.clone(), Holder::Process(4242))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !queue
+            .claim_unqueued(run.clone(), Holder::Serve)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        queue.active_run("acme", "hello", "greet").await.unwrap(),
+        Some(run.clone())
+    );
+    assert_eq!(
+        queue.held_runs().await.unwrap(),
+        vec![(run.clone(), Holder::Process(4242))]
+    );
+    queue.release(run.clone()).await.unwrap();
+    assert_eq!(queue.held_runs().await.unwrap(), vec![]);
+    assert!(
+        queue
+            .claim_unqueued(run.clone(), Holder::Serve)
+            .await
+            .unwrap()
+    );
+    assert_eq!(queue.held_runs().await.unwrap(), vec![(run, Holder::Serve)]);
+}

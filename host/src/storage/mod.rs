@@ -19,6 +19,7 @@ mod ledger;
 mod queue;
 mod run_scope;
 mod sqlite;
+mod work;
 
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
@@ -27,6 +28,7 @@ pub use ledger::{RunEffects, RunLedger, RunRow};
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};
 pub use sqlite::SqliteStore;
+pub use work::{Holder, WorkQueue};
 
 /// Whose data: one installation of one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{BoxedCause, KvBackend, KvUsage, RunEffects, RunLedger, RunRow, Scope, StorageError};
+use super::{
+    ActiveRun, BoxedCause, Holder, KvBackend, KvUsage, QueuedRun, RunEffects, RunLedger, RunRow,
+    Scope, StorageError, WorkQueue,
+};
 use crate::egress::HttpCall;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -485,6 +488,50 @@ impl RunLedger for SqliteStore {
         let (scope, feed) = (scope.clone(), feed.to_string());
         self.off_worker(move |s| SqliteStore::last_success(s, &scope, &feed))
             .await
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkQueue for SqliteStore {
+    async fn enqueue(&self, run: QueuedRun) -> Result<i64, StorageError> {
+        self.off_worker(move |s| SqliteStore::enqueue(s, &run))
+            .await
+    }
+
+    async fn claim_unqueued(&self, run: ActiveRun, holder: Holder) -> Result<bool, StorageError> {
+        self.off_worker(move |s| match holder {
+            Holder::Process(pid) => SqliteStore::claim_unqueued(s, &run, pid),
+            Holder::Serve => super::queue::claim_for_serve(s, &run),
+        })
+        .await
+    }
+
+    async fn release(&self, run: ActiveRun) -> Result<(), StorageError> {
+        self.off_worker(move |s| SqliteStore::release(s, &run))
+            .await
+    }
+
+    async fn active_run(
+        &self,
+        tenant: &str,
+        installation: &str,
+        feed: &str,
+    ) -> Result<Option<ActiveRun>, StorageError> {
+        let key = (
+            tenant.to_string(),
+            installation.to_string(),
+            feed.to_string(),
+        );
+        self.off_worker(move |s| SqliteStore::active_run(s, &key.0, &key.1, &key.2))
+            .await
+    }
+
+    async fn held_runs(&self) -> Result<Vec<(ActiveRun, Holder)>, StorageError> {
+        let held = self.off_worker(|s| s.active_runs_held()).await?;
+        Ok(held
+            .into_iter()
+            .map(|(run, pid)| (run, pid.map_or(Holder::Serve, Holder::Process)))
+            .collect())
     }
 }
 
