@@ -495,3 +495,75 @@ async fn the_work_queue_gives_a_feed_to_one_holder_at_a_time() {
     );
     assert_eq!(queue.held_runs().await.unwrap(), vec![(run, Holder::Serve)]);
 }
+
+/// The registry through its async trait: a tenant id is never reused, an
+/// update must name the revision it read, a tenant is removed only once its
+/// installations are, and a removed installation stays as a tombstone.
+#[tokio::test(flavor = "current_thread")]
+async fn the_registry_keeps_revisions_and_tombstones() {
+    use airlock::storage::{Registry, StorageError, TenantRow};
+    let w = World::new();
+    let registry: &dyn Registry = w.host.store().as_ref();
+    let acme = TenantRow {
+        id: "acme".into(),
+        name: "Acme".into(),
+        created_at: 0,
+    };
+    registry.add_tenant(acme.clone()).await.unwrap();
+    assert!(matches!(
+        registry.add_tenant(acme.clone()).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(registry.tenants().await.unwrap(), vec![acme]);
+    w.install("acme", "hello", "hello", &[]);
+    let row = registry
+        .installation("acme", "hello")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !registry
+            .schedules("acme", "hello")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut changed = row.clone();
+    changed.enabled = !row.enabled;
+    let next = registry
+        .update_installation(changed.clone(), None, None)
+        .await
+        .unwrap();
+    assert!(next > row.revision);
+    assert!(
+        registry
+            .update_installation(changed, None, None)
+            .await
+            .is_err(),
+        "an update planned against an old revision is refused"
+    );
+
+    assert!(matches!(
+        registry.remove_tenant("acme").await,
+        Err(StorageError::Conflict(_))
+    ));
+    registry
+        .remove_installation("acme", "hello", Some(next), 1)
+        .await
+        .unwrap();
+    assert!(
+        registry
+            .installations(Some("acme"), false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let tombstone = registry
+        .installation("acme", "hello")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(tombstone.removed_at.is_some());
+    registry.remove_tenant("acme").await.unwrap();
+}

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use airlock::egress::{Decision, RateLimits};
 use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
-use airlock::storage::{ActiveRun, Holder, Settlement, WorkQueue};
+use airlock::storage::{ActiveRun, Holder, Registry, Settlement, WorkQueue};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
 
 use super::{
@@ -193,7 +193,10 @@ async fn claim_feed(
     request: &RunRequest,
     wait: bool,
 ) -> anyhow::Result<Option<ActiveRun>> {
-    let stored = store.installation(&installation.tenant, &installation.id)?;
+    let registry: &dyn Registry = store;
+    let stored = registry
+        .installation(&installation.tenant, &installation.id)
+        .await?;
     if stored.is_none_or(|row| row.removed_at.is_some()) {
         return Ok(None);
     }

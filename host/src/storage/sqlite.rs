@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    ActiveRun, BoxedCause, Holder, KvBackend, KvUsage, QueuedRun, RunEffects, RunLedger, RunRow,
-    Scope, StorageError, WorkQueue,
+    ActiveRun, BoxedCause, Holder, InstallationRow, KvBackend, KvUsage, QueuedRun, Registry,
+    RunEffects, RunLedger, RunRow, ScheduleRow, Scope, StorageError, StoredSecret, TenantRow,
+    WorkQueue,
 };
 use crate::egress::HttpCall;
 
@@ -532,6 +533,90 @@ impl WorkQueue for SqliteStore {
             .into_iter()
             .map(|(run, pid)| (run, pid.map_or(Holder::Serve, Holder::Process)))
             .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl Registry for SqliteStore {
+    async fn add_tenant(&self, tenant: TenantRow) -> Result<(), StorageError> {
+        self.off_worker(move |s| SqliteStore::add_tenant(s, &tenant))
+            .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantRow>, StorageError> {
+        self.off_worker(SqliteStore::tenants).await
+    }
+
+    async fn remove_tenant(&self, id: &str) -> Result<(), StorageError> {
+        let id = id.to_string();
+        self.off_worker(move |s| SqliteStore::remove_tenant(s, &id))
+            .await
+    }
+
+    async fn insert_installation(
+        &self,
+        row: InstallationRow,
+        secrets: Vec<StoredSecret>,
+        schedules: Vec<ScheduleRow>,
+    ) -> Result<(), StorageError> {
+        self.off_worker(move |s| SqliteStore::insert_installation(s, &row, &secrets, &schedules))
+            .await
+    }
+
+    async fn update_installation(
+        &self,
+        row: InstallationRow,
+        secrets: Option<Vec<StoredSecret>>,
+        schedules: Option<Vec<ScheduleRow>>,
+    ) -> Result<i64, StorageError> {
+        self.off_worker(move |s| {
+            SqliteStore::update_installation(s, &row, secrets.as_deref(), schedules.as_deref())
+        })
+        .await
+    }
+
+    async fn remove_installation(
+        &self,
+        tenant: &str,
+        id: &str,
+        revision: Option<i64>,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.off_worker(move |s| SqliteStore::remove_installation(s, &tenant, &id, revision, now))
+            .await
+    }
+
+    async fn installation(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<InstallationRow>, StorageError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.off_worker(move |s| SqliteStore::installation(s, &tenant, &id))
+            .await
+    }
+
+    async fn installations(
+        &self,
+        tenant: Option<&str>,
+        include_removed: bool,
+    ) -> Result<Vec<InstallationRow>, StorageError> {
+        let tenant = tenant.map(str::to_string);
+        self.off_worker(move |s| SqliteStore::installations(s, tenant.as_deref(), include_removed))
+            .await
+    }
+
+    async fn secrets(&self, tenant: &str, id: &str) -> Result<Vec<StoredSecret>, StorageError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.off_worker(move |s| SqliteStore::secrets(s, &tenant, &id))
+            .await
+    }
+
+    async fn schedules(&self, tenant: &str, id: &str) -> Result<Vec<ScheduleRow>, StorageError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.off_worker(move |s| SqliteStore::schedules(s, &tenant, &id))
+            .await
     }
 }
 
