@@ -567,3 +567,82 @@ async fn the_registry_keeps_revisions_and_tombstones() {
     assert!(tombstone.removed_at.is_some());
     registry.remove_tenant("acme").await.unwrap();
 }
+
+/// The whole store as the composition root hands it out (`Arc<dyn Store>`):
+/// a run's effects go in through the ledger in one call, and come back out
+/// through the history: the run, its report and its notification, until a
+/// person acknowledges it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_runs_effects_come_back_through_the_history() {
+    use airlock::storage::{ActiveRun, RunEffects, RunFilter, RunRow, Settlement, Store};
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[]);
+    let store: Arc<dyn Store> = w.host.store().clone();
+    let active = ActiveRun {
+        tenant: "acme".into(),
+        installation: "hello".into(),
+        feed: "greet".into(),
+        trigger: "schedule".into(),
+        attempt: 1,
+        scheduled_at: 10,
+        started_at: 10,
+    };
+    let run = RunRow {
+        tenant: "acme".into(),
+        installation: "hello".into(),
+        plugin_id: "hello".into(),
+        plugin_version: "0.1.0".into(),
+        plugin_digest: "d".into(),
+        feed: "greet".into(),
+        mode: "live".into(),
+        trigger: "schedule".into(),
+        attempt: 1,
+        scheduled_at: 10,
+        started_at: 10,
+        ended_at: 11,
+        status: "error".into(),
+        message: "the shop said no".into(),
+        report: "{\"end\":\"error\"}".into(),
+    };
+    let id = store
+        .finish_run(RunEffects {
+            run,
+            kv_changes: Vec::new(),
+            http_calls: Vec::new(),
+            settlement: Some(Settlement {
+                active,
+                follow_up: None,
+                notification: Some("greet keeps failing".into()),
+            }),
+            settled_at: 11,
+        })
+        .await
+        .unwrap();
+
+    let runs = store
+        .runs(RunFilter {
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    let (_, report) = store.run(id).await.unwrap().unwrap();
+    assert_eq!(report, "{\"end\":\"error\"}");
+    let open = store.notifications(Some("acme"), false).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].run_id, Some(id));
+    assert_eq!(open[0].message, "greet keeps failing");
+
+    store.ack_notification(open[0].id, "ops", 12).await.unwrap();
+    assert!(
+        store
+            .notifications(Some("acme"), false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let all = store.notifications(Some("acme"), true).await.unwrap();
+    assert_eq!(all[0].acked_at, Some(12));
+}

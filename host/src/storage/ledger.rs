@@ -1,8 +1,12 @@
 //! The run ledger: the [`RunLedger`] trait, what it records (a finished
 //! run's [`RunRow`]) and [`RunEffects`], everything a run changes, committed
-//! by one store call in one transaction.
+//! by one store call in one transaction; and [`History`], what it gives back
+//! (runs, the egress audit, notifications).
 
-use super::{Scope, Settlement, StorageError};
+use super::{
+    AuditFilter, AuditRow, NotificationRow, RuleUsage, RunFilter, RunSummary, Scope, Settlement,
+    StorageError,
+};
 use crate::egress::HttpCall;
 
 /// A run as recorded in the `runs` table.
@@ -73,4 +77,33 @@ pub trait RunLedger: Send + Sync {
     /// When the last run of `feed` for `scope` that ended `ok` or `info`
     /// ended, if one did.
     async fn last_success(&self, scope: &Scope, feed: &str) -> Result<Option<i64>, StorageError>;
+}
+
+/// What the ledger gives back to people: past runs, the egress audit and
+/// the notifications that wait for a person, as a backend offers them to
+/// async code (SQLite runs each call on the blocking pool).
+#[async_trait::async_trait]
+pub trait History: Send + Sync {
+    /// Runs matching `filter`, newest first.
+    async fn runs(&self, filter: RunFilter) -> Result<Vec<RunSummary>, StorageError>;
+    /// Run `id` with its full report (JSON).
+    async fn run(&self, id: i64) -> Result<Option<(RunSummary, String)>, StorageError>;
+    /// Egress audit rows matching `filter`.
+    async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRow>, StorageError>;
+    /// Per installation of `plugin_id` (optionally one tenant's): how often
+    /// each rule allowed or refused a request, and when last.
+    async fn rule_usage(
+        &self,
+        plugin_id: &str,
+        tenant: Option<&str>,
+    ) -> Result<Vec<RuleUsage>, StorageError>;
+    /// Notifications (of one tenant, or all), open ones only unless
+    /// `include_acked`.
+    async fn notifications(
+        &self,
+        tenant: Option<&str>,
+        include_acked: bool,
+    ) -> Result<Vec<NotificationRow>, StorageError>;
+    /// Acknowledges notification `id` as seen by `by` at `now`.
+    async fn ack_notification(&self, id: i64, by: &str, now: i64) -> Result<(), StorageError>;
 }

@@ -25,7 +25,7 @@ mod work;
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
-pub use ledger::{RunEffects, RunLedger, RunRow};
+pub use ledger::{History, RunEffects, RunLedger, RunRow};
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
 pub use registry::Registry;
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};
@@ -40,6 +40,13 @@ pub struct Scope {
     /// The installation, unique within the tenant.
     pub installation: String,
 }
+
+/// Every concern of the store together, for the composition root that opens
+/// one backend and hands it out as `Arc<dyn Store>`. Any type with all the
+/// concerns is one.
+pub trait Store: RunLedger + History + WorkQueue + Registry + KvBackend {}
+
+impl<T: RunLedger + History + WorkQueue + Registry + KvBackend> Store for T {}
 
 /// A backend's own error, kept as the cause of a [`StorageError`].
 pub type BoxedCause = Box<dyn std::error::Error + Send + Sync + 'static>;

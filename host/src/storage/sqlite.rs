@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    ActiveRun, BoxedCause, Holder, InstallationRow, KvBackend, KvUsage, QueuedRun, Registry,
-    RunEffects, RunLedger, RunRow, ScheduleRow, Scope, StorageError, StoredSecret, TenantRow,
-    WorkQueue,
+    ActiveRun, AuditFilter, AuditRow, BoxedCause, History, Holder, InstallationRow, KvBackend,
+    KvUsage, NotificationRow, QueuedRun, Registry, RuleUsage, RunEffects, RunFilter, RunLedger,
+    RunRow, RunSummary, ScheduleRow, Scope, StorageError, StoredSecret, TenantRow, WorkQueue,
 };
 use crate::egress::HttpCall;
 
@@ -488,6 +488,49 @@ impl RunLedger for SqliteStore {
     async fn last_success(&self, scope: &Scope, feed: &str) -> Result<Option<i64>, StorageError> {
         let (scope, feed) = (scope.clone(), feed.to_string());
         self.off_worker(move |s| SqliteStore::last_success(s, &scope, &feed))
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl History for SqliteStore {
+    async fn runs(&self, filter: RunFilter) -> Result<Vec<RunSummary>, StorageError> {
+        self.off_worker(move |s| SqliteStore::runs(s, &filter))
+            .await
+    }
+
+    async fn run(&self, id: i64) -> Result<Option<(RunSummary, String)>, StorageError> {
+        self.off_worker(move |s| SqliteStore::run(s, id)).await
+    }
+
+    async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRow>, StorageError> {
+        self.off_worker(move |s| SqliteStore::audit_log(s, &filter))
+            .await
+    }
+
+    async fn rule_usage(
+        &self,
+        plugin_id: &str,
+        tenant: Option<&str>,
+    ) -> Result<Vec<RuleUsage>, StorageError> {
+        let (plugin_id, tenant) = (plugin_id.to_string(), tenant.map(str::to_string));
+        self.off_worker(move |s| SqliteStore::rule_usage(s, &plugin_id, tenant.as_deref()))
+            .await
+    }
+
+    async fn notifications(
+        &self,
+        tenant: Option<&str>,
+        include_acked: bool,
+    ) -> Result<Vec<NotificationRow>, StorageError> {
+        let tenant = tenant.map(str::to_string);
+        self.off_worker(move |s| SqliteStore::notifications(s, tenant.as_deref(), include_acked))
+            .await
+    }
+
+    async fn ack_notification(&self, id: i64, by: &str, now: i64) -> Result<(), StorageError> {
+        let by = by.to_string();
+        self.off_worker(move |s| SqliteStore::ack_notification(s, id, &by, now))
             .await
     }
 }
