@@ -23,8 +23,8 @@ use crate::runtime::{
     CallOutput, FeedCall, HostLimits, HttpBudget, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
 use crate::storage::{
-    KeyChange, KvBackend, KvUsage, RunRow, RunStorage, Scope, Settlement, SqliteStore,
-    StorageError, StorageLimits,
+    KeyChange, KvBackend, KvUsage, RunEffects, RunLedger, RunRow, RunStorage, Scope, Settlement,
+    SqliteStore, StorageError, StorageLimits,
 };
 
 /// One plugin enabled for one tenant, with its config and mode.
@@ -102,11 +102,15 @@ pub enum HostError {
     /// The installation's egress grants could not be built.
     #[error("egress policy: {0}")]
     Policy(String),
+    /// Work sent to the blocking pool (compiling a component) panicked or
+    /// was cancelled.
+    #[error("host task failed")]
+    BlockingTask(#[from] tokio::task::JoinError),
 }
 
 /// The embeddable host.
 pub struct Airlock {
-    runtime: Runtime,
+    runtime: Arc<Runtime>,
     store: Arc<SqliteStore>,
     client: EgressClient,
     storage_limits: StorageLimits,
@@ -118,7 +122,7 @@ pub struct Airlock {
 impl Airlock {
     /// A host on `store` with these options.
     pub fn new(store: Arc<SqliteStore>, options: AirlockOptions) -> Result<Self, HostError> {
-        let runtime = Runtime::new(options.limits, options.cache_dir)?;
+        let runtime = Arc::new(Runtime::new(options.limits, options.cache_dir)?);
         let client = EgressClient::new(options.egress_limits, options.resolve, options.addresses)
             .map_err(|e| HostError::Http(e.to_string()))?;
         Ok(Self {
@@ -141,9 +145,22 @@ impl Airlock {
         &self.store
     }
 
-    /// Compiles (or loads from cache) the plugin's component.
+    /// Compiles (or loads from cache) the plugin's component. It blocks the
+    /// calling thread while it compiles: runs and checks call it on the
+    /// blocking pool.
     pub fn load(&self, plugin: &Plugin) -> Result<Arc<LoadedComponent>, HostError> {
         Ok(self.runtime.load(&plugin.digest, &plugin.component)?)
+    }
+
+    /// [`Airlock::load`] on tokio's blocking pool: compiling a component on a
+    /// cache miss takes long enough to stall a tokio worker, and with it the
+    /// guests and the scheduler that share it.
+    async fn load_off_worker(&self, plugin: &Plugin) -> Result<Arc<LoadedComponent>, HostError> {
+        let runtime = self.runtime.clone();
+        let (digest, bytes) = (plugin.digest.clone(), plugin.component.clone());
+        tokio::task::spawn_blocking(move || runtime.load(&digest, &bytes))
+            .await?
+            .map_err(HostError::from)
     }
 
     /// What `installation` of `plugin` may reach, with where each grant came
@@ -264,9 +281,9 @@ impl Airlock {
         settle: impl FnOnce(&RunReport) -> Option<Settlement>,
     ) -> Result<(RunReport, Option<Settlement>), HostError> {
         let direction = feed_direction(plugin, &request.feed)?;
-        let component = self.load(plugin)?;
+        let component = self.load_off_worker(plugin).await?;
         let scope = installation.scope();
-        let last_success_at = self.store.last_success(&scope, &request.feed)?;
+        let last_success_at = RunLedger::last_success(&*self.store, &scope, &request.feed).await?;
         // A test-mode run of an outbound feed is a dry run: it keeps nothing.
         let dry_run = installation.mode == Mode::Test && direction == Direction::Outbound;
         let writes = if dry_run {
@@ -335,13 +352,14 @@ impl Airlock {
         let settlement = settle(&report);
         let row = Self::run_row(plugin, &report);
         let now = chrono::Utc::now().timestamp();
-        report.run_id = Some(self.store.finish_run(
-            &row,
-            &report.http,
-            &kept.changes,
-            settlement.as_ref(),
-            now,
-        )?);
+        let effects = RunEffects {
+            run: row,
+            kv_changes: kept.changes,
+            http_calls: report.http.clone(),
+            settlement: settlement.clone(),
+            settled_at: now,
+        };
+        report.run_id = Some(RunLedger::finish_run(&*self.store, effects).await?);
         Ok((report, settlement))
     }
 
@@ -378,14 +396,14 @@ impl Airlock {
         installation: &Installation,
         mode: Mode,
     ) -> Result<Result<(), String>, HostError> {
-        let component = self.load(plugin)?;
+        let component = self.load_off_worker(plugin).await?;
         let checking = Installation {
             mode,
             ..installation.clone()
         };
         let setup = self.setup_writing(plugin, &checking, Writes::Scratch)?;
         let output = self.runtime.call_check(&component, setup).await;
-        self.audit_check(plugin, &checking, &output.http)?;
+        self.audit_check(plugin, &checking, output.http).await?;
         Ok(match output.result {
             Ok(answer) => answer.map_err(|m| installation.config.redact(&m)),
             Err(end) => Err(end.summary()),
@@ -393,11 +411,11 @@ impl Airlock {
     }
 
     /// Records the HTTP requests of a check in the egress audit.
-    fn audit_check(
+    async fn audit_check(
         &self,
         plugin: &Plugin,
         installation: &Installation,
-        calls: &[HttpCall],
+        calls: Vec<HttpCall>,
     ) -> Result<(), HostError> {
         let now = chrono::Utc::now().timestamp();
         let row = RunRow {
@@ -417,7 +435,10 @@ impl Airlock {
             message: String::new(),
             report: String::new(),
         };
-        Ok(self.store.insert_audit(&row, calls)?)
+        if calls.is_empty() {
+            return Ok(());
+        }
+        Ok(self.store.record_calls(row, calls).await?)
     }
 }
 

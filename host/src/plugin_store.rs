@@ -164,7 +164,7 @@ pub fn load(entry: &Path, digest: &str) -> Result<Plugin, PluginStoreError> {
         dir: entry.to_path_buf(),
         component_path,
         digest: sha256_hex(&component),
-        component,
+        component: component.into(),
     })
 }
 

@@ -399,3 +399,250 @@ async fn a_feed_claimed_by_a_dead_airlock_run_is_recovered_a_live_ones_is_not() 
     assert_eq!(held, vec!["noop"], "a live process keeps its claim");
     assert_eq!(w.host.store().queue().unwrap()[0].trigger, "retry");
 }
+
+/// Issue 8: "a stalled host must not turn into a guest timeout". On a
+/// runtime with one worker, another process holds the database's write lock
+/// while `serve` claims a due run: the step waits for the lock off the
+/// worker, so other work on the worker goes on meanwhile, and once the lock
+/// is free the run is claimed, runs and is recorded, with no fault.
+#[tokio::test(flavor = "current_thread")]
+async fn a_store_stalled_by_a_held_write_lock_stalls_the_step_not_the_worker() {
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[]);
+    w.queue_now("acme", "hello", "greet");
+    let holder = other_connection(&w);
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let scheduler = w.scheduler(ServeOptions {
+        tick: Duration::from_millis(20),
+        ..options()
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(scheduler.serve(async {
+        let _ = stopped.await;
+    }));
+    // Other work on the worker while serve ticks and blocks on the lock to
+    // claim the run: a timer that must fire. (Were a step to block the
+    // worker, the timer would fire only once the claim failed, after a
+    // fault.) No assertion depends on how long this takes.
+    let other = tokio::spawn(tokio::time::sleep(Duration::from_millis(200)));
+    other.await.unwrap();
+    {
+        let events = w.events.lock().unwrap();
+        assert!(faults(&events).is_empty(), "{events:?}");
+        assert!(finished(&events, "greet").is_empty(), "{events:?}");
+    }
+    holder.execute_batch("ROLLBACK").unwrap();
+
+    // Poll without blocking the one worker, at most a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while finished(&w.events.lock().unwrap(), "greet").is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", w.events.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let events = w.events.lock().unwrap().clone();
+    assert_eq!(finished(&events, "greet")[0].0, "ok");
+    assert!(faults(&events).is_empty(), "{events:?}");
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
+
+/// The work queue through its async trait: one holder per installation and
+/// feed, who holds it as recovery reads it, and a release that frees it.
+#[tokio::test(flavor = "current_thread")]
+async fn the_work_queue_gives_a_feed_to_one_holder_at_a_time() {
+    use airlock::storage::{ActiveRun, Holder, WorkQueue};
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[]);
+    let queue: &dyn WorkQueue = w.host.store().as_ref();
+    let run = ActiveRun {
+        tenant: "acme".into(),
+        installation: "hello".into(),
+        feed: "greet".into(),
+        trigger: "manual".into(),
+        attempt: 1,
+        scheduled_at: 0,
+        started_at: 0,
+    };
+    assert!(
+        queue
+            .claim_unqueued(run.clone(), Holder::Process(4242))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !queue
+            .claim_unqueued(run.clone(), Holder::Serve)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        queue.active_run("acme", "hello", "greet").await.unwrap(),
+        Some(run.clone())
+    );
+    assert_eq!(
+        queue.held_runs().await.unwrap(),
+        vec![(run.clone(), Holder::Process(4242))]
+    );
+    queue.release(run.clone()).await.unwrap();
+    assert_eq!(queue.held_runs().await.unwrap(), vec![]);
+    assert!(
+        queue
+            .claim_unqueued(run.clone(), Holder::Serve)
+            .await
+            .unwrap()
+    );
+    assert_eq!(queue.held_runs().await.unwrap(), vec![(run, Holder::Serve)]);
+}
+
+/// The registry through its async trait: a tenant id is never reused, an
+/// update must name the revision it read, a tenant is removed only once its
+/// installations are, and a removed installation stays as a tombstone.
+#[tokio::test(flavor = "current_thread")]
+async fn the_registry_keeps_revisions_and_tombstones() {
+    use airlock::storage::{Registry, StorageError, TenantRow};
+    let w = World::new();
+    let registry: &dyn Registry = w.host.store().as_ref();
+    let acme = TenantRow {
+        id: "acme".into(),
+        name: "Acme".into(),
+        created_at: 0,
+    };
+    registry.add_tenant(acme.clone()).await.unwrap();
+    assert!(matches!(
+        registry.add_tenant(acme.clone()).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(registry.tenants().await.unwrap(), vec![acme]);
+    w.install("acme", "hello", "hello", &[]);
+    let row = registry
+        .installation("acme", "hello")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !registry
+            .schedules("acme", "hello")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut changed = row.clone();
+    changed.enabled = !row.enabled;
+    let next = registry
+        .update_installation(changed.clone(), None, None)
+        .await
+        .unwrap();
+    assert!(next > row.revision);
+    assert!(
+        registry
+            .update_installation(changed, None, None)
+            .await
+            .is_err(),
+        "an update planned against an old revision is refused"
+    );
+
+    assert!(matches!(
+        registry.remove_tenant("acme").await,
+        Err(StorageError::Conflict(_))
+    ));
+    registry
+        .remove_installation("acme", "hello", Some(next), 1)
+        .await
+        .unwrap();
+    assert!(
+        registry
+            .installations(Some("acme"), false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let tombstone = registry
+        .installation("acme", "hello")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(tombstone.removed_at.is_some());
+    registry.remove_tenant("acme").await.unwrap();
+}
+
+/// The whole store as the composition root hands it out (`Arc<dyn Store>`):
+/// a run's effects go in through the ledger in one call, and come back out
+/// through the history: the run, its report and its notification, until a
+/// person acknowledges it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_runs_effects_come_back_through_the_history() {
+    use airlock::storage::{ActiveRun, RunEffects, RunFilter, RunRow, Settlement, Store};
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "hello", "hello", &[]);
+    let store: Arc<dyn Store> = w.host.store().clone();
+    let active = ActiveRun {
+        tenant: "acme".into(),
+        installation: "hello".into(),
+        feed: "greet".into(),
+        trigger: "schedule".into(),
+        attempt: 1,
+        scheduled_at: 10,
+        started_at: 10,
+    };
+    let run = RunRow {
+        tenant: "acme".into(),
+        installation: "hello".into(),
+        plugin_id: "hello".into(),
+        plugin_version: "0.1.0".into(),
+        plugin_digest: "d".into(),
+        feed: "greet".into(),
+        mode: "live".into(),
+        trigger: "schedule".into(),
+        attempt: 1,
+        scheduled_at: 10,
+        started_at: 10,
+        ended_at: 11,
+        status: "error".into(),
+        message: "the shop said no".into(),
+        report: "{\"end\":\"error\"}".into(),
+    };
+    let id = store
+        .finish_run(RunEffects {
+            run,
+            kv_changes: Vec::new(),
+            http_calls: Vec::new(),
+            settlement: Some(Settlement {
+                active,
+                follow_up: None,
+                notification: Some("greet keeps failing".into()),
+            }),
+            settled_at: 11,
+        })
+        .await
+        .unwrap();
+
+    let runs = store
+        .runs(RunFilter {
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    let (_, report) = store.run(id).await.unwrap().unwrap();
+    assert_eq!(report, "{\"end\":\"error\"}");
+    let open = store.notifications(Some("acme"), false).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].run_id, Some(id));
+    assert_eq!(open[0].message, "greet keeps failing");
+
+    store.ack_notification(open[0].id, "ops", 12).await.unwrap();
+    assert!(
+        store
+            .notifications(Some("acme"), false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let all = store.notifications(Some("acme"), true).await.unwrap();
+    assert_eq!(all[0].acked_at, Some(12));
+}

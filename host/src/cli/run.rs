@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use airlock::egress::{Decision, RateLimits};
 use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
-use airlock::storage::{ActiveRun, Settlement};
+use airlock::storage::{ActiveRun, Holder, Registry, Settlement, WorkQueue};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
 
 use super::{
@@ -147,7 +147,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         other => {
             // The run was not recorded: its claim is released here.
             if let Some(active) = &claim {
-                store.release(active)?;
+                WorkQueue::release(&*store, active.clone()).await?;
             }
             return match other {
                 Some(Err(e)) => Err(e.into()),
@@ -193,10 +193,14 @@ async fn claim_feed(
     request: &RunRequest,
     wait: bool,
 ) -> anyhow::Result<Option<ActiveRun>> {
-    let stored = store.installation(&installation.tenant, &installation.id)?;
+    let registry: &dyn Registry = store;
+    let stored = registry
+        .installation(&installation.tenant, &installation.id)
+        .await?;
     if stored.is_none_or(|row| row.removed_at.is_some()) {
         return Ok(None);
     }
+    let queue: &dyn WorkQueue = store;
     let (tenant, id, feed) = (&installation.tenant, &installation.id, &request.feed);
     let mut said = false;
     loop {
@@ -209,10 +213,11 @@ async fn claim_feed(
             scheduled_at: request.scheduled_at,
             started_at: Utc::now().timestamp(),
         };
-        if store.claim_unqueued(&active, std::process::id())? {
+        let holder = Holder::Process(std::process::id());
+        if queue.claim_unqueued(active.clone(), holder).await? {
             return Ok(Some(active));
         }
-        let Some(other) = store.active_run(tenant, id, feed)? else {
+        let Some(other) = queue.active_run(tenant, id, feed).await? else {
             continue; // it ended just now
         };
         let running = format!(

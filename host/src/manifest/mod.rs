@@ -9,6 +9,7 @@
 mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
@@ -66,8 +67,9 @@ pub struct Plugin {
     pub dir: PathBuf,
     /// The component file (`[plugin] component`, relative to `dir`).
     pub component_path: PathBuf,
-    /// The component's bytes.
-    pub component: Vec<u8>,
+    /// The component's bytes, shared: a compile on the blocking pool takes
+    /// them without copying.
+    pub component: Arc<[u8]>,
     /// Lower-case hex sha256 of the component's bytes.
     pub digest: String,
 }
@@ -89,6 +91,7 @@ impl Plugin {
             source,
         })?;
         let digest = sha256_hex(&component);
+        let component = Arc::from(component);
         Ok(Self {
             manifest,
             manifest_text: text,

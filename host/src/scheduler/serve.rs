@@ -30,7 +30,8 @@ use crate::manifest::Direction;
 use crate::runs::{Mode, RunEnd, RunRequest, Severity, Trigger};
 use crate::secrets::Keyring;
 use crate::storage::{
-    ActiveRun, InstallationRow, QueuedRun, RunRow, Settlement, SqliteStore, StorageError,
+    ActiveRun, InstallationRow, QueuedRun, RunEffects, RunRow, Settlement, SqliteStore,
+    StorageError,
 };
 
 /// Why a scheduler step failed.
@@ -39,6 +40,9 @@ pub enum ServeError {
     /// The store failed.
     #[error("storage: {}", error_chain(.0))]
     Storage(#[from] StorageError),
+    /// Work sent to the blocking pool panicked or was cancelled.
+    #[error("host task failed: {0}")]
+    BlockingTask(#[from] tokio::task::JoinError),
 }
 
 /// An error with its causes, `a: b: c`.
@@ -186,9 +190,13 @@ impl Scheduler {
             report: why.report().to_string(),
         };
         let settlement = self.settlement(run, status, &message, None);
-        let id = self
-            .store()
-            .finish_run(&row, &[], &[], Some(&settlement), now)?;
+        let id = self.store().finish_run(&RunEffects {
+            run: row,
+            kv_changes: Vec::new(),
+            http_calls: Vec::new(),
+            settlement: Some(settlement.clone()),
+            settled_at: now,
+        })?;
         self.finished(run, Some(id), status, &message, &settlement);
         Ok(())
     }
@@ -445,14 +453,32 @@ impl Scheduler {
     /// Runs one claimed run to its end and settles it with its record. A
     /// host failure (storage, the runtime) is recorded as one and retried;
     /// an error is returned only if even that record failed.
-    async fn execute(&self, row: &InstallationRow, run: &ActiveRun) -> Result<(), ServeError> {
-        let loaded = lifecycle::load(self.store(), self.keyring.as_deref(), row);
+    async fn execute(
+        self: &Arc<Self>,
+        row: &InstallationRow,
+        run: &ActiveRun,
+    ) -> Result<(), ServeError> {
+        // Reading and re-hashing the pinned plugin and unsealing its secrets
+        // is blocking work: it goes to the blocking pool.
+        let (store, keyring, stored) = (self.store().clone(), self.keyring.clone(), row.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            lifecycle::load(&store, keyring.as_deref(), &stored)
+        })
+        .await;
         let (plugin, installation) = match loaded {
-            Ok(pair) => pair,
-            Err(LifecycleError::Storage(e)) => {
-                return self.record_unrun(run, &Unrun::HostFailure(error_chain(&e)));
+            Ok(Ok(pair)) => pair,
+            Ok(Err(LifecycleError::Storage(e))) => {
+                let why = Unrun::HostFailure(error_chain(&e));
+                return self.record_unrun_off_worker(run, why).await;
             }
-            Err(e) => return self.record_unrun(run, &Unrun::CannotRun(e.to_string())),
+            Ok(Err(e)) => {
+                let why = Unrun::CannotRun(e.to_string());
+                return self.record_unrun_off_worker(run, why).await;
+            }
+            Err(e) => {
+                let why = Unrun::HostFailure(error_chain(&e));
+                return self.record_unrun_off_worker(run, why).await;
+            }
         };
         let request = RunRequest {
             feed: run.feed.clone(),
@@ -489,10 +515,24 @@ impl Scheduler {
                 Ok(())
             }
             Err(e @ HostError::UnknownFeed { .. }) => {
-                self.record_unrun(run, &Unrun::CannotRun(e.to_string()))
+                self.record_unrun_off_worker(run, Unrun::CannotRun(e.to_string()))
+                    .await
             }
-            Err(e) => self.record_unrun(run, &Unrun::HostFailure(error_chain(&e))),
+            Err(e) => {
+                self.record_unrun_off_worker(run, Unrun::HostFailure(error_chain(&e)))
+                    .await
+            }
         }
+    }
+
+    /// [`Scheduler::record_unrun`] on the blocking pool, for async code.
+    async fn record_unrun_off_worker(
+        self: &Arc<Self>,
+        run: &ActiveRun,
+        why: Unrun,
+    ) -> Result<(), ServeError> {
+        let (me, run) = (Arc::clone(self), run.clone());
+        tokio::task::spawn_blocking(move || me.record_unrun(&run, &why)).await?
     }
 
     /// Runs until `shutdown` resolves: recovers what a previous process left,
@@ -512,13 +552,16 @@ impl Scheduler {
         let mut timer = tokio::time::interval(self.options.tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let step = tokio::select! {
+            let timer_fired = tokio::select! {
                 _ = &mut shutdown => break,
-                _ = timer.tick() => self.timer_step(&mut running, &mut recovered),
-                Some(_) = running.join_next(), if !running.is_empty() => {
-                    self.refill(&mut running).map(|_| ())
-                }
+                _ = timer.tick() => true,
+                Some(_) = running.join_next(), if !running.is_empty() => false,
             };
+            let step;
+            (step, running, recovered) = self
+                .clone()
+                .step_off_worker(running, recovered, timer_fired)
+                .await;
             match step {
                 Ok(()) => failures = 0,
                 Err(e) => {
@@ -534,6 +577,32 @@ impl Scheduler {
         }
         self.drain(running).await;
         Ok(())
+    }
+
+    /// One step of the loop (a timer tick, or a refill when a run ended) on
+    /// tokio's blocking pool: a step calls the store synchronously, and a
+    /// slow or locked store must stall the step, not a worker that runs
+    /// guests. The runs in progress move to the step and back; runs it
+    /// starts are spawned on the runtime from there. A step that panics
+    /// panics `serve`, as it would on the worker.
+    async fn step_off_worker(
+        self: Arc<Self>,
+        mut running: Running,
+        mut recovered: bool,
+        timer_fired: bool,
+    ) -> (Result<(), ServeError>, Running, bool) {
+        let step = tokio::task::spawn_blocking(move || {
+            let result = if timer_fired {
+                self.timer_step(&mut running, &mut recovered)
+            } else {
+                self.refill(&mut running).map(|_| ())
+            };
+            (result, running, recovered)
+        });
+        match step.await {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
     }
 
     /// A timer tick: recovery first, until it has succeeded once.
@@ -625,10 +694,7 @@ mod tests {
 
     #[test]
     fn a_storage_error_says_its_cause() {
-        let e = ServeError::from(StorageError::from(rusqlite::Error::InvalidQuery));
-        assert_eq!(
-            e.to_string(),
-            "storage: database error: Query is not read-only"
-        );
+        let e = ServeError::from(StorageError::Database("disk I/O error".into()));
+        assert_eq!(e.to_string(), "storage: database error: disk I/O error");
     }
 }

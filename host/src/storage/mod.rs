@@ -15,16 +15,22 @@
 mod audit;
 mod history;
 mod installations;
+mod ledger;
 mod queue;
+mod registry;
 mod run_scope;
 mod sqlite;
+mod work;
 
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
+pub use ledger::{History, RunEffects, RunLedger, RunRow};
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
+pub use registry::Registry;
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};
-pub use sqlite::{RunRow, SqliteStore};
+pub use sqlite::SqliteStore;
+pub use work::{Holder, WorkQueue};
 
 /// Whose data: one installation of one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -35,7 +41,18 @@ pub struct Scope {
     pub installation: String,
 }
 
-/// Why a storage operation failed.
+/// Every concern of the store together, for the composition root that opens
+/// one backend and hands it out as `Arc<dyn Store>`. Any type with all the
+/// concerns is one.
+pub trait Store: RunLedger + History + WorkQueue + Registry + KvBackend {}
+
+impl<T: RunLedger + History + WorkQueue + Registry + KvBackend> Store for T {}
+
+/// A backend's own error, kept as the cause of a [`StorageError`].
+pub type BoxedCause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a storage operation failed. No backend's types appear here: each
+/// backend converts its errors (SQLite's in `sqlite.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The key is empty, too long or has control characters.
@@ -44,17 +61,18 @@ pub enum StorageError {
     /// A value or a run's writes are over the limits.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
-    /// The database failed.
+    /// The database failed. The cause is the backend's own error, boxed so
+    /// that no backend's types show in this enum.
     #[error("database error")]
-    Database(#[from] rusqlite::Error),
+    Database(#[source] BoxedCause),
     /// The database file could not be opened or prepared.
     #[error("cannot open database {path}")]
     Open {
         /// The file.
         path: String,
-        /// Why.
+        /// Why, in the backend's own error.
         #[source]
-        source: rusqlite::Error,
+        source: BoxedCause,
     },
     /// The database file could not be created.
     #[error("cannot create database {path}")]

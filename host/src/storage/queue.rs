@@ -351,7 +351,14 @@ impl SqliteStore {
     pub fn claim_unqueued(&self, run: &ActiveRun, pid: u32) -> Result<bool, StorageError> {
         insert_active(&self.conn(), run, Some(pid))
     }
+}
 
+/// Starts a run that was never queued, held by `serve` (no pid).
+pub(super) fn claim_for_serve(store: &SqliteStore, run: &ActiveRun) -> Result<bool, StorageError> {
+    insert_active(&store.conn(), run, None)
+}
+
+impl SqliteStore {
     /// Ends a run in progress without recording it (a run that failed
     /// before its guest ran, whose caller reports the failure itself).
     pub fn release(&self, run: &ActiveRun) -> Result<(), StorageError> {

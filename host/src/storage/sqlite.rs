@@ -1,11 +1,15 @@
 //! The SQLite backend: one file, WAL, versioned schema.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{KvBackend, KvUsage, Scope, Settlement, StorageError};
+use super::{
+    ActiveRun, AuditFilter, AuditRow, BoxedCause, History, Holder, InstallationRow, KvBackend,
+    KvUsage, NotificationRow, QueuedRun, Registry, RuleUsage, RunEffects, RunFilter, RunLedger,
+    RunRow, RunSummary, ScheduleRow, Scope, StorageError, StoredSecret, TenantRow, WorkQueue,
+};
 use crate::egress::HttpCall;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -257,45 +261,20 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE active_runs ADD COLUMN run_pid INTEGER;",
 ];
 
-/// A run as recorded in the `runs` table.
-#[derive(Debug, Clone)]
-pub struct RunRow {
-    /// Tenant.
-    pub tenant: String,
-    /// Installation.
-    pub installation: String,
-    /// Plugin id.
-    pub plugin_id: String,
-    /// Plugin version.
-    pub plugin_version: String,
-    /// Component sha256.
-    pub plugin_digest: String,
-    /// Feed.
-    pub feed: String,
-    /// `test` or `live`.
-    pub mode: String,
-    /// `schedule`, `manual` or `retry`.
-    pub trigger: String,
-    /// Attempt number.
-    pub attempt: u32,
-    /// When it was due (Unix seconds).
-    pub scheduled_at: i64,
-    /// When it started (Unix seconds).
-    pub started_at: i64,
-    /// When it ended (Unix seconds).
-    pub ended_at: i64,
-    /// `ok`, `info`, `retry`, `error`, `trap`, `timeout`, `memory`…
-    pub status: String,
-    /// One line.
-    pub message: String,
-    /// The full report as JSON.
-    pub report: String,
-}
-
-/// The SQLite store. Cheap to share behind an `Arc`; calls are serialised on
-/// one connection, each short.
+/// The SQLite store: one connection, calls serialised on it, each short.
+/// A clone shares the connection.
+///
+/// Its inherent methods block the calling thread on SQLite. The async
+/// traits ([`RunLedger`]) run each call on tokio's blocking pool instead, so
+/// a slow disk or a write lock held by another process (`airlock run`,
+/// the CLI) stalls that call only, never a tokio worker that guests and the
+/// scheduler need. The blocking pool rather than a store thread of its own:
+/// calls are already serialised by the connection's mutex, so a dedicated
+/// thread would add a queue and a channel without adding order, and the
+/// pool is bounded and shared with the rest of the host's blocking work.
+#[derive(Clone)]
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     /// The directory of the database file (none in memory): the data
     /// directory, where the plugin store lives.
     data_dir: Option<PathBuf>,
@@ -317,11 +296,19 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// SQLite's errors become [`StorageError::Database`] with the SQLite error
+/// as the cause; `?` on any rusqlite call in this backend goes through here.
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        StorageError::Database(Box::new(e))
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed, mode 0600) the database at `path` and
     /// migrates it.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let open_err = |source| StorageError::Open {
+        let open_err = |source: BoxedCause| StorageError::Open {
             path: path.display().to_string(),
             source,
         };
@@ -329,9 +316,9 @@ impl SqliteStore {
             path: path.display().to_string(),
             source: e,
         })?;
-        let conn = Connection::open(path).map_err(open_err)?;
+        let conn = Connection::open(path).map_err(|e| open_err(e.into()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
+            .map_err(|e| open_err(e.into()))?;
         let mut store = Self::prepare(conn).map_err(|e| match e {
             StorageError::Database(source) => open_err(source),
             other => other,
@@ -375,7 +362,7 @@ impl SqliteStore {
             tx.commit()?;
         }
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
             data_dir: None,
         })
     }
@@ -386,32 +373,26 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a finished run and its HTTP calls (the egress audit) in one
-    /// transaction; returns the run's id.
-    pub fn insert_run(&self, run: &RunRow, calls: &[HttpCall]) -> Result<i64, StorageError> {
-        self.finish_run(run, calls, &[], None, 0)
-    }
-
-    /// Ends a run in one transaction: applies its final storage `changes`
-    /// (to the run's own scope), records it with its HTTP calls, and settles
-    /// it (see [`Settlement`]) if it was a scheduled run. Either all of it
+    /// Commits a finished run's [`RunEffects`] in one transaction: its
+    /// final key-value changes (to the run's own scope), its record, its
+    /// HTTP calls and, for a scheduled run, its settlement. Either all of it
     /// is stored or none: a crash can never leave a run's writes applied but
     /// the run unrecorded. Returns the run's id.
-    pub fn finish_run(
-        &self,
-        run: &RunRow,
-        calls: &[HttpCall],
-        changes: &[(String, Option<Vec<u8>>)],
-        settlement: Option<&Settlement>,
-        now: i64,
-    ) -> Result<i64, StorageError> {
+    pub fn finish_run(&self, effects: &RunEffects) -> Result<i64, StorageError> {
+        let RunEffects {
+            run,
+            kv_changes,
+            http_calls,
+            settlement,
+            settled_at,
+        } = effects;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let scope = Scope {
             tenant: run.tenant.clone(),
             installation: run.installation.clone(),
         };
-        apply_changes(&tx, &scope, changes)?;
+        apply_changes(&tx, &scope, kv_changes)?;
         tx.execute(
             "INSERT INTO runs (tenant, installation, plugin_id, plugin_version, plugin_digest,
                 feed, mode, trigger, attempt, scheduled_at, started_at, ended_at, status,
@@ -436,9 +417,9 @@ impl SqliteStore {
             ],
         )?;
         let run_id = tx.last_insert_rowid();
-        super::audit::insert_calls(&tx, run, Some(run_id), calls)?;
+        super::audit::insert_calls(&tx, run, Some(run_id), http_calls)?;
         if let Some(s) = settlement {
-            super::queue::settle_in(&tx, s, Some(run_id), now)?;
+            super::queue::settle_in(&tx, s, Some(run_id), *settled_at)?;
         }
         tx.commit()?;
         Ok(run_id)
@@ -474,6 +455,211 @@ impl SqliteStore {
             params![scope.tenant, scope.installation],
             |r| r.get::<_, i64>(0),
         )? as u64)
+    }
+}
+
+impl SqliteStore {
+    /// Runs `call` on a clone of this store on tokio's blocking pool (see
+    /// [`SqliteStore`] for why). A call that panicked is reported as a
+    /// database error, not propagated.
+    async fn off_worker<T, F>(&self, call: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SqliteStore) -> Result<T, StorageError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || call(&store))
+            .await
+            .map_err(|e| StorageError::Database(Box::new(e)))?
+    }
+}
+
+#[async_trait::async_trait]
+impl RunLedger for SqliteStore {
+    async fn finish_run(&self, effects: RunEffects) -> Result<i64, StorageError> {
+        self.off_worker(move |s| SqliteStore::finish_run(s, &effects))
+            .await
+    }
+
+    async fn record_calls(&self, who: RunRow, calls: Vec<HttpCall>) -> Result<(), StorageError> {
+        self.off_worker(move |s| s.insert_audit(&who, &calls)).await
+    }
+
+    async fn last_success(&self, scope: &Scope, feed: &str) -> Result<Option<i64>, StorageError> {
+        let (scope, feed) = (scope.clone(), feed.to_string());
+        self.off_worker(move |s| SqliteStore::last_success(s, &scope, &feed))
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl History for SqliteStore {
+    async fn runs(&self, filter: RunFilter) -> Result<Vec<RunSummary>, StorageError> {
+        self.off_worker(move |s| SqliteStore::runs(s, &filter))
+            .await
+    }
+
+    async fn run(&self, id: i64) -> Result<Option<(RunSummary, String)>, StorageError> {
+        self.off_worker(move |s| SqliteStore::run(s, id)).await
+    }
+
+    async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRow>, StorageError> {
+        self.off_worker(move |s| SqliteStore::audit_log(s, &filter))
+            .await
+    }
+
+    async fn rule_usage(
+        &self,
+        plugin_id: &str,
+        tenant: Option<&str>,
+    ) -> Result<Vec<RuleUsage>, StorageError> {
+        let (plugin_id, tenant) = (plugin_id.to_string(), tenant.map(str::to_string));
+        self.off_worker(move |s| SqliteStore::rule_usage(s, &plugin_id, tenant.as_deref()))
+            .await
+    }
+
+    async fn notifications(
+        &self,
+        tenant: Option<&str>,
+        include_acked: bool,
+    ) -> Result<Vec<NotificationRow>, StorageError> {
+        let tenant = tenant.map(str::to_string);
+        self.off_worker(move |s| SqliteStore::notifications(s, tenant.as_deref(), include_acked))
+            .await
+    }
+
+    async fn ack_notification(&self, id: i64, by: &str, now: i64) -> Result<(), StorageError> {
+        let by = by.to_string();
+        self.off_worker(move |s| SqliteStore::ack_notification(s, id, &by, now))
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkQueue for SqliteStore {
+    async fn enqueue(&self, run: QueuedRun) -> Result<i64, StorageError> {
+        self.off_worker(move |s| SqliteStore::enqueue(s, &run))
+            .await
+    }
+
+    async fn claim_unqueued(&self, run: ActiveRun, holder: Holder) -> Result<bool, StorageError> {
+        self.off_worker(move |s| match holder {
+            Holder::Process(pid) => SqliteStore::claim_unqueued(s, &run, pid),
+            Holder::Serve => super::queue::claim_for_serve(s, &run),
+        })
+        .await
+    }
+
+    async fn release(&self, run: ActiveRun) -> Result<(), StorageError> {
+        self.off_worker(move |s| SqliteStore::release(s, &run))
+            .await
+    }
+
+    async fn active_run(
+        &self,
+        tenant: &str,
+        installation: &str,
+        feed: &str,
+    ) -> Result<Option<ActiveRun>, StorageError> {
+        let key = (
+            tenant.to_string(),
+            installation.to_string(),
+            feed.to_string(),
+        );
+        self.off_worker(move |s| SqliteStore::active_run(s, &key.0, &key.1, &key.2))
+            .await
+    }
+
+    async fn held_runs(&self) -> Result<Vec<(ActiveRun, Holder)>, StorageError> {
+        let held = self.off_worker(|s| s.active_runs_held()).await?;
+        Ok(held
+            .into_iter()
+            .map(|(run, pid)| (run, pid.map_or(Holder::Serve, Holder::Process)))
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl Registry for SqliteStore {
+    async fn add_tenant(&self, tenant: TenantRow) -> Result<(), StorageError> {
+        self.off_worker(move |s| SqliteStore::add_tenant(s, &tenant))
+            .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantRow>, StorageError> {
+        self.off_worker(SqliteStore::tenants).await
+    }
+
+    async fn remove_tenant(&self, id: &str) -> Result<(), StorageError> {
+        let id = id.to_string();
+        self.off_worker(move |s| SqliteStore::remove_tenant(s, &id))
+            .await
+    }
+
+    async fn insert_installation(
+        &self,
+        row: InstallationRow,
+        secrets: Vec<StoredSecret>,
+        schedules: Vec<ScheduleRow>,
+    ) -> Result<(), StorageError> {
+        self.off_worker(move |s| SqliteStore::insert_installation(s, &row, &secrets, &schedules))
+            .await
+    }
+
+    async fn update_installation(
+        &self,
+        row: InstallationRow,
+        secrets: Option<Vec<StoredSecret>>,
+        schedules: Option<Vec<ScheduleRow>>,
+    ) -> Result<i64, StorageError> {
+        self.off_worker(move |s| {
+            SqliteStore::update_installation(s, &row, secrets.as_deref(), schedules.as_deref())
+        })
+        .await
+    }
+
+    async fn remove_installation(
+        &self,
+        tenant: &str,
+        id: &str,
+        revision: Option<i64>,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.off_worker(move |s| SqliteStore::remove_installation(s, &tenant, &id, revision, now))
+            .await
+    }
+
+    async fn installation(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<InstallationRow>, StorageError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.off_worker(move |s| SqliteStore::installation(s, &tenant, &id))
+            .await
+    }
+
+    async fn installations(
+        &self,
+        tenant: Option<&str>,
+        include_removed: bool,
+    ) -> Result<Vec<InstallationRow>, StorageError> {
+        let tenant = tenant.map(str::to_string);
+        self.off_worker(move |s| SqliteStore::installations(s, tenant.as_deref(), include_removed))
+            .await
+    }
+
+    async fn secrets(&self, tenant: &str, id: &str) -> Result<Vec<StoredSecret>, StorageError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.off_worker(move |s| SqliteStore::secrets(s, &tenant, &id))
+            .await
+    }
+
+    async fn schedules(&self, tenant: &str, id: &str) -> Result<Vec<ScheduleRow>, StorageError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.off_worker(move |s| SqliteStore::schedules(s, &tenant, &id))
+            .await
     }
 }
 
@@ -591,7 +777,124 @@ fn apply_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::TenantRow;
+    use crate::storage::{ActiveRun, Settlement, TenantRow};
+
+    fn effects(settlement: Option<Settlement>) -> RunEffects {
+        let run = RunRow {
+            tenant: "t".into(),
+            installation: "i".into(),
+            plugin_id: "p".into(),
+            plugin_version: "1.0.0".into(),
+            plugin_digest: "d".into(),
+            feed: "orders".into(),
+            mode: "live".into(),
+            trigger: "schedule".into(),
+            attempt: 1,
+            scheduled_at: 10,
+            started_at: 10,
+            ended_at: 11,
+            status: "error".into(),
+            message: "m".into(),
+            report: "{}".into(),
+        };
+        RunEffects {
+            run,
+            kv_changes: vec![("cursor".into(), Some(b"42".to_vec()))],
+            http_calls: Vec::new(),
+            settlement,
+            settled_at: 11,
+        }
+    }
+
+    #[test]
+    fn a_runs_effects_are_committed_whole_or_not_at_all() {
+        let store = SqliteStore::in_memory().unwrap();
+        let scope = Scope {
+            tenant: "t".into(),
+            installation: "i".into(),
+        };
+        // The last step of the transaction (raising the notification) fails.
+        store
+            .conn()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON notifications
+                 BEGIN SELECT RAISE(ABORT, 'notifications refused'); END;",
+            )
+            .unwrap();
+        let settlement = Settlement {
+            active: ActiveRun {
+                tenant: "t".into(),
+                installation: "i".into(),
+                feed: "orders".into(),
+                trigger: "schedule".into(),
+                attempt: 1,
+                scheduled_at: 10,
+                started_at: 10,
+            },
+            follow_up: None,
+            notification: Some("orders failed".into()),
+        };
+        assert!(store.finish_run(&effects(Some(settlement))).is_err());
+        let runs = |s: &SqliteStore| -> i64 {
+            s.conn()
+                .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(store.kv_get(&scope, "cursor").unwrap(), None);
+        assert_eq!(runs(&store), 0);
+
+        let id = store.finish_run(&effects(None)).unwrap();
+        assert_eq!(
+            store.kv_get(&scope, "cursor").unwrap(),
+            Some(b"42".to_vec())
+        );
+        assert_eq!(runs(&store), 1);
+        assert!(id > 0);
+    }
+
+    #[test]
+    fn a_write_lock_held_elsewhere_stalls_the_ledger_call_not_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("airlock.db");
+        let store = SqliteStore::open(&path).unwrap();
+        // Another process's transaction holds the write lock.
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // One thread: the runtime's only worker.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let finishing = tokio::spawn({
+                let store = store.clone();
+                async move { RunLedger::finish_run(&store, effects(None)).await }
+            });
+            tokio::task::yield_now().await;
+            // Work queued after the stalled call still runs on the worker,
+            // while the lock is held: the call waits off the worker.
+            let other = tokio::spawn(async { "done" });
+            assert_eq!(other.await.unwrap(), "done");
+            assert!(!finishing.is_finished());
+            holder.execute_batch("ROLLBACK").unwrap();
+            let id = finishing
+                .await
+                .unwrap()
+                .expect("recorded once the lock is free");
+            assert!(id > 0);
+        });
+    }
+
+    #[test]
+    fn a_database_that_cannot_open_names_the_file_and_keeps_sqlites_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let Err(e) = SqliteStore::open(dir.path()) else {
+            panic!("a directory opened as a database");
+        };
+        assert!(matches!(e, StorageError::Open { .. }), "{e:?}");
+        assert!(e.to_string().contains(&dir.path().display().to_string()));
+        let cause = std::error::Error::source(&e).expect("a cause");
+        assert!(cause.is::<rusqlite::Error>(), "{cause:?}");
+    }
 
     /// A database at schema 3 with an installation and its rows, a
     /// tombstoned installation whose tenant was deleted, and an orphan secret.
