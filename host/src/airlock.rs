@@ -155,7 +155,12 @@ impl Airlock {
     /// [`Airlock::load`] on tokio's blocking pool: compiling a component on a
     /// cache miss takes long enough to stall a tokio worker, and with it the
     /// guests and the scheduler that share it.
+    /// A component already in memory is returned at once: the pool is only
+    /// worth its hand-off when there is work to hand off.
     async fn load_off_worker(&self, plugin: &Plugin) -> Result<Arc<LoadedComponent>, HostError> {
+        if let Some(loaded) = self.runtime.loaded(&plugin.digest) {
+            return Ok(loaded);
+        }
         let runtime = self.runtime.clone();
         let (digest, bytes) = (plugin.digest.clone(), plugin.component.clone());
         tokio::task::spawn_blocking(move || runtime.load(&digest, &bytes))

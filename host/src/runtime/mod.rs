@@ -260,16 +260,21 @@ impl Runtime {
         &self.limits
     }
 
-    /// The loaded component for these bytes: from memory, the disk cache, or
-    /// compiled now. Fails if it is not a component of the connector world.
-    pub fn load(&self, digest: &str, bytes: &[u8]) -> Result<Arc<LoadedComponent>, RuntimeError> {
-        if let Some(found) = self
-            .loaded
+    /// The component with this digest if it is loaded in memory already: a
+    /// lookup that never compiles or reads the disk.
+    pub fn loaded(&self, digest: &str) -> Option<Arc<LoadedComponent>> {
+        self.loaded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(digest)
-        {
-            return Ok(found.clone());
+            .cloned()
+    }
+
+    /// The loaded component for these bytes: from memory, the disk cache, or
+    /// compiled now. Fails if it is not a component of the connector world.
+    pub fn load(&self, digest: &str, bytes: &[u8]) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        if let Some(found) = self.loaded(digest) {
+            return Ok(found);
         }
         let err = |e: wasmtime::Error| RuntimeError::Component {
             digest: digest.to_string(),
