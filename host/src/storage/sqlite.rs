@@ -275,6 +275,12 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// A second connection, read-only, for the reads a guest makes during
+    /// its run (key-value get, list, usage): in WAL mode a reader never
+    /// waits for a writer, so a run's reads go on while the writing
+    /// connection waits for a lock another process holds. None in memory
+    /// (a second connection would be another database).
+    reader: Option<Arc<Mutex<Connection>>>,
     /// The directory of the database file (none in memory): the data
     /// directory, where the plugin store lives.
     data_dir: Option<PathBuf>,
@@ -325,6 +331,13 @@ impl SqliteStore {
         })?;
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         store.data_dir = Some(dir.unwrap_or(Path::new(".")).to_path_buf());
+        let reader = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|r| r.busy_timeout(std::time::Duration::from_secs(10)).map(|()| r))
+        .map_err(|e| open_err(e.into()))?;
+        store.reader = Some(Arc::new(Mutex::new(reader)));
         Ok(store)
     }
 
@@ -363,8 +376,18 @@ impl SqliteStore {
         }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            reader: None,
             data_dir: None,
         })
+    }
+
+    /// The connection for a guest's reads: the read-only one of a file
+    /// database, else the only one.
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        match &self.reader {
+            Some(reader) => reader.lock().unwrap_or_else(|p| p.into_inner()),
+            None => self.conn(),
+        }
     }
 
     pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -674,13 +697,14 @@ impl Registry for SqliteStore {
 
 impl KvBackend for SqliteStore {
     fn kv_get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT value FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
-                params![scope.tenant, scope.installation, key],
-                |r| r.get(0),
-            )
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT value FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
+        )?;
+        Ok(stmt
+            .query_row(params![scope.tenant, scope.installation, key], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -691,7 +715,7 @@ impl KvBackend for SqliteStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         // Keys compare as bytes (BINARY collation on UTF-8), like Rust strings.
         let mut stmt = conn.prepare_cached(
             "SELECT key FROM kv
@@ -731,12 +755,13 @@ impl KvBackend for SqliteStore {
     }
 
     fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError> {
-        let (bytes, keys) = self.conn().query_row(
+        let (bytes, keys) = self.reader().prepare_cached(
             "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0), COUNT(*)
              FROM kv WHERE tenant = ?1 AND installation = ?2",
-            params![scope.tenant, scope.installation],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-        )?;
+        )?
+        .query_row(params![scope.tenant, scope.installation], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?;
         Ok(KvUsage {
             bytes: bytes as u64,
             keys: keys as u64,
@@ -745,13 +770,14 @@ impl KvBackend for SqliteStore {
 
     fn kv_entry_bytes(&self, scope: &Scope, key: &str) -> Result<Option<u64>, StorageError> {
         Ok(self
-            .conn()
-            .query_row(
+            .reader()
+            .prepare_cached(
                 "SELECT length(CAST(key AS BLOB)) + length(value) FROM kv
                  WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
-                params![scope.tenant, scope.installation, key],
-                |r| r.get::<_, i64>(0),
-            )
+            )?
+            .query_row(params![scope.tenant, scope.installation, key], |r| {
+                r.get::<_, i64>(0)
+            })
             .optional()?
             .map(|n| n as u64))
     }
@@ -900,6 +926,41 @@ mod tests {
                 .expect("recorded once the lock is free");
             assert!(id > 0);
         });
+    }
+
+    #[test]
+    fn a_guests_reads_go_on_while_the_writer_waits_for_a_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("airlock.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let scope = Scope {
+            tenant: "acme".into(),
+            installation: "shop".into(),
+        };
+        store
+            .kv_apply(&scope, &[("cursor".into(), Some(b"41".to_vec()))])
+            .unwrap();
+        // Another process's transaction holds the write lock, and a run's
+        // record waits for it on the writing connection.
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let writer = std::thread::spawn({
+            let store = store.clone();
+            let scope = scope.clone();
+            move || store.kv_apply(&scope, &[("cursor".into(), Some(b"42".to_vec()))])
+        });
+        while !writer.is_finished() && store.conn.try_lock().is_ok() {
+            std::thread::yield_now();
+        }
+        // The writer holds its connection while it waits: a guest's reads
+        // still answer, from the committed data.
+        assert_eq!(store.kv_get(&scope, "cursor").unwrap(), Some(b"41".to_vec()));
+        assert_eq!(store.kv_list(&scope, "", None, 10).unwrap(), ["cursor"]);
+        assert_eq!(store.kv_usage(&scope).unwrap().keys, 1);
+        assert!(!writer.is_finished(), "the writer is still waiting");
+        holder.execute_batch("ROLLBACK").unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(store.kv_get(&scope, "cursor").unwrap(), Some(b"42".to_vec()));
     }
 
     #[test]
