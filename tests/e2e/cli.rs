@@ -695,3 +695,59 @@ async fn reviewers_check_urls_and_read_the_audit() {
         "query strings are never audited"
     );
 }
+
+/// `airlock run` under a stored installation's name runs as that
+/// installation: never another component, another plugin's upgrade, a
+/// disabled or removed installation, or live when it is in test mode.
+#[test]
+fn a_run_under_an_installations_name_is_held_to_what_was_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    store_misbehaving(&db);
+    let run = |plugin: &str, extra: &[&str]| {
+        let args = [
+            &[
+                "run",
+                plugin,
+                "--feed",
+                "count",
+                "--tenant",
+                "acme",
+                "--installation",
+                "misbehaving",
+            ][..],
+            extra,
+        ]
+        .concat();
+        airlock(&args, &db)
+    };
+    let other = run("plugins/hello", &[]);
+    expect(
+        &other,
+        1,
+        "acme/misbehaving is installed with misbehaving@0.1.0",
+    );
+    assert!(!text(&other).contains("outcome:"), "it ran anyway");
+    expect(
+        &run("plugins/misbehaving", &["--mode", "live"]),
+        1,
+        "is in test mode",
+    );
+    expect(&run("plugins/misbehaving", &[]), 0, "outcome: OK");
+
+    let upgrade = ["upgrade", "acme/misbehaving", "plugins/hello", "--yes"];
+    expect(
+        &airlock(&upgrade, &db),
+        1,
+        "acme/misbehaving is an installation of `misbehaving`",
+    );
+
+    expect(&airlock(&["disable", "acme/misbehaving"], &db), 0, "");
+    expect(&run("plugins/misbehaving", &[]), 1, "is disabled");
+    expect(
+        &airlock(&["remove", "acme/misbehaving", "--yes"], &db),
+        0,
+        "",
+    );
+    expect(&run("plugins/misbehaving", &[]), 1, "was removed");
+}

@@ -207,7 +207,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     let allowed = matches!(explanation.decision, Decision::Allowed { .. })
         && explanation.lookup_error.is_none();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&explanation)?);
+        outln!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {
         print_explanation(&args, &config, &grants, &explanation);
     }
@@ -244,13 +244,13 @@ fn shown_url(url: &str, config: &ConfigValues) -> String {
 }
 
 fn print_explanation(args: &CheckArgs, config: &ConfigValues, grants: &Grants, e: &Explanation) {
-    println!(
+    outln!(
         "url        {} {}",
         args.method.to_ascii_uppercase(),
         shown_url(&args.url, config)
     );
     if let Some(host) = &e.host {
-        println!("host       {host}");
+        outln!("host       {host}");
     }
     match &e.decision {
         Decision::Allowed { rule, service } => {
@@ -263,29 +263,31 @@ fn print_explanation(args: &CheckArgs, config: &ConfigValues, grants: &Grants, e
                     None => "installation config".to_string(),
                 })
                 .unwrap_or_default();
-            println!("verdict    ALLOW by {rule} [{service}; {source}]");
+            outln!("verdict    ALLOW by {rule} [{service}; {source}]");
         }
         Decision::Denied { rule, reason } => {
-            println!("verdict    DENY [{}] {reason}", rule.as_str())
+            outln!("verdict    DENY [{}] {reason}", rule.as_str())
         }
         Decision::Suppressed => {
-            println!("verdict    DENY [test-mode] not sent: the method changes state")
+            outln!("verdict    DENY [test-mode] not sent: the method changes state")
         }
-        Decision::Invalid { reason } => println!("verdict    DENY [invalid-request] {reason}"),
+        Decision::Invalid { reason } => outln!("verdict    DENY [invalid-request] {reason}"),
     }
     if !e.addresses.is_empty() {
         let addrs: Vec<String> = e.addresses.iter().map(ToString::to_string).collect();
-        println!("addresses  {} (all allowed)", addrs.join(", "));
+        outln!("addresses  {} (all allowed)", addrs.join(", "));
     } else if args.no_resolve && matches!(e.decision, Decision::Allowed { .. }) {
-        println!("addresses  not resolved (--no-resolve)");
+        outln!("addresses  not resolved (--no-resolve)");
     }
     if let Some(err) = &e.lookup_error {
-        println!("lookup     failed: {err} (a real request would fail to connect)");
+        outln!("lookup     failed: {err} (a real request would fail to connect)");
     }
     for r in &grants.refused {
-        println!(
+        outln!(
             "note       manifest entry {} [{}] is NOT granted: {}",
-            r.host, r.service, r.reason
+            r.host,
+            r.service,
+            r.reason
         );
     }
 }
@@ -608,7 +610,7 @@ fn print_rows<T: Serialize>(
     header: &[&str],
 ) -> anyhow::Result<()> {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(rows)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(rows)?),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout());
             for row in rows {
@@ -630,14 +632,14 @@ fn print_rows<T: Serialize>(
                     .zip(&widths)
                     .map(|(c, w)| format!("{c:<w$}", w = *w))
                     .collect();
-                println!("{}", text.join("  ").trim_end());
+                outln!("{}", text.join("  ").trim_end());
             };
             print(header.iter().map(|h| h.to_string()).collect());
             for line in lines {
                 print(line);
             }
             if rows.is_empty() {
-                println!("(nothing recorded)");
+                outln!("(nothing recorded)");
             }
         }
     }

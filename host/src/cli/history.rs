@@ -341,7 +341,7 @@ pub fn notifications(command: NotificationsCommand) -> anyhow::Result<u8> {
             let now = Utc::now().timestamp();
             for id in ids {
                 store.ack_notification(id, &by, now)?;
-                println!("acknowledged #{id}");
+                outln!("acknowledged #{id}");
             }
         }
     }

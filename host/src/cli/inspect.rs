@@ -22,28 +22,31 @@ pub struct InspectArgs {
 
 fn print_manifest(plugin: &Plugin) {
     let m: &Manifest = &plugin.manifest;
-    println!("plugin     {}", plugin.label());
+    outln!("plugin     {}", plugin.label());
     if let Some(kind) = &m.plugin.kind {
-        println!("kind       {kind}");
+        outln!("kind       {kind}");
     }
     if let Some(d) = &m.plugin.description {
-        println!("about      {d}");
+        outln!("about      {d}");
     }
-    println!("component  {}", plugin.component_path.display());
-    println!("sha256     {}", plugin.digest);
-    println!(
+    outln!("component  {}", plugin.component_path.display());
+    outln!("sha256     {}", plugin.digest);
+    outln!(
         "limits     memory {} MiB, run timeout {} s",
-        m.limits.memory_mb, m.limits.run_timeout_secs
+        m.limits.memory_mb,
+        m.limits.run_timeout_secs
     );
-    println!();
-    println!("feeds:");
-    println!(
+    outln!();
+    outln!("feeds:");
+    outln!(
         "  {:<20} {:<9} {:<20} description",
-        "name", "direction", "schedule"
+        "name",
+        "direction",
+        "schedule"
     );
     for f in &m.feeds {
         let direction = format!("{:?}", f.direction).to_lowercase();
-        println!(
+        outln!(
             "  {:<20} {:<9} {:<20} {}",
             f.name,
             direction,
@@ -51,11 +54,13 @@ fn print_manifest(plugin: &Plugin) {
             f.description.as_deref().unwrap_or("")
         );
     }
-    println!();
-    println!("config:");
-    println!(
+    outln!();
+    outln!("config:");
+    outln!(
         "  {:<24} {:<7} {:<9} default / values",
-        "key", "type", "required"
+        "key",
+        "type",
+        "required"
     );
     for (key, field) in &m.config {
         let kind = format!("{:?}", field.kind).to_lowercase();
@@ -68,7 +73,7 @@ fn print_manifest(plugin: &Plugin) {
                 .map(ToString::to_string)
                 .unwrap_or_default()
         };
-        println!(
+        outln!(
             "  {key:<24} {kind:<7} {:<9} {extra}",
             if field.required { "yes" } else { "no" }
         );
@@ -76,20 +81,23 @@ fn print_manifest(plugin: &Plugin) {
 }
 
 fn print_egress(m: &Manifest, permitted: &PermittedDomains) {
-    println!();
-    println!("egress (deny by default; only these may be reached):");
-    println!(
+    outln!();
+    outln!("egress (deny by default; only these may be reached):");
+    outln!(
         "  {:<36} {:<6} {:<6} {:<24} source",
-        "host", "scheme", "port", "service"
+        "host",
+        "scheme",
+        "port",
+        "service"
     );
     for entry in &m.egress.allow {
         match EgressRule::from_manifest(entry) {
             Ok(rule) => print_rule(&rule, permitted),
-            Err(e) => println!("  {:<36} INVALID: {e}", entry.host),
+            Err(e) => outln!("  {:<36} INVALID: {e}", entry.host),
         }
     }
     for key in &m.egress.from_config {
-        println!(
+        outln!(
             "  {:<36} {:<6} {:<6} {:<24} config `{key}` (the origin of the installation's value, approved per installation)",
             format!("<origin of config `{key}`>"),
             "*",
@@ -98,7 +106,7 @@ fn print_egress(m: &Manifest, permitted: &PermittedDomains) {
         );
     }
     if m.egress.allow.is_empty() && m.egress.from_config.is_empty() {
-        println!("  (none: this plugin cannot make HTTP requests)");
+        outln!("  (none: this plugin cannot make HTTP requests)");
     }
 }
 
@@ -112,7 +120,7 @@ fn print_rule(rule: &EgressRule, permitted: &PermittedDomains) {
         }
         (RuleSource::Config { key }, _) => format!("config `{key}`"),
     };
-    println!(
+    outln!(
         "  {:<36} {:<6} {:<6} {:<24} {source}",
         rule.host.to_string(),
         rule.scheme.as_str(),
@@ -127,14 +135,14 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
     print_egress(&plugin.manifest, &args.permitted.load()?);
     let runtime = Runtime::new(HostLimits::default(), args.cache.dir())?;
     let component = runtime.load(&plugin.digest, &plugin.component)?;
-    println!();
-    println!("component imports (WIT):");
+    outln!();
+    outln!("component imports (WIT):");
     for (name, kind) in component.imports(runtime.engine()) {
-        println!("  {name:<48} {kind}");
+        outln!("  {name:<48} {kind}");
     }
-    println!("component exports (WIT):");
+    outln!("component exports (WIT):");
     for (name, kind) in component.exports(runtime.engine()) {
-        println!("  {name:<48} {kind}");
+        outln!("  {name:<48} {kind}");
     }
     Ok(0)
 }

@@ -1,6 +1,28 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own file
 //! and only calls the library; nothing here decides policy.
 
+/// `println!` for a command's output: when the reader stopped reading
+/// (`airlock installations | head -1`) the command ends quietly, as `main`
+/// does for a broken pipe, instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::cli::output_failed(e);
+        }
+    }};
+}
+
+/// `print!` for a command's output, like [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            $crate::cli::output_failed(e);
+        }
+    }};
+}
+
 mod egress;
 mod history;
 mod inspect;
@@ -213,7 +235,7 @@ pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
         anyhow::bail!("not confirmed: {question} Pass --yes to confirm without a terminal");
     }
-    print!("{question} [y/N] ");
+    out!("{question} [y/N] ");
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -322,23 +344,23 @@ impl NetArgs {
                 Some(p) => format!("manifest, permitted as {} ({})", p.domain, p.service),
                 None => "installation config, approved by the operator".to_string(),
             };
-            println!("  egress     {}  [{}; {source}]", g.rule, g.rule.service);
+            outln!("  egress     {}  [{}; {source}]", g.rule, g.rule.service);
         }
         if grants.granted.is_empty() {
-            println!("  egress     (none: every request is denied)");
+            outln!("  egress     (none: every request is denied)");
         }
         for r in &grants.refused {
-            println!("  NOT GRANTED {} [{}]: {}", r.host, r.service, r.reason);
+            outln!("  NOT GRANTED {} [{}]: {}", r.host, r.service, r.reason);
         }
         for (host, addrs) in self.resolve_overrides()?.entries() {
             let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-            println!(
+            outln!(
                 "  resolve    {host} -> {} (test resolver)",
                 addrs.join(", ")
             );
         }
         for net in &self.allow_network {
-            println!("  network    {net} allowed by the operator");
+            outln!("  network    {net} allowed by the operator");
         }
         Ok(())
     }
@@ -363,8 +385,8 @@ impl ConfigArgs {
         if let Some(path) = &self.config_file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            let table: toml::Table = toml::from_str(&text)
-                .with_context(|| format!("{} is not a TOML table", path.display()))?;
+            let table: toml::Table =
+                toml::from_str(&text).map_err(|e| config_file_error(path, &text, &e))?;
             for (key, value) in table {
                 let value = match value {
                     toml::Value::String(s) => s,
@@ -386,6 +408,32 @@ impl ConfigArgs {
         }
         Ok(out)
     }
+}
+
+/// Ends the command when its output cannot be written: quietly with success
+/// if the reader closed the pipe (it has all it wanted), else with the error.
+pub fn output_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write the output: {e}");
+    std::process::exit(i32::from(EXIT_HOST_FAILURE));
+}
+
+/// Why a config file is not valid TOML, without the line itself (toml's own
+/// message quotes it, and the file is where secrets go): the line number and
+/// what is wrong.
+fn config_file_error(path: &std::path::Path, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let line = e
+        .span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| before.matches('\n').count() + 1);
+    let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
+    anyhow::anyhow!(
+        "{} is not valid TOML{at}: {} (the line is not shown, in case it holds a secret)",
+        path.display(),
+        e.message().trim_end()
+    )
 }
 
 /// `GET https://host:443/path`, for printing an audited request (never with
@@ -431,6 +479,29 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn a_malformed_config_file_is_refused_without_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, line) in [
+            (
+                "endpoint = \"https://shop.example\"\npassword = \"Leak3dPa55 \n",
+                2,
+            ),
+            ("password = Leak3dPa55\n", 1),
+            ("password = \"Leak3dPa55\"\npassword = \"Leak3dPa55\"\n", 2),
+        ] {
+            let path = dir.path().join("secrets.toml");
+            std::fs::write(&path, text).unwrap();
+            let args = ConfigArgs {
+                config: Vec::new(),
+                config_file: Some(path),
+            };
+            let e = format!("{:#}", args.assignments().unwrap_err());
+            assert!(!e.contains("Leak3dPa55"), "the secret is echoed: {e}");
+            assert!(e.contains(&format!("at line {line}")), "{e}");
+        }
+    }
 
     #[test]
     fn a_malformed_config_assignment_is_refused_without_its_value() {

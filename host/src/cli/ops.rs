@@ -51,13 +51,13 @@ pub fn tenant(command: TenantCommand) -> anyhow::Result<u8> {
                 id: id.clone(),
                 created_at: Utc::now().timestamp(),
             })?;
-            println!("added tenant {id}");
+            outln!("added tenant {id}");
         }
         TenantCommand::List { db } => {
             let store = db.open()?;
             for t in store.tenants()? {
                 let n = store.installations(Some(&t.id), false)?.len();
-                println!(
+                outln!(
                     "{:<20} {:<30} {n} installation(s), added {}",
                     t.id,
                     t.name,
@@ -67,7 +67,7 @@ pub fn tenant(command: TenantCommand) -> anyhow::Result<u8> {
         }
         TenantCommand::Remove { id, db } => {
             db.open()?.remove_tenant(&id)?;
-            println!("removed tenant {id}");
+            outln!("removed tenant {id}");
         }
     }
     Ok(0)
@@ -126,33 +126,35 @@ pub struct InstallArgs {
 
 fn print_plan(plan: &Plan) {
     let inst = &plan.installation;
-    println!("  plugin     {}", plan.plugin.label());
-    println!("  component  sha256:{}", plan.plugin.digest);
-    println!("  mode       {}", inst.mode.as_str());
+    outln!("  plugin     {}", plan.plugin.label());
+    outln!("  component  sha256:{}", plan.plugin.digest);
+    outln!("  mode       {}", inst.mode.as_str());
     for (k, v) in inst.config.plain() {
-        println!("  config     {k} = {v}");
+        outln!("  config     {k} = {v}");
     }
     for k in inst.config.secret_keys() {
-        println!("  secret     {k} (set; sealed at rest, never shown)");
+        outln!("  secret     {k} (set; sealed at rest, never shown)");
     }
     for g in &plan.grants.granted {
         let source = match &g.permitted_by {
             Some(p) => format!("permitted as {} ({})", p.domain, p.service),
             None => "from the installation's config: approving this change approves it".into(),
         };
-        println!("  egress     {} [{}; {source}]", g.rule, g.rule.service);
+        outln!("  egress     {} [{}; {source}]", g.rule, g.rule.service);
     }
     if plan.grants.granted.is_empty() {
-        println!("  egress     (none: every request is denied)");
+        outln!("  egress     (none: every request is denied)");
     }
     for r in &plan.grants.refused {
-        println!("  NOT GRANTED {} [{}]: {}", r.host, r.service, r.reason);
+        outln!("  NOT GRANTED {} [{}]: {}", r.host, r.service, r.reason);
     }
     for s in &plan.schedules {
         let note = if s.overridden { " (overridden)" } else { "" };
-        println!(
+        outln!(
             "  schedule   {:<16} {} {}{note}",
-            s.feed, s.cron, s.time_zone
+            s.feed,
+            s.cron,
+            s.time_zone
         );
     }
 }
@@ -160,7 +162,7 @@ fn print_plan(plan: &Plan) {
 /// Runs check() unless skipped; an error if it fails.
 async fn test_connection(host: &Airlock, plan: &Plan, args: &HostArgs) -> anyhow::Result<()> {
     if args.skip_check {
-        println!("test connection: skipped (--skip-check)");
+        outln!("test connection: skipped (--skip-check)");
         return Ok(());
     }
     match host
@@ -168,7 +170,7 @@ async fn test_connection(host: &Airlock, plan: &Plan, args: &HostArgs) -> anyhow
         .await?
     {
         Ok(()) => {
-            println!("test connection: ok ({} mode)", args.check_mode.as_str());
+            outln!("test connection: ok ({} mode)", args.check_mode.as_str());
             Ok(())
         }
         Err(message) => bail!("test connection failed: {message}\nnothing was changed"),
@@ -202,9 +204,10 @@ pub async fn install(args: InstallArgs) -> anyhow::Result<u8> {
     if plan.installation.config.secret_keys().next().is_some() && keyring.is_none() {
         return Err(lifecycle::LifecycleError::NoMasterKey.into());
     }
-    println!(
+    outln!(
         "install {}/{}",
-        plan.installation.tenant, plan.installation.id
+        plan.installation.tenant,
+        plan.installation.id
     );
     print_plan(&plan);
     test_connection(&host, &plan, &args.host).await?;
@@ -215,7 +218,7 @@ pub async fn install(args: InstallArgs) -> anyhow::Result<u8> {
         &plan,
         Utc::now().timestamp(),
     )?;
-    println!("installed {} (enabled, {} mode)", row.label(), row.mode);
+    outln!("installed {} (enabled, {} mode)", row.label(), row.mode);
     Ok(0)
 }
 
@@ -243,7 +246,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<u8> {
             let schedules = store.schedules(&row.tenant, &row.id)?;
             out.push(serde_json::json!({ "installation": row, "schedules": schedules }));
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
     }
     for row in &rows {
@@ -252,14 +255,14 @@ pub fn list(args: ListArgs) -> anyhow::Result<u8> {
             (None, true) => "enabled".into(),
             (None, false) => "disabled".into(),
         };
-        println!(
+        outln!(
             "{:<32} {:<28} {:<5} {state}",
             row.label(),
             format!("{}@{}", row.plugin_id, row.plugin_version),
             row.mode
         );
         if row.removed_at.is_none() && row.plugin_store.is_none() {
-            println!(
+            outln!(
                 "    warning: not pinned (installed before the plugin store): its plugin is read \
                  from {} and only its component is verified; `airlock reauthorise {}` pins it",
                 row.plugin_dir,
@@ -271,14 +274,16 @@ pub fn list(args: ListArgs) -> anyhow::Result<u8> {
                 Some(t) => format!("next {}", show_time(t)),
                 None => "not planned yet".into(),
             };
-            println!(
+            outln!(
                 "    {:<16} {:<18} {:<16} {next}",
-                s.feed, s.cron, s.time_zone
+                s.feed,
+                s.cron,
+                s.time_zone
             );
         }
     }
     if rows.is_empty() {
-        println!("no installations");
+        outln!("no installations");
     }
     Ok(0)
 }
@@ -301,7 +306,7 @@ pub fn set_enabled(args: RefArgs, enabled: bool) -> anyhow::Result<u8> {
         Utc::now().timestamp(),
     )?;
     let state = if enabled { "enabled" } else { "disabled" };
-    println!("{} {state}", row.label());
+    outln!("{} {state}", row.label());
     Ok(0)
 }
 
@@ -325,7 +330,7 @@ pub fn mode(args: ModeArgs) -> anyhow::Result<u8> {
         args.mode,
         Utc::now().timestamp(),
     )?;
-    println!("{} is now in {} mode", row.label(), row.mode);
+    outln!("{} is now in {} mode", row.label(), row.mode);
     Ok(0)
 }
 
@@ -345,13 +350,13 @@ pub struct ReauthoriseArgs {
 
 fn print_egress_diff(plan: &Plan) {
     for rule in &plan.egress_added {
-        println!("  + egress   {rule}   (new: needs approval)");
+        outln!("  + egress   {rule}   (new: needs approval)");
     }
     for rule in &plan.egress_removed {
-        println!("  - egress   {rule}");
+        outln!("  - egress   {rule}");
     }
     for key in &plan.config_dropped {
-        println!("  - config   {key} (the new version does not declare it)");
+        outln!("  - config   {key} (the new version does not declare it)");
     }
 }
 
@@ -362,7 +367,7 @@ pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
     let row = lifecycle::installation_row(host.store(), &tenant, &id)?;
     let plan =
         lifecycle::plan_reauthorise(&host, keyring.as_ref(), &row, &args.config.assignments()?)?;
-    println!("reauthorise {}", row.label());
+    outln!("reauthorise {}", row.label());
     print_plan(&plan);
     print_egress_diff(&plan);
     plan.require_approval(args.approve_egress)?;
@@ -375,7 +380,7 @@ pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
         &plan,
         Utc::now().timestamp(),
     )?;
-    println!("saved {}", row.label());
+    outln!("saved {}", row.label());
     Ok(0)
 }
 
@@ -406,7 +411,7 @@ pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
         &args.plugin_dir,
         &args.config.assignments()?,
     )?;
-    println!(
+    outln!(
         "upgrade {}: {}@{} -> {}",
         row.label(),
         row.plugin_id,
@@ -415,7 +420,7 @@ pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
     );
     print_plan(&plan);
     if plan.egress_added.is_empty() && plan.egress_removed.is_empty() {
-        println!("  egress unchanged");
+        outln!("  egress unchanged");
     }
     print_egress_diff(&plan);
     plan.require_approval(args.approve_egress)?;
@@ -428,7 +433,7 @@ pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
         &plan,
         Utc::now().timestamp(),
     )?;
-    println!(
+    outln!(
         "upgraded {} to {}@{}",
         new_row.label(),
         new_row.plugin_id,
@@ -455,13 +460,13 @@ pub fn remove(args: RemoveArgs) -> anyhow::Result<u8> {
     confirm(
         &format!(
             "Remove {}? Its config, secrets, storage and schedules are deleted; run history is \
-             kept, and re-installing it later starts a new identity.",
+             kept under its name, which is never reused (a new install needs another name).",
             row.label()
         ),
         args.yes,
     )?;
     lifecycle::remove(&store, &row, Utc::now().timestamp())?;
-    println!("removed {} (run history kept)", row.label());
+    outln!("removed {} (run history kept)", row.label());
     Ok(0)
 }
 
@@ -501,7 +506,7 @@ pub fn schedule(args: ScheduleArgs) -> anyhow::Result<u8> {
     } else {
         " (the manifest's default)"
     };
-    println!("{tenant}/{id} {}: {} {}{note}", s.feed, s.cron, s.time_zone);
+    outln!("{tenant}/{id} {}: {} {}{note}", s.feed, s.cron, s.time_zone);
     Ok(0)
 }
 
@@ -513,7 +518,7 @@ pub struct KeygenArgs {
 
 pub fn keygen(args: KeygenArgs) -> anyhow::Result<u8> {
     let key = MasterKey::create_file(&args.file)?;
-    println!(
+    outln!(
         "wrote master key {} to {} (mode 0600); keep a copy somewhere safe: sealed secrets \
          cannot be opened without it",
         key.id(),
@@ -545,7 +550,7 @@ pub fn secrets(command: SecretsCommand) -> anyhow::Result<u8> {
                 .keyring()?
                 .ok_or(lifecycle::LifecycleError::NoMasterKey)?;
             let n = lifecycle::reseal_secrets(&db.open()?, &keyring)?;
-            println!(
+            outln!(
                 "re-sealed {n} secret(s) under master key {}",
                 keyring.current_id()
             );

@@ -111,9 +111,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         },
         approved_egress: None,
     };
+    let installation = held_to_what_was_installed(&store, &plugin, installation)?;
     let grants = host.grants(&plugin, &installation)?;
     if !args.json {
-        println!(
+        outln!(
             "run {} feed={} tenant={} installation={} mode={}",
             plugin.label(),
             args.feed,
@@ -121,7 +122,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
             installation.id,
             installation.mode.as_str()
         );
-        println!("  component  sha256:{}", plugin.digest);
+        outln!("  component  sha256:{}", plugin.digest);
         args.net.print(&grants)?;
     }
     let request = RunRequest {
@@ -159,7 +160,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report, &args.db.db);
     }
@@ -182,6 +183,46 @@ async fn interrupted() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// A run under the name of a stored installation runs as that installation,
+/// so it is held to what was installed and approved there: the same
+/// component, only the egress the operator approved, never a removed or
+/// disabled installation, and live only if the installation is live. A name
+/// that is not stored is a trial run of its own.
+fn held_to_what_was_installed(
+    store: &SqliteStore,
+    plugin: &Plugin,
+    mut installation: Installation,
+) -> anyhow::Result<Installation> {
+    let Some(row) = store.installation(&installation.tenant, &installation.id)? else {
+        return Ok(installation);
+    };
+    let label = row.label();
+    if row.removed_at.is_some() {
+        bail!("{label} was removed: its name is not free for runs; pick another --installation");
+    }
+    if !row.enabled {
+        bail!(
+            "{label} is disabled, so nothing runs for it (enable it with `airlock enable {label}`)"
+        );
+    }
+    if row.plugin_digest != plugin.digest {
+        bail!(
+            "{label} is installed with {}@{} (sha256:{}), not this component (sha256:{}): \
+             run it under another --installation, or install it with `airlock upgrade {label}`",
+            row.plugin_id,
+            row.plugin_version,
+            row.plugin_digest,
+            plugin.digest
+        );
+    }
+    if installation.mode == Mode::Live && row.mode != Mode::Live.as_str() {
+        bail!("{label} is in test mode: a live run needs `airlock mode {label} live` first");
+    }
+    let rules = airlock::lifecycle::approved_rules(&row, plugin, &installation.config)?;
+    installation.approved_egress = Some(rules);
+    Ok(installation)
 }
 
 /// Claims the feed if `installation` is stored (and not removed), as
@@ -249,26 +290,26 @@ impl RunArgs {
 
 fn print_report(report: &RunReport, db: &std::path::Path) {
     let severity = report.severity().as_str().to_uppercase();
-    println!();
-    println!("outcome: {severity}  {}", report.end.summary());
+    outln!();
+    outln!("outcome: {severity}  {}", report.end.summary());
     if let airlock::runs::RunEnd::Returned {
         items,
         retry_after_seconds,
         ..
     } = &report.end
     {
-        print!("  items {items}");
+        out!("  items {items}");
         if let Some(s) = retry_after_seconds {
-            print!(", retry after {s}s");
+            out!(", retry after {s}s");
         }
-        println!(", {} ms", report.duration_ms);
+        outln!(", {} ms", report.duration_ms);
     } else {
-        println!("  {} ms", report.duration_ms);
+        outln!("  {} ms", report.duration_ms);
     }
     if !report.log.is_empty() || report.log_dropped > 0 {
-        println!("log:");
+        outln!("log:");
         for line in &report.log {
-            println!(
+            outln!(
                 "  +{:>5}ms {:<5} {}",
                 line.at_ms,
                 line.level.as_str(),
@@ -276,25 +317,25 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
             );
         }
         if report.log_dropped > 0 {
-            println!("  ({} more lines dropped over the cap)", report.log_dropped);
+            outln!("  ({} more lines dropped over the cap)", report.log_dropped);
         }
     }
     for (name, text) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
         if !text.is_empty() {
-            println!("{name}:");
+            outln!("{name}:");
             for line in text.lines() {
-                println!("  {line}");
+                outln!("  {line}");
             }
         }
     }
     if report.output_dropped_bytes > 0 {
-        println!(
+        outln!(
             "  ({} bytes of output dropped over the cap)",
             report.output_dropped_bytes
         );
     }
     if !report.http.is_empty() || report.http_dropped > 0 {
-        println!("http:");
+        outln!("http:");
         for call in &report.http {
             let target = request_line(
                 &call.method,
@@ -315,10 +356,10 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
                 Decision::Suppressed => "SUPPRESSED (test mode)".to_string(),
                 Decision::Invalid { reason } => format!("INVALID {reason}"),
             };
-            println!("  {target} -> {verdict}");
+            outln!("  {target} -> {verdict}");
         }
         if report.http_dropped > 0 {
-            println!(
+            outln!(
                 "  ({} more requests dropped over the audit cap)",
                 report.http_dropped
             );
@@ -337,21 +378,21 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
         (format!("storage ({why}):"), &report.storage_discarded)
     };
     if !changes.is_empty() {
-        println!("{label}");
+        outln!("{label}");
         for change in changes {
             match change.set_bytes {
-                Some(n) => println!("  set    {} ({n} bytes)", change.key),
-                None => println!("  delete {}", change.key),
+                Some(n) => outln!("  set    {} ({n} bytes)", change.key),
+                None => outln!("  delete {}", change.key),
             }
         }
     }
     if !report.committed && !report.storage_committed.is_empty() {
-        println!("storage (committed at checkpoints):");
+        outln!("storage (committed at checkpoints):");
         for change in &report.storage_committed {
-            println!("  {}", change.key);
+            outln!("  {}", change.key);
         }
     }
     if let Some(id) = report.run_id {
-        println!("run recorded as #{id} in {}", db.display());
+        outln!("run recorded as #{id} in {}", db.display());
     }
 }

@@ -95,6 +95,22 @@ pub enum LifecycleError {
         /// The digest of the files now.
         found: String,
     },
+    /// An upgrade to a plugin with another id: a different connector, not
+    /// another version of the installed one.
+    #[error(
+        "{label} is an installation of `{installed}`; {path} holds `{offered}`: an upgrade \
+         installs another version of the same plugin (install the other one under its own name)"
+    )]
+    AnotherPlugin {
+        /// The installation.
+        label: String,
+        /// The plugin id installed.
+        installed: String,
+        /// The plugin id offered.
+        offered: String,
+        /// Where the offered plugin is.
+        path: String,
+    },
     /// The plugin's component is not a WebAssembly component.
     #[error("{path} is not a WebAssembly component{detail}")]
     NotAComponent {
@@ -484,6 +500,14 @@ pub fn plan_upgrade(
     assignments: &[String],
 ) -> Result<Plan, LifecycleError> {
     let plugin = Plugin::load(plugin_dir)?;
+    if plugin.manifest.plugin.id != row.plugin_id {
+        return Err(LifecycleError::AnotherPlugin {
+            label: row.label(),
+            installed: row.plugin_id.clone(),
+            offered: plugin.manifest.plugin.id.clone(),
+            path: plugin_dir.display().to_string(),
+        });
+    }
     validate_component(host, &plugin)?;
     plan_change(host, keyring, row, plugin, assignments)
 }

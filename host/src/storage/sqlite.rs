@@ -335,7 +335,10 @@ impl SqliteStore {
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .and_then(|r| r.busy_timeout(std::time::Duration::from_secs(10)).map(|()| r))
+        .and_then(|r| {
+            r.busy_timeout(std::time::Duration::from_secs(10))
+                .map(|()| r)
+        })
         .map_err(|e| open_err(e.into()))?;
         store.reader = Some(Arc::new(Mutex::new(reader)));
         Ok(store)
@@ -702,9 +705,7 @@ impl KvBackend for SqliteStore {
             "SELECT value FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
         )?;
         Ok(stmt
-            .query_row(params![scope.tenant, scope.installation, key], |r| {
-                r.get(0)
-            })
+            .query_row(params![scope.tenant, scope.installation, key], |r| r.get(0))
             .optional()?)
     }
 
@@ -755,13 +756,15 @@ impl KvBackend for SqliteStore {
     }
 
     fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError> {
-        let (bytes, keys) = self.reader().prepare_cached(
-            "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0), COUNT(*)
+        let (bytes, keys) = self
+            .reader()
+            .prepare_cached(
+                "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0), COUNT(*)
              FROM kv WHERE tenant = ?1 AND installation = ?2",
-        )?
-        .query_row(params![scope.tenant, scope.installation], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-        })?;
+            )?
+            .query_row(params![scope.tenant, scope.installation], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?;
         Ok(KvUsage {
             bytes: bytes as u64,
             keys: keys as u64,
@@ -954,13 +957,19 @@ mod tests {
         }
         // The writer holds its connection while it waits: a guest's reads
         // still answer, from the committed data.
-        assert_eq!(store.kv_get(&scope, "cursor").unwrap(), Some(b"41".to_vec()));
+        assert_eq!(
+            store.kv_get(&scope, "cursor").unwrap(),
+            Some(b"41".to_vec())
+        );
         assert_eq!(store.kv_list(&scope, "", None, 10).unwrap(), ["cursor"]);
         assert_eq!(store.kv_usage(&scope).unwrap().keys, 1);
         assert!(!writer.is_finished(), "the writer is still waiting");
         holder.execute_batch("ROLLBACK").unwrap();
         writer.join().unwrap().unwrap();
-        assert_eq!(store.kv_get(&scope, "cursor").unwrap(), Some(b"42".to_vec()));
+        assert_eq!(
+            store.kv_get(&scope, "cursor").unwrap(),
+            Some(b"42".to_vec())
+        );
     }
 
     #[test]
