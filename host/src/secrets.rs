@@ -212,8 +212,20 @@ fn create_private(path: &Path) -> Result<File, SecretError> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let missing_dir = || {
+        path.parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    };
     options.open(path).map_err(|e| match e.kind() {
         io::ErrorKind::AlreadyExists => SecretError::Exists(path.to_path_buf()),
+        io::ErrorKind::NotFound if let Some(dir) = missing_dir() => key_file_error(
+            path,
+            format!(
+                "cannot create it: the directory {0} does not exist (create it first, readable \
+                 by its owner only: mkdir -p -m 700 {0})",
+                dir.display()
+            ),
+        ),
         _ => key_file_error(path, io_reason("create", &e)),
     })
 }
@@ -664,6 +676,19 @@ mod tests {
         assert_eq!(MasterKey::load(&path).unwrap().id(), key.id());
         let contents = fs::read_to_string(&path).unwrap();
         assert_eq!(contents, format!("{}\n", key.to_text()));
+    }
+
+    #[test]
+    fn create_file_in_a_missing_directory_says_to_create_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("airlock");
+        let err = MasterKey::create_file(&missing.join("master.key"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("mkdir -p -m 700 {}", missing.display())),
+            "{err}"
+        );
     }
 
     #[test]
