@@ -265,13 +265,12 @@ const MIGRATIONS: &[&str] = &[
 /// A clone shares the connection.
 ///
 /// Its inherent methods block the calling thread on SQLite. The async
-/// traits ([`RunLedger`]) run each call on tokio's blocking pool instead, so
-/// a slow disk or a write lock held by another process (`airlock run`,
-/// the CLI) stalls that call only, never a tokio worker that guests and the
-/// scheduler need. The blocking pool rather than a store thread of its own:
-/// calls are already serialised by the connection's mutex, so a dedicated
-/// thread would add a queue and a channel without adding order, and the
-/// pool is bounded and shared with the rest of the host's blocking work.
+/// traits ([`RunLedger`]) run each call off the tokio workers instead (see
+/// `off_worker`), so a slow disk or a write lock held by another process
+/// (`airlock run`, the CLI) stalls that call only, never a tokio worker that
+/// guests and the scheduler need. Not a store thread of its own: calls are
+/// already serialised by the connection's mutex, so a dedicated thread would
+/// add a queue and a channel without adding order.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
