@@ -418,29 +418,30 @@ impl SqliteStore {
             installation: run.installation.clone(),
         };
         apply_changes(&tx, &scope, kv_changes)?;
-        tx.execute(
+        // Cached statements: a run's record is the hot path of the host.
+        tx.prepare_cached(
             "INSERT INTO runs (tenant, installation, plugin_id, plugin_version, plugin_digest,
                 feed, mode, trigger, attempt, scheduled_at, started_at, ended_at, status,
                 message, report)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            params![
-                run.tenant,
-                run.installation,
-                run.plugin_id,
-                run.plugin_version,
-                run.plugin_digest,
-                run.feed,
-                run.mode,
-                run.trigger,
-                run.attempt,
-                run.scheduled_at,
-                run.started_at,
-                run.ended_at,
-                run.status,
-                run.message,
-                run.report
-            ],
-        )?;
+        )?
+        .execute(params![
+            run.tenant,
+            run.installation,
+            run.plugin_id,
+            run.plugin_version,
+            run.plugin_digest,
+            run.feed,
+            run.mode,
+            run.trigger,
+            run.attempt,
+            run.scheduled_at,
+            run.started_at,
+            run.ended_at,
+            run.status,
+            run.message,
+            run.report
+        ])?;
         let run_id = tx.last_insert_rowid();
         super::audit::insert_calls(&tx, run, Some(run_id), http_calls)?;
         if let Some(s) = settlement {
@@ -465,12 +466,16 @@ impl SqliteStore {
 
     /// When the last run of `feed` for `scope` that ended `ok` or `info` ended.
     pub fn last_success(&self, scope: &Scope, feed: &str) -> Result<Option<i64>, StorageError> {
-        Ok(self.conn().query_row(
-            "SELECT MAX(ended_at) FROM runs
-             WHERE tenant = ?1 AND installation = ?2 AND feed = ?3 AND status IN ('ok', 'info')",
-            params![scope.tenant, scope.installation, feed],
-            |r| r.get::<_, Option<i64>>(0),
-        )?)
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT MAX(ended_at) FROM runs
+                 WHERE tenant = ?1 AND installation = ?2 AND feed = ?3
+                   AND status IN ('ok', 'info')",
+            )?
+            .query_row(params![scope.tenant, scope.installation, feed], |r| {
+                r.get::<_, Option<i64>>(0)
+            })?)
     }
 
     /// The number of keys stored for `scope`.
@@ -795,17 +800,19 @@ fn apply_changes(
     let now = chrono::Utc::now().timestamp();
     for (key, value) in changes {
         match value {
-            Some(v) => tx.execute(
-                "INSERT INTO kv (tenant, installation, key, value, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (tenant, installation, key)
-                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                params![scope.tenant, scope.installation, key, v, now],
-            )?,
-            None => tx.execute(
-                "DELETE FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
-                params![scope.tenant, scope.installation, key],
-            )?,
+            Some(v) => tx
+                .prepare_cached(
+                    "INSERT INTO kv (tenant, installation, key, value, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (tenant, installation, key)
+                     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                )?
+                .execute(params![scope.tenant, scope.installation, key, v, now])?,
+            None => tx
+                .prepare_cached(
+                    "DELETE FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
+                )?
+                .execute(params![scope.tenant, scope.installation, key])?,
         };
     }
     Ok(())
