@@ -227,14 +227,12 @@ impl ConfigValues {
     }
 }
 
+/// A manifest with one config field of each kind, for tests here and in
+/// the config capability.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn manifest() -> Manifest {
-        Manifest::parse(
-            r#"
+pub(crate) fn test_manifest() -> Manifest {
+    Manifest::parse(
+        r#"
             [plugin]
             id = "t"
             version = "1.0.0"
@@ -249,9 +247,17 @@ mod tests {
             hours = { type = "int", default = 24 }
             verbose = { type = "bool" }
             "#,
-            Path::new("plugin.toml"),
-        )
-        .unwrap()
+        std::path::Path::new("plugin.toml"),
+    )
+    .unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        test_manifest()
     }
 
     fn check(args: &[&str], expected: Result<&str, ConfigError>) {

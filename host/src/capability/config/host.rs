@@ -15,33 +15,15 @@ impl config::Host for ConfigCapability {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::config::ConfigValues;
-    use crate::manifest::Manifest;
 
     fn capability() -> ConfigCapability {
-        let manifest = Manifest::parse(
-            r#"
-            [plugin]
-            id = "t"
-            version = "1.0.0"
-            [[feeds]]
-            name = "f"
-            direction = "inbound"
-            schedule = "0 0 * * * *"
-            [config]
-            endpoint = { type = "url", required = true }
-            password = { type = "secret", required = true }
-            "#,
-            Path::new("plugin.toml"),
-        )
-        .unwrap();
         let assignments = [
             "endpoint=https://shop.example/api".to_string(),
             "password=not-a-real-password".to_string(),
         ];
+        let manifest = crate::config::test_manifest();
         ConfigCapability::new(ConfigValues::from_assignments(&manifest, &assignments).unwrap())
     }
 
