@@ -39,23 +39,29 @@ fn a_restart_loads_the_compiled_component_from_disk() {
 #[test]
 fn a_file_that_is_not_a_connector_is_refused_clearly() {
     let runtime = Runtime::new(HostLimits::default(), None).unwrap();
-    let err = runtime
-        .load("0", b"\0asm\x01\0\0\0")
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("cannot load component"), "{err}");
-    let component = wat_component();
-    let err = runtime.load("1", &component).err().unwrap().to_string();
+    let refused = |bytes: &[u8]| runtime.load("0", bytes).err().unwrap().to_string();
+    for (bytes, expected) in [
+        (
+            &b"\x8f\x13 random bytes"[..],
+            "is not a WebAssembly component",
+        ),
+        (b"(component)", "is not a WebAssembly component"), // WAT text
+        (b"\0asm\x01\0\0\0", "it is a core WebAssembly module"),
+    ] {
+        let err = refused(bytes);
+        assert!(err.contains(expected), "{err}");
+        assert_eq!(err.matches(expected).count(), 1, "said once: {err}");
+    }
+    let err = refused(&empty_component());
     assert!(
         err.contains("no export `check`"),
         "names the missing export: {err}"
     );
 }
 
-/// A valid component that exports nothing.
-fn wat_component() -> Vec<u8> {
-    b"(component)".to_vec()
+/// A valid component binary that exports nothing: the header alone.
+fn empty_component() -> Vec<u8> {
+    b"\0asm\x0d\0\x01\0".to_vec()
 }
 
 /// The benchmark's guest does what `airlock-bench --calls` measures: many

@@ -12,27 +12,15 @@ use crate::manifest::Plugin;
 use crate::plugin_store::{self, PluginStore, PluginStoreError};
 use crate::storage::{InstallationRow, SqliteStore};
 
-/// The WebAssembly binary magic and the version/layer field of a component.
-const WASM_MAGIC: &[u8] = b"\0asm";
-const COMPONENT_LAYER: &[u8] = &[0x0d, 0x00, 0x01, 0x00];
-
 /// Checks that `plugin`'s component is a component and compiles it (which
 /// also fills the compile cache), so a bad file is refused at install even
 /// when its check() is skipped.
 pub(super) fn validate_component(host: &Airlock, plugin: &Plugin) -> Result<(), LifecycleError> {
-    let bytes = &plugin.component;
-    let not_component = |detail: &str| LifecycleError::NotAComponent {
-        path: plugin.component_path.display().to_string(),
-        detail: detail.to_string(),
-    };
-    if !bytes.starts_with(WASM_MAGIC) {
-        return Err(not_component(""));
-    }
-    if bytes.get(4..8) != Some(COMPONENT_LAYER) {
-        return Err(not_component(
-            " (it is a core WebAssembly module: build it for wasm32-wasip2, or wrap it with \
-             `wasm-tools component new`)",
-        ));
+    if let Some(detail) = crate::runtime::not_a_component(&plugin.component) {
+        return Err(LifecycleError::NotAComponent {
+            path: plugin.component_path.display().to_string(),
+            detail: detail.to_string(),
+        });
     }
     host.load(plugin)?;
     Ok(())

@@ -85,6 +85,14 @@ pub enum RuntimeError {
     /// Engine or linker setup failed.
     #[error("cannot set up the wasmtime engine: {0:#}")]
     Engine(anyhow::Error),
+    /// The bytes are not a WebAssembly component binary at all.
+    #[error("the component {digest} is not a WebAssembly component{detail}")]
+    NotAComponent {
+        /// The component's sha256.
+        digest: String,
+        /// What it is instead, when that can be told.
+        detail: &'static str,
+    },
     /// The file is not a component, or does not fit the connector world.
     #[error("cannot load component {digest}: {source:#}")]
     Component {
@@ -93,6 +101,24 @@ pub enum RuntimeError {
         /// What wasmtime said.
         source: anyhow::Error,
     },
+}
+
+/// Why `bytes` are not a component binary, or none if they start like one:
+/// a text file (wasmtime would accept WAT text), random bytes or a core
+/// module each get a plain answer instead of the parser's.
+pub fn not_a_component(bytes: &[u8]) -> Option<&'static str> {
+    const WASM_MAGIC: &[u8] = b"\0asm";
+    const COMPONENT_LAYER: &[u8] = &[0x0d, 0x00, 0x01, 0x00];
+    if !bytes.starts_with(WASM_MAGIC) {
+        return Some("");
+    }
+    if bytes.get(4..8) != Some(COMPONENT_LAYER) {
+        return Some(
+            " (it is a core WebAssembly module: build it for wasm32-wasip2, or wrap it with \
+             `wasm-tools component new`)",
+        );
+    }
+    None
 }
 
 /// A component compiled and pre-linked, ready to instantiate per run.
@@ -275,6 +301,12 @@ impl Runtime {
     pub fn load(&self, digest: &str, bytes: &[u8]) -> Result<Arc<LoadedComponent>, RuntimeError> {
         if let Some(found) = self.loaded(digest) {
             return Ok(found);
+        }
+        if let Some(detail) = not_a_component(bytes) {
+            return Err(RuntimeError::NotAComponent {
+                digest: digest.to_string(),
+                detail,
+            });
         }
         let err = |e: wasmtime::Error| RuntimeError::Component {
             digest: digest.to_string(),
