@@ -751,3 +751,32 @@ fn a_run_under_an_installations_name_is_held_to_what_was_installed() {
     );
     expect(&run("plugins/misbehaving", &[]), 1, "was removed");
 }
+
+/// `schedule --time-zone` alone changes the zone and keeps the feed's own
+/// schedule; `--default` goes back to the manifest's.
+#[test]
+fn schedule_time_zone_alone_keeps_the_feeds_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    store_misbehaving(&db);
+    let set = ["schedule", "acme/misbehaving", "count", "0 0 9 * * *"];
+    expect(&airlock(&set, &db), 0, "count: 0 0 9 * * * UTC");
+    let zone = [
+        "schedule",
+        "acme/misbehaving",
+        "count",
+        "--time-zone",
+        "America/New_York",
+    ];
+    expect(
+        &airlock(&zone, &db),
+        0,
+        "count: 0 0 9 * * * America/New_York",
+    );
+    let default = ["schedule", "acme/misbehaving", "count", "--default"];
+    expect(
+        &airlock(&default, &db),
+        0,
+        "America/New_York (the manifest's default)",
+    );
+}

@@ -476,8 +476,9 @@ pub struct ScheduleArgs {
     installation: String,
     /// The feed.
     feed: String,
-    /// The cron expression, with seconds (e.g. "0 */15 * * * *").
-    #[arg(required_unless_present = "default")]
+    /// The cron expression, with seconds (e.g. "0 */15 * * * *"). Without
+    /// it, `--time-zone` alone keeps the feed's schedule and changes the zone.
+    #[arg(required_unless_present_any = ["default", "time_zone"])]
     cron: Option<String>,
     /// Go back to the manifest's schedule.
     #[arg(long, conflicts_with = "cron")]
@@ -492,12 +493,24 @@ pub struct ScheduleArgs {
 
 pub fn schedule(args: ScheduleArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
+    let store = args.db.open()?;
+    // Only a zone given: the feed keeps its own schedule (its override, if it
+    // has one); `--default` drops the override.
+    let cron = match (&args.cron, args.default) {
+        (Some(cron), _) => Some(cron.clone()),
+        (None, true) => None,
+        (None, false) => store
+            .schedules(&tenant, &id)?
+            .into_iter()
+            .find(|s| s.feed == args.feed && s.overridden)
+            .map(|s| s.cron),
+    };
     let s = lifecycle::set_schedule(
-        &args.db.open()?,
+        &store,
         &tenant,
         &id,
         &args.feed,
-        args.cron.as_deref(),
+        cron.as_deref(),
         args.time_zone.as_deref(),
         Utc::now().timestamp(),
     )?;
