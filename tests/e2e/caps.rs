@@ -193,7 +193,10 @@ fn wat_plugin(dir: &Path, component: &str) -> Plugin {
          [limits]\nmemory_mb = 32\nrun_timeout_secs = 5\n",
     )
     .unwrap();
-    std::fs::write(dir.join("plugin.wasm"), component).unwrap();
+    // The binary form: the runtime refuses text, as it refuses any file
+    // that is not a component binary.
+    let binary = wat::parse_str(component).expect("valid WAT");
+    std::fs::write(dir.join("plugin.wasm"), binary).unwrap();
     Plugin::load(dir).unwrap()
 }
 

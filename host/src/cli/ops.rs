@@ -55,7 +55,11 @@ pub fn tenant(command: TenantCommand) -> anyhow::Result<u8> {
         }
         TenantCommand::List { db } => {
             let store = db.open()?;
-            for t in store.tenants()? {
+            let tenants = store.tenants()?;
+            if !tenants.is_empty() {
+                outln!("{:<20} {:<30} installations", "tenant", "name");
+            }
+            for t in tenants {
                 let n = store.installations(Some(&t.id), false)?.len();
                 outln!(
                     "{:<20} {:<30} {n} installation(s), added {}",
@@ -211,7 +215,12 @@ pub async fn install(args: InstallArgs) -> anyhow::Result<u8> {
     );
     print_plan(&plan);
     test_connection(&host, &plan, &args.host).await?;
-    confirm("Install with the egress above?", args.host.yes)?;
+    let question = if plan.egress_added.is_empty() {
+        "Install it (it may reach no host)?"
+    } else {
+        "Install with the egress above?"
+    };
+    confirm(question, args.host.yes)?;
     let row = lifecycle::commit_install(
         host.store(),
         keyring.as_ref(),
