@@ -194,6 +194,69 @@ async fn a_checkpoint_keeps_work_done_before_a_trap() {
     assert_eq!(h.stored("acme", "bad", "after-checkpoint"), None);
 }
 
+/// A guest's checkpoint waits for a write lock another process holds
+/// without holding up the runtime's only worker: other work goes on, and the
+/// checkpoint lands once the lock is free.
+#[test]
+fn a_checkpoint_stalled_by_a_held_lock_stalls_its_run_not_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("airlock.db");
+    let store = std::sync::Arc::new(airlock::SqliteStore::open(&path).unwrap());
+    let host = airlock::Airlock::new(store, crate::support::test_options()).unwrap();
+    let host = std::sync::Arc::new(host);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let bad = plugin("misbehaving");
+        host.load(&bad).unwrap(); // compiled before the lock is taken
+        // Another process's transaction holds the write lock.
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let running = tokio::spawn({
+            let host = host.clone();
+            async move {
+                let inst = installation(&bad, "acme", "bad", &[]);
+                let request = airlock::runs::RunRequest {
+                    feed: "checkpoint-then-trap".into(),
+                    trigger: airlock::runs::Trigger::Manual,
+                    scheduled_at: NOW,
+                    attempt: 1,
+                };
+                host.run_feed(&bad, &inst, request).await
+            }
+        });
+        // Give the run time to reach its checkpoint (no assertion depends
+        // on how long anything takes).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let other = tokio::spawn(async { "done" });
+        assert_eq!(
+            other.await.unwrap(),
+            "done",
+            "the worker runs other tasks while the checkpoint waits"
+        );
+        assert!(!running.is_finished(), "the checkpoint is still waiting");
+        holder.execute_batch("ROLLBACK").unwrap();
+        let report = running.await.unwrap().unwrap();
+        assert!(
+            matches!(report.end, RunEnd::Trapped { .. }),
+            "{:?}",
+            report.end
+        );
+    });
+    let view = airlock::storage::RunStorage::new(
+        host.store().clone(),
+        airlock::storage::Scope {
+            tenant: "acme".into(),
+            installation: "bad".into(),
+        },
+        Default::default(),
+    );
+    assert_eq!(view.get("checkpointed").unwrap(), Some(b"kept".to_vec()));
+}
+
 #[tokio::test]
 async fn tenants_and_installations_do_not_share_storage() {
     let h = Harness::new();

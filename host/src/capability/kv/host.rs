@@ -42,8 +42,19 @@ impl storage::Host for KvCapability {
             .map_err(guest_storage_error))
     }
 
+    /// A checkpoint writes (and waits for the disk, or for a write lock
+    /// another process holds): on a multi-threaded runtime the worker hands
+    /// its other tasks on first, so that wait stalls this run only.
     async fn checkpoint(&mut self) -> StorageResult<()> {
-        Ok(self.storage.commit().map_err(guest_storage_error))
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let multi_threaded =
+            Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        let result = if multi_threaded {
+            tokio::task::block_in_place(|| self.storage.commit())
+        } else {
+            self.storage.commit()
+        };
+        Ok(result.map_err(guest_storage_error))
     }
 }
 
