@@ -7,7 +7,7 @@
 //! of an outbound feed (a dry run) never write storage, even at a
 //! checkpoint; every HTTP request, a check's included, is audited.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use crate::runtime::{
     CallOutput, FeedCall, HostLimits, HttpBudget, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
 use crate::storage::{
-    KeyChange, KvBackend, KvUsage, RunEffects, RunLedger, RunRow, RunStorage, Scope, Settlement,
+    KeyChange, KvBackend, RunEffects, RunLedger, RunRow, RunStorage, Scope, Settlement,
     SqliteStore, StorageError, StorageLimits,
 };
 
@@ -223,23 +223,21 @@ impl Airlock {
         installation: &Installation,
         writes: Writes,
     ) -> Result<RunSetup, HostError> {
-        let backend: Arc<dyn KvBackend> = match writes {
-            Writes::Store => self.store.clone(),
-            Writes::Scratch => Arc::new(ScratchBackend::new(self.store.clone())),
-        };
+        let backend: Arc<dyn KvBackend> = self.store.clone();
         let limits = &plugin.manifest.limits;
+        let storage_limits = self.storage_limits.within(
+            u64::from(limits.storage_mb) << 20,
+            limits.storage_keys.into(),
+        );
+        let storage = match writes {
+            Writes::Store => RunStorage::new(backend, installation.scope(), storage_limits),
+            Writes::Scratch => RunStorage::scratch(backend, installation.scope(), storage_limits),
+        };
         Ok(RunSetup {
             tenant: installation.tenant.clone(),
             installation: installation.id.clone(),
             config: installation.config.clone(),
-            storage: RunStorage::new(
-                backend,
-                installation.scope(),
-                self.storage_limits.within(
-                    u64::from(limits.storage_mb) << 20,
-                    limits.storage_keys.into(),
-                ),
-            ),
+            storage,
             policy: Arc::new(self.policy(plugin, installation)?),
             client: self.client.clone(),
             throttle: self.throttle(installation),
@@ -422,6 +420,9 @@ impl Airlock {
         installation: &Installation,
         calls: Vec<HttpCall>,
     ) -> Result<(), HostError> {
+        if calls.is_empty() {
+            return Ok(());
+        }
         let now = chrono::Utc::now().timestamp();
         let row = RunRow {
             tenant: installation.tenant.clone(),
@@ -440,9 +441,6 @@ impl Airlock {
             message: String::new(),
             report: String::new(),
         };
-        if calls.is_empty() {
-            return Ok(());
-        }
         Ok(self.store.record_calls(row, calls).await?)
     }
 }
@@ -480,15 +478,13 @@ struct StorageOutcome {
 
 impl StorageOutcome {
     /// Keeps the run's final writes if `commit`; a `dry_run` ran on scratch
-    /// storage, so even its checkpoints were discarded.
+    /// storage, so even what it checkpointed is still pending, and dropped.
     fn of(storage: &mut RunStorage, commit: bool, dry_run: bool) -> Self {
         if dry_run {
-            let mut discarded = storage.committed_changes().to_vec();
-            discarded.extend(storage.pending_changes());
             return Self {
                 changes: Vec::new(),
                 committed: Vec::new(),
-                discarded,
+                discarded: storage.pending_changes(),
                 note: Some(NOT_COMMITTED_TEST_MODE.to_string()),
             };
         }
@@ -499,7 +495,7 @@ impl StorageOutcome {
         };
         Self {
             changes,
-            committed: storage.committed_changes().to_vec(),
+            committed: storage.committed_changes(),
             discarded,
             note: None,
         }
@@ -518,99 +514,7 @@ const NOT_COMMITTED_TEST_MODE: &str =
 enum Writes {
     /// The store: they are committed.
     Store,
-    /// A scratch overlay dropped with the run (checks and dry runs).
+    /// Nowhere: checkpoints keep the writes pending and the run drops them
+    /// (checks and dry runs; see [`RunStorage::scratch`]).
     Scratch,
-}
-
-/// A backend for runs that must not write: reads go through to the store,
-/// and what the run "commits" at a checkpoint lands in memory, visible to
-/// the rest of the run and dropped with it.
-struct ScratchBackend {
-    store: Arc<dyn KvBackend>,
-    written: Mutex<BTreeMap<String, Option<Vec<u8>>>>,
-}
-
-impl ScratchBackend {
-    fn new(store: Arc<dyn KvBackend>) -> Self {
-        Self {
-            store,
-            written: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    fn written(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Option<Vec<u8>>>> {
-        self.written.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl KvBackend for ScratchBackend {
-    fn kv_get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        if let Some(value) = self.written().get(key) {
-            return Ok(value.clone());
-        }
-        self.store.kv_get(scope, key)
-    }
-
-    fn kv_list(
-        &self,
-        scope: &Scope,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<String>, StorageError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let written = self.written().clone();
-        let mut keys = BTreeSet::new();
-        // The first `limit` stored keys this run has not deleted...
-        let mut cursor = after.map(str::to_string);
-        loop {
-            let page = self
-                .store
-                .kv_list(scope, prefix, cursor.as_deref(), limit)?;
-            let full = page.len() == limit;
-            cursor = page.last().cloned();
-            keys.extend(
-                page.into_iter()
-                    .filter(|k| !matches!(written.get(k), Some(None))),
-            );
-            if !full || keys.len() >= limit {
-                break;
-            }
-        }
-        // ...merged with the keys it set.
-        keys.extend(
-            written
-                .iter()
-                .filter(|(k, v)| {
-                    v.is_some() && k.starts_with(prefix) && after.is_none_or(|a| k.as_str() > a)
-                })
-                .map(|(k, _)| k.clone()),
-        );
-        Ok(keys.into_iter().take(limit).collect())
-    }
-
-    fn kv_apply(
-        &self,
-        _scope: &Scope,
-        changes: &[(String, Option<Vec<u8>>)],
-    ) -> Result<(), StorageError> {
-        self.written().extend(changes.iter().cloned());
-        Ok(())
-    }
-
-    /// The store's usage: a check's own writes are bounded by the run's
-    /// write cap instead, and are dropped with it.
-    fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError> {
-        self.store.kv_usage(scope)
-    }
-
-    fn kv_entry_bytes(&self, scope: &Scope, key: &str) -> Result<Option<u64>, StorageError> {
-        match self.written().get(key) {
-            Some(Some(value)) => Ok(Some((key.len() + value.len()) as u64)),
-            Some(None) => Ok(None),
-            None => self.store.kv_entry_bytes(scope, key),
-        }
-    }
 }

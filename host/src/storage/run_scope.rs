@@ -77,6 +77,10 @@ pub struct RunStorage {
     usage: Option<KvUsage>,
     /// The last change committed to each key (at checkpoints or the end).
     committed: BTreeMap<String, Option<usize>>,
+    /// False for a run that must write nothing (a check, a dry run): its
+    /// checkpoints keep the writes pending, visible to the rest of the run
+    /// and dropped with it.
+    checkpoints_commit: bool,
 }
 
 /// Bytes a stored entry takes: its key and its value.
@@ -95,6 +99,17 @@ impl RunStorage {
             written_bytes: 0,
             usage: None,
             committed: BTreeMap::new(),
+            checkpoints_commit: true,
+        }
+    }
+
+    /// A view of `scope` for a run that must write nothing: the same reads,
+    /// writes and caps, but a checkpoint commits nothing (the writes stay
+    /// pending, seen by the rest of the run, and are dropped with it).
+    pub fn scratch(backend: Arc<dyn KvBackend>, scope: Scope, limits: StorageLimits) -> Self {
+        Self {
+            checkpoints_commit: false,
+            ..Self::new(backend, scope, limits)
         }
     }
 
@@ -246,8 +261,12 @@ impl RunStorage {
             .filter(move |(k, _)| cursor.is_none_or(|c| k.as_str() > c))
     }
 
-    /// Applies the run's writes in one transaction and starts afresh.
+    /// Applies the run's writes in one transaction and starts afresh (for a
+    /// [`scratch`](Self::scratch) view: keeps them pending).
     pub fn commit(&mut self) -> Result<(), StorageError> {
+        if !self.checkpoints_commit {
+            return Ok(());
+        }
         let changes: Vec<(String, Option<Vec<u8>>)> =
             std::mem::take(&mut self.pending).into_iter().collect();
         if let Err(e) = self.backend.kv_apply(&self.scope, &changes) {
@@ -313,6 +332,24 @@ mod tests {
 
     fn run(store: &Arc<SqliteStore>, installation: &str) -> RunStorage {
         RunStorage::new(store.clone(), scope(installation), StorageLimits::default())
+    }
+
+    #[test]
+    fn a_scratch_view_keeps_checkpointed_writes_to_itself() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let mut scratch =
+            RunStorage::scratch(store.clone(), scope("one"), StorageLimits::default());
+        scratch.set("cursor", b"1".to_vec()).unwrap();
+        scratch.commit().unwrap();
+        assert_eq!(scratch.get("cursor").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(scratch.list("", None, 10).unwrap().0, ["cursor"]);
+        assert!(scratch.committed_changes().is_empty());
+        assert_eq!(scratch.pending_changes().len(), 1);
+        assert_eq!(
+            run(&store, "one").get("cursor").unwrap(),
+            None,
+            "nothing written"
+        );
     }
 
     #[test]
