@@ -502,8 +502,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&SqliteStore) -> Result<T, StorageError> + Send + 'static,
     {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        if Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread) {
+        if super::can_block_in_place() {
             return tokio::task::block_in_place(|| call(self));
         }
         let store = self.clone();

@@ -46,10 +46,7 @@ impl storage::Host for KvCapability {
     /// another process holds): on a multi-threaded runtime the worker hands
     /// its other tasks on first, so that wait stalls this run only.
     async fn checkpoint(&mut self) -> StorageResult<()> {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let multi_threaded =
-            Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
-        let result = if multi_threaded {
+        let result = if crate::storage::can_block_in_place() {
             tokio::task::block_in_place(|| self.storage.commit())
         } else {
             self.storage.commit()
