@@ -10,6 +10,7 @@
 //! entry. This module knows files and digests, not installations.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
@@ -142,7 +143,35 @@ fn write_read_only(path: &Path, bytes: &[u8]) -> Result<(), PluginStoreError> {
 
 /// Loads the plugin in store entry `entry`, refusing it unless its manifest
 /// and component still hash to `digest`.
+///
+/// Hashing and parsing on every run was a fifth of the scheduler's time, so
+/// a plugin verified once is kept in memory ([`verified`]) with the
+/// identity of its two files, and returned again while both files still
+/// have that identity. Any write to a file changes its `ctime`, which no
+/// unprivileged process can set back, so a file that still has the identity
+/// it had when it was hashed still has those bytes.
 pub fn load(entry: &Path, digest: &str) -> Result<Plugin, PluginStoreError> {
+    load_cached(entry, digest, verified::SETTLED)
+}
+
+/// [`load`], trusting file times once they are `settled` old.
+fn load_cached(entry: &Path, digest: &str, settled: Duration) -> Result<Plugin, PluginStoreError> {
+    let identity = verified::identity(entry, settled);
+    if let Some(plugin) = identity
+        .as_ref()
+        .and_then(|id| verified::get(entry, digest, id))
+    {
+        return Ok(plugin);
+    }
+    let plugin = load_and_verify(entry, digest)?;
+    if let Some(id) = identity {
+        verified::put(entry, digest, id, &plugin);
+    }
+    Ok(plugin)
+}
+
+/// [`load`] without the in-memory cache: reads, hashes and parses.
+fn load_and_verify(entry: &Path, digest: &str) -> Result<Plugin, PluginStoreError> {
     let manifest_path = entry.join(MANIFEST_FILE);
     let component_path = entry.join(COMPONENT_FILE);
     let manifest_text = std::fs::read(&manifest_path).map_err(io(&manifest_path))?;
@@ -168,6 +197,96 @@ pub fn load(entry: &Path, digest: &str) -> Result<Plugin, PluginStoreError> {
     })
 }
 
+/// Plugins already verified against their digest, with the identity of the
+/// files they were read from. Process-wide and small: entries are shared by
+/// every installation of a plugin, and there are few plugins.
+mod verified {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, MutexGuard};
+    use std::time::{Duration, SystemTime};
+
+    use super::{COMPONENT_FILE, MANIFEST_FILE, Plugin};
+
+    /// More plugins than this, and the cache starts again empty.
+    const CAPACITY: usize = 256;
+
+    /// A file whose status changed less than this long ago is not cached:
+    /// a write in the same clock tick as the hash could leave `ctime` as it
+    /// was ("racy" timestamps, as git calls them).
+    pub(super) const SETTLED: Duration = Duration::from_secs(2);
+
+    /// Device, inode, size, modification and status-change times (ns) of
+    /// the manifest, then the component.
+    pub(super) type Identity = [(u64, u64, u64, i128, i128); 2];
+
+    type Entries = HashMap<(PathBuf, String), (Identity, Plugin)>;
+
+    static VERIFIED: Mutex<Option<Entries>> = Mutex::new(None);
+
+    fn entries() -> MutexGuard<'static, Option<Entries>> {
+        VERIFIED.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The identity of `entry`'s two files; `None` if either cannot be
+    /// read, changed too recently to trust its times, or this platform
+    /// has no inode times (then every load hashes).
+    pub(super) fn identity(entry: &Path, settled: Duration) -> Option<Identity> {
+        let one = |name: &str| file_identity(&entry.join(name), settled);
+        Some([one(MANIFEST_FILE)?, one(COMPONENT_FILE)?])
+    }
+
+    #[cfg(unix)]
+    fn file_identity(path: &Path, settled: Duration) -> Option<(u64, u64, u64, i128, i128)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+        let ctime = ns(meta.ctime(), meta.ctime_nsec());
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()?
+            .as_nanos() as i128;
+        if now - ctime < settled.as_nanos() as i128 {
+            return None;
+        }
+        Some((
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            ns(meta.mtime(), meta.mtime_nsec()),
+            ctime,
+        ))
+    }
+
+    #[cfg(not(unix))]
+    fn file_identity(_: &Path, _: Duration) -> Option<(u64, u64, u64, i128, i128)> {
+        None
+    }
+
+    /// The plugin verified from `entry` as `digest`, if its files still have
+    /// `identity`.
+    pub(super) fn get(entry: &Path, digest: &str, identity: &Identity) -> Option<Plugin> {
+        let key = (entry.to_path_buf(), digest.to_string());
+        let guard = entries();
+        let (seen, plugin) = guard.as_ref()?.get(&key)?;
+        (seen == identity).then(|| plugin.clone())
+    }
+
+    /// Remembers `plugin`, verified from `entry` as `digest` while its files
+    /// had `identity`.
+    pub(super) fn put(entry: &Path, digest: &str, identity: Identity, plugin: &Plugin) {
+        let mut guard = entries();
+        let map = guard.get_or_insert_with(HashMap::new);
+        if map.len() >= CAPACITY {
+            map.clear();
+        }
+        map.insert(
+            (entry.to_path_buf(), digest.to_string()),
+            (identity, plugin.clone()),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +295,58 @@ mod tests {
     fn the_digest_separates_manifest_from_component() {
         assert_ne!(entry_digest(b"ab", b"c"), entry_digest(b"a", b"bc"));
         assert_eq!(entry_digest(b"a", b"b"), entry_digest(b"a", b"b"));
+    }
+
+    const MANIFEST: &str = "[plugin]\nid = \"cached\"\nversion = \"1.0.0\"\n\n\
+                            [[feeds]]\nname = \"f\"\ndirection = \"inbound\"\nschedule = \"0 0 * * * *\"\n";
+
+    /// An entry of the store in a new directory, and its digest.
+    fn entry() -> (tempfile::TempDir, PathBuf, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("entry");
+        std::fs::create_dir(&entry).unwrap();
+        std::fs::write(entry.join(MANIFEST_FILE), MANIFEST).unwrap();
+        std::fs::write(entry.join(COMPONENT_FILE), b"component bytes").unwrap();
+        let digest = entry_digest(MANIFEST.as_bytes(), b"component bytes");
+        (dir, entry, digest)
+    }
+
+    #[test]
+    fn a_plugin_verified_once_is_refused_after_its_manifest_is_edited() {
+        let (_dir, entry, digest) = entry();
+        let trusting = Duration::ZERO;
+        load_cached(&entry, &digest, trusting).expect("the pinned files load");
+        load_cached(&entry, &digest, trusting).expect("and load again from memory");
+        // The same length, one byte changed: only the file's times and the
+        // bytes differ.
+        let edited = MANIFEST.replace("1.0.0", "9.0.0");
+        std::fs::write(entry.join(MANIFEST_FILE), edited).unwrap();
+        match load_cached(&entry, &digest, trusting) {
+            Err(PluginStoreError::Changed { pinned, .. }) => assert_eq!(pinned, digest),
+            other => panic!("an edited manifest must be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_component_replaced_by_another_file_is_refused_after_it_was_verified() {
+        let (_dir, entry, digest) = entry();
+        load_cached(&entry, &digest, Duration::ZERO).expect("the pinned files load");
+        let other = entry.join("other.wasm");
+        std::fs::write(&other, b"COMPONENT BYTES").unwrap();
+        std::fs::rename(&other, entry.join(COMPONENT_FILE)).unwrap();
+        assert!(matches!(
+            load_cached(&entry, &digest, Duration::ZERO),
+            Err(PluginStoreError::Changed { .. })
+        ));
+    }
+
+    #[test]
+    fn files_changed_moments_ago_are_hashed_on_every_load() {
+        let (_dir, entry, _digest) = entry();
+        assert!(
+            verified::identity(&entry, verified::SETTLED).is_none(),
+            "a file written just now must not be trusted by its times"
+        );
+        assert!(verified::identity(&entry, Duration::ZERO).is_some());
     }
 }

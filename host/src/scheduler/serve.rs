@@ -295,8 +295,10 @@ impl Scheduler {
         let now = self.clock.now();
         let mut started = self.start_due_runs(now, running, Scan::Ready)?;
         if running.len() < self.options.max_concurrent {
-            let narrow = 4 * self.options.max_concurrent;
-            started += self.start_due_runs(now, running, Scan::Queue(narrow))?;
+            // As wide as a tick's scan: the query sorts every due run
+            // whatever its limit, so a wide scan costs the same and keeps
+            // the next refills from scanning again.
+            started += self.start_due_runs(now, running, Scan::Queue(WIDE_SCAN))?;
         }
         recorded.map(|()| started)
     }
