@@ -1,5 +1,7 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own file
-//! and only calls the library; nothing here decides policy.
+//! and only calls the library; nothing here decides policy. The database is
+//! opened in one place, [`DbArgs`], and handed out as `Arc<dyn Store>`:
+//! commands call the store's traits, never the backend's own methods.
 
 /// `println!` for a command's output: when the reader stopped reading
 /// (`airlock installations | head -1`) the command ends quietly, as `main`

@@ -1,7 +1,8 @@
 //! Operating connectors per tenant: install (config checked against the
 //! manifest, egress shown, "Test connection"), enable, disable, test or live
 //! mode, reauthorise, upgrade and remove. The CLI calls these functions; an
-//! HTTP API would call the same ones.
+//! HTTP API would call the same ones. They reach the store only through
+//! [`Registry`] (any backend's), and those that do are async.
 //!
 //! Changes that need the operator's eye come in two steps: `plan_*` works out
 //! and validates everything without writing (so the caller can show the
