@@ -51,8 +51,10 @@ pub struct CheckArgs {
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// Judge as a test-mode installation (state-changing methods
-    /// suppressed) or a live one; default live, or the installation's mode.
-    #[arg(long, value_enum)]
+    /// suppressed) or a live one. A plugin directory is judged in the mode
+    /// it would run in: default test, like a new installation (and `airlock
+    /// run`); a stored installation in its own mode.
+    #[arg(long, value_enum, value_name = "MODE")]
     mode: Option<Mode>,
     /// Do not resolve the host (no DNS, no address check).
     #[arg(long)]
@@ -150,7 +152,7 @@ async fn check_target(args: &CheckArgs) -> anyhow::Result<CheckTarget> {
         return Ok(CheckTarget {
             plugin,
             config,
-            mode: args.mode.unwrap_or(Mode::Live),
+            mode: args.mode.unwrap_or(Mode::Test),
             approved: None,
         });
     }
