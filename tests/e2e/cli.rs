@@ -817,3 +817,24 @@ fn egress_check_of_a_plugin_is_in_test_mode_by_default_like_run() {
         "{help}"
     );
 }
+
+/// A `--at` that is not a time is bad usage: exit 2, like any argument
+/// clap refuses, not 1 (the host failed).
+#[test]
+fn an_unparseable_at_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let run = [
+        "run",
+        "plugins/hello",
+        "--feed",
+        "greet",
+        "--at",
+        "yesterday",
+    ];
+    expect(
+        &airlock(&run, &db),
+        2,
+        "`yesterday` is not an RFC 3339 time like 2026-11-23T10:00:00Z",
+    );
+}

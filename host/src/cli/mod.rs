@@ -44,7 +44,9 @@ use airlock::secrets::{Keyring, MasterKey};
 use airlock::storage::Store;
 use airlock::{Airlock, AirlockOptions, SqliteStore};
 
-pub use parse::{parse_duration, parse_rate, parse_since, parse_since_ms, shown, valid_id};
+pub use parse::{
+    parse_duration, parse_rate, parse_since, parse_since_ms, parse_time, shown, valid_id,
+};
 
 /// Exit code: the host itself failed (bad input, unreadable plugin, database).
 pub const EXIT_HOST_FAILURE: u8 = 1;
@@ -542,11 +544,12 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_numbers_are_usage_errors() {
+    fn out_of_range_numbers_and_bad_times_are_usage_errors() {
         for args in [
             ["--max-rps", "1e-20"],
             ["--max-rps", "NaN"],
             ["--max-concurrent", "0"],
+            ["--at", "yesterday"],
         ] {
             let parsed = Cli::try_parse_from(
                 [

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use anyhow::bail;
+use chrono::Utc;
 
 use airlock::egress::{Decision, RateLimits};
 use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
@@ -14,7 +14,7 @@ use airlock::{ConfigValues, Installation, Plugin};
 
 use super::{
     CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, open_host, parse_rate,
-    request_line, show_time, store_of, valid_id,
+    parse_time, request_line, show_time, store_of, valid_id,
 };
 
 /// Exit code: the run was interrupted (SIGINT/SIGTERM) before it ended.
@@ -56,8 +56,8 @@ pub struct RunArgs {
     #[arg(long)]
     wait: bool,
     /// The run's due time (RFC 3339, e.g. 2026-11-23T10:00:00Z); default now.
-    #[arg(long, value_name = "TIME")]
-    at: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    at: Option<i64>,
     /// The attempt number the guest is told.
     #[arg(long, default_value_t = 1)]
     attempt: u32,
@@ -75,17 +75,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
     let plugin = Plugin::load(&args.plugin_dir)?;
     let config = ConfigValues::from_assignments(&plugin.manifest, &args.config_assignments()?)?;
-    let scheduled_at = match &args.at {
-        Some(t) => DateTime::parse_from_rfc3339(t)
-            .with_context(|| {
-                format!(
-                    "--at `{}` is not an RFC 3339 time like 2026-11-23T10:00:00Z",
-                    super::shown(t)
-                )
-            })?
-            .timestamp(),
-        None => Utc::now().timestamp(),
-    };
+    let scheduled_at = args.at.unwrap_or_else(|| Utc::now().timestamp());
     if args.attempt == 0 {
         bail!("--attempt starts at 1");
     }
