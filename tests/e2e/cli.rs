@@ -838,3 +838,14 @@ fn an_unparseable_at_is_a_usage_error() {
         "`yesterday` is not an RFC 3339 time like 2026-11-23T10:00:00Z",
     );
 }
+
+/// `run-now` says once which queue entry it made.
+#[test]
+fn run_now_names_its_queue_entry_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    store_misbehaving(&db);
+    let out = airlock(&["run-now", "acme/misbehaving", "count"], &db);
+    expect(&out, 0, "queued acme/misbehaving count now (queue #1)");
+    assert_eq!(text(&out).matches("queue #").count(), 1, "{}", text(&out));
+}
