@@ -780,3 +780,72 @@ fn schedule_time_zone_alone_keeps_the_feeds_schedule() {
         "America/New_York (the manifest's default)",
     );
 }
+
+/// `egress check` of a plugin directory judges it as a new installation
+/// runs, in test mode, like `airlock run`; `--mode live` judges it live.
+#[test]
+fn egress_check_of_a_plugin_is_in_test_mode_by_default_like_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let table = dir.path().join("permitted.toml");
+    std::fs::write(&table, "[domains]\n\"allowed.test\" = \"Test APIs\"\n").unwrap();
+    let post = |extra: &[&str]| {
+        let args = [
+            "egress",
+            "check",
+            "plugins/misbehaving",
+            "https://api.allowed.test/",
+            "--method",
+            "POST",
+            "--no-resolve",
+            "--permitted-domains",
+            table.to_str().unwrap(),
+        ];
+        airlock(&[&args[..], extra].concat(), &db)
+    };
+    expect(&post(&[]), 1, "DENY [test-mode]");
+    expect(
+        &post(&["--mode", "live"]),
+        0,
+        "ALLOW by https://api.allowed.test",
+    );
+    // The help is wrapped to the terminal: its words are compared.
+    let help = text(&airlock(&["egress", "check", "--help"], &db));
+    let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("default test, like a new installation"),
+        "{help}"
+    );
+}
+
+/// A `--at` that is not a time is bad usage: exit 2, like any argument
+/// clap refuses, not 1 (the host failed).
+#[test]
+fn an_unparseable_at_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let run = [
+        "run",
+        "plugins/hello",
+        "--feed",
+        "greet",
+        "--at",
+        "yesterday",
+    ];
+    expect(
+        &airlock(&run, &db),
+        2,
+        "`yesterday` is not an RFC 3339 time like 2026-11-23T10:00:00Z",
+    );
+}
+
+/// `run-now` says once which queue entry it made.
+#[test]
+fn run_now_names_its_queue_entry_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    store_misbehaving(&db);
+    let out = airlock(&["run-now", "acme/misbehaving", "count"], &db);
+    expect(&out, 0, "queued acme/misbehaving count now (queue #1)");
+    assert_eq!(text(&out).matches("queue #").count(), 1, "{}", text(&out));
+}

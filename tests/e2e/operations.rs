@@ -19,7 +19,7 @@ use airlock_tests::fake_store::FakeStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tempfile::TempDir;
 
-use crate::support::test_options;
+use crate::support::{block_on, test_options};
 
 /// A host on a fresh database, a keyring, a manual clock and the events the
 /// scheduler emits.
@@ -107,7 +107,7 @@ impl World {
         config: &[String],
         schedules: &[(&str, &str)],
     ) -> Result<lifecycle::Plan, LifecycleError> {
-        lifecycle::plan_install(
+        block_on(lifecycle::plan_install(
             &self.host,
             &InstallRequest {
                 tenant: tenant.into(),
@@ -121,7 +121,7 @@ impl World {
                     .collect(),
                 time_zone: "Europe/London".into(),
             },
-        )
+        ))
     }
 
     /// Installs `plugin` with these schedules; feeds not named get a yearly
@@ -142,7 +142,13 @@ impl World {
             .collect();
         all.extend_from_slice(schedules);
         let plan = self.plan(tenant, &dir, name, &[], &all).unwrap();
-        lifecycle::commit_install(self.store(), Some(&self.keyring), &plan, 0).unwrap();
+        block_on(lifecycle::commit_install(
+            self.store(),
+            Some(&self.keyring),
+            &plan,
+            0,
+        ))
+        .unwrap();
     }
 
     pub(crate) fn queue_now(&self, tenant: &str, installation: &str, feed: &str) {
@@ -502,7 +508,9 @@ async fn test_mode_skips_outbound_feeds_unless_dry_run() {
     let w = World::new();
     w.tenant("acme");
     w.install("acme", "hello", "hello", &[]);
-    lifecycle::set_mode(w.store(), "acme", "hello", Mode::Test, 1).unwrap();
+    lifecycle::set_mode(w.store(), "acme", "hello", Mode::Test, 1)
+        .await
+        .unwrap();
     let scheduler = w.scheduler(options());
     let mut running = Running::default();
     w.queue_now("acme", "hello", "publish");
@@ -534,7 +542,9 @@ async fn test_mode_skips_outbound_feeds_unless_dry_run() {
     );
 
     // Live: it runs (its own write, not the dry run's, is what is stored).
-    lifecycle::set_mode(w.store(), "acme", "hello", Mode::Live, 2).unwrap();
+    lifecycle::set_mode(w.store(), "acme", "hello", Mode::Live, 2)
+        .await
+        .unwrap();
     w.clock.set(t(10, 5, 0));
     w.queue_now("acme", "hello", "publish");
     scheduler.tick(&mut running).unwrap();
@@ -592,17 +602,23 @@ async fn secrets_are_sealed_at_rest_and_opened_only_for_their_installation() {
         "test connection against the fake shop"
     );
     assert_eq!(plan.egress_added.len(), 1, "{:?}", plan.egress_added);
-    lifecycle::commit_install(w.store(), Some(&w.keyring), &plan, 0).unwrap();
+    lifecycle::commit_install(w.store(), Some(&w.keyring), &plan, 0)
+        .await
+        .unwrap();
     // No master key: refused, rather than stored in the clear.
     let other = w.plan("acme", &plugin, "shop2", &config, &[]).unwrap();
     assert!(matches!(
-        lifecycle::commit_install(w.store(), None, &other, 0),
+        lifecycle::commit_install(w.store(), None, &other, 0).await,
         Err(LifecycleError::NoMasterKey)
     ));
 
-    let row = lifecycle::installation_row(w.store(), "acme", "shop").unwrap();
+    let row = lifecycle::installation_row(w.store(), "acme", "shop")
+        .await
+        .unwrap();
     assert!(!row.config.contains_key("password"));
-    let (_, inst) = lifecycle::load(w.store(), Some(&w.keyring), &row).unwrap();
+    let (_, inst) = lifecycle::load(w.store(), Some(&w.keyring), &row)
+        .await
+        .unwrap();
     assert_eq!(inst.config.secret("password"), Some(password));
     // A run with the stored config reaches the shop with the password.
     let scheduler = w.scheduler(options());
@@ -615,19 +631,35 @@ async fn secrets_are_sealed_at_rest_and_opened_only_for_their_installation() {
     assert!(runs[0].message.starts_with("imported 1 orders"), "{runs:?}");
     // Another key cannot open it.
     let stranger = Keyring::new(MasterKey::generate(), Vec::new());
-    assert!(lifecycle::load(w.store(), Some(&stranger), &row).is_err());
+    assert!(
+        lifecycle::load(w.store(), Some(&stranger), &row)
+            .await
+            .is_err()
+    );
 
     // Rotation: the new key opens nothing until the old secrets are re-sealed.
     let new_key = MasterKey::generate().to_text();
     let key = |text: &str| MasterKey::from_text(text).unwrap();
     let new_id = key(&new_key).id().to_string();
     let rotating = Keyring::new(key(&new_key), vec![key(&w.key_text)]);
-    assert_eq!(lifecycle::reseal_secrets(w.store(), &rotating).unwrap(), 1);
-    assert_eq!(lifecycle::reseal_secrets(w.store(), &rotating).unwrap(), 0);
+    assert_eq!(
+        lifecycle::reseal_secrets(w.store(), &rotating)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        lifecycle::reseal_secrets(w.store(), &rotating)
+            .await
+            .unwrap(),
+        0
+    );
     let sealed = w.store().secrets("acme", "shop").unwrap();
     assert_eq!(sealed[0].sealed.key_id, new_id);
     let only_new = Keyring::new(key(&new_key), vec![]);
-    let (_, inst) = lifecycle::load(w.store(), Some(&only_new), &row).unwrap();
+    let (_, inst) = lifecycle::load(w.store(), Some(&only_new), &row)
+        .await
+        .unwrap();
     assert_eq!(inst.config.secret("password"), Some(password));
 
     let bytes = db_bytes(&w.db);
@@ -642,7 +674,7 @@ async fn secrets_are_sealed_at_rest_and_opened_only_for_their_installation() {
 }
 
 fn row(w: &World, tenant: &str, id: &str) -> InstallationRow {
-    lifecycle::installation_row(w.store(), tenant, id).unwrap()
+    block_on(lifecycle::installation_row(w.store(), tenant, id)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -658,14 +690,18 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
     finish(&mut running).await;
     assert_eq!(w.runs("hello").len(), 1);
 
-    lifecycle::set_enabled(w.store(), "acme", "hello", false, 1).unwrap();
+    lifecycle::set_enabled(w.store(), "acme", "hello", false, 1)
+        .await
+        .unwrap();
     w.clock.set(t(10, 5, 0));
     assert_eq!(
         scheduler.tick(&mut running).unwrap(),
         0,
         "disabled: nothing runs"
     );
-    lifecycle::set_enabled(w.store(), "acme", "hello", true, 2).unwrap();
+    lifecycle::set_enabled(w.store(), "acme", "hello", true, 2)
+        .await
+        .unwrap();
     assert_eq!(
         scheduler.tick(&mut running).unwrap(),
         0,
@@ -712,6 +748,7 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
         &[],
     );
     let err = lifecycle::commit_install(w.store(), Some(&w.keyring), &again.unwrap(), 4)
+        .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("was removed"), "{err}");
@@ -747,7 +784,9 @@ async fn upgrade_shows_widened_egress_and_a_changed_component_is_refused() {
     let plan = w
         .plan("acme", &v1, "hello", &[], &[("greet", "0 */5 * * * *")])
         .unwrap();
-    lifecycle::commit_install(w.store(), Some(&w.keyring), &plan, 0).unwrap();
+    lifecycle::commit_install(w.store(), Some(&w.keyring), &plan, 0)
+        .await
+        .unwrap();
 
     let v2 = hello_version(
         plugins.path(),
@@ -755,7 +794,9 @@ async fn upgrade_shows_widened_egress_and_a_changed_component_is_refused() {
         "[egress]\nallow = [{ host = \"api.stripe.com\", service = \"Stripe\" }]\n",
     );
     let before = row(&w, "acme", "hello");
-    let plan = lifecycle::plan_upgrade(&w.host, Some(&w.keyring), &before, &v2, &[]).unwrap();
+    let plan = lifecycle::plan_upgrade(&w.host, Some(&w.keyring), &before, &v2, &[])
+        .await
+        .unwrap();
     assert_eq!(
         plan.egress_added,
         vec!["https://api.stripe.com (and subdomains)"]
@@ -767,7 +808,9 @@ async fn upgrade_shows_widened_egress_and_a_changed_component_is_refused() {
         ("0 */5 * * * *", true),
         "schedule overrides survive an upgrade"
     );
-    lifecycle::commit_change(w.store(), Some(&w.keyring), &before, &plan, 5).unwrap();
+    lifecycle::commit_change(w.store(), Some(&w.keyring), &before, &plan, 5)
+        .await
+        .unwrap();
     let after = row(&w, "acme", "hello");
     assert_eq!(after.plugin_version, "0.2.0");
     assert_eq!(
@@ -781,7 +824,9 @@ async fn upgrade_shows_widened_egress_and_a_changed_component_is_refused() {
     let mut wasm = std::fs::read(&pinned).unwrap();
     wasm.extend_from_slice(b"\0tampered");
     crate::trust::overwrite(&pinned, &wasm);
-    let err = lifecycle::load(w.store(), Some(&w.keyring), &after).unwrap_err();
+    let err = lifecycle::load(w.store(), Some(&w.keyring), &after)
+        .await
+        .unwrap_err();
     assert!(matches!(err, LifecycleError::DigestChanged { .. }), "{err}");
     let scheduler = w.scheduler(options());
     let mut running = Running::default();
@@ -829,7 +874,8 @@ async fn bad_install_input_is_refused_with_the_reason() {
             schedules: vec![],
             time_zone: "Europe/Londn".into(),
         },
-    );
+    )
+    .await;
     assert!(err(bad_zone).contains("Europe/Londn"));
     assert!(
         w.store().installations(None, true).unwrap().is_empty(),

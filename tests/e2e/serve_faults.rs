@@ -322,7 +322,7 @@ async fn a_schedule_changed_while_planned_keeps_the_change() {
     };
     // The operator overrides the schedule between the read and the write.
     airlock::lifecycle::set_schedule(
-        store,
+        &**store,
         "acme",
         "hello",
         "greet",
@@ -330,6 +330,7 @@ async fn a_schedule_changed_while_planned_keeps_the_change() {
         Some("Europe/London"),
         1,
     )
+    .await
     .unwrap();
     assert_eq!(
         store

@@ -115,3 +115,24 @@ pub async fn run(
 pub fn show(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// Runs async library code for a helper that is not async, called from a
+/// test that may be: on a thread and a runtime of its own, so it never
+/// blocks inside the test's runtime. A panic in it is the caller's.
+pub fn block_on<F>(future: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the helper")
+                .block_on(future)
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}

@@ -18,7 +18,7 @@ use airlock_tests::fake_api::FakeApi;
 use airlock_tests::fake_store::FakeStore;
 use tempfile::TempDir;
 
-use crate::support::{Harness, plugin, test_options};
+use crate::support::{Harness, block_on, plugin, test_options};
 
 /// A host on a fresh database file, with a keyring and tenant `acme`.
 struct Site {
@@ -49,7 +49,7 @@ impl Site {
     }
 
     fn plan(&self, plugin_dir: &Path, id: &str, config: &[String]) -> Result<Plan, LifecycleError> {
-        lifecycle::plan_install(
+        block_on(lifecycle::plan_install(
             &self.host,
             &InstallRequest {
                 tenant: "acme".into(),
@@ -60,16 +60,22 @@ impl Site {
                 schedules: Vec::new(),
                 time_zone: "Europe/London".into(),
             },
-        )
+        ))
     }
 
     fn install(&self, plugin_dir: &Path, id: &str, config: &[String]) -> InstallationRow {
         let plan = self.plan(plugin_dir, id, config).unwrap();
-        lifecycle::commit_install(self.store(), Some(&self.keyring), &plan, 0).unwrap()
+        block_on(lifecycle::commit_install(
+            self.store(),
+            Some(&self.keyring),
+            &plan,
+            0,
+        ))
+        .unwrap()
     }
 
     fn row(&self, id: &str) -> InstallationRow {
-        lifecycle::installation_row(self.store(), "acme", id).unwrap()
+        block_on(lifecycle::installation_row(self.store(), "acme", id)).unwrap()
     }
 
     /// A copy of `plugins/NAME` in this site's temporary directory.
@@ -128,7 +134,7 @@ fn install_pins_manifest_and_component_and_refuses_either_changed() {
 
     // The directory the operator typed no longer matters.
     std::fs::remove_dir_all(&source).unwrap();
-    let (plugin, _) = lifecycle::load(site.store(), Some(&site.keyring), &row).unwrap();
+    let (plugin, _) = block_on(lifecycle::load(site.store(), Some(&site.keyring), &row)).unwrap();
     assert_eq!(plugin.label(), "hello@0.1.0");
 
     // The same plugin installed twice shares its entry.
@@ -143,16 +149,16 @@ fn install_pins_manifest_and_component_and_refuses_either_changed() {
             .replace("memory_mb = 16", "memory_mb = 1024")
             .as_bytes(),
     );
-    let err = lifecycle::load(site.store(), Some(&site.keyring), &row).unwrap_err();
+    let err = block_on(lifecycle::load(site.store(), Some(&site.keyring), &row)).unwrap_err();
     assert!(matches!(err, LifecycleError::DigestChanged { .. }), "{err}");
     assert!(err.to_string().contains("manifest or component"), "{err}");
     overwrite(&entry.join("plugin.toml"), manifest.as_bytes());
-    lifecycle::load(site.store(), Some(&site.keyring), &row).unwrap();
+    block_on(lifecycle::load(site.store(), Some(&site.keyring), &row)).unwrap();
 
     let mut wasm = std::fs::read(entry.join("plugin.wasm")).unwrap();
     wasm.push(0);
     overwrite(&entry.join("plugin.wasm"), &wasm);
-    let err = lifecycle::load(site.store(), Some(&site.keyring), &row).unwrap_err();
+    let err = block_on(lifecycle::load(site.store(), Some(&site.keyring), &row)).unwrap_err();
     assert!(matches!(err, LifecycleError::DigestChanged { .. }), "{err}");
 }
 
@@ -197,7 +203,9 @@ async fn runs_enforce_the_stored_egress_not_what_the_manifest_would_grant() {
     let origin = format!("http://api.test port {}", api.addr.port());
     assert_eq!(row.approved_egress, std::slice::from_ref(&origin));
     let run = async |row: &InstallationRow| {
-        let (plugin, inst) = lifecycle::load(site.store(), Some(&site.keyring), row).unwrap();
+        let (plugin, inst) = lifecycle::load(site.store(), Some(&site.keyring), row)
+            .await
+            .unwrap();
         site.host
             .run_feed(&plugin, &inst, request("probe"))
             .await
@@ -239,7 +247,9 @@ async fn runs_enforce_the_stored_egress_not_what_the_manifest_would_grant() {
         .update_installation(&legacy, None, None)
         .unwrap();
     let legacy = site.row("probe");
-    let (_, inst) = lifecycle::load(site.store(), Some(&site.keyring), &legacy).unwrap();
+    let (_, inst) = lifecycle::load(site.store(), Some(&site.keyring), &legacy)
+        .await
+        .unwrap();
     assert_eq!(inst.approved_egress, Some(Vec::new()));
     legacy_with_approval(&site, legacy, &origin).await;
 }
@@ -250,7 +260,9 @@ async fn legacy_with_approval(site: &Site, mut legacy: InstallationRow, origin: 
         .update_installation(&legacy, None, None)
         .unwrap();
     let legacy = site.row("probe");
-    let (plugin, inst) = lifecycle::load(site.store(), Some(&site.keyring), &legacy).unwrap();
+    let (plugin, inst) = lifecycle::load(site.store(), Some(&site.keyring), &legacy)
+        .await
+        .unwrap();
     let grants = site.host.grants(&plugin, &inst).unwrap();
     let granted: Vec<String> = grants.granted.iter().map(|g| g.rule.to_string()).collect();
     assert_eq!(granted, [origin.to_string()]);
@@ -282,6 +294,7 @@ async fn reauthorise_to_a_new_origin_needs_the_same_approval_as_an_upgrade() {
             shop.addr.port()
         )],
     )
+    .await
     .unwrap();
     assert_eq!(
         plan.egress_added,
@@ -298,6 +311,7 @@ async fn reauthorise_to_a_new_origin_needs_the_same_approval_as_an_upgrade() {
         &row,
         &["username=other".to_string()],
     )
+    .await
     .unwrap();
     same.require_approval(false).unwrap();
 }
@@ -313,11 +327,15 @@ async fn a_change_planned_before_another_landed_is_refused_and_saves_nothing() {
         &before,
         &["greeting=hi".to_string()],
     )
+    .await
     .unwrap();
     // While the operator looks at the reauthorise prompt, someone disables it.
-    lifecycle::set_enabled(site.store(), "acme", "hello", false, 5).unwrap();
-    let err =
-        lifecycle::commit_change(site.store(), Some(&site.keyring), &before, &plan, 6).unwrap_err();
+    lifecycle::set_enabled(site.store(), "acme", "hello", false, 5)
+        .await
+        .unwrap();
+    let err = lifecycle::commit_change(site.store(), Some(&site.keyring), &before, &plan, 6)
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("changed since you started"),
         "{err}"
@@ -337,19 +355,25 @@ async fn a_change_planned_before_another_landed_is_refused_and_saves_nothing() {
         &after,
         &["greeting=hi".to_string()],
     )
+    .await
     .unwrap();
-    let saved =
-        lifecycle::commit_change(site.store(), Some(&site.keyring), &after, &plan, 7).unwrap();
+    let saved = lifecycle::commit_change(site.store(), Some(&site.keyring), &after, &plan, 7)
+        .await
+        .unwrap();
     assert_eq!(saved.revision, after.revision + 1);
     assert!(!site.row("hello").enabled);
 
     // A removal confirmed against a stale read is refused too.
-    let err = lifecycle::remove(site.store(), &after, 8).unwrap_err();
+    let err = lifecycle::remove(site.store(), &after, 8)
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("changed since you started"),
         "{err}"
     );
-    lifecycle::remove(site.store(), &site.row("hello"), 8).unwrap();
+    lifecycle::remove(site.store(), &site.row("hello"), 8)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -438,7 +462,7 @@ async fn a_test_mode_dry_run_of_an_outbound_feed_commits_nothing() {
 fn schedule_keeps_the_installation_time_zone_unless_given() {
     let site = Site::new();
     site.install(&airlock_tests::plugin_dir("hello"), "hello", &[]);
-    let s = lifecycle::set_schedule(
+    let s = block_on(lifecycle::set_schedule(
         site.store(),
         "acme",
         "hello",
@@ -446,10 +470,10 @@ fn schedule_keeps_the_installation_time_zone_unless_given() {
         Some("0 0 9 * * *"),
         None,
         1,
-    )
+    ))
     .unwrap();
     assert_eq!(s.time_zone, "Europe/London");
-    let s = lifecycle::set_schedule(
+    let s = block_on(lifecycle::set_schedule(
         site.store(),
         "acme",
         "hello",
@@ -457,7 +481,7 @@ fn schedule_keeps_the_installation_time_zone_unless_given() {
         None,
         Some("America/New_York"),
         2,
-    )
+    ))
     .unwrap();
     assert_eq!(
         (s.time_zone.as_str(), s.overridden),
@@ -469,7 +493,7 @@ fn schedule_keeps_the_installation_time_zone_unless_given() {
 fn a_removed_tenant_id_is_never_reused() {
     let site = Site::new();
     site.install(&airlock_tests::plugin_dir("hello"), "hello", &[]);
-    lifecycle::remove(site.store(), &site.row("hello"), 1).unwrap();
+    block_on(lifecycle::remove(site.store(), &site.row("hello"), 1)).unwrap();
     site.store().remove_tenant("acme").unwrap();
     assert!(site.store().tenants().unwrap().is_empty());
     assert!(!site.store().tenant_exists("acme").unwrap());
@@ -666,11 +690,11 @@ fn a_data_directory_moved_with_its_plugin_store_keeps_running() {
     let after = parent.path().join("after");
     std::fs::rename(&before, &after).unwrap();
     let store = SqliteStore::open(&after.join("airlock.db")).unwrap();
-    let row = lifecycle::installation_row(&store, "acme", "hello").unwrap();
+    let row = block_on(lifecycle::installation_row(&store, "acme", "hello")).unwrap();
     assert!(
         !Path::new(&row.plugin_dir).exists(),
         "recorded where it was"
     );
-    let (plugin, _) = lifecycle::load(&store, Some(&keyring), &row).unwrap();
+    let (plugin, _) = block_on(lifecycle::load(&store, Some(&keyring), &row)).unwrap();
     assert!(plugin.dir.starts_with(&after), "{}", plugin.dir.display());
 }

@@ -70,7 +70,7 @@ fn peak_rss_mib() -> Option<f64> {
 
 /// Installs them all; their feed fires once, at `fire` (a cron expression
 /// naming that exact minute), and their other feeds never.
-fn install_all(host: &Airlock, args: &Args, fire: DateTime<Utc>) -> anyhow::Result<()> {
+async fn install_all(host: &Airlock, args: &Args, fire: DateTime<Utc>) -> anyhow::Result<()> {
     let plugin = airlock::Plugin::load(&args.plugin)?;
     let once = fire.format("0 %M %H %d %m * %Y").to_string();
     let schedules: Vec<(String, String)> = plugin
@@ -104,8 +104,8 @@ fn install_all(host: &Airlock, args: &Args, fire: DateTime<Utc>) -> anyhow::Resu
             schedules: schedules.clone(),
             time_zone: "UTC".into(),
         };
-        let plan = lifecycle::plan_install(host, &request)?;
-        lifecycle::commit_install(host.store(), None, &plan, 0)?;
+        let plan = lifecycle::plan_install(host, &request).await?;
+        lifecycle::commit_install(&**host.store(), None, &plan, 0).await?;
         if (i + 1) % 2000 == 0 {
             eprintln!(
                 "  installed {} ({:.1} s)",
@@ -140,7 +140,9 @@ async fn main() -> anyhow::Result<()> {
     let target =
         (Utc::now() + chrono::Duration::hours(1)).duration_trunc(chrono::Duration::minutes(1))?;
     let setup = Instant::now();
-    install_all(&host, &args, target).context("installing")?;
+    install_all(&host, &args, target)
+        .await
+        .context("installing")?;
     let setup = setup.elapsed();
     let lead = Duration::from_secs(2);
     let offset = target - (Utc::now() + chrono::Duration::from_std(lead)?);

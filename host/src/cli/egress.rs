@@ -12,7 +12,7 @@ use airlock::egress::{
 };
 use airlock::runs::Mode;
 use airlock::storage::{AuditFilter, InstallationRow, RuleUsage};
-use airlock::{AirlockOptions, ConfigValues, Plugin, SqliteStore, lifecycle};
+use airlock::{AirlockOptions, ConfigValues, Plugin, lifecycle};
 
 use super::{DbArgs, NetArgs, PermittedArgs, request_line};
 
@@ -51,8 +51,10 @@ pub struct CheckArgs {
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// Judge as a test-mode installation (state-changing methods
-    /// suppressed) or a live one; default live, or the installation's mode.
-    #[arg(long, value_enum)]
+    /// suppressed) or a live one. A plugin directory is judged in the mode
+    /// it would run in: default test, like a new installation (and `airlock
+    /// run`); a stored installation in its own mode.
+    #[arg(long, value_enum, value_name = "MODE")]
     mode: Option<Mode>,
     /// Do not resolve the host (no DNS, no address check).
     #[arg(long)]
@@ -127,8 +129,8 @@ pub struct LogArgs {
 pub async fn egress(command: EgressCommand) -> anyhow::Result<u8> {
     match command {
         EgressCommand::Check(args) => check(*args).await,
-        EgressCommand::Audit(args) => audit(args),
-        EgressCommand::Log(args) => log(args),
+        EgressCommand::Audit(args) => audit(args).await,
+        EgressCommand::Log(args) => log(args).await,
     }
 }
 
@@ -143,14 +145,14 @@ struct CheckTarget {
     approved: Option<Vec<ApprovedRule>>,
 }
 
-fn check_target(args: &CheckArgs) -> anyhow::Result<CheckTarget> {
+async fn check_target(args: &CheckArgs) -> anyhow::Result<CheckTarget> {
     if args.target.is_dir() {
         let plugin = Plugin::load(&args.target)?;
         let config = ConfigValues::from_assignments_partial(&plugin.manifest, &args.config)?;
         return Ok(CheckTarget {
             plugin,
             config,
-            mode: args.mode.unwrap_or(Mode::Live),
+            mode: args.mode.unwrap_or(Mode::Test),
             approved: None,
         });
     }
@@ -162,8 +164,8 @@ fn check_target(args: &CheckArgs) -> anyhow::Result<CheckTarget> {
         anyhow::bail!("--config applies to a plugin directory; {text} uses its stored config");
     }
     let store = args.db.open()?;
-    let row = lifecycle::installation_row(&store, &tenant, &id)?;
-    let plugin = lifecycle::installed_plugin(&store, &row)?;
+    let row = lifecycle::installation_row(&*store, &tenant, &id).await?;
+    let plugin = lifecycle::installed_plugin(&*store, &row)?;
     let stored: Vec<String> = row.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let config = ConfigValues::from_assignments_partial(&plugin.manifest, &stored)?;
     let approved = lifecycle::approved_rules(&row, &plugin, &config)?;
@@ -181,7 +183,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
         config,
         mode,
         approved,
-    } = check_target(&args)?;
+    } = check_target(&args).await?;
     let mut options = AirlockOptions::default();
     args.net.apply(&mut options)?;
     let grants = match &approved {
@@ -478,13 +480,13 @@ fn unapproved_rules(
         .collect()
 }
 
-fn audit(args: AuditArgs) -> anyhow::Result<u8> {
-    let store = SqliteStore::open(&args.db.db)?;
+async fn audit(args: AuditArgs) -> anyhow::Result<u8> {
+    let store = args.db.open()?;
     let permitted = args.permitted.load()?;
     let mut entries = Vec::new();
     let mut dirs = args.plugin_dirs.clone();
     let installed = if args.installed {
-        store.installations(args.tenant.as_deref(), false)?
+        store.installations(args.tenant.as_deref(), false).await?
     } else {
         Vec::new()
     };
@@ -497,12 +499,14 @@ fn audit(args: AuditArgs) -> anyhow::Result<u8> {
     for dir in &dirs {
         // An installation's plugin is read from its pinned (and verified) entry.
         let plugin = match installed.iter().find(|r| Path::new(&r.plugin_dir) == dir) {
-            Some(row) => lifecycle::installed_plugin(&store, row)?,
+            Some(row) => lifecycle::installed_plugin(&*store, row)?,
             None => Plugin::load(dir)?,
         };
         let grants = Grants::resolve(&plugin.manifest, &ConfigValues::default(), &permitted)
             .map_err(anyhow::Error::msg)?;
-        let usage = store.rule_usage(&plugin.manifest.plugin.id, args.tenant.as_deref())?;
+        let usage = store
+            .rule_usage(&plugin.manifest.plugin.id, args.tenant.as_deref())
+            .await?;
         entries.extend(audit_entries(&plugin, &grants, &usage));
         let manifest_rules: Vec<String> =
             grants.granted.iter().map(|g| g.rule.to_string()).collect();
@@ -546,8 +550,8 @@ fn audit(args: AuditArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn log(args: LogArgs) -> anyhow::Result<u8> {
-    let store = SqliteStore::open(&args.db.db)?;
+async fn log(args: LogArgs) -> anyhow::Result<u8> {
+    let store = args.db.open()?;
     let filter = AuditFilter {
         denied_only: args.denied,
         since_ms: args
@@ -561,7 +565,8 @@ fn log(args: LogArgs) -> anyhow::Result<u8> {
     };
     // Rows stored before errors stopped quoting URLs may still hold a query.
     let rows: Vec<_> = store
-        .audit_log(&filter)?
+        .audit_log(filter)
+        .await?
         .into_iter()
         .map(|mut row| {
             row.reason = row.reason.as_deref().map(without_url_queries);

@@ -105,16 +105,16 @@ fn count(report: &serde_json::Value, key: &str) -> usize {
     list_of(report, key).count()
 }
 
-pub fn runs(command: RunsCommand) -> anyhow::Result<u8> {
+pub async fn runs(command: RunsCommand) -> anyhow::Result<u8> {
     match command {
-        RunsCommand::List(args) => list(*args),
-        RunsCommand::Show { id, json, db } => show(id, json, &db),
+        RunsCommand::List(args) => list(*args).await,
+        RunsCommand::Show { id, json, db } => show(id, json, &db).await,
     }
 }
 
-fn list(args: ListArgs) -> anyhow::Result<u8> {
+async fn list(args: ListArgs) -> anyhow::Result<u8> {
     let store = args.db.open()?;
-    let rows = store.runs(&filter(&args)?)?;
+    let rows = store.runs(filter(&args)?).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
@@ -146,9 +146,9 @@ fn list(args: ListArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn show(id: i64, json: bool, db: &DbArgs) -> anyhow::Result<u8> {
+async fn show(id: i64, json: bool, db: &DbArgs) -> anyhow::Result<u8> {
     let store = db.open()?;
-    let Some((run, report)) = store.run(id)? else {
+    let Some((run, report)) = store.run(id).await? else {
         bail!("no run #{id}");
     };
     let report: serde_json::Value = serde_json::from_str(&report).unwrap_or_default();
@@ -293,7 +293,7 @@ pub enum NotificationsCommand {
     },
 }
 
-pub fn notifications(command: NotificationsCommand) -> anyhow::Result<u8> {
+pub async fn notifications(command: NotificationsCommand) -> anyhow::Result<u8> {
     match command {
         NotificationsCommand::List {
             tenant,
@@ -301,7 +301,7 @@ pub fn notifications(command: NotificationsCommand) -> anyhow::Result<u8> {
             json,
             db,
         } => {
-            let rows = db.open()?.notifications(tenant.as_deref(), all)?;
+            let rows = db.open()?.notifications(tenant.as_deref(), all).await?;
             let mut out = std::io::stdout().lock();
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
@@ -340,7 +340,7 @@ pub fn notifications(command: NotificationsCommand) -> anyhow::Result<u8> {
                 .unwrap_or_else(|| "operator".into());
             let now = Utc::now().timestamp();
             for id in ids {
-                store.ack_notification(id, &by, now)?;
+                store.ack_notification(id, &by, now).await?;
                 outln!("acknowledged #{id}");
             }
         }

@@ -1,5 +1,7 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own file
-//! and only calls the library; nothing here decides policy.
+//! and only calls the library; nothing here decides policy. The database is
+//! opened in one place, [`DbArgs`], and handed out as `Arc<dyn Store>`:
+//! commands call the store's traits, never the backend's own methods.
 
 /// `println!` for a command's output: when the reader stopped reading
 /// (`airlock installations | head -1`) the command ends quietly, as `main`
@@ -32,15 +34,19 @@ mod run;
 mod serve;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use airlock::egress::{AddressPolicy, Grants, PermittedDomains, ResolveOverrides};
 use airlock::secrets::{Keyring, MasterKey};
+use airlock::storage::Store;
 use airlock::{Airlock, AirlockOptions, SqliteStore};
 
-pub use parse::{parse_duration, parse_rate, parse_since, parse_since_ms, shown, valid_id};
+pub use parse::{
+    parse_duration, parse_rate, parse_since, parse_since_ms, parse_time, shown, valid_id,
+};
 
 /// Exit code: the host itself failed (bad input, unreadable plugin, database).
 pub const EXIT_HOST_FAILURE: u8 = 1;
@@ -164,10 +170,22 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    /// Opens (creating and migrating) the database.
-    pub fn open(&self) -> anyhow::Result<SqliteStore> {
-        Ok(SqliteStore::open(&self.db)?)
+    /// Opens (creating and migrating) the database, as the store's traits
+    /// offer it: what every command but the host's construction uses.
+    pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let store: Arc<dyn Store> = self.open_backend()?;
+        Ok(store)
     }
+
+    /// The composition root: the one place the CLI names the backend.
+    fn open_backend(&self) -> anyhow::Result<Arc<SqliteStore>> {
+        Ok(Arc::new(SqliteStore::open(&self.db)?))
+    }
+}
+
+/// The store of `host`, as its traits offer it.
+pub fn store_of(host: &Airlock) -> &dyn Store {
+    &**host.store()
 }
 
 /// The master key that seals installation secrets.
@@ -215,7 +233,7 @@ pub fn open_host_with_limits(
     cache: &CacheArgs,
     limits: airlock::runtime::HostLimits,
 ) -> anyhow::Result<Airlock> {
-    let store = std::sync::Arc::new(db.open()?);
+    let store = db.open_backend()?;
     let mut options = AirlockOptions {
         cache_dir: cache.dir(),
         limits,
@@ -455,22 +473,22 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(*args).await,
         Command::Inspect(args) => inspect::inspect(args),
         Command::Egress { command } => egress::egress(command).await,
-        Command::Tenant { command } => ops::tenant(command),
+        Command::Tenant { command } => ops::tenant(command).await,
         Command::Install(args) => ops::install(*args).await,
-        Command::Installations(args) => ops::list(args),
-        Command::Enable(args) => ops::set_enabled(args, true),
-        Command::Disable(args) => ops::set_enabled(args, false),
-        Command::Mode(args) => ops::mode(args),
+        Command::Installations(args) => ops::list(args).await,
+        Command::Enable(args) => ops::set_enabled(args, true).await,
+        Command::Disable(args) => ops::set_enabled(args, false).await,
+        Command::Mode(args) => ops::mode(args).await,
         Command::Reauthorise(args) => ops::reauthorise(*args).await,
         Command::Upgrade(args) => ops::upgrade(*args).await,
-        Command::Remove(args) => ops::remove(args),
-        Command::Schedule(args) => ops::schedule(args),
+        Command::Remove(args) => ops::remove(args).await,
+        Command::Schedule(args) => ops::schedule(args).await,
         Command::Keygen(args) => ops::keygen(args),
-        Command::Secrets { command } => ops::secrets(command),
+        Command::Secrets { command } => ops::secrets(command).await,
         Command::Serve(args) => serve::serve(*args).await,
-        Command::RunNow(args) => serve::run_now(args),
-        Command::Runs { command } => history::runs(command),
-        Command::Notifications { command } => history::notifications(command),
+        Command::RunNow(args) => serve::run_now(args).await,
+        Command::Runs { command } => history::runs(command).await,
+        Command::Notifications { command } => history::notifications(command).await,
     }
 }
 
@@ -526,11 +544,12 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_numbers_are_usage_errors() {
+    fn out_of_range_numbers_and_bad_times_are_usage_errors() {
         for args in [
             ["--max-rps", "1e-20"],
             ["--max-rps", "NaN"],
             ["--max-concurrent", "0"],
+            ["--at", "yesterday"],
         ] {
             let parsed = Cli::try_parse_from(
                 [

@@ -14,7 +14,9 @@ use airlock::runs::Mode;
 use airlock::secrets::MasterKey;
 use airlock::storage::TenantRow;
 
-use super::{CacheArgs, ConfigArgs, DbArgs, KeyArgs, NetArgs, confirm, open_host, show_time};
+use super::{
+    CacheArgs, ConfigArgs, DbArgs, KeyArgs, NetArgs, confirm, open_host, show_time, store_of,
+};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TenantCommand {
@@ -42,25 +44,26 @@ pub enum TenantCommand {
     },
 }
 
-pub fn tenant(command: TenantCommand) -> anyhow::Result<u8> {
+pub async fn tenant(command: TenantCommand) -> anyhow::Result<u8> {
     match command {
         TenantCommand::Add { id, name, db } => {
             lifecycle::check_id(&id)?;
-            db.open()?.add_tenant(&TenantRow {
+            let tenant = TenantRow {
                 name: name.unwrap_or_else(|| id.clone()),
                 id: id.clone(),
                 created_at: Utc::now().timestamp(),
-            })?;
+            };
+            db.open()?.add_tenant(tenant).await?;
             outln!("added tenant {id}");
         }
         TenantCommand::List { db } => {
             let store = db.open()?;
-            let tenants = store.tenants()?;
+            let tenants = store.tenants().await?;
             if !tenants.is_empty() {
                 outln!("{:<20} {:<30} installations", "tenant", "name");
             }
             for t in tenants {
-                let n = store.installations(Some(&t.id), false)?.len();
+                let n = store.installations(Some(&t.id), false).await?.len();
                 outln!(
                     "{:<20} {:<30} {n} installation(s), added {}",
                     t.id,
@@ -70,7 +73,7 @@ pub fn tenant(command: TenantCommand) -> anyhow::Result<u8> {
             }
         }
         TenantCommand::Remove { id, db } => {
-            db.open()?.remove_tenant(&id)?;
+            db.open()?.remove_tenant(&id).await?;
             outln!("removed tenant {id}");
         }
     }
@@ -204,7 +207,7 @@ pub async fn install(args: InstallArgs) -> anyhow::Result<u8> {
         schedules: parse_schedules(&args.schedules)?,
         time_zone: args.time_zone.clone(),
     };
-    let plan = lifecycle::plan_install(&host, &request)?;
+    let plan = lifecycle::plan_install(&host, &request).await?;
     if plan.installation.config.secret_keys().next().is_some() && keyring.is_none() {
         return Err(lifecycle::LifecycleError::NoMasterKey.into());
     }
@@ -222,11 +225,12 @@ pub async fn install(args: InstallArgs) -> anyhow::Result<u8> {
     };
     confirm(question, args.host.yes)?;
     let row = lifecycle::commit_install(
-        host.store(),
+        store_of(&host),
         keyring.as_ref(),
         &plan,
         Utc::now().timestamp(),
-    )?;
+    )
+    .await?;
     outln!("installed {} (enabled, {} mode)", row.label(), row.mode);
     Ok(0)
 }
@@ -246,13 +250,15 @@ pub struct ListArgs {
     db: DbArgs,
 }
 
-pub fn list(args: ListArgs) -> anyhow::Result<u8> {
+pub async fn list(args: ListArgs) -> anyhow::Result<u8> {
     let store = args.db.open()?;
-    let rows = store.installations(args.tenant.as_deref(), args.all)?;
+    let rows = store
+        .installations(args.tenant.as_deref(), args.all)
+        .await?;
     if args.json {
         let mut out = Vec::new();
         for row in &rows {
-            let schedules = store.schedules(&row.tenant, &row.id)?;
+            let schedules = store.schedules(&row.tenant, &row.id).await?;
             out.push(serde_json::json!({ "installation": row, "schedules": schedules }));
         }
         outln!("{}", serde_json::to_string_pretty(&out)?);
@@ -278,7 +284,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<u8> {
                 row.label()
             );
         }
-        for s in store.schedules(&row.tenant, &row.id)? {
+        for s in store.schedules(&row.tenant, &row.id).await? {
             let next = match s.next_fire_at {
                 Some(t) => format!("next {}", show_time(t)),
                 None => "not planned yet".into(),
@@ -305,15 +311,11 @@ pub struct RefArgs {
     db: DbArgs,
 }
 
-pub fn set_enabled(args: RefArgs, enabled: bool) -> anyhow::Result<u8> {
+pub async fn set_enabled(args: RefArgs, enabled: bool) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
-    let row = lifecycle::set_enabled(
-        &args.db.open()?,
-        &tenant,
-        &id,
-        enabled,
-        Utc::now().timestamp(),
-    )?;
+    let store = args.db.open()?;
+    let now = Utc::now().timestamp();
+    let row = lifecycle::set_enabled(&*store, &tenant, &id, enabled, now).await?;
     let state = if enabled { "enabled" } else { "disabled" };
     outln!("{} {state}", row.label());
     Ok(0)
@@ -330,15 +332,11 @@ pub struct ModeArgs {
     db: DbArgs,
 }
 
-pub fn mode(args: ModeArgs) -> anyhow::Result<u8> {
+pub async fn mode(args: ModeArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
-    let row = lifecycle::set_mode(
-        &args.db.open()?,
-        &tenant,
-        &id,
-        args.mode,
-        Utc::now().timestamp(),
-    )?;
+    let store = args.db.open()?;
+    let now = Utc::now().timestamp();
+    let row = lifecycle::set_mode(&*store, &tenant, &id, args.mode, now).await?;
     outln!("{} is now in {} mode", row.label(), row.mode);
     Ok(0)
 }
@@ -373,9 +371,9 @@ pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
     let host = open_host(&args.host.db, &args.host.net, &args.host.cache)?;
     let keyring = args.host.key.keyring()?;
     let (tenant, id) = parse_reference(&args.installation)?;
-    let row = lifecycle::installation_row(host.store(), &tenant, &id)?;
-    let plan =
-        lifecycle::plan_reauthorise(&host, keyring.as_ref(), &row, &args.config.assignments()?)?;
+    let row = lifecycle::installation_row(store_of(&host), &tenant, &id).await?;
+    let assignments = args.config.assignments()?;
+    let plan = lifecycle::plan_reauthorise(&host, keyring.as_ref(), &row, &assignments).await?;
     outln!("reauthorise {}", row.label());
     print_plan(&plan);
     print_egress_diff(&plan);
@@ -383,12 +381,13 @@ pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
     test_connection(&host, &plan, &args.host).await?;
     confirm("Save the new settings?", args.host.yes)?;
     lifecycle::commit_change(
-        host.store(),
+        store_of(&host),
         keyring.as_ref(),
         &row,
         &plan,
         Utc::now().timestamp(),
-    )?;
+    )
+    .await?;
     outln!("saved {}", row.label());
     Ok(0)
 }
@@ -412,14 +411,15 @@ pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
     let host = open_host(&args.host.db, &args.host.net, &args.host.cache)?;
     let keyring = args.host.key.keyring()?;
     let (tenant, id) = parse_reference(&args.installation)?;
-    let row = lifecycle::installation_row(host.store(), &tenant, &id)?;
+    let row = lifecycle::installation_row(store_of(&host), &tenant, &id).await?;
     let plan = lifecycle::plan_upgrade(
         &host,
         keyring.as_ref(),
         &row,
         &args.plugin_dir,
         &args.config.assignments()?,
-    )?;
+    )
+    .await?;
     outln!(
         "upgrade {}: {}@{} -> {}",
         row.label(),
@@ -436,12 +436,13 @@ pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
     test_connection(&host, &plan, &args.host).await?;
     confirm("Upgrade?", args.host.yes)?;
     let new_row = lifecycle::commit_change(
-        host.store(),
+        store_of(&host),
         keyring.as_ref(),
         &row,
         &plan,
         Utc::now().timestamp(),
-    )?;
+    )
+    .await?;
     outln!(
         "upgraded {} to {}@{}",
         new_row.label(),
@@ -462,10 +463,10 @@ pub struct RemoveArgs {
     db: DbArgs,
 }
 
-pub fn remove(args: RemoveArgs) -> anyhow::Result<u8> {
+pub async fn remove(args: RemoveArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
     let store = args.db.open()?;
-    let row = lifecycle::installation_row(&store, &tenant, &id)?;
+    let row = lifecycle::installation_row(&*store, &tenant, &id).await?;
     confirm(
         &format!(
             "Remove {}? Its config, secrets, storage and schedules are deleted; run history is \
@@ -474,7 +475,7 @@ pub fn remove(args: RemoveArgs) -> anyhow::Result<u8> {
         ),
         args.yes,
     )?;
-    lifecycle::remove(&store, &row, Utc::now().timestamp())?;
+    lifecycle::remove(&*store, &row, Utc::now().timestamp()).await?;
     outln!("removed {} (run history kept)", row.label());
     Ok(0)
 }
@@ -500,7 +501,7 @@ pub struct ScheduleArgs {
     db: DbArgs,
 }
 
-pub fn schedule(args: ScheduleArgs) -> anyhow::Result<u8> {
+pub async fn schedule(args: ScheduleArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
     let store = args.db.open()?;
     // Only a zone given: the feed keeps its own schedule (its override, if it
@@ -509,20 +510,22 @@ pub fn schedule(args: ScheduleArgs) -> anyhow::Result<u8> {
         (Some(cron), _) => Some(cron.clone()),
         (None, true) => None,
         (None, false) => store
-            .schedules(&tenant, &id)?
+            .schedules(&tenant, &id)
+            .await?
             .into_iter()
             .find(|s| s.feed == args.feed && s.overridden)
             .map(|s| s.cron),
     };
     let s = lifecycle::set_schedule(
-        &store,
+        &*store,
         &tenant,
         &id,
         &args.feed,
         cron.as_deref(),
         args.time_zone.as_deref(),
         Utc::now().timestamp(),
-    )?;
+    )
+    .await?;
     let note = if s.overridden {
         ""
     } else {
@@ -565,13 +568,13 @@ pub enum SecretsCommand {
     },
 }
 
-pub fn secrets(command: SecretsCommand) -> anyhow::Result<u8> {
+pub async fn secrets(command: SecretsCommand) -> anyhow::Result<u8> {
     match command {
         SecretsCommand::Rotate { db, key } => {
             let keyring = key
                 .keyring()?
                 .ok_or(lifecycle::LifecycleError::NoMasterKey)?;
-            let n = lifecycle::reseal_secrets(&db.open()?, &keyring)?;
+            let n = lifecycle::reseal_secrets(&*db.open()?, &keyring).await?;
             outln!(
                 "re-sealed {n} secret(s) under master key {}",
                 keyring.current_id()

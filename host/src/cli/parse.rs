@@ -57,6 +57,19 @@ pub fn parse_since(s: &str) -> anyhow::Result<i64> {
         .with_context(context)
 }
 
+/// A time argument in RFC 3339 (`2026-11-23T10:00:00Z`), as Unix seconds.
+/// A value parser: what it refuses is bad usage (exit 2).
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp())
+        .map_err(|e| {
+            format!(
+                "`{}` is not an RFC 3339 time like 2026-11-23T10:00:00Z ({e})",
+                shown(s)
+            )
+        })
+}
+
 /// [`parse_since`] in milliseconds.
 pub fn parse_since_ms(s: &str) -> anyhow::Result<i64> {
     parse_since(s)?
@@ -186,6 +199,9 @@ mod tests {
             if let Err(e) = parse_since_ms(&input) {
                 named(format!("{e:#}"));
             }
+            if let Err(e) = parse_time(&input) {
+                named(e);
+            }
             match parse_rate(&input) {
                 Ok(rate) => assert!((0.001..=1_000_000.0).contains(&rate), "{input:?}"),
                 Err(e) => named(e),
@@ -206,6 +222,12 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap().as_millis(), 250);
         assert!(parse_duration("-5s").unwrap_err().contains("negative"));
         assert_eq!(parse_rate("2.5").unwrap(), 2.5);
+        assert_eq!(parse_time("2026-11-23T10:00:00Z").unwrap(), 1_795_428_000);
+        assert_eq!(
+            parse_time("2026-11-23T11:00:00+01:00").unwrap(),
+            1_795_428_000
+        );
+        assert!(parse_time("yesterday").is_err());
         for bad in ["0", "-1", "1e-20", "1e300", "NaN", "inf", "fast"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }

@@ -3,19 +3,18 @@
 //! overlaps a scheduled run of the same feed.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use anyhow::bail;
+use chrono::Utc;
 
 use airlock::egress::{Decision, RateLimits};
 use airlock::runs::{Mode, RunReport, RunRequest, Severity, Trigger};
-use airlock::storage::{ActiveRun, Holder, Registry, Settlement, WorkQueue};
-use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
+use airlock::storage::{ActiveRun, Holder, Registry, Settlement, Store};
+use airlock::{ConfigValues, Installation, Plugin};
 
 use super::{
-    CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, parse_rate, request_line,
-    show_time, valid_id,
+    CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, open_host, parse_rate,
+    parse_time, request_line, show_time, store_of, valid_id,
 };
 
 /// Exit code: the run was interrupted (SIGINT/SIGTERM) before it ended.
@@ -57,8 +56,8 @@ pub struct RunArgs {
     #[arg(long)]
     wait: bool,
     /// The run's due time (RFC 3339, e.g. 2026-11-23T10:00:00Z); default now.
-    #[arg(long, value_name = "TIME")]
-    at: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    at: Option<i64>,
     /// The attempt number the guest is told.
     #[arg(long, default_value_t = 1)]
     attempt: u32,
@@ -76,27 +75,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
     let plugin = Plugin::load(&args.plugin_dir)?;
     let config = ConfigValues::from_assignments(&plugin.manifest, &args.config_assignments()?)?;
-    let scheduled_at = match &args.at {
-        Some(t) => DateTime::parse_from_rfc3339(t)
-            .with_context(|| {
-                format!(
-                    "--at `{}` is not an RFC 3339 time like 2026-11-23T10:00:00Z",
-                    super::shown(t)
-                )
-            })?
-            .timestamp(),
-        None => Utc::now().timestamp(),
-    };
+    let scheduled_at = args.at.unwrap_or_else(|| Utc::now().timestamp());
     if args.attempt == 0 {
         bail!("--attempt starts at 1");
     }
-    let store = Arc::new(SqliteStore::open(&args.db.db)?);
-    let mut options = AirlockOptions {
-        cache_dir: args.cache.dir(),
-        ..AirlockOptions::default()
-    };
-    args.net.apply(&mut options)?;
-    let host = Airlock::new(store.clone(), options)?;
+    let host = open_host(&args.db, &args.net, &args.cache)?;
+    let store = store_of(&host);
     let installation = Installation {
         tenant: args.tenant.clone(),
         id: args
@@ -111,7 +95,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         },
         approved_egress: None,
     };
-    let installation = held_to_what_was_installed(&store, &plugin, installation)?;
+    let installation = held_to_what_was_installed(store, &plugin, installation).await?;
     let grants = host.grants(&plugin, &installation)?;
     if !args.json {
         outln!(
@@ -131,7 +115,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         scheduled_at,
         attempt: args.attempt,
     };
-    let claim = claim_feed(&store, &installation, &request, args.wait).await?;
+    let claim = claim_feed(store, &installation, &request, args.wait).await?;
     let settle = |_: &RunReport| {
         claim.clone().map(|active| Settlement {
             active,
@@ -148,7 +132,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         other => {
             // The run was not recorded: its claim is released here.
             if let Some(active) = &claim {
-                WorkQueue::release(&*store, active.clone()).await?;
+                store.release(active.clone()).await?;
             }
             return match other {
                 Some(Err(e)) => Err(e.into()),
@@ -190,12 +174,15 @@ async fn interrupted() {
 /// component, only the egress the operator approved, never a removed or
 /// disabled installation, and live only if the installation is live. A name
 /// that is not stored is a trial run of its own.
-fn held_to_what_was_installed(
-    store: &SqliteStore,
+async fn held_to_what_was_installed(
+    store: &dyn Registry,
     plugin: &Plugin,
     mut installation: Installation,
 ) -> anyhow::Result<Installation> {
-    let Some(row) = store.installation(&installation.tenant, &installation.id)? else {
+    let Some(row) = store
+        .installation(&installation.tenant, &installation.id)
+        .await?
+    else {
         return Ok(installation);
     };
     let label = row.label();
@@ -229,19 +216,17 @@ fn held_to_what_was_installed(
 /// `serve` claims a run, so the two never run one feed at once. Refuses if
 /// the feed is running already, or with `wait` waits for it to end.
 async fn claim_feed(
-    store: &SqliteStore,
+    store: &dyn Store,
     installation: &Installation,
     request: &RunRequest,
     wait: bool,
 ) -> anyhow::Result<Option<ActiveRun>> {
-    let registry: &dyn Registry = store;
-    let stored = registry
+    let stored = store
         .installation(&installation.tenant, &installation.id)
         .await?;
     if stored.is_none_or(|row| row.removed_at.is_some()) {
         return Ok(None);
     }
-    let queue: &dyn WorkQueue = store;
     let (tenant, id, feed) = (&installation.tenant, &installation.id, &request.feed);
     let mut said = false;
     loop {
@@ -255,10 +240,10 @@ async fn claim_feed(
             started_at: Utc::now().timestamp(),
         };
         let holder = Holder::Process(std::process::id());
-        if queue.claim_unqueued(active.clone(), holder).await? {
+        if store.claim_unqueued(active.clone(), holder).await? {
             return Ok(Some(active));
         }
-        let Some(other) = queue.active_run(tenant, id, feed).await? else {
+        let Some(other) = store.active_run(tenant, id, feed).await? else {
             continue; // it ended just now
         };
         let running = format!(

@@ -278,10 +278,10 @@ pub struct RunNowArgs {
     db: DbArgs,
 }
 
-pub fn run_now(args: RunNowArgs) -> anyhow::Result<u8> {
+pub async fn run_now(args: RunNowArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
     let store = args.db.open()?;
-    let row = lifecycle::installation_row(&store, &tenant, &id)?;
+    let row = lifecycle::installation_row(&*store, &tenant, &id).await?;
     if !row.enabled {
         bail!(
             "{} is disabled: nothing of it runs (enable it with `airlock enable {}`)",
@@ -298,23 +298,25 @@ pub fn run_now(args: RunNowArgs) -> anyhow::Result<u8> {
         );
     }
     let now = Utc::now().timestamp();
-    let queue_id = store.enqueue(&QueuedRun {
-        id: 0,
-        tenant: tenant.clone(),
-        installation: id.clone(),
-        feed: args.feed.clone(),
-        trigger: Trigger::Manual.as_str().to_string(),
-        attempt: 1,
-        scheduled_at: now,
-        due_at: now,
-        created_at: now,
-    })?;
+    let queue_id = store
+        .enqueue(QueuedRun {
+            id: 0,
+            tenant: tenant.clone(),
+            installation: id.clone(),
+            feed: args.feed.clone(),
+            trigger: Trigger::Manual.as_str().to_string(),
+            attempt: 1,
+            scheduled_at: now,
+            due_at: now,
+            created_at: now,
+        })
+        .await?;
     println!(
         "queued {} {} now (queue #{queue_id})",
         row.label(),
         args.feed
     );
-    if store.is_active(&tenant, &id, &args.feed)? {
+    if store.active_run(&tenant, &id, &args.feed).await?.is_some() {
         println!("a run of this feed is in progress: this one starts when it ends");
     }
     let outbound = lifecycle::feed_direction(&row, &args.feed) == Some(Direction::Outbound);

@@ -1,7 +1,8 @@
 //! Operating connectors per tenant: install (config checked against the
 //! manifest, egress shown, "Test connection"), enable, disable, test or live
 //! mode, reauthorise, upgrade and remove. The CLI calls these functions; an
-//! HTTP API would call the same ones.
+//! HTTP API would call the same ones. They reach the store only through
+//! [`Registry`] (any backend's), and those that do are async.
 //!
 //! Changes that need the operator's eye come in two steps: `plan_*` works out
 //! and validates everything without writing (so the caller can show the
@@ -35,7 +36,7 @@ use crate::plugin_store::PluginStoreError;
 use crate::runs::Mode;
 use crate::scheduler::{CronSchedule, ScheduleError};
 use crate::secrets::{Keyring, SecretError, SecretSlot};
-use crate::storage::{InstallationRow, ScheduleRow, SqliteStore, StorageError, StoredSecret};
+use crate::storage::{InstallationRow, Registry, ScheduleRow, StorageError, StoredSecret};
 
 /// Why a lifecycle operation failed. Messages name what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -269,11 +270,19 @@ fn schedules_for(
         .collect()
 }
 
+/// The registry of `host`'s store.
+fn registry(host: &Airlock) -> &dyn Registry {
+    &**host.store()
+}
+
 /// Validates an install without storing anything: the tenant exists, the
 /// plugin loads, the config fits its schema, the schedules parse.
-pub fn plan_install(host: &Airlock, request: &InstallRequest) -> Result<Plan, LifecycleError> {
+pub async fn plan_install(
+    host: &Airlock,
+    request: &InstallRequest,
+) -> Result<Plan, LifecycleError> {
     check_id(&request.tenant)?;
-    if !host.store().tenant_exists(&request.tenant)? {
+    if !registry(host).tenant_exists(&request.tenant).await? {
         return Err(LifecycleError::NoTenant(request.tenant.clone()));
     }
     let plugin = Plugin::load(&request.plugin_dir)?;
@@ -372,34 +381,36 @@ fn row_for(
 /// Stores a planned install: the plugin pinned in the plugin store, the
 /// egress rules shown stored, enabled (as operators expect of a new
 /// integration), secrets sealed.
-pub fn commit_install(
-    store: &SqliteStore,
+pub async fn commit_install(
+    store: &dyn Registry,
     keyring: Option<&Keyring>,
     plan: &Plan,
     now: i64,
 ) -> Result<InstallationRow, LifecycleError> {
     let secrets = seal_all(keyring, &plan.installation)?;
     let row = row_for(plan, pin(store, &plan.plugin)?, true, (now, now), 0);
-    store.insert_installation(&row, &secrets, &plan.schedules)?;
+    store
+        .insert_installation(row.clone(), secrets, plan.schedules.clone())
+        .await?;
     Ok(row)
 }
 
 /// The stored installation `tenant/id` (not removed).
-pub fn installation_row(
-    store: &SqliteStore,
+pub async fn installation_row(
+    store: &dyn Registry,
     tenant: &str,
     id: &str,
 ) -> Result<InstallationRow, LifecycleError> {
-    match store.installation(tenant, id)? {
+    match store.installation(tenant, id).await? {
         Some(row) if row.removed_at.is_none() => Ok(row),
         _ => Err(LifecycleError::NoInstallation(format!("{tenant}/{id}"))),
     }
 }
 
 /// The config of a stored installation (secrets opened), as `KEY=VALUE`
-/// assignments, keeping only keys in `keep` when given.
-fn stored_assignments(
-    store: &SqliteStore,
+/// assignments.
+async fn stored_assignments(
+    store: &dyn Registry,
     keyring: Option<&Keyring>,
     row: &InstallationRow,
 ) -> Result<Vec<(String, String)>, LifecycleError> {
@@ -408,7 +419,7 @@ fn stored_assignments(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let secrets = store.secrets(&row.tenant, &row.id)?;
+    let secrets = store.secrets(&row.tenant, &row.id).await?;
     if !secrets.is_empty() {
         let keyring = keyring.ok_or(LifecycleError::NoMasterKey)?;
         for s in secrets {
@@ -452,13 +463,13 @@ fn runnable(
 /// Loads a stored installation ready to run: its pinned plugin (refused if
 /// its manifest or component changed since install), its config with
 /// secrets opened, and the egress rules the operator approved.
-pub fn load(
-    store: &SqliteStore,
+pub async fn load(
+    store: &dyn Registry,
     keyring: Option<&Keyring>,
     row: &InstallationRow,
 ) -> Result<(Plugin, Installation), LifecycleError> {
     let plugin = installed_plugin(store, row)?;
-    let pairs = stored_assignments(store, keyring, row)?;
+    let pairs = stored_assignments(store, keyring, row).await?;
     let config = ConfigValues::resolve(
         &plugin.manifest,
         pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -479,20 +490,20 @@ pub fn feed_direction(row: &InstallationRow, feed: &str) -> Option<crate::manife
 
 /// Plans new credentials or settings for an installation ("Reauthorise"):
 /// the stored config with `assignments` applied on top, re-validated.
-pub fn plan_reauthorise(
+pub async fn plan_reauthorise(
     host: &Airlock,
     keyring: Option<&Keyring>,
     row: &InstallationRow,
     assignments: &[String],
 ) -> Result<Plan, LifecycleError> {
-    let plugin = installed_plugin(host.store(), row)?;
-    plan_change(host, keyring, row, plugin, assignments)
+    let plugin = installed_plugin(registry(host), row)?;
+    plan_change(host, keyring, row, plugin, assignments).await
 }
 
 /// Plans moving an installation to another version of its plugin: config
 /// carried over (keys the new version dropped are reported), schedule
 /// overrides kept, and the egress diff against what was approved.
-pub fn plan_upgrade(
+pub async fn plan_upgrade(
     host: &Airlock,
     keyring: Option<&Keyring>,
     row: &InstallationRow,
@@ -509,17 +520,17 @@ pub fn plan_upgrade(
         });
     }
     validate_component(host, &plugin)?;
-    plan_change(host, keyring, row, plugin, assignments)
+    plan_change(host, keyring, row, plugin, assignments).await
 }
 
-fn plan_change(
+async fn plan_change(
     host: &Airlock,
     keyring: Option<&Keyring>,
     row: &InstallationRow,
     plugin: Plugin,
     assignments: &[String],
 ) -> Result<Plan, LifecycleError> {
-    let mut pairs = stored_assignments(host.store(), keyring, row)?;
+    let mut pairs = stored_assignments(registry(host), keyring, row).await?;
     let config_dropped: Vec<String> = pairs
         .iter()
         .filter(|(k, _)| !plugin.manifest.config.contains_key(k))
@@ -529,7 +540,7 @@ fn plan_change(
     let mut merged: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     merged.extend(assignments.iter().cloned());
     let config = ConfigValues::from_assignments(&plugin.manifest, &merged)?;
-    let stored = host.store().schedules(&row.tenant, &row.id)?;
+    let stored = registry(host).schedules(&row.tenant, &row.id).await?;
     let overrides: Vec<(String, String)> = stored
         .iter()
         .filter(|s| s.overridden && plugin.manifest.feed(&s.feed).is_some())
@@ -558,15 +569,15 @@ fn plan_change(
 /// egress rules and schedules replaced in one transaction, if `row` (the
 /// installation as the plan read it) is still current. Schedules of feeds
 /// whose expression did not change keep their plan.
-pub fn commit_change(
-    store: &SqliteStore,
+pub async fn commit_change(
+    store: &dyn Registry,
     keyring: Option<&Keyring>,
     row: &InstallationRow,
     plan: &Plan,
     now: i64,
 ) -> Result<InstallationRow, LifecycleError> {
     let secrets = seal_all(keyring, &plan.installation)?;
-    let stored = store.schedules(&row.tenant, &row.id)?;
+    let stored = store.schedules(&row.tenant, &row.id).await?;
     let schedules: Vec<ScheduleRow> = plan
         .schedules
         .iter()
@@ -583,6 +594,35 @@ pub fn commit_change(
         (row.created_at, now),
         row.revision,
     );
-    new_row.revision = store.update_installation(&new_row, Some(&secrets), Some(&schedules))?;
+    new_row.revision = store
+        .update_installation(new_row.clone(), Some(secrets), Some(schedules))
+        .await?;
     Ok(new_row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scheduler runs `load` in tasks of its own and an HTTP API would
+    /// run the rest in its handlers: their futures are `Send`. It only has
+    /// to compile.
+    #[allow(dead_code)]
+    fn lifecycle_futures_are_send(
+        host: &Airlock,
+        store: &dyn Registry,
+        request: &InstallRequest,
+        row: &InstallationRow,
+        plan: &Plan,
+    ) {
+        fn send<F: std::future::Future + Send>(_: F) {}
+        send(plan_install(host, request));
+        send(commit_install(store, None, plan, 0));
+        send(load(store, None, row));
+        send(plan_reauthorise(host, None, row, &[]));
+        send(commit_change(store, None, row, plan, 0));
+        send(set_enabled(store, "t", "i", true, 0));
+        send(set_schedule(store, "t", "i", "f", None, None, 0));
+        send(remove(store, row, 0));
+    }
 }

@@ -10,7 +10,7 @@ use crate::config::ConfigValues;
 use crate::egress::{ApprovedRule, Grants};
 use crate::manifest::Plugin;
 use crate::plugin_store::{self, PluginStore, PluginStoreError};
-use crate::storage::{InstallationRow, SqliteStore};
+use crate::storage::{InstallationRow, Registry};
 
 /// Checks that `plugin`'s component is a component and compiles it (which
 /// also fills the compile cache), so a bad file is refused at install even
@@ -28,7 +28,7 @@ pub(super) fn validate_component(host: &Airlock, plugin: &Plugin) -> Result<(), 
 
 /// Pins the plan's plugin in the plugin store of `store`'s data directory.
 pub(super) fn pin(
-    store: &SqliteStore,
+    store: &dyn Registry,
     plugin: &Plugin,
 ) -> Result<(String, String), LifecycleError> {
     let data_dir = store.data_dir().ok_or(LifecycleError::NoDataDir)?;
@@ -43,7 +43,7 @@ pub(super) fn pin(
 /// directory it was installed from (only its component was pinned then);
 /// its next upgrade or reauthorise pins it.
 pub fn installed_plugin(
-    store: &SqliteStore,
+    store: &dyn Registry,
     row: &InstallationRow,
 ) -> Result<Plugin, LifecycleError> {
     let changed = |found: String| LifecycleError::DigestChanged {
@@ -70,7 +70,7 @@ pub fn installed_plugin(
 /// The entry of a pinned installation: in the store of the data directory
 /// if it is there (the database and its store may have moved together),
 /// else the directory recorded at pinning.
-fn pinned_entry(store: &SqliteStore, row: &InstallationRow, digest: &str) -> PathBuf {
+fn pinned_entry(store: &dyn Registry, row: &InstallationRow, digest: &str) -> PathBuf {
     store
         .data_dir()
         .map(|dir| PluginStore::in_data_dir(dir).entry(digest))

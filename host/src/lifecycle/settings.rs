@@ -6,15 +6,18 @@ use super::{LifecycleError, installation_row, installed_plugin, schedules_for};
 use crate::manifest::Plugin;
 use crate::runs::Mode;
 use crate::secrets::{Keyring, SecretSlot};
-use crate::storage::{InstallationRow, ScheduleRow, SqliteStore, StoredSecret};
+use crate::storage::{InstallationRow, Registry, ScheduleRow, StoredSecret};
 
 /// Re-seals, under the keyring's current key, every stored secret that was
 /// sealed with a previous key (after a master key rotation). One transaction
 /// per installation; returns how many secrets were re-sealed.
-pub fn reseal_secrets(store: &SqliteStore, keyring: &Keyring) -> Result<usize, LifecycleError> {
+pub async fn reseal_secrets(
+    store: &dyn Registry,
+    keyring: &Keyring,
+) -> Result<usize, LifecycleError> {
     let mut count = 0;
-    for row in store.installations(None, false)? {
-        let secrets = store.secrets(&row.tenant, &row.id)?;
+    for row in store.installations(None, false).await? {
+        let secrets = store.secrets(&row.tenant, &row.id).await?;
         if !secrets.iter().any(|s| keyring.needs_reseal(&s.sealed)) {
             continue;
         }
@@ -33,26 +36,27 @@ pub fn reseal_secrets(store: &SqliteStore, keyring: &Keyring) -> Result<usize, L
                 })
             })
             .collect::<Result<Vec<_>, LifecycleError>>()?;
-        store.update_installation(&row, Some(&resealed), None)?;
         count += resealed.len();
+        store.update_installation(row, Some(resealed), None).await?;
     }
     Ok(count)
 }
 
 /// Switches an installation on or off. History, config and storage stay.
-pub fn set_enabled(
-    store: &SqliteStore,
+pub async fn set_enabled(
+    store: &dyn Registry,
     tenant: &str,
     id: &str,
     enabled: bool,
     now: i64,
 ) -> Result<InstallationRow, LifecycleError> {
-    let mut row = installation_row(store, tenant, id)?;
+    let mut row = installation_row(store, tenant, id).await?;
     row.enabled = enabled;
     row.updated_at = now;
     // Re-plan on enable: fires missed while disabled are not owed.
     let schedules: Vec<ScheduleRow> = store
-        .schedules(tenant, id)?
+        .schedules(tenant, id)
+        .await?
         .into_iter()
         .map(|s| ScheduleRow {
             next_fire_at: None,
@@ -60,31 +64,32 @@ pub fn set_enabled(
             ..s
         })
         .collect();
-    row.revision =
-        store.update_installation(&row, None, enabled.then_some(schedules.as_slice()))?;
+    row.revision = store
+        .update_installation(row.clone(), None, enabled.then_some(schedules))
+        .await?;
     Ok(row)
 }
 
 /// Sets an installation's mode.
-pub fn set_mode(
-    store: &SqliteStore,
+pub async fn set_mode(
+    store: &dyn Registry,
     tenant: &str,
     id: &str,
     mode: Mode,
     now: i64,
 ) -> Result<InstallationRow, LifecycleError> {
-    let mut row = installation_row(store, tenant, id)?;
+    let mut row = installation_row(store, tenant, id).await?;
     row.mode = mode.as_str().to_string();
     row.updated_at = now;
-    row.revision = store.update_installation(&row, None, None)?;
+    row.revision = store.update_installation(row.clone(), None, None).await?;
     Ok(row)
 }
 
 /// Overrides one feed's schedule (or, with `cron` None, goes back to the
 /// manifest's default). The installation's schedules are read in
 /// `time_zone` if given, else in the zone they have.
-pub fn set_schedule(
-    store: &SqliteStore,
+pub async fn set_schedule(
+    store: &dyn Registry,
     tenant: &str,
     id: &str,
     feed: &str,
@@ -92,9 +97,9 @@ pub fn set_schedule(
     time_zone: Option<&str>,
     now: i64,
 ) -> Result<ScheduleRow, LifecycleError> {
-    let mut row = installation_row(store, tenant, id)?;
+    let mut row = installation_row(store, tenant, id).await?;
     let plugin: Plugin = installed_plugin(store, &row)?;
-    let stored = store.schedules(tenant, id)?;
+    let stored = store.schedules(tenant, id).await?;
     let time_zone = match (time_zone, stored.first()) {
         (Some(zone), _) => zone.to_string(),
         (None, Some(s)) => s.time_zone.clone(),
@@ -114,17 +119,25 @@ pub fn set_schedule(
     }
     let schedules = schedules_for(&plugin, tenant, id, &overrides, &time_zone)?;
     row.updated_at = now;
-    store.update_installation(&row, None, Some(&schedules))?;
+    store
+        .update_installation(row, None, Some(schedules.clone()))
+        .await?;
     Ok(schedules
         .into_iter()
         .find(|s| s.feed == feed)
         .expect("the feed exists"))
 }
 
-/// Removes an installation (see [`SqliteStore::remove_installation`]) if
+/// Removes an installation (see [`Registry::remove_installation`]) if
 /// `row` (as the caller read it, e.g. before asking to confirm) is still
 /// current.
-pub fn remove(store: &SqliteStore, row: &InstallationRow, now: i64) -> Result<(), LifecycleError> {
-    store.remove_installation(&row.tenant, &row.id, Some(row.revision), now)?;
+pub async fn remove(
+    store: &dyn Registry,
+    row: &InstallationRow,
+    now: i64,
+) -> Result<(), LifecycleError> {
+    store
+        .remove_installation(&row.tenant, &row.id, Some(row.revision), now)
+        .await?;
     Ok(())
 }

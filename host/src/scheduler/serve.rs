@@ -464,7 +464,8 @@ impl Scheduler {
         // is blocking work: it goes to the blocking pool.
         let (store, keyring, stored) = (self.store().clone(), self.keyring.clone(), row.clone());
         let loaded = tokio::task::spawn_blocking(move || {
-            lifecycle::load(&store, keyring.as_deref(), &stored)
+            let load = lifecycle::load(&store, keyring.as_deref(), &stored);
+            tokio::runtime::Handle::current().block_on(load)
         })
         .await;
         let (plugin, installation) = match loaded {

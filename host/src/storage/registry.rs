@@ -1,6 +1,8 @@
 //! The registry as async code sees it: tenants, and their installations
 //! with revisions (compare-and-set updates), sealed secrets and schedules.
 
+use std::path::Path;
+
 use super::{InstallationRow, ScheduleRow, StorageError, StoredSecret, TenantRow};
 
 /// Tenants and installations, as a backend offers them to async code: no
@@ -13,6 +15,8 @@ pub trait Registry: Send + Sync {
     async fn add_tenant(&self, tenant: TenantRow) -> Result<(), StorageError>;
     /// The tenants, by id.
     async fn tenants(&self) -> Result<Vec<TenantRow>, StorageError>;
+    /// Whether tenant `id` exists and is not removed.
+    async fn tenant_exists(&self, id: &str) -> Result<bool, StorageError>;
     /// Removes a tenant (kept as a tombstone), refused while it has
     /// installations that are not removed.
     async fn remove_tenant(&self, id: &str) -> Result<(), StorageError>;
@@ -58,4 +62,8 @@ pub trait Registry: Send + Sync {
     async fn secrets(&self, tenant: &str, id: &str) -> Result<Vec<StoredSecret>, StorageError>;
     /// The schedules of an installation, by feed.
     async fn schedules(&self, tenant: &str, id: &str) -> Result<Vec<ScheduleRow>, StorageError>;
+    /// The data directory, where the plugin store keeps the plugins
+    /// installations are pinned to; None for a store that has none (SQLite
+    /// in memory), which therefore cannot install.
+    fn data_dir(&self) -> Option<&Path>;
 }

@@ -628,6 +628,12 @@ impl Registry for SqliteStore {
         self.off_worker(SqliteStore::tenants).await
     }
 
+    async fn tenant_exists(&self, id: &str) -> Result<bool, StorageError> {
+        let id = id.to_string();
+        self.off_worker(move |s| SqliteStore::tenant_exists(s, &id))
+            .await
+    }
+
     async fn remove_tenant(&self, id: &str) -> Result<(), StorageError> {
         let id = id.to_string();
         self.off_worker(move |s| SqliteStore::remove_tenant(s, &id))
@@ -698,6 +704,10 @@ impl Registry for SqliteStore {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.off_worker(move |s| SqliteStore::schedules(s, &tenant, &id))
             .await
+    }
+
+    fn data_dir(&self) -> Option<&Path> {
+        SqliteStore::data_dir(self)
     }
 }
 
