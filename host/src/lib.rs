@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod airlock;
+mod blocking;
 mod capability;
 pub mod config;
 pub mod egress;

@@ -163,7 +163,9 @@ fn load_cached(entry: &Path, digest: &str, settled: Duration) -> Result<Plugin, 
     {
         return Ok(plugin);
     }
-    let plugin = load_and_verify(entry, digest)?;
+    // Reading and hashing is blocking work (a JavaScript component is
+    // megabytes): off the async worker if called from one.
+    let plugin = crate::blocking::in_place(|| load_and_verify(entry, digest))?;
     if let Some(id) = identity {
         verified::put(entry, digest, id, &plugin);
     }

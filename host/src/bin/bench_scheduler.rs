@@ -11,6 +11,7 @@
 //! Run with `cargo run --release -p airlock --bin airlock-bench-scheduler`
 //! after `scripts/build-plugins.sh`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -149,17 +150,29 @@ async fn main() -> anyhow::Result<()> {
     let due_at = Instant::now() + lead;
 
     let starts: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    // When each run started, by installation, and how long each held its
+    // slot (started -> finished and recorded).
+    let begun: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let held: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let finished = Arc::new(Mutex::new(0usize));
     let done = Arc::new(Notify::new());
     let total = args.installations;
     let sink = {
         let (starts, finished, done) = (starts.clone(), finished.clone(), done.clone());
+        let (begun, held) = (begun.clone(), held.clone());
         Arc::new(move |e: &Event| match e {
-            Event::Started { .. } => starts
-                .lock()
-                .unwrap()
-                .push(Instant::now().saturating_duration_since(due_at)),
-            Event::Finished { .. } => {
+            Event::Started { installation, .. } => {
+                let now = Instant::now();
+                starts
+                    .lock()
+                    .unwrap()
+                    .push(now.saturating_duration_since(due_at));
+                begun.lock().unwrap().insert(installation.clone(), now);
+            }
+            Event::Finished { installation, .. } => {
+                if let Some(at) = begun.lock().unwrap().remove(installation) {
+                    held.lock().unwrap().push(at.elapsed());
+                }
                 let mut n = finished.lock().unwrap();
                 *n += 1;
                 if *n == total {
@@ -219,6 +232,18 @@ async fn main() -> anyhow::Result<()> {
             percentile(&lags, 0.50).as_secs_f64(),
             percentile(&lags, 0.99).as_secs_f64(),
             lags[lags.len() - 1].as_secs_f64()
+        );
+    }
+    let mut held = held.lock().unwrap().clone();
+    held.sort();
+    if !held.is_empty() {
+        let total: Duration = held.iter().sum();
+        let busy = total.as_secs_f64() / (elapsed.as_secs_f64() * args.max_concurrent as f64);
+        println!(
+            "slot       a run holds its slot (started -> recorded): mean {:.2} ms, p99 {:.2} ms; slots busy {:.0} % of the time",
+            total.as_secs_f64() * 1e3 / held.len() as f64,
+            percentile(&held, 0.99).as_secs_f64() * 1e3,
+            busy * 100.0
         );
     }
     if let Some(rss) = peak_rss_mib() {

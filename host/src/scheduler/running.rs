@@ -77,18 +77,36 @@ impl Running {
     /// scheduler to record.
     pub async fn join_next(&mut self) -> Option<ActiveRun> {
         loop {
-            let (id, end) = match self.tasks.join_next_with_id().await? {
-                Ok((id, end)) => (id, end),
-                Err(e) => (e.id(), Err(task_failure(e))),
-            };
-            let Some(run) = self.forget(id) else {
-                continue;
-            };
-            if let Err(why) = end {
-                self.unrecorded.push((run.clone(), why));
+            let ended = self.tasks.join_next_with_id().await?;
+            if let Some(run) = self.ended(ended) {
+                return Some(run);
             }
-            return Some(run);
         }
+    }
+
+    /// Takes in every run that has ended already, without waiting (as
+    /// [`Self::join_next`] does one): their slots are free for the next
+    /// refill at once, rather than one refill each. How many.
+    pub fn reap(&mut self) -> usize {
+        let mut reaped = 0;
+        while let Some(ended) = self.tasks.try_join_next_with_id() {
+            reaped += usize::from(self.ended(ended).is_some());
+        }
+        reaped
+    }
+
+    /// Forgets a run whose task ended, keeping it as unrecorded if its task
+    /// failed; None if it was forgotten already.
+    fn ended(&mut self, ended: Result<(tokio::task::Id, TaskEnd), JoinError>) -> Option<ActiveRun> {
+        let (id, end) = match ended {
+            Ok((id, end)) => (id, end),
+            Err(e) => (e.id(), Err(task_failure(e))),
+        };
+        let run = self.forget(id)?;
+        if let Err(why) = end {
+            self.unrecorded.push((run.clone(), why));
+        }
+        Some(run)
     }
 }
 

@@ -190,7 +190,7 @@ impl Scheduler {
             report: why.report().to_string(),
         };
         let settlement = self.settlement(run, status, &message, None);
-        let id = self.store().finish_run(&RunEffects {
+        let id = self.store().finish_run(RunEffects {
             run: row,
             kv_changes: Vec::new(),
             http_calls: Vec::new(),
@@ -339,17 +339,29 @@ impl Scheduler {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut started_ids = std::collections::HashSet::new();
         let kept = candidates.clone();
-        let started = fair::pick(candidates, last.as_deref(), limits, load, |q| {
-            let id = q.id;
-            offered.insert(id);
-            let outcome = self.try_start(q, now, running);
-            if matches!(outcome, Ok(true)) {
-                started_ids.insert(id);
+        // Chosen fairly first, then claimed together: one transaction (and
+        // one disk flush) for every run this step starts.
+        let mut chosen = Vec::new();
+        let picked = fair::pick(candidates, last.as_deref(), limits, load, |q| {
+            offered.insert(q.id);
+            let row = self.runnable_row(&q, running)?;
+            let startable = row.is_some();
+            if let Some(row) = row {
+                chosen.push((q, row));
             }
-            outcome
+            Ok::<_, ServeError>(startable)
         })?;
+        let claimed = self
+            .store()
+            .claim_many(chosen.iter().map(|(q, _)| q.clone()).collect(), ts(now))?;
+        let mut started_ids = std::collections::HashSet::new();
+        for ((q, row), claimed) in chosen.into_iter().zip(claimed) {
+            if claimed {
+                started_ids.insert(q.id);
+                self.spawn_run(q, row, now, running);
+            }
+        }
         // Still waiting: not offered (limits reached first), or offered
         // while its feed was busy. Started, dropped or claimed elsewhere: gone.
         *self.ready() = kept
@@ -360,35 +372,43 @@ impl Scheduler {
                         || running.is_running(&q.tenant, &q.installation, &q.feed))
             })
             .collect();
-        if let Some(tenant) = started.last() {
+        if let Some(tenant) = picked.last() {
             *self.last_tenant.lock().unwrap_or_else(|p| p.into_inner()) = Some(tenant.clone());
         }
-        Ok(started.len())
+        Ok(started_ids.len())
     }
 
-    /// Starts one queued run unless its feed is busy (it waits) or it must
-    /// not run (dropped). True if it started.
-    fn try_start(
-        self: &Arc<Self>,
-        q: QueuedRun,
-        now: DateTime<Utc>,
-        running: &mut Running,
-    ) -> Result<bool, ServeError> {
+    /// The installation of queued run `q` if it may start now; None if its
+    /// feed is busy (it waits) or it must not run (it is dropped, saying
+    /// why).
+    fn runnable_row(
+        &self,
+        q: &QueuedRun,
+        running: &Running,
+    ) -> Result<Option<InstallationRow>, ServeError> {
         if running.is_running(&q.tenant, &q.installation, &q.feed) {
-            return Ok(false);
+            return Ok(None);
         }
         let label = format!("{}/{}", q.tenant, q.installation);
         let row = self.store().installation(&q.tenant, &q.installation)?;
-        let row = match row.filter(|r| r.removed_at.is_none()) {
-            Some(row) => match self.reason_not_to_run(&row, &q) {
-                None => row,
-                Some(reason) => return self.drop_queued(&q, label, reason),
-            },
-            None => return self.drop_queued(&q, label, "the installation was removed".into()),
+        let reason = match row.as_ref().filter(|r| r.removed_at.is_none()) {
+            Some(row) => self.reason_not_to_run(row, q),
+            None => Some("the installation was removed".into()),
         };
-        if !self.store().claim(&q, ts(now))? {
-            return Ok(false);
+        match reason {
+            None => Ok(row),
+            Some(reason) => self.drop_queued(q, label, reason).map(|_| None),
         }
+    }
+
+    /// Starts claimed run `q` of installation `row` as a task of `running`.
+    fn spawn_run(
+        self: &Arc<Self>,
+        q: QueuedRun,
+        row: InstallationRow,
+        now: DateTime<Utc>,
+        running: &mut Running,
+    ) {
         let active = ActiveRun {
             tenant: q.tenant.clone(),
             installation: q.installation.clone(),
@@ -399,9 +419,9 @@ impl Scheduler {
             started_at: ts(now),
         };
         self.emit(Event::Started {
-            installation: label,
-            feed: q.feed.clone(),
-            trigger: q.trigger.clone(),
+            installation: format!("{}/{}", q.tenant, q.installation),
+            feed: q.feed,
+            trigger: q.trigger,
             attempt: q.attempt,
         });
         let me = Arc::clone(self);
@@ -412,7 +432,6 @@ impl Scheduler {
                 .map_err(|e| format!("the run could not be recorded: {e}"))
         });
         running.add(handle.id(), active);
-        Ok(true)
     }
 
     /// Drops a queued run that must not run, saying why.
@@ -460,26 +479,17 @@ impl Scheduler {
         row: &InstallationRow,
         run: &ActiveRun,
     ) -> Result<(), ServeError> {
-        // Reading and re-hashing the pinned plugin and unsealing its secrets
-        // is blocking work: it goes to the blocking pool.
-        let (store, keyring, stored) = (self.store().clone(), self.keyring.clone(), row.clone());
-        let loaded = tokio::task::spawn_blocking(move || {
-            let load = lifecycle::load(&store, keyring.as_deref(), &stored);
-            tokio::runtime::Handle::current().block_on(load)
-        })
-        .await;
+        // Its store calls and the plugin's verification (hashing, on the
+        // first run of a plugin) keep off the async workers themselves.
+        let loaded = lifecycle::load(self.store(), self.keyring.as_deref(), row).await;
         let (plugin, installation) = match loaded {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(LifecycleError::Storage(e))) => {
+            Ok(pair) => pair,
+            Err(LifecycleError::Storage(e)) => {
                 let why = Unrun::HostFailure(error_chain(&e));
-                return self.record_unrun_off_worker(run, why).await;
-            }
-            Ok(Err(e)) => {
-                let why = Unrun::CannotRun(e.to_string());
                 return self.record_unrun_off_worker(run, why).await;
             }
             Err(e) => {
-                let why = Unrun::HostFailure(error_chain(&e));
+                let why = Unrun::CannotRun(e.to_string());
                 return self.record_unrun_off_worker(run, why).await;
             }
         };
@@ -558,7 +568,10 @@ impl Scheduler {
             let timer_fired = tokio::select! {
                 _ = &mut shutdown => break,
                 _ = timer.tick() => true,
-                Some(_) = running.join_next(), if !running.is_empty() => false,
+                Some(_) = running.join_next(), if !running.is_empty() => {
+                    running.reap();
+                    false
+                }
             };
             let step;
             (step, running, recovered) = self
@@ -594,15 +607,20 @@ impl Scheduler {
         mut recovered: bool,
         timer_fired: bool,
     ) -> (Result<(), ServeError>, Running, bool) {
-        let step = tokio::task::spawn_blocking(move || {
+        let step = move || {
             let result = if timer_fired {
                 self.timer_step(&mut running, &mut recovered)
             } else {
                 self.refill(&mut running).map(|_| ())
             };
             (result, running, recovered)
-        });
-        match step.await {
+        };
+        // On a multi-threaded runtime this worker hands its other tasks on
+        // and blocks in place (no hand-off to another thread and back).
+        if crate::blocking::can_block_in_place() {
+            return tokio::task::block_in_place(step);
+        }
+        match tokio::task::spawn_blocking(step).await {
             Ok(done) => done,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }

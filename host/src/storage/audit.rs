@@ -2,7 +2,7 @@
 //! redirect hop), allowed or denied, with the run it belongs to. Never holds
 //! query strings, headers or bodies.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{RunRow, SqliteStore, StorageError};
@@ -108,7 +108,7 @@ fn decision_columns(
 }
 
 pub(super) fn insert_calls(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run: &RunRow,
     run_id: Option<i64>,
     calls: &[HttpCall],

@@ -490,15 +490,13 @@ impl SqliteStore {
         tenant: &str,
         id: &str,
     ) -> Result<Option<InstallationRow>, StorageError> {
-        Ok(self
-            .conn()
-            .query_row(
-                &format!(
-                    "SELECT {INSTALLATION_COLUMNS} FROM installations WHERE tenant = ?1 AND id = ?2"
-                ),
-                params![tenant, id],
-                installation_from_row,
-            )
+        // The read connection: it never waits for a write in progress.
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {INSTALLATION_COLUMNS} FROM installations WHERE tenant = ?1 AND id = ?2"
+        ))?;
+        Ok(stmt
+            .query_row(params![tenant, id], installation_from_row)
             .optional()?)
     }
 
@@ -520,7 +518,7 @@ impl SqliteStore {
 
     /// The sealed secrets of an installation.
     pub fn secrets(&self, tenant: &str, id: &str) -> Result<Vec<StoredSecret>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT key, key_id, nonce, ciphertext FROM secrets
              WHERE tenant = ?1 AND installation = ?2 ORDER BY key",

@@ -13,6 +13,7 @@
 //! call that reads across scopes.
 
 mod audit;
+mod group_commit;
 mod history;
 mod installations;
 mod ledger;
@@ -32,15 +33,7 @@ pub use run_scope::{KeyChange, RunStorage, StorageLimits};
 pub use sqlite::SqliteStore;
 pub use work::{Holder, WorkQueue};
 
-/// Whether the calling thread may block in place
-/// (`tokio::task::block_in_place`): it is a worker of a multi-threaded tokio
-/// runtime, whose other tasks then move to another worker. Store calls made
-/// from async code block this way; elsewhere they need another way off the
-/// worker.
-pub(crate) fn can_block_in_place() -> bool {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
-}
+pub(crate) use crate::blocking::can_block_in_place;
 
 /// Whose data: one installation of one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

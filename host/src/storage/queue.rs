@@ -7,7 +7,7 @@
 //! row left in `active_runs` after the process died is a run that was
 //! interrupted.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::{ScheduleRow, SqliteStore, StorageError};
@@ -183,10 +183,12 @@ fn insert_active(
     run: &ActiveRun,
     run_pid: Option<u32>,
 ) -> Result<bool, StorageError> {
-    let inserted = conn.execute(
-        "INSERT OR IGNORE INTO active_runs (tenant, installation, feed, trigger, attempt,
-            scheduled_at, started_at, run_pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
+    let inserted = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO active_runs (tenant, installation, feed, trigger, attempt,
+                scheduled_at, started_at, run_pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
             run.tenant,
             run.installation,
             run.feed,
@@ -195,23 +197,49 @@ fn insert_active(
             run.scheduled_at,
             run.started_at,
             run_pid
-        ],
-    )?;
+        ])?;
     Ok(inserted == 1)
+}
+
+/// Moves `run` from the queue to the runs in progress inside `tx`, unless
+/// its feed is in progress already or it is no longer queued (then nothing
+/// changes).
+fn claim_in(tx: &Connection, run: &QueuedRun, started_at: i64) -> Result<bool, StorageError> {
+    let queued = tx
+        .prepare_cached("SELECT 1 FROM queue WHERE id = ?1")?
+        .exists([run.id])?;
+    if !queued {
+        return Ok(false);
+    }
+    let active = ActiveRun {
+        tenant: run.tenant.clone(),
+        installation: run.installation.clone(),
+        feed: run.feed.clone(),
+        trigger: run.trigger.clone(),
+        attempt: run.attempt,
+        scheduled_at: run.scheduled_at,
+        started_at,
+    };
+    if !insert_active(tx, &active, None)? {
+        return Ok(false);
+    }
+    tx.prepare_cached("DELETE FROM queue WHERE id = ?1")?
+        .execute([run.id])?;
+    Ok(true)
 }
 
 /// Settles `s` inside `tx`; `run_id` is the run that caused it.
 pub(super) fn settle_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     s: &Settlement,
     run_id: Option<i64>,
     now: i64,
 ) -> Result<(), StorageError> {
     let run = &s.active;
-    tx.execute(
+    tx.prepare_cached(
         "DELETE FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
-        params![run.tenant, run.installation, run.feed],
-    )?;
+    )?
+    .execute(params![run.tenant, run.installation, run.feed])?;
     if let Some(q) = &s.follow_up {
         insert_queued(tx, q)?;
     }
@@ -222,7 +250,7 @@ pub(super) fn settle_in(
 }
 
 fn raise_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run: &ActiveRun,
     message: &str,
     run_id: Option<i64>,
@@ -295,7 +323,7 @@ impl SqliteStore {
         per_tenant: usize,
         limit: usize,
     ) -> Result<Vec<QueuedRun>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "WITH heads AS (
                 SELECT {QUEUE_COLUMNS}, ROW_NUMBER() OVER (
@@ -325,24 +353,26 @@ impl SqliteStore {
     /// in one transaction. False if a run of the same installation and feed
     /// is already in progress, or the queued run is gone.
     pub fn claim(&self, run: &QueuedRun, started_at: i64) -> Result<bool, StorageError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let active = ActiveRun {
-            tenant: run.tenant.clone(),
-            installation: run.installation.clone(),
-            feed: run.feed.clone(),
-            trigger: run.trigger.clone(),
-            attempt: run.attempt,
-            scheduled_at: run.scheduled_at,
-            started_at,
-        };
-        if !insert_active(&tx, &active, None)?
-            || tx.execute("DELETE FROM queue WHERE id = ?1", [run.id])? == 0
-        {
-            return Ok(false);
+        Ok(self.claim_many(vec![run.clone()], started_at)? == [true])
+    }
+
+    /// Starts queued runs together, in one transaction shared with the
+    /// other grouped writes of the moment (one disk flush): each is moved
+    /// from the queue to the runs in progress, or not, as [`Self::claim`]
+    /// says for one. Whether each started, in the order given.
+    pub fn claim_many(
+        &self,
+        runs: Vec<QueuedRun>,
+        started_at: i64,
+    ) -> Result<Vec<bool>, StorageError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
         }
-        tx.commit()?;
-        Ok(true)
+        self.write_grouped(move |tx| {
+            runs.iter()
+                .map(|run| claim_in(tx, run, started_at))
+                .collect()
+        })
     }
 
     /// Starts a run that was never queued: `airlock run` of a stored

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::group_commit::GroupCommit;
 use super::{
     ActiveRun, AuditFilter, AuditRow, BoxedCause, History, Holder, InstallationRow, KvBackend,
     KvUsage, NotificationRow, QueuedRun, Registry, RuleUsage, RunEffects, RunFilter, RunLedger,
@@ -261,6 +262,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE active_runs ADD COLUMN run_pid INTEGER;",
 ];
 
+/// How many prepared statements a connection keeps.
+const STATEMENT_CACHE: usize = 96;
+
 /// The SQLite store: one connection, calls serialised on it, each short.
 /// A clone shares the connection.
 ///
@@ -274,12 +278,16 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    /// A second connection, read-only, for the reads a guest makes during
-    /// its run (key-value get, list, usage): in WAL mode a reader never
-    /// waits for a writer, so a run's reads go on while the writing
-    /// connection waits for a lock another process holds. None in memory
+    /// A second connection, read-only, for the reads on a run's path (see
+    /// `reader`): in WAL mode a reader never waits for a writer, so a run's
+    /// reads go on while the writing connection waits for the disk or a
+    /// lock another process holds. None in memory
     /// (a second connection would be another database).
     reader: Option<Arc<Mutex<Connection>>>,
+    /// The writes of the hot path (a run's record, claims) share
+    /// transactions with those made at the same time: one disk flush for
+    /// several (see [`GroupCommit`]).
+    group: Arc<GroupCommit>,
     /// The directory of the database file (none in memory): the data
     /// directory, where the plugin store lives.
     data_dir: Option<PathBuf>,
@@ -335,6 +343,7 @@ impl SqliteStore {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .and_then(|r| {
+            r.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             r.busy_timeout(std::time::Duration::from_secs(10))
                 .map(|()| r)
         })
@@ -355,6 +364,9 @@ impl SqliteStore {
     }
 
     fn prepare(mut conn: Connection) -> Result<Self, StorageError> {
+        // Every statement of a run's path stays prepared (rusqlite keeps 16
+        // by default; the hot path alone has more).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -380,16 +392,31 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             reader: None,
             data_dir: None,
+            group: Arc::default(),
         })
     }
 
-    /// The connection for a guest's reads: the read-only one of a file
-    /// database, else the only one.
-    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+    /// The connection for reads on a run's path (a guest's key-value reads,
+    /// the installation, its secrets, the last success, the due runs): the
+    /// read-only one of a file database, which in WAL mode never waits for
+    /// a write (a commit waiting for the disk holds the other), else the
+    /// only one. Every write through the other connection is committed
+    /// before its call returns, so these reads see it.
+    pub(super) fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
         match &self.reader {
             Some(reader) => reader.lock().unwrap_or_else(|p| p.into_inner()),
             None => self.conn(),
         }
+    }
+
+    /// Runs `work` in a transaction shared with the grouped writes made at
+    /// the same time ([`GroupCommit`]) and returns once it is committed.
+    pub(super) fn write_grouped<T, F>(&self, work: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        self.group.write(&self.conn, work)
     }
 
     pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -403,52 +430,8 @@ impl SqliteStore {
     /// HTTP calls and, for a scheduled run, its settlement. Either all of it
     /// is stored or none: a crash can never leave a run's writes applied but
     /// the run unrecorded. Returns the run's id.
-    pub fn finish_run(&self, effects: &RunEffects) -> Result<i64, StorageError> {
-        let RunEffects {
-            run,
-            kv_changes,
-            http_calls,
-            settlement,
-            settled_at,
-        } = effects;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let scope = Scope {
-            tenant: run.tenant.clone(),
-            installation: run.installation.clone(),
-        };
-        apply_changes(&tx, &scope, kv_changes)?;
-        // Cached statements: a run's record is the hot path of the host.
-        tx.prepare_cached(
-            "INSERT INTO runs (tenant, installation, plugin_id, plugin_version, plugin_digest,
-                feed, mode, trigger, attempt, scheduled_at, started_at, ended_at, status,
-                message, report)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?
-        .execute(params![
-            run.tenant,
-            run.installation,
-            run.plugin_id,
-            run.plugin_version,
-            run.plugin_digest,
-            run.feed,
-            run.mode,
-            run.trigger,
-            run.attempt,
-            run.scheduled_at,
-            run.started_at,
-            run.ended_at,
-            run.status,
-            run.message,
-            run.report
-        ])?;
-        let run_id = tx.last_insert_rowid();
-        super::audit::insert_calls(&tx, run, Some(run_id), http_calls)?;
-        if let Some(s) = settlement {
-            super::queue::settle_in(&tx, s, Some(run_id), *settled_at)?;
-        }
-        tx.commit()?;
-        Ok(run_id)
+    pub fn finish_run(&self, effects: RunEffects) -> Result<i64, StorageError> {
+        self.write_grouped(move |tx| record_run(tx, &effects))
     }
 
     /// Records HTTP calls made outside a run (a `check()`) in the egress
@@ -467,7 +450,7 @@ impl SqliteStore {
     /// When the last run of `feed` for `scope` that ended `ok` or `info` ended.
     pub fn last_success(&self, scope: &Scope, feed: &str) -> Result<Option<i64>, StorageError> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached(
                 "SELECT MAX(ended_at) FROM runs
                  WHERE tenant = ?1 AND installation = ?2 AND feed = ?3
@@ -515,7 +498,7 @@ impl SqliteStore {
 #[async_trait::async_trait]
 impl RunLedger for SqliteStore {
     async fn finish_run(&self, effects: RunEffects) -> Result<i64, StorageError> {
-        self.off_worker(move |s| SqliteStore::finish_run(s, &effects))
+        self.off_worker(move |s| SqliteStore::finish_run(s, effects))
             .await
     }
 
@@ -799,10 +782,57 @@ impl KvBackend for SqliteStore {
     }
 }
 
+/// Writes a finished run's [`RunEffects`] (see [`SqliteStore::finish_run`])
+/// in the caller's transaction.
+fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError> {
+    let RunEffects {
+        run,
+        kv_changes,
+        http_calls,
+        settlement,
+        settled_at,
+    } = effects;
+    let scope = Scope {
+        tenant: run.tenant.clone(),
+        installation: run.installation.clone(),
+    };
+    apply_changes(tx, &scope, kv_changes)?;
+    // Cached statements: a run's record is the hot path of the host.
+    tx.prepare_cached(
+        "INSERT INTO runs (tenant, installation, plugin_id, plugin_version, plugin_digest,
+            feed, mode, trigger, attempt, scheduled_at, started_at, ended_at, status,
+            message, report)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        run.tenant,
+        run.installation,
+        run.plugin_id,
+        run.plugin_version,
+        run.plugin_digest,
+        run.feed,
+        run.mode,
+        run.trigger,
+        run.attempt,
+        run.scheduled_at,
+        run.started_at,
+        run.ended_at,
+        run.status,
+        run.message,
+        run.report
+    ])?;
+    let run_id = tx.last_insert_rowid();
+    super::audit::insert_calls(tx, run, Some(run_id), http_calls)?;
+    if let Some(s) = settlement {
+        super::queue::settle_in(tx, s, Some(run_id), *settled_at)?;
+    }
+    Ok(run_id)
+}
+
 /// Applies key-value `changes` (a value to set, or `None` to delete) to
 /// `scope` inside `tx`.
 fn apply_changes(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     scope: &Scope,
     changes: &[(String, Option<Vec<u8>>)],
 ) -> Result<(), StorageError> {
@@ -887,7 +917,7 @@ mod tests {
             follow_up: None,
             notification: Some("orders failed".into()),
         };
-        assert!(store.finish_run(&effects(Some(settlement))).is_err());
+        assert!(store.finish_run(effects(Some(settlement))).is_err());
         let runs = |s: &SqliteStore| -> i64 {
             s.conn()
                 .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
@@ -896,7 +926,7 @@ mod tests {
         assert_eq!(store.kv_get(&scope, "cursor").unwrap(), None);
         assert_eq!(runs(&store), 0);
 
-        let id = store.finish_run(&effects(None)).unwrap();
+        let id = store.finish_run(effects(None)).unwrap();
         assert_eq!(
             store.kv_get(&scope, "cursor").unwrap(),
             Some(b"42".to_vec())
