@@ -110,15 +110,18 @@ impl Scheduler {
         let busy = self
             .store()
             .is_active(&s.tenant, &s.installation, &s.feed)?;
-        let waiting = self.store().queued_count(
-            &s.tenant,
-            &s.installation,
-            &s.feed,
-            Trigger::Schedule.as_str(),
-        )?;
+        // Counted only when it matters: a feed that is not running.
+        let waiting = || {
+            self.store().queued_count(
+                &s.tenant,
+                &s.installation,
+                &s.feed,
+                Trigger::Schedule.as_str(),
+            )
+        };
         let refusal = match (busy, self.options.overlap) {
             (true, Overlap::Skip) => Some("the previous run is still going (overlap: skip)"),
-            (true, Overlap::Wait) if waiting > 0 => {
+            (true, Overlap::Wait) if waiting()? > 0 => {
                 Some("a run is already waiting for the previous one (overlap: wait)")
             }
             _ => None,

@@ -61,12 +61,24 @@ pub struct CronSchedule {
     every_hour: bool,
 }
 
+/// The reason in the cron parser's message, on one line: the parser quotes
+/// the expression over several lines with a caret under the fault, which
+/// the error around it already names.
+fn cron_reason(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .rfind(|line| !line.is_empty() && !line.starts_with('|') && !line.starts_with('^'))
+        .unwrap_or("it does not parse")
+        .to_string()
+}
+
 impl CronSchedule {
     /// Parses a cron expression (with seconds) and an IANA zone name.
     pub fn parse(expr: &str, tz: &str) -> Result<Self, ScheduleError> {
         let schedule = Schedule::from_str(expr).map_err(|e| ScheduleError::BadCron {
             expr: expr.to_string(),
-            message: e.to_string(),
+            message: cron_reason(&e.to_string()),
         })?;
         let zone = tz
             .parse::<Tz>()
@@ -482,6 +494,11 @@ mod tests {
             bad_cron.to_string().contains("e.g. `0 0 * * * *`"),
             "{bad_cron}"
         );
+        for expr in ["0 61 * * * *", "0 */99 * * * *", "x", "0 0 * * * * * *"] {
+            let e = CronSchedule::parse(expr, "UTC").unwrap_err().to_string();
+            assert!(!e.contains('\n'), "one line, no caret: {e}");
+            assert!(!e.contains("()"), "a reason is given: {e}");
+        }
         let bad_tz = CronSchedule::parse("0 0 * * * *", "Europe/Londn").unwrap_err();
         assert_eq!(
             bad_tz,

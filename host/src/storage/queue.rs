@@ -293,12 +293,13 @@ impl SqliteStore {
         feed: &str,
         trigger: &str,
     ) -> Result<u32, StorageError> {
-        Ok(self.conn().query_row(
-            "SELECT COUNT(*) FROM queue
-             WHERE tenant = ?1 AND installation = ?2 AND feed = ?3 AND trigger = ?4",
-            params![tenant, installation, feed, trigger],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT COUNT(*) FROM queue
+                 WHERE tenant = ?1 AND installation = ?2 AND feed = ?3 AND trigger = ?4",
+            )?
+            .query_row(params![tenant, installation, feed, trigger], |r| r.get(0))?)
     }
 
     /// Queued runs due at `now`, earliest first (ties by queue order), at

@@ -260,6 +260,10 @@ const MIGRATIONS: &[&str] = &[
     // the `airlock run` process that claimed it, so `serve` recovers such a
     // run only once that process is gone.
     "ALTER TABLE active_runs ADD COLUMN run_pid INTEGER;",
+    // 6: the queued runs of one feed, found without reading the whole
+    // queue (scheduling 10,000 due schedules counted each feed's waiting
+    // runs by a scan of the queue: quadratic).
+    "CREATE INDEX queue_by_feed ON queue (tenant, installation, feed, trigger);",
 ];
 
 /// How many prepared statements a connection keeps.
