@@ -145,7 +145,7 @@ fn write_read_only(path: &Path, bytes: &[u8]) -> Result<(), PluginStoreError> {
 /// and component still hash to `digest`.
 ///
 /// Hashing and parsing on every run was a fifth of the scheduler's time, so
-/// a plugin verified once is kept in memory ([`verified`]) with the
+/// a plugin verified once is kept in memory with the
 /// identity of its two files, and returned again while both files still
 /// have that identity. Any write to a file changes its `ctime`, which no
 /// unprivileged process can set back, so a file that still has the identity
