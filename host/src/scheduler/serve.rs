@@ -409,15 +409,7 @@ impl Scheduler {
         now: DateTime<Utc>,
         running: &mut Running,
     ) {
-        let active = ActiveRun {
-            tenant: q.tenant.clone(),
-            installation: q.installation.clone(),
-            feed: q.feed.clone(),
-            trigger: q.trigger.clone(),
-            attempt: q.attempt,
-            scheduled_at: q.scheduled_at,
-            started_at: ts(now),
-        };
+        let active = q.started(ts(now));
         self.emit(Event::Started {
             installation: format!("{}/{}", q.tenant, q.installation),
             feed: q.feed,

@@ -33,8 +33,6 @@ pub use run_scope::{KeyChange, RunStorage, StorageLimits};
 pub use sqlite::SqliteStore;
 pub use work::{Holder, WorkQueue};
 
-pub(crate) use crate::blocking::can_block_in_place;
-
 /// Whose data: one installation of one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scope {

@@ -3,7 +3,7 @@
 //! and feed, enforced by the table's key), and notifications that stay until
 //! a person acknowledges them.
 //!
-//! A run moves queue → active in one transaction ([`SqliteStore::claim`]); a
+//! A run moves queue → active in one transaction ([`SqliteStore::claim_many`]); a
 //! row left in `active_runs` after the process died is a run that was
 //! interrupted.
 
@@ -33,6 +33,21 @@ pub struct QueuedRun {
     pub due_at: i64,
     /// When it was queued.
     pub created_at: i64,
+}
+
+impl QueuedRun {
+    /// This run as a run in progress that started at `started_at`.
+    pub fn started(&self, started_at: i64) -> ActiveRun {
+        ActiveRun {
+            tenant: self.tenant.clone(),
+            installation: self.installation.clone(),
+            feed: self.feed.clone(),
+            trigger: self.trigger.clone(),
+            attempt: self.attempt,
+            scheduled_at: self.scheduled_at,
+            started_at,
+        }
+    }
 }
 
 /// A run in progress.
@@ -211,16 +226,7 @@ fn claim_in(tx: &Connection, run: &QueuedRun, started_at: i64) -> Result<bool, S
     if !queued {
         return Ok(false);
     }
-    let active = ActiveRun {
-        tenant: run.tenant.clone(),
-        installation: run.installation.clone(),
-        feed: run.feed.clone(),
-        trigger: run.trigger.clone(),
-        attempt: run.attempt,
-        scheduled_at: run.scheduled_at,
-        started_at,
-    };
-    if !insert_active(tx, &active, None)? {
+    if !insert_active(tx, &run.started(started_at), None)? {
         return Ok(false);
     }
     tx.prepare_cached("DELETE FROM queue WHERE id = ?1")?
@@ -350,17 +356,11 @@ impl SqliteStore {
         self.due_queue(i64::MAX, usize::MAX >> 1)
     }
 
-    /// Starts a queued run: moves it from the queue to the runs in progress
-    /// in one transaction. False if a run of the same installation and feed
-    /// is already in progress, or the queued run is gone.
-    pub fn claim(&self, run: &QueuedRun, started_at: i64) -> Result<bool, StorageError> {
-        Ok(self.claim_many(vec![run.clone()], started_at)? == [true])
-    }
-
     /// Starts queued runs together, in one transaction shared with the
     /// other grouped writes of the moment (one disk flush): each is moved
-    /// from the queue to the runs in progress, or not, as [`Self::claim`]
-    /// says for one. Whether each started, in the order given.
+    /// from the queue to the runs in progress, unless a run of the same
+    /// installation and feed is in progress already or it is no longer
+    /// queued. Whether each started, in the order given.
     pub fn claim_many(
         &self,
         runs: Vec<QueuedRun>,

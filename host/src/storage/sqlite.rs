@@ -505,7 +505,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&SqliteStore) -> Result<T, StorageError> + Send + 'static,
     {
-        if super::can_block_in_place() {
+        if crate::blocking::can_block_in_place() {
             return tokio::task::block_in_place(|| call(self));
         }
         let store = self.clone();

@@ -46,11 +46,7 @@ impl storage::Host for KvCapability {
     /// another process holds): on a multi-threaded runtime the worker hands
     /// its other tasks on first, so that wait stalls this run only.
     async fn checkpoint(&mut self) -> StorageResult<()> {
-        let result = if crate::storage::can_block_in_place() {
-            tokio::task::block_in_place(|| self.storage.commit())
-        } else {
-            self.storage.commit()
-        };
+        let result = crate::blocking::in_place(|| self.storage.commit());
         Ok(result.map_err(guest_storage_error))
     }
 }
