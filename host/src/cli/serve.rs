@@ -36,10 +36,12 @@ pub struct ServeArgs {
     cache: CacheArgs,
     #[command(flatten)]
     key: KeyArgs,
-    /// Runs in progress at once, over all tenants.
+    /// Guests running at once, over all tenants (a run whose guest has
+    /// ended is recorded without holding a slot; its feed stays busy until
+    /// then).
     #[arg(long, default_value_t = 8, value_name = "N")]
     max_concurrent: usize,
-    /// Runs in progress at once for one tenant (so one tenant with many
+    /// Guests running at once for one tenant (so one tenant with many
     /// installations cannot starve the others).
     #[arg(long, default_value_t = 2, value_name = "N")]
     max_per_tenant: usize,

@@ -25,20 +25,47 @@ pub struct Load<'a> {
     pub per_tenant: &'a HashMap<String, usize>,
 }
 
-/// Offers `candidates` (in queue order) to `start` fairly until the limits
-/// are reached or none is left; `start` says whether the run started.
-/// `after` is the tenant served last. Returns the tenant of each run
-/// started, in order.
+/// What becomes of a candidate offered to start (see [`pick`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// It starts: it takes a slot.
+    Start,
+    /// It cannot start now (its feed is busy): it stays a candidate.
+    Wait,
+    /// It must not run: it is no longer a candidate.
+    Drop,
+}
+
+/// The outcome of a [`pick`].
+#[derive(Debug, Default)]
+pub struct Picked {
+    /// The runs to start, in the order they were picked.
+    pub started: Vec<QueuedRun>,
+    /// The candidates still waiting: not offered (the limits were reached
+    /// first) or offered while their feed was busy. Grouped by tenant, in
+    /// queue order within each.
+    pub waiting: Vec<QueuedRun>,
+}
+
+/// Offers `candidates` (in queue order) to `offer` fairly until the limits
+/// are reached or none is left; `offer` says what becomes of each. `after`
+/// is the tenant served last. The candidates are moved, never copied: a
+/// refill picks from what the last scan left, often a thousand runs.
 pub fn pick<E>(
     candidates: Vec<QueuedRun>,
     after: Option<&str>,
     limits: Limits,
     load: Load<'_>,
-    mut start: impl FnMut(QueuedRun) -> Result<bool, E>,
-) -> Result<Vec<String>, E> {
+    mut offer: impl FnMut(&QueuedRun) -> Result<Offer, E>,
+) -> Result<Picked, E> {
     let mut queues: BTreeMap<String, VecDeque<QueuedRun>> = BTreeMap::new();
     for q in candidates {
-        queues.entry(q.tenant.clone()).or_default().push_back(q);
+        match queues.get_mut(&q.tenant) {
+            Some(queue) => queue.push_back(q),
+            None => {
+                queues.insert(q.tenant.clone(), VecDeque::from([q]));
+            }
+        }
     }
     let mut order: Vec<String> = queues.keys().cloned().collect();
     if let Some(last) = after {
@@ -47,7 +74,7 @@ pub fn pick<E>(
     }
     let mut total = load.total;
     let mut per_tenant: HashMap<&str, usize> = HashMap::new();
-    let mut started = Vec::new();
+    let mut picked = Picked::default();
     let mut progress = true;
     while progress && total < limits.max_concurrent {
         progress = false;
@@ -65,17 +92,22 @@ pub fn pick<E>(
                 continue;
             };
             while let Some(q) = queue.pop_front() {
-                if start(q)? {
-                    *count += 1;
-                    total += 1;
-                    started.push(tenant.clone());
-                    progress = true;
-                    break;
+                match offer(&q)? {
+                    Offer::Start => {
+                        *count += 1;
+                        total += 1;
+                        picked.started.push(q);
+                        progress = true;
+                        break;
+                    }
+                    Offer::Wait => picked.waiting.push(q),
+                    Offer::Drop => {}
                 }
             }
         }
     }
-    Ok(started)
+    picked.waiting.extend(queues.into_values().flatten());
+    Ok(picked)
 }
 
 #[cfg(test)]
@@ -119,28 +151,61 @@ mod tests {
             max_concurrent,
             max_per_tenant,
         };
-        let mut got = Vec::new();
-        let tenants = pick(
+        let label = |q: &QueuedRun| format!("{}/{}", q.tenant, q.installation);
+        let picked = pick(
             queue.iter().map(|s| queued(s)).collect(),
             after,
             limits,
             load,
             |q| {
-                let label = format!("{}/{}", q.tenant, q.installation);
-                if busy.contains(&label.as_str()) {
-                    return Ok::<_, ()>(false);
+                if busy.contains(&label(q).as_str()) {
+                    return Ok::<_, ()>(Offer::Wait);
                 }
-                got.push(label);
-                Ok(true)
+                Ok(Offer::Start)
             },
         )
         .unwrap();
+        let got: Vec<String> = picked.started.iter().map(label).collect();
         assert_eq!(got, expected, "queue {queue:?}");
-        let expected_tenants: Vec<&str> = expected
-            .iter()
-            .map(|s| &s[..s.find('/').unwrap()])
-            .collect();
-        assert_eq!(tenants, expected_tenants);
+        // Nothing is lost: every candidate not started is still waiting.
+        let mut all: Vec<String> = got.clone();
+        all.extend(picked.waiting.iter().map(label));
+        all.sort();
+        let mut queued_all: Vec<String> = queue.iter().map(|s| s.to_string()).collect();
+        queued_all.sort();
+        assert_eq!(all, queued_all, "queue {queue:?}");
+    }
+
+    #[test]
+    fn a_dropped_candidate_is_gone_and_a_waiting_one_stays() {
+        let limits = Limits {
+            max_concurrent: 8,
+            max_per_tenant: 8,
+        };
+        let none = HashMap::new();
+        let load = Load {
+            total: 0,
+            per_tenant: &none,
+        };
+        let picked = pick(
+            ["a/drop", "a/wait", "a/go"].map(queued).to_vec(),
+            None,
+            limits,
+            load,
+            |q| {
+                Ok::<_, ()>(match q.installation.as_str() {
+                    "drop" => Offer::Drop,
+                    "wait" => Offer::Wait,
+                    _ => Offer::Start,
+                })
+            },
+        )
+        .unwrap();
+        let names = |runs: &[QueuedRun]| -> Vec<String> {
+            runs.iter().map(|q| q.installation.clone()).collect()
+        };
+        assert_eq!(names(&picked.started), ["go"]);
+        assert_eq!(names(&picked.waiting), ["wait"]);
     }
 
     #[test]
@@ -186,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn an_error_from_start_stops_the_pick() {
+    fn an_error_from_offer_stops_the_pick() {
         let per_tenant = HashMap::new();
         let load = Load {
             total: 0,
@@ -207,7 +272,7 @@ mod tests {
                 Err("store down")
             },
         );
-        assert_eq!(result, Err("store down"));
+        assert_eq!(result.unwrap_err(), "store down");
         assert_eq!(offered, 1);
     }
 }

@@ -6,7 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tokio::task::{JoinError, JoinSet};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::{Id, JoinError, JoinSet};
 
 use crate::storage::ActiveRun;
 
@@ -14,25 +15,51 @@ use crate::storage::ActiveRun;
 pub(super) type TaskEnd = Result<(), String>;
 
 /// The runs this process has in progress.
+///
+/// A run holds a slot (counted against the global and per-tenant limits)
+/// while its guest runs; once the guest has ended and the run is only being
+/// recorded, its slot is free for the next run ([`Self::guest_ended`]), but
+/// its feed stays busy until the record is committed, so two runs of one
+/// feed never overlap.
 #[derive(Default)]
 pub struct Running {
     pub(super) tasks: JoinSet<TaskEnd>,
-    pub(super) active: HashMap<tokio::task::Id, ActiveRun>,
+    pub(super) active: HashMap<Id, ActiveRun>,
+    /// Runs in progress whose guest has ended: they are being recorded.
+    pub(super) recording: HashSet<Id>,
     pub(super) per_tenant: HashMap<String, usize>,
     pub(super) keys: HashSet<(String, String, String)>,
     /// Runs that ended unrecorded, with why; their claims are still held.
     pub(super) unrecorded: Vec<(ActiveRun, String)>,
+    /// Where a run's task says its guest has ended (see
+    /// [`Self::guest_ended`]); none outside `serve`'s loop.
+    pub(super) guest_done: Option<UnboundedSender<Id>>,
 }
 
 impl Running {
-    /// How many runs are in progress.
+    /// How many runs hold a slot: their guest is running.
     pub fn len(&self) -> usize {
-        self.active.len()
+        self.active.len() - self.recording.len()
     }
 
-    /// Whether none are.
+    /// Whether no run is in progress at all (none running, none being
+    /// recorded).
     pub fn is_empty(&self) -> bool {
         self.active.is_empty()
+    }
+
+    /// Frees the slot of run task `id`, whose guest has ended: the run no
+    /// longer counts against the limits, but its feed stays busy until its
+    /// task ends. Nothing if the run ended already.
+    pub(super) fn guest_ended(&mut self, id: Id) {
+        let Some(run) = self.active.get(&id) else {
+            return;
+        };
+        if self.recording.insert(id)
+            && let Some(n) = self.per_tenant.get_mut(&run.tenant)
+        {
+            *n = n.saturating_sub(1);
+        }
     }
 
     /// How many runs ended without being recorded and wait to be recorded
@@ -49,7 +76,7 @@ impl Running {
         )
     }
 
-    pub(super) fn add(&mut self, id: tokio::task::Id, run: ActiveRun) {
+    pub(super) fn add(&mut self, id: Id, run: ActiveRun) {
         *self.per_tenant.entry(run.tenant.clone()).or_default() += 1;
         self.keys.insert(Self::key(&run));
         self.active.insert(id, run);
@@ -63,10 +90,13 @@ impl Running {
         ))
     }
 
-    pub(super) fn forget(&mut self, id: tokio::task::Id) -> Option<ActiveRun> {
+    pub(super) fn forget(&mut self, id: Id) -> Option<ActiveRun> {
         let run = self.active.remove(&id)?;
         self.keys.remove(&Self::key(&run));
-        if let Some(n) = self.per_tenant.get_mut(&run.tenant) {
+        // A run being recorded gave its slot back already.
+        if !self.recording.remove(&id)
+            && let Some(n) = self.per_tenant.get_mut(&run.tenant)
+        {
             *n = n.saturating_sub(1);
         }
         Some(run)
@@ -122,4 +152,53 @@ fn task_failure(e: JoinError) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".to_string());
     format!("the run's task panicked: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(tenant: &str, feed: &str) -> ActiveRun {
+        ActiveRun {
+            tenant: tenant.into(),
+            installation: "i".into(),
+            feed: feed.into(),
+            trigger: "schedule".into(),
+            attempt: 1,
+            scheduled_at: 0,
+            started_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_being_recorded_frees_its_slot_but_keeps_its_feed_busy() {
+        let mut running = Running::default();
+        let a = running.tasks.spawn(async { Ok(()) }).id();
+        let b = running.tasks.spawn(async { Ok(()) }).id();
+        running.add(a, run("t", "orders"));
+        running.add(b, run("t", "stock"));
+        assert_eq!((running.len(), running.per_tenant["t"]), (2, 2));
+
+        running.guest_ended(a);
+        running.guest_ended(a);
+        assert_eq!(
+            (running.len(), running.per_tenant["t"]),
+            (1, 1),
+            "a slot is freed once, however often it is said"
+        );
+        assert!(
+            running.is_running("t", "i", "orders"),
+            "its feed stays busy"
+        );
+        assert!(!running.is_empty());
+
+        running.forget(a);
+        assert_eq!((running.len(), running.per_tenant["t"]), (1, 1));
+        assert!(!running.is_running("t", "i", "orders"));
+        running.guest_ended(a);
+        assert_eq!(running.len(), 1, "an ended run frees nothing more");
+        running.forget(b);
+        assert_eq!((running.len(), running.per_tenant["t"]), (0, 0));
+        assert!(running.is_empty());
+    }
 }

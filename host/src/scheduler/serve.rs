@@ -19,9 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use tokio::sync::mpsc::UnboundedSender;
 
 use super::event::{Event, EventSink};
-use super::fair::{self, Limits, Load};
+use super::fair::{self, Limits, Load, Offer};
 use super::settle::{Unrun, settle};
 use super::{Clock, Running, ServeOptions, TestOutbound};
 use crate::airlock::{Airlock, HostError};
@@ -328,7 +329,6 @@ impl Scheduler {
         if candidates.is_empty() {
             return Ok(0);
         }
-        let mut offered = std::collections::HashSet::new();
         let per_tenant_load = running.per_tenant.clone();
         let load = Load {
             total: running.len(),
@@ -339,55 +339,41 @@ impl Scheduler {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let kept = candidates.clone();
         // Chosen fairly first, then claimed together: one transaction (and
         // one disk flush) for every run this step starts.
-        let mut chosen = Vec::new();
+        let mut rows = Vec::new();
         let picked = fair::pick(candidates, last.as_deref(), limits, load, |q| {
-            offered.insert(q.id);
-            let row = self.runnable_row(&q, running)?;
-            let startable = row.is_some();
-            if let Some(row) = row {
-                chosen.push((q, row));
-            }
-            Ok::<_, ServeError>(startable)
+            let (offer, row) = self.offer(q, running)?;
+            rows.extend(row);
+            Ok::<_, ServeError>(offer)
         })?;
-        let claimed = self
-            .store()
-            .claim_many(chosen.iter().map(|(q, _)| q.clone()).collect(), ts(now))?;
-        let mut started_ids = std::collections::HashSet::new();
-        for ((q, row), claimed) in chosen.into_iter().zip(claimed) {
+        // Still waiting: not offered (limits reached first), or offered
+        // while its feed was busy. Started, dropped or claimed elsewhere: gone.
+        *self.ready() = picked.waiting;
+        if let Some(q) = picked.started.last() {
+            *self.last_tenant.lock().unwrap_or_else(|p| p.into_inner()) = Some(q.tenant.clone());
+        }
+        let claimed = self.store().claim_many(picked.started.clone(), ts(now))?;
+        let mut started = 0;
+        for ((q, row), claimed) in picked.started.into_iter().zip(rows).zip(claimed) {
             if claimed {
-                started_ids.insert(q.id);
+                started += 1;
                 self.spawn_run(q, row, now, running);
             }
         }
-        // Still waiting: not offered (limits reached first), or offered
-        // while its feed was busy. Started, dropped or claimed elsewhere: gone.
-        *self.ready() = kept
-            .into_iter()
-            .filter(|q| {
-                !started_ids.contains(&q.id)
-                    && (!offered.contains(&q.id)
-                        || running.is_running(&q.tenant, &q.installation, &q.feed))
-            })
-            .collect();
-        if let Some(tenant) = picked.last() {
-            *self.last_tenant.lock().unwrap_or_else(|p| p.into_inner()) = Some(tenant.clone());
-        }
-        Ok(started_ids.len())
+        Ok(started)
     }
 
-    /// The installation of queued run `q` if it may start now; None if its
-    /// feed is busy (it waits) or it must not run (it is dropped, saying
-    /// why).
-    fn runnable_row(
+    /// What becomes of queued run `q` offered to start: it starts (with
+    /// its installation), waits (its feed is busy) or is dropped because it
+    /// must not run (saying why).
+    fn offer(
         &self,
         q: &QueuedRun,
         running: &Running,
-    ) -> Result<Option<InstallationRow>, ServeError> {
+    ) -> Result<(Offer, Option<InstallationRow>), ServeError> {
         if running.is_running(&q.tenant, &q.installation, &q.feed) {
-            return Ok(None);
+            return Ok((Offer::Wait, None));
         }
         let label = format!("{}/{}", q.tenant, q.installation);
         let row = self.store().installation(&q.tenant, &q.installation)?;
@@ -396,8 +382,10 @@ impl Scheduler {
             None => Some("the installation was removed".into()),
         };
         match reason {
-            None => Ok(row),
-            Some(reason) => self.drop_queued(q, label, reason).map(|_| None),
+            None => Ok((Offer::Start, row)),
+            Some(reason) => self
+                .drop_queued(q, label, reason)
+                .map(|()| (Offer::Drop, None)),
         }
     }
 
@@ -418,8 +406,9 @@ impl Scheduler {
         });
         let me = Arc::clone(self);
         let task_run = active.clone();
+        let guest_done = running.guest_done.clone();
         let handle = running.tasks.spawn(async move {
-            me.execute(&row, &task_run)
+            me.execute(&row, &task_run, guest_done)
                 .await
                 .map_err(|e| format!("the run could not be recorded: {e}"))
         });
@@ -427,19 +416,14 @@ impl Scheduler {
     }
 
     /// Drops a queued run that must not run, saying why.
-    fn drop_queued(
-        &self,
-        q: &QueuedRun,
-        label: String,
-        reason: String,
-    ) -> Result<bool, ServeError> {
+    fn drop_queued(&self, q: &QueuedRun, label: String, reason: String) -> Result<(), ServeError> {
         self.store().dequeue(q.id)?;
         self.emit(Event::Skipped {
             installation: label,
             feed: q.feed.clone(),
             reason,
         });
-        Ok(false)
+        Ok(())
     }
 
     /// Why a queued run of an installation must be dropped rather than
@@ -466,10 +450,15 @@ impl Scheduler {
     /// Runs one claimed run to its end and settles it with its record. A
     /// host failure (storage, the runtime) is recorded as one and retried;
     /// an error is returned only if even that record failed.
+    ///
+    /// When the guest has ended, before the run is recorded, the task's id
+    /// goes to `guest_done`: its slot is free for the next run while the
+    /// record waits for the disk (see [`Running`]).
     async fn execute(
         self: &Arc<Self>,
         row: &InstallationRow,
         run: &ActiveRun,
+        guest_done: Option<UnboundedSender<tokio::task::Id>>,
     ) -> Result<(), ServeError> {
         // Its store calls and the plugin's verification (hashing, on the
         // first run of a plugin) keep off the async workers themselves.
@@ -496,6 +485,10 @@ impl Scheduler {
             attempt: run.attempt,
         };
         let settle = |report: &crate::runs::RunReport| {
+            if let Some(done) = &guest_done {
+                // The loop is gone only at shutdown, when no slot matters.
+                let _ = done.send(tokio::task::id());
+            }
             let outcome = report.severity();
             let retry_after = match &report.end {
                 RunEnd::Returned {
@@ -550,7 +543,11 @@ impl Scheduler {
         self: Arc<Self>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), ServeError> {
-        let mut running = Running::default();
+        let (guest_done, mut guests_done) = tokio::sync::mpsc::unbounded_channel();
+        let mut running = Running {
+            guest_done: Some(guest_done),
+            ..Running::default()
+        };
         let mut recovered = false;
         let mut failures = 0u32;
         tokio::pin!(shutdown);
@@ -561,6 +558,15 @@ impl Scheduler {
                 _ = &mut shutdown => break,
                 _ = timer.tick() => true,
                 Some(_) = running.join_next(), if !running.is_empty() => {
+                    running.reap();
+                    false
+                }
+                // A guest ended: its slot is free while its run is recorded.
+                Some(id) = guests_done.recv() => {
+                    running.guest_ended(id);
+                    while let Ok(id) = guests_done.try_recv() {
+                        running.guest_ended(id);
+                    }
                     running.reap();
                     false
                 }
