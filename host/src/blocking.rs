@@ -24,3 +24,15 @@ pub(crate) fn in_place<T>(work: impl FnOnce() -> T) -> T {
         work()
     }
 }
+
+/// Runs `work` off the tokio worker and waits for it: blocking in place on a
+/// multi-threaded runtime, else on the blocking pool. An error only if the
+/// work panicked on the pool (in place, a panic unwinds to the caller).
+pub(crate) async fn off_worker<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    if can_block_in_place() {
+        return Ok(tokio::task::block_in_place(work));
+    }
+    tokio::task::spawn_blocking(work).await
+}

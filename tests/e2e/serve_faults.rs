@@ -448,6 +448,53 @@ async fn a_store_stalled_by_a_held_write_lock_stalls_the_step_not_the_worker() {
     serving.await.unwrap().unwrap();
 }
 
+/// Issue 8: the records written at shutdown wait for the store off the
+/// worker too. A run still going when `serve` stops (no grace) is recorded
+/// as interrupted while another process holds the write lock: other work on
+/// the one worker goes on meanwhile, and once the lock is free the record
+/// lands, with no fault. (Were the record written on the worker, it would
+/// wait out SQLite's busy timeout there, then fail.)
+#[tokio::test(flavor = "current_thread")]
+async fn records_written_at_shutdown_wait_for_a_held_lock_off_the_worker() {
+    let w = World::new();
+    w.tenant("acme");
+    w.install("acme", "misbehaving", "m", &[]);
+    w.queue_now("acme", "m", "spin");
+    let scheduler = w.scheduler(ServeOptions {
+        tick: Duration::from_millis(20),
+        grace: Duration::ZERO,
+        ..options()
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(scheduler.serve(async {
+        let _ = stopped.await;
+    }));
+    let started = |events: &[Event]| {
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Started { feed, .. } if feed == "spin"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started(&w.events.lock().unwrap()) {
+        assert!(Instant::now() < deadline, "{:?}", w.events.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let holder = other_connection(&w);
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    stop.send(()).unwrap();
+    // Other work on the worker while serve shuts down and waits for the
+    // lock to record the interrupted run.
+    tokio::spawn(tokio::time::sleep(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    assert!(!serving.is_finished(), "the record waits for the lock");
+    holder.execute_batch("ROLLBACK").unwrap();
+    serving.await.unwrap().unwrap();
+    let events = w.events.lock().unwrap().clone();
+    assert!(faults(&events).is_empty(), "{events:?}");
+    assert_eq!(finished(&events, "spin")[0].0, "interrupted", "{events:?}");
+}
+
 /// The work queue through its async trait: one holder per installation and
 /// feed, who holds it as recovery reads it, and a release that frees it.
 #[tokio::test(flavor = "current_thread")]

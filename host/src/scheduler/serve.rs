@@ -523,14 +523,14 @@ impl Scheduler {
         }
     }
 
-    /// [`Scheduler::record_unrun`] on the blocking pool, for async code.
+    /// [`Scheduler::record_unrun`] off the worker, for async code.
     async fn record_unrun_off_worker(
         self: &Arc<Self>,
         run: &ActiveRun,
         why: Unrun,
     ) -> Result<(), ServeError> {
         let (me, run) = (Arc::clone(self), run.clone());
-        tokio::task::spawn_blocking(move || me.record_unrun(&run, &why)).await?
+        crate::blocking::off_worker(move || me.record_unrun(&run, &why)).await?
     }
 
     /// Runs until `shutdown` resolves: recovers what a previous process left,
@@ -593,8 +593,9 @@ impl Scheduler {
         Ok(())
     }
 
-    /// One step of the loop (a timer tick, or a refill when a run ended) on
-    /// tokio's blocking pool: a step calls the store synchronously, and a
+    /// One step of the loop (a timer tick, or a refill when a run ended) off
+    /// the worker ([`crate::blocking::off_worker`]): a step calls the store
+    /// synchronously, and a
     /// slow or locked store must stall the step, not a worker that runs
     /// guests. The runs in progress move to the step and back; runs it
     /// starts are spawned on the runtime from there. A step that panics
@@ -613,12 +614,7 @@ impl Scheduler {
             };
             (result, running, recovered)
         };
-        // On a multi-threaded runtime this worker hands its other tasks on
-        // and blocks in place (no hand-off to another thread and back).
-        if crate::blocking::can_block_in_place() {
-            return tokio::task::block_in_place(step);
-        }
-        match tokio::task::spawn_blocking(step).await {
+        match crate::blocking::off_worker(step).await {
             Ok(done) => done,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
@@ -637,7 +633,7 @@ impl Scheduler {
         self.tick(running).map(|_| ())
     }
 
-    async fn drain(&self, mut running: Running) {
+    async fn drain(self: &Arc<Self>, mut running: Running) {
         let deadline = tokio::time::Instant::now() + self.options.grace;
         while !running.is_empty() {
             if tokio::time::timeout_at(deadline, running.join_next())
@@ -666,11 +662,17 @@ impl Scheduler {
              period; its storage writes were not applied",
             self.options.grace.as_secs()
         ));
-        let mut result = self.record_unrecorded(&mut running);
-        for run in left {
-            result = result.and(self.record_unrun(&run, &why));
-        }
-        if let Err(e) = result {
+        // The store calls block: off the worker, like a step's.
+        let me = Arc::clone(self);
+        let recorded = crate::blocking::off_worker(move || {
+            let mut result = me.record_unrecorded(&mut running);
+            for run in left {
+                result = result.and(me.record_unrun(&run, &why));
+            }
+            result
+        })
+        .await;
+        if let Err(e) = recorded.map_err(ServeError::from).and_then(|r| r) {
             self.emit(Event::HostFault {
                 error: format!(
                     "{e}; the runs not recorded stay in progress and are recovered at the next \
