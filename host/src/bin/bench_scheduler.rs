@@ -150,8 +150,8 @@ async fn main() -> anyhow::Result<()> {
     let due_at = Instant::now() + lead;
 
     let starts: Arc<Mutex<Vec<Duration>>> = Arc::default();
-    // When each run started, by installation, and how long each held its
-    // slot (started -> finished and recorded).
+    // When each run started, by installation, and how long each lasted
+    // (started -> finished and recorded; its guest's slot is freed before).
     let begun: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let held: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let finished = Arc::new(Mutex::new(0usize));
@@ -238,12 +238,12 @@ async fn main() -> anyhow::Result<()> {
     held.sort();
     if !held.is_empty() {
         let total: Duration = held.iter().sum();
-        let busy = total.as_secs_f64() / (elapsed.as_secs_f64() * args.max_concurrent as f64);
         println!(
-            "slot       a run holds its slot (started -> recorded): mean {:.2} ms, p99 {:.2} ms; slots busy {:.0} % of the time",
+            "run        started -> recorded: mean {:.2} ms, p99 {:.2} ms; {:.1} runs in progress on average (limit {} guests at once)",
             total.as_secs_f64() * 1e3 / held.len() as f64,
             percentile(&held, 0.99).as_secs_f64() * 1e3,
-            busy * 100.0
+            total.as_secs_f64() / elapsed.as_secs_f64(),
+            args.max_concurrent
         );
     }
     if let Some(rss) = peak_rss_mib() {
