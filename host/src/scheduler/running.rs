@@ -18,7 +18,7 @@ pub(super) type TaskEnd = Result<(), String>;
 ///
 /// A run holds a slot (counted against the global and per-tenant limits)
 /// while its guest runs; once the guest has ended and the run is only being
-/// recorded, its slot is free for the next run ([`Self::guest_ended`]), but
+/// recorded, its slot is free for the next run (`guest_ended`), but
 /// its feed stays busy until the record is committed, so two runs of one
 /// feed never overlap.
 #[derive(Default)]
