@@ -24,7 +24,7 @@ use crate::runtime::{
 };
 use crate::storage::{
     KeyChange, KvBackend, RunEffects, RunLedger, RunRow, RunStorage, Scope, Settlement,
-    SqliteStore, StorageError, StorageLimits,
+    StorageError, StorageLimits, Store,
 };
 
 /// One plugin enabled for one tenant, with its config and mode.
@@ -111,7 +111,7 @@ pub enum HostError {
 /// The embeddable host.
 pub struct Airlock {
     runtime: Arc<Runtime>,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     client: EgressClient,
     storage_limits: StorageLimits,
     permitted: PermittedDomains,
@@ -120,8 +120,9 @@ pub struct Airlock {
 }
 
 impl Airlock {
-    /// A host on `store` with these options.
-    pub fn new(store: Arc<SqliteStore>, options: AirlockOptions) -> Result<Self, HostError> {
+    /// A host on `store` (any backend: the caller opens it) with these
+    /// options.
+    pub fn new(store: Arc<dyn Store>, options: AirlockOptions) -> Result<Self, HostError> {
         let runtime = Arc::new(Runtime::new(options.limits, options.cache_dir)?);
         let client = EgressClient::new(options.egress_limits, options.resolve, options.addresses)
             .map_err(|e| HostError::Http(e.to_string()))?;
@@ -140,8 +141,8 @@ impl Airlock {
         &self.runtime
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<SqliteStore> {
+    /// The store, as its traits offer it.
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 

@@ -59,3 +59,46 @@ fn only_storage_speaks_sql() {
         );
     }
 }
+
+/// ARCHITECTURE.md: nothing outside `storage/` and the composition roots
+/// names the SQLite backend; the host, the scheduler, `lifecycle/` and the
+/// CLI's commands see the store only through its traits (`Arc<dyn Store>`),
+/// so a PostgreSQL backend can be a sibling of SQLite's, not a rewrite. The
+/// composition roots: the CLI's `DbArgs::open` (`cli/mod.rs`), the
+/// benchmark binaries (`bin/`), and `lib.rs`, which re-exports the backend
+/// for embedders.
+#[test]
+fn only_the_composition_roots_name_the_sqlite_backend() {
+    let root = airlock_tests::repo_root().join("host/src");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    assert!(files.len() > 20, "found only {} files", files.len());
+    let may_name = |relative: &str| {
+        relative.starts_with("storage/")
+            || relative.starts_with("bin/")
+            || ["cli/mod.rs", "lib.rs"].contains(&relative)
+    };
+    let mut naming = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(&root).unwrap().to_string_lossy();
+        let text = std::fs::read_to_string(file).unwrap();
+        // Prose may name it; code may not.
+        let code: String = text
+            .lines()
+            .map(|line| line.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if code.contains("SqliteStore") {
+            naming.push(relative.replace('\\', "/"));
+        }
+    }
+    assert!(
+        naming.iter().any(|f| f == "cli/mod.rs"),
+        "the CLI's composition root is seen naming the backend: {naming:?}"
+    );
+    let strays: Vec<&String> = naming.iter().filter(|f| !may_name(f)).collect();
+    assert!(
+        strays.is_empty(),
+        "only storage/ and the composition roots may name SqliteStore: {strays:?}"
+    );
+}

@@ -25,6 +25,8 @@ use crate::support::{block_on, test_options};
 /// scheduler emits.
 pub(crate) struct World {
     pub(crate) host: Arc<Airlock>,
+    /// The host's store as its backend, for the tests' own reads.
+    store: Arc<SqliteStore>,
     key_text: String,
     keyring: Arc<Keyring>,
     pub(crate) clock: Arc<ManualClock>,
@@ -49,10 +51,11 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("airlock.db");
         let store = Arc::new(SqliteStore::open(&db).unwrap());
-        let host = Arc::new(Airlock::new(store, test_options()).unwrap());
+        let host = Arc::new(Airlock::new(store.clone(), test_options()).unwrap());
         let key_text = MasterKey::generate().to_text();
         Self {
             host,
+            store,
             keyring: Arc::new(Keyring::new(
                 MasterKey::from_text(&key_text).unwrap(),
                 Vec::new(),
@@ -66,7 +69,7 @@ impl World {
     }
 
     pub(crate) fn store(&self) -> &SqliteStore {
-        self.host.store()
+        &self.store
     }
 
     pub(crate) fn scheduler(&self, options: ServeOptions) -> Arc<Scheduler> {
@@ -236,14 +239,18 @@ async fn scheduled_feeds_run_at_their_fire_time_for_each_tenant() {
     let scheduler = w.scheduler(options());
     let mut running = Running::default();
     // First tick plans from now: nothing is owed for the past.
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 0);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 0);
     let planned = w.store().schedules("acme", "hello").unwrap();
     let greet = planned.iter().find(|s| s.feed == "greet").unwrap();
     assert_eq!(greet.next_fire_at, Some(t(10, 1, 0).timestamp()));
     w.clock.set(t(10, 0, 59));
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 0, "not due yet");
+    assert_eq!(
+        scheduler.tick(&mut running).await.unwrap(),
+        0,
+        "not due yet"
+    );
     w.clock.set(t(10, 1, 0));
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 2);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 2);
     finish(&mut running).await;
     for tenant in ["acme", "globex"] {
         let runs: Vec<RunSummary> = w
@@ -260,9 +267,9 @@ async fn scheduled_feeds_run_at_their_fire_time_for_each_tenant() {
         assert_eq!(w.stored(tenant, "hello", "runs").as_deref(), Some("1"));
     }
     // The next fire is planned; the same minute does not run twice.
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 0);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 0);
     w.clock.set(t(10, 2, 0));
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 2);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 2);
     finish(&mut running).await;
     assert_eq!(w.stored("acme", "hello", "runs").as_deref(), Some("2"));
 }
@@ -274,9 +281,9 @@ async fn fires_missed_during_downtime_become_one_catch_up_run() {
     w.install("acme", "hello", "hello", &[("greet", "0 0 * * * *")]);
     let scheduler = w.scheduler(options());
     let mut running = Running::default();
-    scheduler.tick(&mut running).unwrap(); // plans 11:00
+    scheduler.tick(&mut running).await.unwrap(); // plans 11:00
     w.clock.set(t(15, 10, 0)); // down from before 11:00 until 15:10
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 1);
     finish(&mut running).await;
     let runs = w.runs("hello");
     let greet: Vec<&RunSummary> = runs.iter().filter(|r| r.feed == "greet").collect();
@@ -298,10 +305,10 @@ async fn fires_missed_during_downtime_become_one_catch_up_run() {
         ..options()
     });
     w.clock.set(t(21, 30, 0));
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     for _ in 0..3 {
         finish(&mut running).await;
-        scheduler.tick(&mut running).unwrap();
+        scheduler.tick(&mut running).await.unwrap();
     }
     finish(&mut running).await;
     let due: Vec<i64> = w
@@ -333,14 +340,14 @@ async fn a_feed_never_runs_twice_at_once() {
     );
     let scheduler = w.scheduler(options());
     let mut running = Running::default();
-    scheduler.tick(&mut running).unwrap(); // plans 10:00:31
+    scheduler.tick(&mut running).await.unwrap(); // plans 10:00:31
     w.clock.set(t(10, 0, 31));
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 1);
     // The run takes over a second of real time; meanwhile two more fires
     // come due. The first waits, the second is coalesced into it.
     for s in [32, 33] {
         w.clock.set(t(10, 0, s));
-        assert_eq!(scheduler.tick(&mut running).unwrap(), 0, "at :{s}");
+        assert_eq!(scheduler.tick(&mut running).await.unwrap(), 0, "at :{s}");
         assert_eq!(w.store().active_runs().unwrap().len(), 1);
     }
     let skipped = w
@@ -354,12 +361,16 @@ async fn a_feed_never_runs_twice_at_once() {
     finish(&mut running).await;
     // A "Run now" joins the waiting scheduled run: one starts, never both.
     w.queue_now("acme", "slow", "write-then-wait");
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 1);
     assert_eq!(w.store().active_runs().unwrap().len(), 1);
     assert_eq!(w.store().queue().unwrap().len(), 1);
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 0, "still busy");
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 0, "still busy");
     finish(&mut running).await;
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 1, "then the other");
+    assert_eq!(
+        scheduler.tick(&mut running).await.unwrap(),
+        1,
+        "then the other"
+    );
     finish(&mut running).await;
     let runs = w.runs("slow");
     assert_eq!(runs.len(), 3);
@@ -372,9 +383,9 @@ async fn a_feed_never_runs_twice_at_once() {
         ..options()
     });
     w.clock.set(t(10, 0, 40));
-    assert_eq!(skipper.tick(&mut running).unwrap(), 1);
+    assert_eq!(skipper.tick(&mut running).await.unwrap(), 1);
     w.clock.set(t(10, 0, 41));
-    assert_eq!(skipper.tick(&mut running).unwrap(), 0);
+    assert_eq!(skipper.tick(&mut running).await.unwrap(), 0);
     finish(&mut running).await;
     assert!(
         w.take_events().iter().any(
@@ -402,7 +413,7 @@ async fn retries_back_off_and_give_up_with_a_notification() {
 
     // The guest asks to be retried in an hour ("checked every hour").
     w.queue_now("acme", "m", "ask-retry");
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     finish(&mut running).await;
     let queue = w.store().queue().unwrap();
     assert_eq!(queue.len(), 1);
@@ -410,15 +421,15 @@ async fn retries_back_off_and_give_up_with_a_notification() {
     assert_eq!(queue[0].due_at, t(10, 0, 30).timestamp() + 3600);
     w.clock.set(t(10, 59, 0));
     assert_eq!(
-        scheduler.tick(&mut running).unwrap(),
+        scheduler.tick(&mut running).await.unwrap(),
         0,
         "not before its delay"
     );
     w.clock.set(t(11, 0, 30));
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 1);
     finish(&mut running).await;
     w.clock.set(t(12, 0, 30));
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     finish(&mut running).await;
     // Attempt 3 was the last: no retry left, a notification instead.
     assert!(w.store().queue().unwrap().is_empty());
@@ -441,7 +452,7 @@ async fn errors_and_traps_raise_one_notification_until_acknowledged() {
     let mut running = Running::default();
     for _ in 0..2 {
         w.queue_now("acme", "m", "trap");
-        scheduler.tick(&mut running).unwrap();
+        scheduler.tick(&mut running).await.unwrap();
         finish(&mut running).await;
     }
     let open = w.store().notifications(Some("acme"), false).unwrap();
@@ -462,7 +473,7 @@ async fn errors_and_traps_raise_one_notification_until_acknowledged() {
     assert!(w.store().ack_notification(open[0].id, "ops", 2).is_err());
     // A new failure after the acknowledgement raises a new one.
     w.queue_now("acme", "m", "trap");
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     finish(&mut running).await;
     let all = w.store().notifications(None, true).unwrap();
     assert_eq!(all.len(), 2);
@@ -485,7 +496,7 @@ async fn a_tenant_with_many_installations_does_not_starve_others() {
         ..options()
     });
     let mut running = Running::default();
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 2);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 2);
     let first = started(&w.take_events());
     assert!(
         first.contains(&"small/h greet".to_string()),
@@ -493,7 +504,7 @@ async fn a_tenant_with_many_installations_does_not_starve_others() {
     );
     finish(&mut running).await;
     for _ in 0..4 {
-        scheduler.tick(&mut running).unwrap();
+        scheduler.tick(&mut running).await.unwrap();
         finish(&mut running).await;
     }
     let done = w.store().runs(&RunFilter {
@@ -515,7 +526,7 @@ async fn test_mode_skips_outbound_feeds_unless_dry_run() {
     let mut running = Running::default();
     w.queue_now("acme", "hello", "publish");
     w.queue_now("acme", "hello", "greet");
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     finish(&mut running).await;
     let feeds: Vec<String> = w.runs("hello").into_iter().map(|r| r.feed).collect();
     assert_eq!(
@@ -533,7 +544,7 @@ async fn test_mode_skips_outbound_feeds_unless_dry_run() {
         ..options()
     });
     w.queue_now("acme", "hello", "publish");
-    dry.tick(&mut running).unwrap();
+    dry.tick(&mut running).await.unwrap();
     finish(&mut running).await;
     let last = w.runs("hello").pop().unwrap();
     assert_eq!(
@@ -547,7 +558,7 @@ async fn test_mode_skips_outbound_feeds_unless_dry_run() {
         .unwrap();
     w.clock.set(t(10, 5, 0));
     w.queue_now("acme", "hello", "publish");
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     finish(&mut running).await;
     let last = w.runs("hello").pop().unwrap();
     assert_eq!(
@@ -624,7 +635,7 @@ async fn secrets_are_sealed_at_rest_and_opened_only_for_their_installation() {
     let scheduler = w.scheduler(options());
     let mut running = Running::default();
     w.queue_now("acme", "shop", "orders");
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     finish(&mut running).await;
     let runs = w.runs("shop");
     assert_eq!(runs[0].status, "ok", "{runs:?}");
@@ -684,9 +695,9 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
     w.install("acme", "hello", "hello", &[("greet", "0 * * * * *")]);
     let scheduler = w.scheduler(options());
     let mut running = Running::default();
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     w.clock.set(t(10, 1, 0));
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     finish(&mut running).await;
     assert_eq!(w.runs("hello").len(), 1);
 
@@ -695,7 +706,7 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
         .unwrap();
     w.clock.set(t(10, 5, 0));
     assert_eq!(
-        scheduler.tick(&mut running).unwrap(),
+        scheduler.tick(&mut running).await.unwrap(),
         0,
         "disabled: nothing runs"
     );
@@ -703,12 +714,12 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
         .await
         .unwrap();
     assert_eq!(
-        scheduler.tick(&mut running).unwrap(),
+        scheduler.tick(&mut running).await.unwrap(),
         0,
         "re-enabled: fires missed while disabled are not owed"
     );
     w.clock.set(t(10, 6, 0));
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 1);
     finish(&mut running).await;
     assert_eq!(w.stored("acme", "hello", "runs").as_deref(), Some("2"));
 
@@ -719,7 +730,7 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
     // Not while a run is in progress: it would commit storage afterwards.
     w.install("acme", "misbehaving", "busy", &[]);
     w.queue_now("acme", "busy", "write-then-wait");
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 1);
     let err = w
         .store()
         .remove_installation("acme", "busy", None, 3)
@@ -831,7 +842,7 @@ async fn upgrade_shows_widened_egress_and_a_changed_component_is_refused() {
     let scheduler = w.scheduler(options());
     let mut running = Running::default();
     w.queue_now("acme", "hello", "greet");
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     finish(&mut running).await;
     let runs = w.runs("hello");
     assert_eq!(runs[0].status, "error");

@@ -74,7 +74,7 @@ fn finished(events: &[Event], feed_name: &str) -> Vec<(String, String)> {
 }
 
 fn active_runs(w: &World) -> usize {
-    w.host.store().active_runs().unwrap().len()
+    w.store().active_runs().unwrap().len()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,7 +122,7 @@ async fn a_run_whose_record_fails_keeps_its_claim_until_recorded_as_a_host_failu
     let mut running = Running::default();
     inject_fault(&w, "INSERT", "runs");
     w.queue_now("acme", "hello", "greet");
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 1);
     finish(&mut running).await;
     assert_eq!(running.unrecorded(), 1);
     assert_eq!(
@@ -132,14 +132,14 @@ async fn a_run_whose_record_fails_keeps_its_claim_until_recorded_as_a_host_failu
     );
     // The step reports the failed record but does not stop for it.
     w.queue_now("acme", "hello", "noop");
-    let err = scheduler.tick(&mut running).unwrap_err().to_string();
+    let err = scheduler.tick(&mut running).await.unwrap_err().to_string();
     assert!(err.contains("injected fault"), "{err}");
     assert_eq!(running.unrecorded(), 1, "kept for the next step");
     assert_eq!(running.len(), 1, "the other feed started all the same");
     finish(&mut running).await;
 
     clear_fault(&w);
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     assert_eq!(running.unrecorded(), 0);
     assert_eq!(
         active_runs(&w),
@@ -166,7 +166,7 @@ async fn a_run_whose_record_fails_keeps_its_claim_until_recorded_as_a_host_failu
         None,
         "the unrecorded run's write was not applied"
     );
-    let queue = w.host.store().queue().unwrap();
+    let queue = w.store().queue().unwrap();
     let retries: Vec<(&str, &str, u32)> = queue
         .iter()
         .map(|q| (q.feed.as_str(), q.trigger.as_str(), q.attempt))
@@ -176,7 +176,7 @@ async fn a_run_whose_record_fails_keeps_its_claim_until_recorded_as_a_host_failu
         vec![("greet", "retry", 2), ("noop", "retry", 2)],
         "{queue:?}"
     );
-    let (_, record) = w.host.store().run(runs[0].id).unwrap().unwrap();
+    let (_, record) = w.store().run(runs[0].id).unwrap().unwrap();
     let report: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert_eq!(report["end"]["end"], "host-failure", "{report}");
 }
@@ -211,11 +211,11 @@ async fn a_panicked_run_task_releases_its_claim_and_is_retried() {
     let scheduler = w.scheduler_on(clock.clone(), options());
     let mut running = Running::default();
     w.queue_now("acme", "hello", "greet");
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 1);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 1);
     finish(&mut running).await;
     assert_eq!(running.unrecorded(), 1);
     clock.armed.store(false, Ordering::SeqCst);
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     assert_eq!(active_runs(&w), 0);
     let runs = w.runs("hello");
     assert_eq!(runs.len(), 1);
@@ -227,7 +227,7 @@ async fn a_panicked_run_task_releases_its_claim_and_is_retried() {
         "{}",
         runs[0].message
     );
-    let queue = w.host.store().queue().unwrap();
+    let queue = w.store().queue().unwrap();
     assert_eq!((queue[0].trigger.as_str(), queue[0].attempt), ("retry", 2));
 
     // A task that panics after its run was recorded leaves nothing to record.
@@ -248,10 +248,14 @@ async fn a_panicked_run_task_releases_its_claim_and_is_retried() {
         Arc::new(panicking_sink),
     ));
     w.clock.set(t(12, 0, 0));
-    assert_eq!(after_record.tick(&mut running).unwrap(), 1, "the retry");
+    assert_eq!(
+        after_record.tick(&mut running).await.unwrap(),
+        1,
+        "the retry"
+    );
     finish(&mut running).await;
     assert_eq!(running.unrecorded(), 1);
-    after_record.tick(&mut running).unwrap();
+    after_record.tick(&mut running).await.unwrap();
     assert_eq!(running.unrecorded(), 0);
     let statuses: Vec<String> = w.runs("hello").into_iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec!["retry", "ok"], "recorded once, not twice");
@@ -287,7 +291,7 @@ async fn a_tenant_with_thousands_queued_does_not_hide_the_others() {
         ..options()
     });
     let mut running = Running::default();
-    assert_eq!(scheduler.tick(&mut running).unwrap(), 2);
+    assert_eq!(scheduler.tick(&mut running).await.unwrap(), 2);
     let first = started(&w.take_events());
     assert!(
         first.contains(&"small/h greet".to_string()),
@@ -301,7 +305,7 @@ async fn a_schedule_changed_while_planned_keeps_the_change() {
     let w = World::new();
     w.tenant("acme");
     w.install("acme", "hello", "hello", &[("greet", "0 * * * * *")]);
-    let store = w.host.store();
+    let store = w.store();
     let due = store.due_schedules(w.clock.now_ts(), 10).unwrap();
     let greet = due.iter().find(|s| s.feed == "greet").unwrap().clone();
     let stale = SchedulePlan {
@@ -322,7 +326,7 @@ async fn a_schedule_changed_while_planned_keeps_the_change() {
     };
     // The operator overrides the schedule between the read and the write.
     airlock::lifecycle::set_schedule(
-        &**store,
+        store,
         "acme",
         "hello",
         "greet",
@@ -382,7 +386,7 @@ async fn a_feed_claimed_by_a_dead_airlock_run_is_recovered_a_live_ones_is_not() 
     }
     let scheduler = w.scheduler(options());
     let mut running = Running::default();
-    scheduler.tick(&mut running).unwrap();
+    scheduler.tick(&mut running).await.unwrap();
     let runs = w.runs("hello");
     let recorded: Vec<(&str, &str)> = runs
         .iter()
@@ -390,7 +394,6 @@ async fn a_feed_claimed_by_a_dead_airlock_run_is_recovered_a_live_ones_is_not() 
         .collect();
     assert_eq!(recorded, vec![("greet", "interrupted")]);
     let held: Vec<String> = w
-        .host
         .store()
         .active_runs()
         .unwrap()
@@ -398,7 +401,7 @@ async fn a_feed_claimed_by_a_dead_airlock_run_is_recovered_a_live_ones_is_not() 
         .map(|r| r.feed)
         .collect();
     assert_eq!(held, vec!["noop"], "a live process keeps its claim");
-    assert_eq!(w.host.store().queue().unwrap()[0].trigger, "retry");
+    assert_eq!(w.store().queue().unwrap()[0].trigger, "retry");
 }
 
 /// Issue 8: "a stalled host must not turn into a guest timeout". On a

@@ -23,6 +23,8 @@ use crate::support::{Harness, block_on, plugin, test_options};
 /// A host on a fresh database file, with a keyring and tenant `acme`.
 struct Site {
     host: Airlock,
+    /// The host's store as its backend, for the tests' own reads.
+    store: Arc<SqliteStore>,
     keyring: Keyring,
     dir: TempDir,
 }
@@ -31,9 +33,14 @@ impl Site {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("airlock.db")).unwrap());
-        let host = Airlock::new(store, test_options()).unwrap();
+        let host = Airlock::new(store.clone(), test_options()).unwrap();
         let keyring = Keyring::new(MasterKey::generate(), Vec::new());
-        let site = Self { host, keyring, dir };
+        let site = Self {
+            host,
+            store,
+            keyring,
+            dir,
+        };
         site.store()
             .add_tenant(&TenantRow {
                 id: "acme".into(),
@@ -45,7 +52,7 @@ impl Site {
     }
 
     fn store(&self) -> &SqliteStore {
-        self.host.store()
+        &self.store
     }
 
     fn plan(&self, plugin_dir: &Path, id: &str, config: &[String]) -> Result<Plan, LifecycleError> {
@@ -673,7 +680,8 @@ fn a_data_directory_moved_with_its_plugin_store_keeps_running() {
         std::fs::create_dir(&before).unwrap();
         let store = Arc::new(SqliteStore::open(&before.join("airlock.db")).unwrap());
         let site = Site {
-            host: Airlock::new(store, test_options()).unwrap(),
+            host: Airlock::new(store.clone(), test_options()).unwrap(),
+            store,
             keyring: Keyring::new(MasterKey::generate(), Vec::new()),
             dir: tempfile::tempdir().unwrap(),
         };

@@ -88,11 +88,13 @@ async fn install_all(host: &Airlock, args: &Args, fire: DateTime<Utc>) -> anyhow
         })
         .collect();
     for t in 0..args.tenants {
-        host.store().add_tenant(&TenantRow {
-            id: format!("t{t}"),
-            name: format!("tenant {t}"),
-            created_at: 0,
-        })?;
+        host.store()
+            .add_tenant(TenantRow {
+                id: format!("t{t}"),
+                name: format!("tenant {t}"),
+                created_at: 0,
+            })
+            .await?;
     }
     let started = Instant::now();
     for i in 0..args.installations {
@@ -204,11 +206,12 @@ async fn main() -> anyhow::Result<()> {
     lags.sort();
     let ok_runs = host
         .store()
-        .runs(&airlock::storage::RunFilter {
+        .runs(airlock::storage::RunFilter {
             status: Some("ok".into()),
             limit: usize::MAX >> 1,
             ..Default::default()
-        })?
+        })
+        .await?
         .len();
     println!(
         "scheduler  {} installations, {} tenants, feed `{}`, {} at once ({} per tenant), SQLite file",

@@ -230,7 +230,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         },
         grace: args.grace,
     };
-    let installations = host.store().installations(None, false)?;
+    let installations = host.store().installations(None, false).await?;
     println!(
         "airlock serve: {} installation(s) in {}; up to {} runs at once ({} per tenant); \
          catch-up {}, overlap {}, test-mode outbound {}",
@@ -245,7 +245,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     if keyring.is_none() {
         let mut sealed = 0;
         for row in &installations {
-            if !host.store().secrets(&row.tenant, &row.id)?.is_empty() {
+            if !host.store().secrets(&row.tenant, &row.id).await?.is_empty() {
                 sealed += 1;
             }
         }

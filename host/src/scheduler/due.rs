@@ -16,17 +16,17 @@ impl Scheduler {
     /// never planned (new, re-enabled, changed) is planned from now: it owes
     /// nothing for the past. A schedule changed since it was read keeps the
     /// change (its plan is not applied) and is planned again.
-    pub(super) fn queue_due_schedules(&self, now: DateTime<Utc>) -> Result<bool, ServeError> {
+    pub(super) async fn queue_due_schedules(&self, now: DateTime<Utc>) -> Result<bool, ServeError> {
         const BATCH: usize = 1000;
-        let due = self.store().due_schedules(ts(now), BATCH)?;
+        let due = self.store().due_schedules(ts(now), BATCH).await?;
         let mut plans = Vec::with_capacity(due.len());
         let mut events = Vec::with_capacity(due.len());
         for schedule in &due {
             let mut plan_events = Vec::new();
-            plans.push(self.plan_schedule(schedule, now, &mut plan_events)?);
+            plans.push(self.plan_schedule(schedule, now, &mut plan_events).await?);
             events.push(plan_events);
         }
-        let applied = self.store().apply_schedule_plans(&plans)?;
+        let applied = self.store().apply_schedule_plans(plans).await?;
         for (applied, events) in applied.into_iter().zip(events) {
             if applied {
                 events.into_iter().for_each(|e| self.emit(e));
@@ -60,7 +60,7 @@ impl Scheduler {
     }
 
     /// What one due schedule owes now, and its next plan.
-    fn plan_schedule(
+    async fn plan_schedule(
         &self,
         s: &ScheduleRow,
         now: DateTime<Utc>,
@@ -109,19 +109,26 @@ impl Scheduler {
         }
         let busy = self
             .store()
-            .is_active(&s.tenant, &s.installation, &s.feed)?;
-        // Counted only when it matters: a feed that is not running.
-        let waiting = || {
-            self.store().queued_count(
-                &s.tenant,
-                &s.installation,
-                &s.feed,
-                Trigger::Schedule.as_str(),
-            )
+            .active_run(&s.tenant, &s.installation, &s.feed)
+            .await?
+            .is_some();
+        // Counted only when it matters: a feed that is running.
+        let waiting = match (busy, self.options.overlap) {
+            (true, Overlap::Wait) => {
+                self.store()
+                    .queued_count(
+                        &s.tenant,
+                        &s.installation,
+                        &s.feed,
+                        Trigger::Schedule.as_str(),
+                    )
+                    .await?
+            }
+            _ => 0,
         };
         let refusal = match (busy, self.options.overlap) {
             (true, Overlap::Skip) => Some("the previous run is still going (overlap: skip)"),
-            (true, Overlap::Wait) if waiting()? > 0 => {
+            (true, Overlap::Wait) if waiting > 0 => {
                 Some("a run is already waiting for the previous one (overlap: wait)")
             }
             _ => None,

@@ -47,10 +47,127 @@ pub struct Picked {
     pub waiting: Vec<QueuedRun>,
 }
 
+/// A fair pick in progress: it hands out candidates one at a time
+/// ([`Picker::next_candidate`]) and is told what became of each ([`Picker::answer`]),
+/// so the caller may look each one up (asynchronously) before answering.
+/// Tenants take turns from the one after the tenant served last; a tenant's
+/// turn goes on past candidates that wait or are dropped until one starts.
+/// The candidates are moved, never copied: a refill picks from what the
+/// last scan left, often a thousand runs.
+#[derive(Debug)]
+pub struct Picker {
+    /// Each tenant's candidates, in queue order.
+    queues: BTreeMap<String, VecDeque<QueuedRun>>,
+    /// The tenants in turn order, with how many runs each has in progress
+    /// (those of the load and those started by this pick).
+    order: Vec<(String, usize)>,
+    /// Whose turn it is: an index into `order`.
+    turn: usize,
+    /// Whether a run started in this round of turns (else the pick is over
+    /// once the round ends).
+    progress: bool,
+    /// Runs in progress over all tenants.
+    total: usize,
+    limits: Limits,
+    picked: Picked,
+}
+
+impl Picker {
+    /// A pick from `candidates` (in queue order) within `limits`, with
+    /// `load` in progress; `after` is the tenant served last.
+    pub fn new(
+        candidates: Vec<QueuedRun>,
+        after: Option<&str>,
+        limits: Limits,
+        load: Load<'_>,
+    ) -> Self {
+        let mut queues: BTreeMap<String, VecDeque<QueuedRun>> = BTreeMap::new();
+        for q in candidates {
+            match queues.get_mut(&q.tenant) {
+                Some(queue) => queue.push_back(q),
+                None => {
+                    queues.insert(q.tenant.clone(), VecDeque::from([q]));
+                }
+            }
+        }
+        let mut order: Vec<(String, usize)> = queues
+            .keys()
+            .map(|t| (t.clone(), load.per_tenant.get(t).copied().unwrap_or(0)))
+            .collect();
+        if let Some(last) = after {
+            let split = order.partition_point(|(t, _)| t.as_str() <= last);
+            order.rotate_left(split);
+        }
+        Self {
+            queues,
+            order,
+            turn: 0,
+            progress: false,
+            total: load.total,
+            limits,
+            picked: Picked::default(),
+        }
+    }
+
+    /// The next candidate to offer, or none once the limits are reached or
+    /// no tenant has one left that could start. Each candidate returned
+    /// must be [`answered`](Self::answer) before the next call.
+    pub fn next_candidate(&mut self) -> Option<QueuedRun> {
+        loop {
+            if self.total >= self.limits.max_concurrent {
+                return None;
+            }
+            if self.turn == self.order.len() {
+                if !self.progress {
+                    return None;
+                }
+                self.progress = false;
+                self.turn = 0;
+            }
+            let (tenant, count) = &self.order[self.turn];
+            let candidate = if *count >= self.limits.max_per_tenant {
+                None
+            } else {
+                self.queues.get_mut(tenant).and_then(VecDeque::pop_front)
+            };
+            match candidate {
+                Some(q) => return Some(q),
+                None => self.turn += 1,
+            }
+        }
+    }
+
+    /// What became of `q`, the candidate [`Self::next_candidate`] returned last: it
+    /// started (the turn passes to the next tenant), waits (it stays a
+    /// candidate and the tenant offers its next) or was dropped.
+    pub fn answer(&mut self, q: QueuedRun, offer: Offer) {
+        match offer {
+            Offer::Start => {
+                if let Some((_, count)) = self.order.get_mut(self.turn) {
+                    *count += 1;
+                }
+                self.total += 1;
+                self.turn += 1;
+                self.progress = true;
+                self.picked.started.push(q);
+            }
+            Offer::Wait => self.picked.waiting.push(q),
+            Offer::Drop => {}
+        }
+    }
+
+    /// The outcome: what started, and every candidate still waiting.
+    pub fn finish(mut self) -> Picked {
+        self.picked
+            .waiting
+            .extend(self.queues.into_values().flatten());
+        self.picked
+    }
+}
+
 /// Offers `candidates` (in queue order) to `offer` fairly until the limits
-/// are reached or none is left; `offer` says what becomes of each. `after`
-/// is the tenant served last. The candidates are moved, never copied: a
-/// refill picks from what the last scan left, often a thousand runs.
+/// are reached or none is left; `offer` says what becomes of each (see
+/// [`Picker`], which this drives). `after` is the tenant served last.
 pub fn pick<E>(
     candidates: Vec<QueuedRun>,
     after: Option<&str>,
@@ -58,56 +175,12 @@ pub fn pick<E>(
     load: Load<'_>,
     mut offer: impl FnMut(&QueuedRun) -> Result<Offer, E>,
 ) -> Result<Picked, E> {
-    let mut queues: BTreeMap<String, VecDeque<QueuedRun>> = BTreeMap::new();
-    for q in candidates {
-        match queues.get_mut(&q.tenant) {
-            Some(queue) => queue.push_back(q),
-            None => {
-                queues.insert(q.tenant.clone(), VecDeque::from([q]));
-            }
-        }
+    let mut picker = Picker::new(candidates, after, limits, load);
+    while let Some(q) = picker.next_candidate() {
+        let answer = offer(&q)?;
+        picker.answer(q, answer);
     }
-    let mut order: Vec<String> = queues.keys().cloned().collect();
-    if let Some(last) = after {
-        let split = order.partition_point(|t| t.as_str() <= last);
-        order.rotate_left(split);
-    }
-    let mut total = load.total;
-    let mut per_tenant: HashMap<&str, usize> = HashMap::new();
-    let mut picked = Picked::default();
-    let mut progress = true;
-    while progress && total < limits.max_concurrent {
-        progress = false;
-        for tenant in &order {
-            if total >= limits.max_concurrent {
-                break;
-            }
-            let count = per_tenant
-                .entry(tenant)
-                .or_insert_with(|| load.per_tenant.get(tenant).copied().unwrap_or(0));
-            if *count >= limits.max_per_tenant {
-                continue;
-            }
-            let Some(queue) = queues.get_mut(tenant) else {
-                continue;
-            };
-            while let Some(q) = queue.pop_front() {
-                match offer(&q)? {
-                    Offer::Start => {
-                        *count += 1;
-                        total += 1;
-                        picked.started.push(q);
-                        progress = true;
-                        break;
-                    }
-                    Offer::Wait => picked.waiting.push(q),
-                    Offer::Drop => {}
-                }
-            }
-        }
-    }
-    picked.waiting.extend(queues.into_values().flatten());
-    Ok(picked)
+    Ok(picker.finish())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::event::{Event, EventSink};
-use super::fair::{self, Limits, Load, Offer};
+use super::fair::{Limits, Load, Offer, Picker};
 use super::settle::{Unrun, settle};
 use super::{Clock, Running, ServeOptions, TestOutbound};
 use crate::airlock::{Airlock, HostError};
@@ -31,8 +31,8 @@ use crate::manifest::Direction;
 use crate::runs::{Mode, RunEnd, RunRequest, Severity, Trigger};
 use crate::secrets::Keyring;
 use crate::storage::{
-    ActiveRun, InstallationRow, QueuedRun, RunEffects, RunRow, Settlement, SqliteStore,
-    StorageError,
+    ActiveRun, Holder, InstallationRow, QueuedRun, RunEffects, RunRow, Settlement, StorageError,
+    Store,
 };
 
 /// Why a scheduler step failed.
@@ -41,9 +41,6 @@ pub enum ServeError {
     /// The store failed.
     #[error("storage: {}", error_chain(.0))]
     Storage(#[from] StorageError),
-    /// Work sent to the blocking pool panicked or was cancelled.
-    #[error("host task failed: {0}")]
-    BlockingTask(#[from] tokio::task::JoinError),
 }
 
 /// An error with its causes, `a: b: c`.
@@ -123,8 +120,8 @@ impl Scheduler {
         self.ready.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn store(&self) -> &SqliteStore {
-        self.host.store()
+    pub(super) fn store(&self) -> &dyn Store {
+        &**self.host.store()
     }
 
     pub(super) fn emit(&self, event: Event) {
@@ -138,26 +135,26 @@ impl Scheduler {
     /// Called as `serve` starts (it holds the serve lock: every run held by
     /// `serve` is a dead server's); runs held by an `airlock run` process
     /// are recovered only once that process is gone.
-    pub fn recover(&self) -> Result<usize, ServeError> {
-        self.recover_abandoned(true)
+    pub async fn recover(&self) -> Result<usize, ServeError> {
+        self.recover_abandoned(true).await
     }
 
     /// Recovers runs whose holder is gone: with `at_start`, those of a dead
     /// server too; otherwise only those of dead `airlock run` processes.
-    fn recover_abandoned(&self, at_start: bool) -> Result<usize, ServeError> {
+    async fn recover_abandoned(&self, at_start: bool) -> Result<usize, ServeError> {
         let why = Unrun::Interrupted(
             "interrupted: the host stopped before the run ended; its storage writes were not \
              applied"
                 .to_string(),
         );
         let mut recovered = 0;
-        for (run, run_pid) in self.store().active_runs_held()? {
-            let abandoned = match run_pid {
-                None => at_start,
-                Some(pid) => !process_alive(pid),
+        for (run, holder) in self.store().held_runs().await? {
+            let abandoned = match holder {
+                Holder::Serve => at_start,
+                Holder::Process(pid) => !process_alive(pid),
             };
             if abandoned {
-                self.record_unrun(&run, &why)?;
+                self.record_unrun(&run, &why).await?;
                 recovered += 1;
             }
         }
@@ -166,8 +163,11 @@ impl Scheduler {
 
     /// Records and settles a run that did not get to run the guest to its
     /// end.
-    fn record_unrun(&self, run: &ActiveRun, why: &Unrun) -> Result<(), ServeError> {
-        let inst = self.store().installation(&run.tenant, &run.installation)?;
+    async fn record_unrun(&self, run: &ActiveRun, why: &Unrun) -> Result<(), ServeError> {
+        let inst = self
+            .store()
+            .installation(&run.tenant, &run.installation)
+            .await?;
         let (plugin_id, plugin_version, plugin_digest, mode) = inst
             .map(|i| (i.plugin_id, i.plugin_version, i.plugin_digest, i.mode))
             .unwrap_or_default();
@@ -191,23 +191,26 @@ impl Scheduler {
             report: why.report().to_string(),
         };
         let settlement = self.settlement(run, status, &message, None);
-        let id = self.store().finish_run(RunEffects {
-            run: row,
-            kv_changes: Vec::new(),
-            http_calls: Vec::new(),
-            settlement: Some(settlement.clone()),
-            settled_at: now,
-        })?;
+        let id = self
+            .store()
+            .finish_run(RunEffects {
+                run: row,
+                kv_changes: Vec::new(),
+                http_calls: Vec::new(),
+                settlement: Some(settlement.clone()),
+                settled_at: now,
+            })
+            .await?;
         self.finished(run, Some(id), status, &message, &settlement);
         Ok(())
     }
 
     /// Records the runs that ended unrecorded as host failures (retried).
     /// One the store still cannot record stays for the next step.
-    fn record_unrecorded(&self, running: &mut Running) -> Result<(), ServeError> {
+    async fn record_unrecorded(&self, running: &mut Running) -> Result<(), ServeError> {
         let mut first_error = None;
         for (run, why) in std::mem::take(&mut running.unrecorded) {
-            if let Err(e) = self.record_host_failure(&run, &why) {
+            if let Err(e) = self.record_host_failure(&run, &why).await {
                 running.unrecorded.push((run, why));
                 first_error.get_or_insert(e);
             }
@@ -215,17 +218,17 @@ impl Scheduler {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn record_host_failure(&self, run: &ActiveRun, why: &str) -> Result<(), ServeError> {
-        let store = self.store();
+    async fn record_host_failure(&self, run: &ActiveRun, why: &str) -> Result<(), ServeError> {
         // A task that panicked after its record left nothing to record.
-        if store
-            .active_run(&run.tenant, &run.installation, &run.feed)?
-            .as_ref()
-            != Some(run)
-        {
+        let active = self
+            .store()
+            .active_run(&run.tenant, &run.installation, &run.feed)
+            .await?;
+        if active.as_ref() != Some(run) {
             return Ok(());
         }
         self.record_unrun(run, &Unrun::HostFailure(why.to_string()))
+            .await
     }
 
     /// How a run with this outcome is settled (see [`settle`]).
@@ -270,17 +273,21 @@ impl Scheduler {
     /// due runs. Returns how many runs it started. A run that cannot be
     /// recorded does not hold up the rest: the step goes on, then reports
     /// the error.
-    pub fn tick(self: &Arc<Self>, running: &mut Running) -> Result<usize, ServeError> {
-        let recorded = self
-            .record_unrecorded(running)
-            .and(self.recover_abandoned(false).map(|_| ()));
+    pub async fn tick(self: &Arc<Self>, running: &mut Running) -> Result<usize, ServeError> {
+        let recorded = self.record_unrecorded(running).await;
+        let recovered = self.recover_abandoned(false).await;
+        let recorded = recorded.and(recovered.map(|_| ()));
         let now = self.clock.now();
         let mut started = 0;
         // Runs start after each batch of schedules, not after all of them.
-        while self.queue_due_schedules(now)? {
-            started += self.start_due_runs(now, running, Scan::Queue(WIDE_SCAN))?;
+        while self.queue_due_schedules(now).await? {
+            started += self
+                .start_due_runs(now, running, Scan::Queue(WIDE_SCAN))
+                .await?;
         }
-        started += self.start_due_runs(now, running, Scan::Queue(WIDE_SCAN))?;
+        started += self
+            .start_due_runs(now, running, Scan::Queue(WIDE_SCAN))
+            .await?;
         recorded.map(|()| started)
     }
 
@@ -291,23 +298,25 @@ impl Scheduler {
     /// when that cannot fill the free slots does it scan the queue again
     /// (the scan sorts every due run: per finished run, it was the
     /// scheduler's largest cost with 10,000 queued).
-    fn refill(self: &Arc<Self>, running: &mut Running) -> Result<usize, ServeError> {
-        let recorded = self.record_unrecorded(running);
+    async fn refill(self: &Arc<Self>, running: &mut Running) -> Result<usize, ServeError> {
+        let recorded = self.record_unrecorded(running).await;
         let now = self.clock.now();
-        let mut started = self.start_due_runs(now, running, Scan::Ready)?;
+        let mut started = self.start_due_runs(now, running, Scan::Ready).await?;
         if running.len() < self.options.max_concurrent {
             // As wide as a tick's scan: the query sorts every due run
             // whatever its limit, so a wide scan costs the same and keeps
             // the next refills from scanning again.
-            started += self.start_due_runs(now, running, Scan::Queue(WIDE_SCAN))?;
+            started += self
+                .start_due_runs(now, running, Scan::Queue(WIDE_SCAN))
+                .await?;
         }
         recorded.map(|()| started)
     }
 
-    /// Starts queued runs that are due, picked fairly (see [`fair::pick`])
-    /// from the candidates `scan` names; those not started are kept in
+    /// Starts queued runs that are due, picked fairly (see [`Picker`]) from
+    /// the candidates `scan` names; those not started are kept in
     /// [`Self::ready`] for the next refill.
-    fn start_due_runs(
+    async fn start_due_runs(
         self: &Arc<Self>,
         now: DateTime<Utc>,
         running: &mut Running,
@@ -324,7 +333,11 @@ impl Scheduler {
         let per_tenant = 2 * limits.max_per_tenant + 8;
         let candidates = match scan {
             Scan::Ready => std::mem::take(&mut *self.ready()),
-            Scan::Queue(limit) => self.store().due_candidates(ts(now), per_tenant, limit)?,
+            Scan::Queue(limit) => {
+                self.store()
+                    .due_candidates(ts(now), per_tenant, limit)
+                    .await?
+            }
         };
         if candidates.is_empty() {
             return Ok(0);
@@ -342,18 +355,23 @@ impl Scheduler {
         // Chosen fairly first, then claimed together: one transaction (and
         // one disk flush) for every run this step starts.
         let mut rows = Vec::new();
-        let picked = fair::pick(candidates, last.as_deref(), limits, load, |q| {
-            let (offer, row) = self.offer(q, running)?;
+        let mut picker = Picker::new(candidates, last.as_deref(), limits, load);
+        while let Some(q) = picker.next_candidate() {
+            let (offer, row) = self.offer(&q, running).await?;
             rows.extend(row);
-            Ok::<_, ServeError>(offer)
-        })?;
+            picker.answer(q, offer);
+        }
+        let picked = picker.finish();
         // Still waiting: not offered (limits reached first), or offered
         // while its feed was busy. Started, dropped or claimed elsewhere: gone.
         *self.ready() = picked.waiting;
         if let Some(q) = picked.started.last() {
             *self.last_tenant.lock().unwrap_or_else(|p| p.into_inner()) = Some(q.tenant.clone());
         }
-        let claimed = self.store().claim_many(picked.started.clone(), ts(now))?;
+        let claimed = self
+            .store()
+            .claim_queued(picked.started.clone(), ts(now))
+            .await?;
         let mut started = 0;
         for ((q, row), claimed) in picked.started.into_iter().zip(rows).zip(claimed) {
             if claimed {
@@ -367,7 +385,7 @@ impl Scheduler {
     /// What becomes of queued run `q` offered to start: it starts (with
     /// its installation), waits (its feed is busy) or is dropped because it
     /// must not run (saying why).
-    fn offer(
+    async fn offer(
         &self,
         q: &QueuedRun,
         running: &Running,
@@ -376,16 +394,20 @@ impl Scheduler {
             return Ok((Offer::Wait, None));
         }
         let label = format!("{}/{}", q.tenant, q.installation);
-        let row = self.store().installation(&q.tenant, &q.installation)?;
+        let row = self
+            .store()
+            .installation(&q.tenant, &q.installation)
+            .await?;
         let reason = match row.as_ref().filter(|r| r.removed_at.is_none()) {
             Some(row) => self.reason_not_to_run(row, q),
             None => Some("the installation was removed".into()),
         };
         match reason {
             None => Ok((Offer::Start, row)),
-            Some(reason) => self
-                .drop_queued(q, label, reason)
-                .map(|()| (Offer::Drop, None)),
+            Some(reason) => {
+                self.drop_queued(q, label, reason).await?;
+                Ok((Offer::Drop, None))
+            }
         }
     }
 
@@ -416,8 +438,13 @@ impl Scheduler {
     }
 
     /// Drops a queued run that must not run, saying why.
-    fn drop_queued(&self, q: &QueuedRun, label: String, reason: String) -> Result<(), ServeError> {
-        self.store().dequeue(q.id)?;
+    async fn drop_queued(
+        &self,
+        q: &QueuedRun,
+        label: String,
+        reason: String,
+    ) -> Result<(), ServeError> {
+        self.store().dequeue(q.id).await?;
         self.emit(Event::Skipped {
             installation: label,
             feed: q.feed.clone(),
@@ -467,11 +494,11 @@ impl Scheduler {
             Ok(pair) => pair,
             Err(LifecycleError::Storage(e)) => {
                 let why = Unrun::HostFailure(error_chain(&e));
-                return self.record_unrun_off_worker(run, why).await;
+                return self.record_unrun(run, &why).await;
             }
             Err(e) => {
                 let why = Unrun::CannotRun(e.to_string());
-                return self.record_unrun_off_worker(run, why).await;
+                return self.record_unrun(run, &why).await;
             }
         };
         let request = RunRequest {
@@ -513,24 +540,14 @@ impl Scheduler {
                 Ok(())
             }
             Err(e @ HostError::UnknownFeed { .. }) => {
-                self.record_unrun_off_worker(run, Unrun::CannotRun(e.to_string()))
+                self.record_unrun(run, &Unrun::CannotRun(e.to_string()))
                     .await
             }
             Err(e) => {
-                self.record_unrun_off_worker(run, Unrun::HostFailure(error_chain(&e)))
+                self.record_unrun(run, &Unrun::HostFailure(error_chain(&e)))
                     .await
             }
         }
-    }
-
-    /// [`Scheduler::record_unrun`] off the worker, for async code.
-    async fn record_unrun_off_worker(
-        self: &Arc<Self>,
-        run: &ActiveRun,
-        why: Unrun,
-    ) -> Result<(), ServeError> {
-        let (me, run) = (Arc::clone(self), run.clone());
-        crate::blocking::off_worker(move || me.record_unrun(&run, &why)).await?
     }
 
     /// Runs until `shutdown` resolves: recovers what a previous process left,
@@ -574,7 +591,7 @@ impl Scheduler {
             let step;
             (step, running, recovered) = self
                 .clone()
-                .step_off_worker(running, recovered, timer_fired)
+                .step_on_blocking_thread(running, recovered, timer_fired)
                 .await;
             match step {
                 Ok(()) => failures = 0,
@@ -593,25 +610,30 @@ impl Scheduler {
         Ok(())
     }
 
-    /// One step of the loop (a timer tick, or a refill when a run ended) off
-    /// the worker ([`crate::blocking::off_worker`]): a step calls the store
-    /// synchronously, and a
-    /// slow or locked store must stall the step, not a worker that runs
-    /// guests. The runs in progress move to the step and back; runs it
-    /// starts are spawned on the runtime from there. A step that panics
-    /// panics `serve`, as it would on the worker.
-    async fn step_off_worker(
+    /// One step of the loop (a timer tick, or a refill when a run ended),
+    /// driven to its end on a thread that may block
+    /// ([`crate::blocking::off_worker`]). A step makes several store calls
+    /// (an installation read per run it offers); a backend that blocks (SQLite)
+    /// then blocks this thread, once per step, instead of handing a tokio
+    /// worker's tasks on at every call, and a slow or locked store stalls
+    /// the step, never a worker that runs guests. The runs in progress move
+    /// to the step and back; runs it starts are spawned on the runtime from
+    /// there. A step that panics panics `serve`, as it would on the worker.
+    async fn step_on_blocking_thread(
         self: Arc<Self>,
         mut running: Running,
         mut recovered: bool,
         timer_fired: bool,
     ) -> (Result<(), ServeError>, Running, bool) {
+        let runtime = tokio::runtime::Handle::current();
         let step = move || {
-            let result = if timer_fired {
-                self.timer_step(&mut running, &mut recovered)
-            } else {
-                self.refill(&mut running).map(|_| ())
-            };
+            let result = runtime.block_on(async {
+                if timer_fired {
+                    self.timer_step(&mut running, &mut recovered).await
+                } else {
+                    self.refill(&mut running).await.map(|_| ())
+                }
+            });
             (result, running, recovered)
         };
         match crate::blocking::off_worker(step).await {
@@ -621,16 +643,16 @@ impl Scheduler {
     }
 
     /// A timer tick: recovery first, until it has succeeded once.
-    fn timer_step(
+    async fn timer_step(
         self: &Arc<Self>,
         running: &mut Running,
         recovered: &mut bool,
     ) -> Result<(), ServeError> {
         if !*recovered {
-            self.recover()?;
+            self.recover().await?;
             *recovered = true;
         }
-        self.tick(running).map(|_| ())
+        self.tick(running).await.map(|_| ())
     }
 
     async fn drain(self: &Arc<Self>, mut running: Running) {
@@ -662,17 +684,11 @@ impl Scheduler {
              period; its storage writes were not applied",
             self.options.grace.as_secs()
         ));
-        // The store calls block: off the worker, like a step's.
-        let me = Arc::clone(self);
-        let recorded = crate::blocking::off_worker(move || {
-            let mut result = me.record_unrecorded(&mut running);
-            for run in left {
-                result = result.and(me.record_unrun(&run, &why));
-            }
-            result
-        })
-        .await;
-        if let Err(e) = recorded.map_err(ServeError::from).and_then(|r| r) {
+        let mut recorded = self.record_unrecorded(&mut running).await;
+        for run in left {
+            recorded = recorded.and(self.record_unrun(&run, &why).await);
+        }
+        if let Err(e) = recorded {
             self.emit(Event::HostFault {
                 error: format!(
                     "{e}; the runs not recorded stay in progress and are recovered at the next \

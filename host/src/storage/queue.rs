@@ -427,16 +427,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Whether a run of this installation and feed is in progress.
-    pub fn is_active(
-        &self,
-        tenant: &str,
-        installation: &str,
-        feed: &str,
-    ) -> Result<bool, StorageError> {
-        Ok(self.active_run(tenant, installation, feed)?.is_some())
-    }
-
     /// The runs in progress.
     pub fn active_runs(&self) -> Result<Vec<ActiveRun>, StorageError> {
         Ok(self

@@ -9,7 +9,8 @@ use super::group_commit::GroupCommit;
 use super::{
     ActiveRun, AuditFilter, AuditRow, BoxedCause, History, Holder, InstallationRow, KvBackend,
     KvUsage, NotificationRow, QueuedRun, Registry, RuleUsage, RunEffects, RunFilter, RunLedger,
-    RunRow, RunSummary, ScheduleRow, Scope, StorageError, StoredSecret, TenantRow, WorkQueue,
+    RunRow, RunSummary, SchedulePlan, ScheduleRow, Scope, StorageError, StoredSecret, TenantRow,
+    WorkQueue,
 };
 use crate::egress::HttpCall;
 
@@ -578,9 +579,61 @@ impl History for SqliteStore {
 
 #[async_trait::async_trait]
 impl WorkQueue for SqliteStore {
+    async fn due_schedules(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRow>, StorageError> {
+        self.off_worker(move |s| SqliteStore::due_schedules(s, now, limit))
+            .await
+    }
+
+    async fn apply_schedule_plans(
+        &self,
+        plans: Vec<SchedulePlan>,
+    ) -> Result<Vec<bool>, StorageError> {
+        self.off_worker(move |s| SqliteStore::apply_schedule_plans(s, &plans))
+            .await
+    }
+
     async fn enqueue(&self, run: QueuedRun) -> Result<i64, StorageError> {
         self.off_worker(move |s| SqliteStore::enqueue(s, &run))
             .await
+    }
+
+    async fn queued_count(
+        &self,
+        tenant: &str,
+        installation: &str,
+        feed: &str,
+        trigger: &str,
+    ) -> Result<u32, StorageError> {
+        let key = [tenant, installation, feed, trigger].map(str::to_string);
+        self.off_worker(move |s| SqliteStore::queued_count(s, &key[0], &key[1], &key[2], &key[3]))
+            .await
+    }
+
+    async fn due_candidates(
+        &self,
+        now: i64,
+        per_tenant: usize,
+        limit: usize,
+    ) -> Result<Vec<QueuedRun>, StorageError> {
+        self.off_worker(move |s| SqliteStore::due_candidates(s, now, per_tenant, limit))
+            .await
+    }
+
+    async fn claim_queued(
+        &self,
+        runs: Vec<QueuedRun>,
+        started_at: i64,
+    ) -> Result<Vec<bool>, StorageError> {
+        self.off_worker(move |s| SqliteStore::claim_many(s, runs, started_at))
+            .await
+    }
+
+    async fn dequeue(&self, id: i64) -> Result<(), StorageError> {
+        self.off_worker(move |s| SqliteStore::dequeue(s, id)).await
     }
 
     async fn claim_unqueued(&self, run: ActiveRun, holder: Holder) -> Result<bool, StorageError> {

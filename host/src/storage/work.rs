@@ -1,7 +1,8 @@
-//! The work queue as async code sees it: runs queued, claimed by one holder
-//! at a time, released, and the runs in progress found again to recover.
+//! The work queue as async code sees it: due schedules turned into queued
+//! runs, runs claimed by one holder at a time, released, and the runs in
+//! progress found again to recover.
 
-use super::{ActiveRun, QueuedRun, StorageError};
+use super::{ActiveRun, QueuedRun, SchedulePlan, ScheduleRow, StorageError};
 
 /// Who holds a run in progress. SQLite's holders are known by process: the
 /// `serve` process, or an `airlock run` process by its pid (recovered once
@@ -20,8 +21,48 @@ pub enum Holder {
 /// worker (SQLite runs each on the blocking pool).
 #[async_trait::async_trait]
 pub trait WorkQueue: Send + Sync {
+    /// Schedules of enabled installations due at `now` (Unix seconds; those
+    /// never planned included), earliest first, at most `limit`.
+    async fn due_schedules(&self, now: i64, limit: usize)
+    -> Result<Vec<ScheduleRow>, StorageError>;
+    /// Applies `plans` in one transaction: each plan's next fire is stored
+    /// and its runs queued only if its schedule is still as the plan read it
+    /// (compare-and-set), so a change written meanwhile is kept and no fire
+    /// is queued twice. Whether each plan applied, in order.
+    async fn apply_schedule_plans(
+        &self,
+        plans: Vec<SchedulePlan>,
+    ) -> Result<Vec<bool>, StorageError>;
     /// Queues `run`; returns its id.
     async fn enqueue(&self, run: QueuedRun) -> Result<i64, StorageError>;
+    /// How many runs of this feed with this trigger are queued.
+    async fn queued_count(
+        &self,
+        tenant: &str,
+        installation: &str,
+        feed: &str,
+        trigger: &str,
+    ) -> Result<u32, StorageError>;
+    /// The queued runs that could start at `now`, for a fair pick: of each
+    /// feed only its earliest due run, of each tenant at most `per_tenant`,
+    /// every tenant's first before any tenant's second; at most `limit`.
+    async fn due_candidates(
+        &self,
+        now: i64,
+        per_tenant: usize,
+        limit: usize,
+    ) -> Result<Vec<QueuedRun>, StorageError>;
+    /// Claims queued `runs` for the `serve` process, together: each moves
+    /// from the queue to the runs in progress unless its feed has a run in
+    /// progress already or it is no longer queued. Whether each was
+    /// claimed, in order.
+    async fn claim_queued(
+        &self,
+        runs: Vec<QueuedRun>,
+        started_at: i64,
+    ) -> Result<Vec<bool>, StorageError>;
+    /// Drops queued run `id` (one that must not run).
+    async fn dequeue(&self, id: i64) -> Result<(), StorageError>;
     /// Starts `run`, which was never queued, held by `holder`. False if a
     /// run of the same installation and feed is in progress already.
     async fn claim_unqueued(&self, run: ActiveRun, holder: Holder) -> Result<bool, StorageError>;
