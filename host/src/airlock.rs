@@ -359,6 +359,7 @@ impl Airlock {
         let effects = RunEffects {
             run: row,
             kv_changes: kept.changes,
+            records: Default::default(),
             http_calls: report.http.clone(),
             settlement: settlement.clone(),
             settled_at: now,

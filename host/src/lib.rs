@@ -38,6 +38,7 @@ pub mod egress;
 pub mod lifecycle;
 pub mod manifest;
 pub mod plugin_store;
+pub mod records;
 pub mod runs;
 pub mod runtime;
 pub mod scheduler;

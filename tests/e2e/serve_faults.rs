@@ -660,6 +660,7 @@ async fn a_runs_effects_come_back_through_the_history() {
         .finish_run(RunEffects {
             run,
             kv_changes: Vec::new(),
+            records: Default::default(),
             http_calls: Vec::new(),
             settlement: Some(Settlement {
                 active,

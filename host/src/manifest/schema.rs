@@ -22,6 +22,25 @@ pub struct Manifest {
     /// `[limits]`: what one run may use, and the installation's storage quota.
     #[serde(default)]
     pub limits: Limits,
+    /// `[data]`: which of the tenant's record collections it may read and
+    /// write.
+    #[serde(default)]
+    pub data: DataSection,
+}
+
+/// `[data]`: the tenant's record collections a plugin may use, by name
+/// (`docs/records.md` lists them). Reading covers the change feed, the
+/// pending set, acknowledging and annotating; writing covers put and delete,
+/// and does not imply reading.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Collections it may read (and acknowledge and annotate).
+    #[serde(default)]
+    pub reads: Vec<String>,
+    /// Collections it may write.
+    #[serde(default)]
+    pub writes: Vec<String>,
 }
 
 /// `[plugin]`.
@@ -257,7 +276,30 @@ impl Manifest {
             field.validate(key)?;
         }
         self.validate_egress()?;
+        self.validate_data()?;
         self.limits.validate()
+    }
+
+    fn validate_data(&self) -> Result<(), Invalid> {
+        for (list, names) in [("reads", &self.data.reads), ("writes", &self.data.writes)] {
+            let mut seen = HashSet::new();
+            for (i, name) in names.iter().enumerate() {
+                let field = format!("data.{list}[{i}]");
+                if !crate::records::is_collection(name) {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "no collection `{name}` (known: {})",
+                            crate::records::COLLECTIONS.join(", ")
+                        ),
+                    ));
+                }
+                if !seen.insert(name.as_str()) {
+                    return Err(invalid(field, format!("`{name}` is listed twice")));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate_egress(&self) -> Result<(), Invalid> {

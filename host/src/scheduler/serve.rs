@@ -196,6 +196,7 @@ impl Scheduler {
             .finish_run(RunEffects {
                 run: row,
                 kv_changes: Vec::new(),
+                records: Default::default(),
                 http_calls: Vec::new(),
                 settlement: Some(settlement.clone()),
                 settled_at: now,

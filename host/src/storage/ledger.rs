@@ -4,8 +4,8 @@
 //! (runs, the egress audit, notifications).
 
 use super::{
-    AuditFilter, AuditRow, NotificationRow, RuleUsage, RunFilter, RunSummary, Scope, Settlement,
-    StorageError,
+    AuditFilter, AuditRow, NotificationRow, RecordEffects, RuleUsage, RunFilter, RunSummary, Scope,
+    Settlement, StorageError,
 };
 use crate::egress::HttpCall;
 
@@ -55,6 +55,9 @@ pub struct RunEffects {
     /// Its final key-value writes, in the run's own scope (a value to set, or
     /// `None` to delete); empty when the run's writes are discarded.
     pub kv_changes: Vec<(String, Option<Vec<u8>>)>,
+    /// Its changes to the tenant's records (writes, acknowledgements and
+    /// annotations, as its installation); empty when they are discarded.
+    pub records: RecordEffects,
     /// Its HTTP calls, for the egress audit.
     pub http_calls: Vec<HttpCall>,
     /// For a scheduled run: how it leaves the runs in progress.

@@ -18,6 +18,8 @@ mod history;
 mod installations;
 mod ledger;
 mod queue;
+mod records;
+mod records_sqlite;
 mod registry;
 mod run_scope;
 mod sqlite;
@@ -28,6 +30,10 @@ pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
 pub use ledger::{History, RunEffects, RunLedger, RunRow};
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
+pub use records::{
+    AckRow, AnnotationChange, Annotations, PLATFORM_WRITER, RecordAck, RecordAnnotation,
+    RecordEffects, RecordStore, RecordWrite, StoredRecord,
+};
 pub use registry::Registry;
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};
 pub use sqlite::SqliteStore;
@@ -45,9 +51,9 @@ pub struct Scope {
 /// Every concern of the store together, for the composition root that opens
 /// one backend and hands it out as `Arc<dyn Store>`. Any type with all the
 /// concerns is one.
-pub trait Store: RunLedger + History + WorkQueue + Registry + KvBackend {}
+pub trait Store: RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore {}
 
-impl<T: RunLedger + History + WorkQueue + Registry + KvBackend> Store for T {}
+impl<T: RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore> Store for T {}
 
 /// A backend's own error, kept as the cause of a [`StorageError`].
 pub type BoxedCause = Box<dyn std::error::Error + Send + Sync + 'static>;

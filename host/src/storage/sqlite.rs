@@ -265,6 +265,49 @@ const MIGRATIONS: &[&str] = &[
     // queue (scheduling 10,000 due schedules counted each feed's waiting
     // runs by a scan of the queue: quadratic).
     "CREATE INDEX queue_by_feed ON queue (tenant, installation, feed, trigger);",
+    // 7: the tenant's shared records (`records_sqlite.rs`): each tenant's
+    // version counter, the records (a deleted one keeps its row, body NULL,
+    // so change feeds see it), each consumer's acknowledgements and each
+    // installation's annotations. No foreign keys: a run's effects must
+    // never fail to commit because of what its guest named (an ack of a
+    // record that is gone is dropped instead), and a tenant's records are
+    // removed with nothing else.
+    "CREATE TABLE record_versions (
+        tenant  TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE records (
+        tenant     TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        id         TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        writer     TEXT NOT NULL,
+        body       TEXT,
+        PRIMARY KEY (tenant, collection, id)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX records_by_version ON records (tenant, collection, version);
+    CREATE TABLE record_acks (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        collection   TEXT NOT NULL,
+        id           TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        acked_at     INTEGER NOT NULL,
+        PRIMARY KEY (tenant, installation, collection, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX record_acks_by_record ON record_acks (tenant, collection, id);
+    CREATE TABLE record_annotations (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        collection   TEXT NOT NULL,
+        id           TEXT NOT NULL,
+        external_ref TEXT,
+        notes        TEXT NOT NULL,
+        flag         TEXT,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (tenant, installation, collection, id)
+    ) WITHOUT ROWID;",
 ];
 
 /// How many prepared statements a connection keeps.
@@ -501,7 +544,7 @@ impl SqliteStore {
     /// current-thread runtime, where that is not possible, the call goes to
     /// the blocking pool. A call that panicked on the pool is reported as a
     /// database error, not propagated.
-    async fn off_worker<T, F>(&self, call: F) -> Result<T, StorageError>
+    pub(super) async fn off_worker<T, F>(&self, call: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&SqliteStore) -> Result<T, StorageError> + Send + 'static,
@@ -861,6 +904,7 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
     let RunEffects {
         run,
         kv_changes,
+        records,
         http_calls,
         settlement,
         settled_at,
@@ -870,6 +914,9 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
         installation: run.installation.clone(),
     };
     apply_changes(tx, &scope, kv_changes)?;
+    if !records.is_empty() {
+        super::records_sqlite::apply_in(tx, &scope, records, *settled_at)?;
+    }
     // Cached statements: a run's record is the hot path of the host.
     tx.prepare_cached(
         "INSERT INTO runs (tenant, installation, plugin_id, plugin_version, plugin_digest,
@@ -976,6 +1023,7 @@ mod tests {
         RunEffects {
             run,
             kv_changes: vec![("cursor".into(), Some(b"42".to_vec()))],
+            records: Default::default(),
             http_calls: Vec::new(),
             settlement,
             settled_at: 11,

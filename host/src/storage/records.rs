@@ -1,0 +1,213 @@
+//! The tenant's shared business records as a backend offers them: each
+//! record is a JSON body under (tenant, collection, id) with a per-tenant
+//! monotonic version; each consumer (an installation) acknowledges the
+//! versions it has exported, and keeps its own annotations on a record.
+//!
+//! Semantics (see `docs/records.md`):
+//! - A write (put or delete) gives the record the tenant's next version; a
+//!   delete leaves a tombstone, so change feeds see it.
+//! - A record is *pending* for a consumer when it is not deleted and the
+//!   consumer has not acknowledged it, or acknowledged an older version.
+//! - Un-acknowledging (the operator, to re-export) removes the
+//!   acknowledgement: the record is pending again for that consumer only.
+//! - A run's writes, acknowledgements and annotations are part of its
+//!   [`RunEffects`](super::RunEffects): committed with its record, or not at
+//!   all.
+
+use serde::Serialize;
+
+use super::StorageError;
+
+/// Who wrote a record when it was not an installation: the platform (the
+/// shop itself, `airlock records import`).
+pub const PLATFORM_WRITER: &str = "platform";
+
+/// A record as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredRecord {
+    /// Its collection (`orders`, `products`…).
+    pub collection: String,
+    /// Its id, unique within the tenant's collection.
+    pub id: String,
+    /// The tenant's version counter when it was last written (starts at 1,
+    /// never reused, shared by all the tenant's collections).
+    pub version: i64,
+    /// When it was last written (Unix seconds).
+    pub updated_at: i64,
+    /// Who wrote it last: [`PLATFORM_WRITER`] or an installation id.
+    pub writer: String,
+    /// Its JSON body; none once deleted (a tombstone).
+    pub body: Option<String>,
+}
+
+impl StoredRecord {
+    /// Whether it was deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.body.is_none()
+    }
+}
+
+/// A write to one record: its new body, or none to delete it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordWrite {
+    /// Its collection.
+    pub collection: String,
+    /// Its id.
+    pub id: String,
+    /// The new JSON body (already validated against the collection's
+    /// schema), or none to delete.
+    pub body: Option<String>,
+}
+
+/// A consumer's acknowledgement that it has exported `version` of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordAck {
+    /// The record's collection.
+    pub collection: String,
+    /// The record's id.
+    pub id: String,
+    /// The version exported; a later version is pending again.
+    pub version: i64,
+}
+
+/// Who acknowledged a record, and which version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AckRow {
+    /// The consumer installation.
+    pub installation: String,
+    /// The version it acknowledged.
+    pub version: i64,
+    /// When (Unix seconds).
+    pub acked_at: i64,
+}
+
+/// A change to an installation's annotations on one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnnotationChange {
+    /// Sets (or clears) the external reference: the record's id at the
+    /// third party (Xero's InvoiceID).
+    ExternalRef(Option<String>),
+    /// Appends a note (Staingard's warranty number).
+    Note(String),
+    /// Sets (or clears) the flag (`awaiting-action`).
+    Flag(Option<String>),
+}
+
+/// An annotation change on one record, by the installation whose run made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordAnnotation {
+    /// The record's collection.
+    pub collection: String,
+    /// The record's id.
+    pub id: String,
+    /// The change.
+    pub change: AnnotationChange,
+}
+
+/// One installation's annotations on one record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Annotations {
+    /// The record's id at the third party.
+    pub external_ref: Option<String>,
+    /// Notes, oldest first.
+    pub notes: Vec<String>,
+    /// The flag, if set.
+    pub flag: Option<String>,
+    /// When they last changed (Unix seconds); 0 if never.
+    pub updated_at: i64,
+}
+
+/// Everything a run changes in the tenant's records, committed with the
+/// run's record (all or nothing) by [`RunLedger::finish_run`](super::RunLedger::finish_run),
+/// written as the run's installation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordEffects {
+    /// Puts and deletes, in the order made (a later write to the same
+    /// record wins).
+    pub writes: Vec<RecordWrite>,
+    /// Acknowledgements by the run's installation.
+    pub acks: Vec<RecordAck>,
+    /// Annotation changes by the run's installation, in the order made.
+    pub annotations: Vec<RecordAnnotation>,
+}
+
+impl RecordEffects {
+    /// Whether the run changed nothing in the records.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.acks.is_empty() && self.annotations.is_empty()
+    }
+}
+
+/// The records of every tenant, as a backend offers them to async code.
+/// Every call names its tenant: there is no call that reads across tenants.
+#[async_trait::async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Applies `writes` by `writer` (an installation id or
+    /// [`PLATFORM_WRITER`]) in one transaction, at `now`; returns the
+    /// version each write was given, in order. Refused as
+    /// [`StorageError::NotFound`] if the tenant does not exist or was removed.
+    async fn write_records(
+        &self,
+        tenant: &str,
+        writer: &str,
+        writes: Vec<RecordWrite>,
+        now: i64,
+    ) -> Result<Vec<i64>, StorageError>;
+
+    /// The record, deleted or not, if it was ever written.
+    async fn record(
+        &self,
+        tenant: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<StoredRecord>, StorageError>;
+
+    /// The records of `collection` written after version `after`
+    /// (tombstones included), by version, at most `limit`: the change feed.
+    async fn record_changes(
+        &self,
+        tenant: &str,
+        collection: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError>;
+
+    /// The records of `collection` pending for `consumer` (not deleted; not
+    /// acknowledged by it, or acknowledged at an older version) whose
+    /// version is after `after`, by version, at most `limit`.
+    async fn pending_records(
+        &self,
+        tenant: &str,
+        consumer: &str,
+        collection: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError>;
+
+    /// Who acknowledged the record, and which version, by installation.
+    async fn record_acks(
+        &self,
+        tenant: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Vec<AckRow>, StorageError>;
+
+    /// Removes `consumer`'s acknowledgement of the record, so it is pending
+    /// for that consumer again; false if there was none.
+    async fn unack_record(
+        &self,
+        tenant: &str,
+        consumer: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<bool, StorageError>;
+
+    /// `installation`'s annotations on the record (default if none).
+    async fn record_annotations(
+        &self,
+        tenant: &str,
+        installation: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Annotations, StorageError>;
+}

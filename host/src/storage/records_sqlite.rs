@@ -1,0 +1,660 @@
+//! SQLite's side of the tenant's records ([`RecordStore`]): the tables of
+//! migration 7, a run's [`RecordEffects`] applied inside its finishing
+//! transaction ([`apply_in`]), and the platform's writes and the reads.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{
+    AckRow, AnnotationChange, Annotations, RecordAck, RecordAnnotation, RecordEffects, RecordStore,
+    RecordWrite, Scope, SqliteStore, StorageError, StoredRecord,
+};
+
+const RECORD_COLUMNS: &str = "collection, id, version, updated_at, writer, body";
+
+fn record_from_row(r: &Row<'_>) -> rusqlite::Result<StoredRecord> {
+    Ok(StoredRecord {
+        collection: r.get(0)?,
+        id: r.get(1)?,
+        version: r.get(2)?,
+        updated_at: r.get(3)?,
+        writer: r.get(4)?,
+        body: r.get(5)?,
+    })
+}
+
+/// The tenant's next version: its counter, raised by one.
+fn next_version(tx: &Connection, tenant: &str) -> Result<i64, StorageError> {
+    Ok(tx
+        .prepare_cached(
+            "INSERT INTO record_versions (tenant, version) VALUES (?1, 1)
+             ON CONFLICT (tenant) DO UPDATE SET version = version + 1
+             RETURNING version",
+        )?
+        .query_row([tenant], |r| r.get(0))?)
+}
+
+/// Applies one write by `writer`; returns the version it was given, or
+/// none for a delete of a record that is missing or deleted already (it
+/// changes nothing, so no version is spent on it).
+fn write_in(
+    tx: &Connection,
+    tenant: &str,
+    writer: &str,
+    write: &RecordWrite,
+    now: i64,
+) -> Result<Option<i64>, StorageError> {
+    if write.body.is_none() {
+        let live: Option<i64> = tx
+            .prepare_cached(
+                "SELECT 1 FROM records WHERE tenant = ?1 AND collection = ?2 AND id = ?3
+                 AND body IS NOT NULL",
+            )?
+            .query_row(params![tenant, write.collection, write.id], |r| r.get(0))
+            .optional()?;
+        if live.is_none() {
+            return Ok(None);
+        }
+    }
+    let version = next_version(tx, tenant)?;
+    tx.prepare_cached(
+        "INSERT INTO records (tenant, collection, id, version, updated_at, writer, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (tenant, collection, id) DO UPDATE SET version = excluded.version,
+            updated_at = excluded.updated_at, writer = excluded.writer, body = excluded.body",
+    )?
+    .execute(params![
+        tenant,
+        write.collection,
+        write.id,
+        version,
+        now,
+        writer,
+        write.body
+    ])?;
+    Ok(Some(version))
+}
+
+/// Records `scope`'s acknowledgement of a record: at most the record's
+/// current version (a guest cannot acknowledge changes not made yet), never
+/// lowering one made before; dropped if the record does not exist.
+fn ack_in(tx: &Connection, scope: &Scope, ack: &RecordAck, now: i64) -> Result<(), StorageError> {
+    tx.prepare_cached(
+        "INSERT INTO record_acks (tenant, installation, collection, id, version, acked_at)
+         SELECT tenant, ?2, collection, id, MIN(?5, version), ?6 FROM records
+         WHERE tenant = ?1 AND collection = ?3 AND id = ?4
+         ON CONFLICT (tenant, installation, collection, id) DO UPDATE SET
+            version = MAX(record_acks.version, excluded.version), acked_at = excluded.acked_at",
+    )?
+    .execute(params![
+        scope.tenant,
+        scope.installation,
+        ack.collection,
+        ack.id,
+        ack.version,
+        now
+    ])?;
+    Ok(())
+}
+
+/// The annotations `installation` keeps on a record, read inside `conn`.
+fn annotations_in(
+    conn: &Connection,
+    tenant: &str,
+    installation: &str,
+    collection: &str,
+    id: &str,
+) -> Result<Annotations, StorageError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT external_ref, notes, flag, updated_at FROM record_annotations
+             WHERE tenant = ?1 AND installation = ?2 AND collection = ?3 AND id = ?4",
+        )?
+        .query_row(params![tenant, installation, collection, id], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((external_ref, notes, flag, updated_at)) = row else {
+        return Ok(Annotations::default());
+    };
+    let notes = serde_json::from_str(&notes).map_err(|e| StorageError::Database(Box::new(e)))?;
+    Ok(Annotations {
+        external_ref,
+        notes,
+        flag,
+        updated_at,
+    })
+}
+
+/// Applies one annotation change by `scope`'s installation.
+fn annotate_in(
+    tx: &Connection,
+    scope: &Scope,
+    annotation: &RecordAnnotation,
+    now: i64,
+) -> Result<(), StorageError> {
+    let (collection, id) = (&annotation.collection, &annotation.id);
+    let mut current = annotations_in(tx, &scope.tenant, &scope.installation, collection, id)?;
+    match &annotation.change {
+        AnnotationChange::ExternalRef(r) => current.external_ref = r.clone(),
+        AnnotationChange::Note(note) => current.notes.push(note.clone()),
+        AnnotationChange::Flag(f) => current.flag = f.clone(),
+    }
+    let notes =
+        serde_json::to_string(&current.notes).map_err(|e| StorageError::Database(Box::new(e)))?;
+    tx.prepare_cached(
+        "INSERT INTO record_annotations (tenant, installation, collection, id, external_ref,
+            notes, flag, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (tenant, installation, collection, id) DO UPDATE SET
+            external_ref = excluded.external_ref, notes = excluded.notes, flag = excluded.flag,
+            updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        scope.tenant,
+        scope.installation,
+        collection,
+        id,
+        current.external_ref,
+        notes,
+        current.flag,
+        now
+    ])?;
+    Ok(())
+}
+
+/// Applies a run's changes to the records inside its finishing transaction
+/// `tx`, as `scope`'s installation: writes first (in order), then
+/// acknowledgements, then annotations.
+pub(super) fn apply_in(
+    tx: &Connection,
+    scope: &Scope,
+    effects: &RecordEffects,
+    now: i64,
+) -> Result<(), StorageError> {
+    for write in &effects.writes {
+        write_in(tx, &scope.tenant, &scope.installation, write, now)?;
+    }
+    for ack in &effects.acks {
+        ack_in(tx, scope, ack, now)?;
+    }
+    for annotation in &effects.annotations {
+        annotate_in(tx, scope, annotation, now)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// See [`RecordStore::write_records`].
+    pub fn write_records(
+        &self,
+        tenant: &str,
+        writer: &str,
+        writes: &[RecordWrite],
+        now: i64,
+    ) -> Result<Vec<i64>, StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let live: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM tenants WHERE id = ?1 AND removed_at IS NULL",
+                [tenant],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if live.is_none() {
+            return Err(StorageError::NotFound(format!("no tenant `{tenant}`")));
+        }
+        let mut versions = Vec::with_capacity(writes.len());
+        for write in writes {
+            // A no-op delete reports the version the record already has (0
+            // if it never existed).
+            let version = match write_in(&tx, tenant, writer, write, now)? {
+                Some(v) => v,
+                None => tx
+                    .query_row(
+                        "SELECT version FROM records
+                         WHERE tenant = ?1 AND collection = ?2 AND id = ?3",
+                        params![tenant, write.collection, write.id],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or(0),
+            };
+            versions.push(version);
+        }
+        tx.commit()?;
+        Ok(versions)
+    }
+
+    /// See [`RecordStore::record`].
+    pub fn record(
+        &self,
+        tenant: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<StoredRecord>, StorageError> {
+        Ok(self
+            .reader()
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records
+                 WHERE tenant = ?1 AND collection = ?2 AND id = ?3"
+            ))?
+            .query_row(params![tenant, collection, id], record_from_row)
+            .optional()?)
+    }
+
+    /// See [`RecordStore::record_changes`].
+    pub fn record_changes(
+        &self,
+        tenant: &str,
+        collection: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records
+             WHERE tenant = ?1 AND collection = ?2 AND version > ?3
+             ORDER BY version LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(
+            params![tenant, collection, after, limit as i64],
+            record_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// See [`RecordStore::pending_records`].
+    pub fn pending_records(
+        &self,
+        tenant: &str,
+        consumer: &str,
+        collection: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT r.collection, r.id, r.version, r.updated_at, r.writer, r.body
+             FROM records r
+             LEFT JOIN record_acks a ON a.tenant = r.tenant AND a.installation = ?2
+                AND a.collection = r.collection AND a.id = r.id
+             WHERE r.tenant = ?1 AND r.collection = ?3 AND r.version > ?4
+                AND r.body IS NOT NULL AND (a.version IS NULL OR a.version < r.version)
+             ORDER BY r.version LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![tenant, consumer, collection, after, limit as i64],
+            record_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// See [`RecordStore::record_acks`].
+    pub fn record_acks(
+        &self,
+        tenant: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Vec<AckRow>, StorageError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT installation, version, acked_at FROM record_acks
+             WHERE tenant = ?1 AND collection = ?2 AND id = ?3 ORDER BY installation",
+        )?;
+        let rows = stmt.query_map(params![tenant, collection, id], |r| {
+            Ok(AckRow {
+                installation: r.get(0)?,
+                version: r.get(1)?,
+                acked_at: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// See [`RecordStore::unack_record`].
+    pub fn unack_record(
+        &self,
+        tenant: &str,
+        consumer: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<bool, StorageError> {
+        let removed = self.conn().execute(
+            "DELETE FROM record_acks
+             WHERE tenant = ?1 AND installation = ?2 AND collection = ?3 AND id = ?4",
+            params![tenant, consumer, collection, id],
+        )?;
+        Ok(removed > 0)
+    }
+
+    /// See [`RecordStore::record_annotations`].
+    pub fn record_annotations(
+        &self,
+        tenant: &str,
+        installation: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Annotations, StorageError> {
+        annotations_in(&self.reader(), tenant, installation, collection, id)
+    }
+}
+
+/// Owned copies of borrowed arguments, for calls that leave the worker.
+fn owned<const N: usize>(args: [&str; N]) -> [String; N] {
+    args.map(str::to_string)
+}
+
+#[async_trait::async_trait]
+impl RecordStore for SqliteStore {
+    async fn write_records(
+        &self,
+        tenant: &str,
+        writer: &str,
+        writes: Vec<RecordWrite>,
+        now: i64,
+    ) -> Result<Vec<i64>, StorageError> {
+        let [tenant, writer] = owned([tenant, writer]);
+        self.off_worker(move |s| SqliteStore::write_records(s, &tenant, &writer, &writes, now))
+            .await
+    }
+
+    async fn record(
+        &self,
+        tenant: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<StoredRecord>, StorageError> {
+        let [tenant, collection, id] = owned([tenant, collection, id]);
+        self.off_worker(move |s| SqliteStore::record(s, &tenant, &collection, &id))
+            .await
+    }
+
+    async fn record_changes(
+        &self,
+        tenant: &str,
+        collection: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
+        let [tenant, collection] = owned([tenant, collection]);
+        self.off_worker(move |s| SqliteStore::record_changes(s, &tenant, &collection, after, limit))
+            .await
+    }
+
+    async fn pending_records(
+        &self,
+        tenant: &str,
+        consumer: &str,
+        collection: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
+        let [tenant, consumer, collection] = owned([tenant, consumer, collection]);
+        self.off_worker(move |s| {
+            SqliteStore::pending_records(s, &tenant, &consumer, &collection, after, limit)
+        })
+        .await
+    }
+
+    async fn record_acks(
+        &self,
+        tenant: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Vec<AckRow>, StorageError> {
+        let [tenant, collection, id] = owned([tenant, collection, id]);
+        self.off_worker(move |s| SqliteStore::record_acks(s, &tenant, &collection, &id))
+            .await
+    }
+
+    async fn unack_record(
+        &self,
+        tenant: &str,
+        consumer: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<bool, StorageError> {
+        let [tenant, consumer, collection, id] = owned([tenant, consumer, collection, id]);
+        self.off_worker(move |s| SqliteStore::unack_record(s, &tenant, &consumer, &collection, &id))
+            .await
+    }
+
+    async fn record_annotations(
+        &self,
+        tenant: &str,
+        installation: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Annotations, StorageError> {
+        let [tenant, installation, collection, id] = owned([tenant, installation, collection, id]);
+        self.off_worker(move |s| {
+            SqliteStore::record_annotations(s, &tenant, &installation, &collection, &id)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::TenantRow;
+
+    fn store() -> SqliteStore {
+        let store = SqliteStore::in_memory().unwrap();
+        for id in ["acme", "globex"] {
+            store
+                .add_tenant(&TenantRow {
+                    id: id.into(),
+                    name: id.into(),
+                    created_at: 0,
+                })
+                .unwrap();
+        }
+        store
+    }
+
+    fn put(collection: &str, id: &str, body: &str) -> RecordWrite {
+        RecordWrite {
+            collection: collection.into(),
+            id: id.into(),
+            body: Some(body.into()),
+        }
+    }
+
+    fn ids(records: &[StoredRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    fn scope(installation: &str) -> Scope {
+        Scope {
+            tenant: "acme".into(),
+            installation: installation.into(),
+        }
+    }
+
+    /// Commits `effects` as `installation`'s run would.
+    fn run_effects(store: &SqliteStore, installation: &str, effects: RecordEffects) {
+        let mut conn = store.conn();
+        let tx = conn.transaction().unwrap();
+        apply_in(&tx, &scope(installation), &effects, 7).unwrap();
+        tx.commit().unwrap();
+    }
+
+    fn ack(id: &str, version: i64) -> RecordAck {
+        RecordAck {
+            collection: "orders".into(),
+            id: id.into(),
+            version,
+        }
+    }
+
+    #[test]
+    fn versions_rise_per_tenant_and_a_delete_leaves_a_tombstone() {
+        let s = store();
+        let v = s
+            .write_records(
+                "acme",
+                "platform",
+                &[put("orders", "1", "{}"), put("products", "p", "{}")],
+                1,
+            )
+            .unwrap();
+        assert_eq!(v, [1, 2]);
+        // Another tenant counts on its own.
+        assert_eq!(
+            s.write_records("globex", "platform", &[put("orders", "1", "{}")], 1)
+                .unwrap(),
+            [1]
+        );
+        let delete = RecordWrite {
+            collection: "orders".into(),
+            id: "1".into(),
+            body: None,
+        };
+        assert_eq!(
+            s.write_records("acme", "platform", std::slice::from_ref(&delete), 2)
+                .unwrap(),
+            [3]
+        );
+        // Deleting it again changes nothing and spends no version.
+        assert_eq!(
+            s.write_records("acme", "platform", &[delete], 2).unwrap(),
+            [3]
+        );
+        let changes = s.record_changes("acme", "orders", 0, 10).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert!(changes[0].is_deleted());
+        assert_eq!(changes[0].version, 3);
+        assert!(
+            s.record_changes("acme", "orders", 3, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            s.write_records("nobody", "platform", &[put("orders", "1", "{}")], 1),
+            Err(StorageError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn each_consumer_has_its_own_pending_set_and_a_change_makes_a_record_pending_again() {
+        let s = store();
+        s.write_records(
+            "acme",
+            "platform",
+            &[put("orders", "a", "{}"), put("orders", "b", "{}")],
+            1,
+        )
+        .unwrap();
+        run_effects(
+            &s,
+            "xero",
+            RecordEffects {
+                acks: vec![ack("a", 1)],
+                ..Default::default()
+            },
+        );
+        let pending = |who: &str| s.pending_records("acme", who, "orders", 0, 10).unwrap();
+        assert_eq!(ids(&pending("xero")), ["b"]);
+        assert_eq!(ids(&pending("staingard")), ["a", "b"]);
+        // A change after the ack: pending again for xero.
+        s.write_records("acme", "platform", &[put("orders", "a", r#"{"x":1}"#)], 2)
+            .unwrap();
+        assert_eq!(ids(&pending("xero")), ["b", "a"]);
+        // Un-acknowledged by the operator: pending again even unchanged.
+        run_effects(
+            &s,
+            "xero",
+            RecordEffects {
+                acks: vec![ack("a", 3), ack("b", 2)],
+                ..Default::default()
+            },
+        );
+        assert!(pending("xero").is_empty());
+        assert!(s.unack_record("acme", "xero", "orders", "b").unwrap());
+        assert!(!s.unack_record("acme", "xero", "orders", "b").unwrap());
+        assert_eq!(ids(&pending("xero")), ["b"]);
+        let acks = s.record_acks("acme", "orders", "a").unwrap();
+        assert_eq!(acks.len(), 1);
+        assert_eq!(
+            (acks[0].installation.as_str(), acks[0].version),
+            ("xero", 3)
+        );
+    }
+
+    #[test]
+    fn an_ack_cannot_run_ahead_of_the_record_nor_name_a_missing_one() {
+        let s = store();
+        s.write_records("acme", "platform", &[put("orders", "a", "{}")], 1)
+            .unwrap();
+        run_effects(
+            &s,
+            "xero",
+            RecordEffects {
+                acks: vec![ack("a", 1_000_000), ack("missing", 1)],
+                ..Default::default()
+            },
+        );
+        let acks = s.record_acks("acme", "orders", "a").unwrap();
+        assert_eq!(acks[0].version, 1, "clamped to the record's version");
+        assert!(
+            s.record_acks("acme", "orders", "missing")
+                .unwrap()
+                .is_empty()
+        );
+        // So the next change is still seen.
+        s.write_records("acme", "platform", &[put("orders", "a", "{}")], 2)
+            .unwrap();
+        assert_eq!(
+            ids(&s.pending_records("acme", "xero", "orders", 0, 10).unwrap()),
+            ["a"]
+        );
+    }
+
+    #[test]
+    fn a_run_writes_as_its_installation_and_annotates_only_its_own_view() {
+        let s = store();
+        run_effects(
+            &s,
+            "shop",
+            RecordEffects {
+                writes: vec![put("stock", "sku-1", r#"{"quantity":3}"#)],
+                annotations: vec![
+                    RecordAnnotation {
+                        collection: "stock".into(),
+                        id: "sku-1".into(),
+                        change: AnnotationChange::Note("first".into()),
+                    },
+                    RecordAnnotation {
+                        collection: "stock".into(),
+                        id: "sku-1".into(),
+                        change: AnnotationChange::Note("second".into()),
+                    },
+                    RecordAnnotation {
+                        collection: "stock".into(),
+                        id: "sku-1".into(),
+                        change: AnnotationChange::Flag(Some("awaiting-action".into())),
+                    },
+                ],
+                ..Default::default()
+            },
+        );
+        let record = s.record("acme", "stock", "sku-1").unwrap().unwrap();
+        assert_eq!(record.writer, "shop");
+        let mine = s
+            .record_annotations("acme", "shop", "stock", "sku-1")
+            .unwrap();
+        assert_eq!(mine.notes, ["first", "second"]);
+        assert_eq!(mine.flag.as_deref(), Some("awaiting-action"));
+        let theirs = s
+            .record_annotations("acme", "other", "stock", "sku-1")
+            .unwrap();
+        assert_eq!(theirs, Annotations::default());
+        assert!(s.record("globex", "stock", "sku-1").unwrap().is_none());
+    }
+}
