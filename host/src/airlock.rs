@@ -17,8 +17,10 @@ use crate::egress::{
     AddressPolicy, ApprovedRule, EgressClient, EgressLimits, EgressPolicy, Grants, HttpCall,
     PermittedDomains, RateLimits, RequestCaps, ResolveOverrides, Throttle,
 };
-use crate::manifest::{Direction, Plugin};
-use crate::runs::{Mode, RunEnd, RunReport, RunRequest};
+use crate::manifest::{DataSection, Direction, Plugin};
+use crate::records::run::MAX_RECORD_CHANGES;
+use crate::records::{DataGrants, RunRecords};
+use crate::runs::{Mode, RecordCounts, RunEnd, RunReport, RunRequest};
 use crate::runtime::{
     CallOutput, FeedCall, HostLimits, HttpBudget, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
@@ -45,6 +47,10 @@ pub struct Installation {
     /// run`) or a change being planned: the rules are then worked out from
     /// the manifest and config.
     pub approved_egress: Option<Vec<ApprovedRule>>,
+    /// The record collections the operator approved for it to read and
+    /// write, which its runs enforce. None, like `approved_egress`, for an
+    /// ad-hoc run or a change being planned: the manifest's `[data]` then.
+    pub approved_data: Option<DataSection>,
 }
 
 impl Installation {
@@ -234,11 +240,18 @@ impl Airlock {
             Writes::Store => RunStorage::new(backend, installation.scope(), storage_limits),
             Writes::Scratch => RunStorage::scratch(backend, installation.scope(), storage_limits),
         };
+        let data = match &installation.approved_data {
+            Some(approved) => approved,
+            None => &plugin.manifest.data,
+        };
+        let record_changes = limits.record_changes.min(MAX_RECORD_CHANGES) as usize;
         Ok(RunSetup {
             tenant: installation.tenant.clone(),
             installation: installation.id.clone(),
             config: installation.config.clone(),
             storage,
+            record_store: self.store.clone(),
+            records: RunRecords::new(DataGrants::of(data), record_changes),
             policy: Arc::new(self.policy(plugin, installation)?),
             client: self.client.clone(),
             throttle: self.throttle(installation),
@@ -309,6 +322,7 @@ impl Airlock {
         let CallOutput {
             result,
             mut storage,
+            records,
             log,
             stdout,
             stderr,
@@ -345,6 +359,7 @@ impl Airlock {
             storage_committed: kept.committed,
             storage_discarded: kept.discarded,
             storage_note: kept.note,
+            records: RecordCounts::of(&records, committed),
             log: log.0,
             log_dropped: log.1,
             stdout: installation.config.redact(&stdout),
@@ -359,7 +374,13 @@ impl Airlock {
         let effects = RunEffects {
             run: row,
             kv_changes: kept.changes,
-            records: Default::default(),
+            // Kept on the same terms as storage: only when the run commits
+            // and is not a dry run.
+            records: if committed {
+                records
+            } else {
+                Default::default()
+            },
             http_calls: report.http.clone(),
             settlement: settlement.clone(),
             settled_at: now,

@@ -507,9 +507,9 @@ fn peak_rss_of_each_hostile_run_stays_within_its_cap() {
     const ALLOWANCE_KIB: u64 = 64 << 10;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("airlock.db");
-    let measure = |plugin: &str, feed: &str| {
+    let measure_with = |plugin: &str, feed: &str, extra: &[&str]| {
         let installation = format!("rss-{feed}");
-        let args = [
+        let mut args = vec![
             "run",
             plugin,
             "--feed",
@@ -517,6 +517,7 @@ fn peak_rss_of_each_hostile_run_stays_within_its_cap() {
             "--installation",
             &installation,
         ];
+        args.extend_from_slice(extra);
         let mut command = crate::cli::command(&args, &db);
         // With backtraces on, a trap must still not resolve the host's own
         // stack (symbols cost ~200 MB): the guest's failure is not the host's.
@@ -525,6 +526,7 @@ fn peak_rss_of_each_hostile_run_stays_within_its_cap() {
         assert!(code.is_some(), "airlock run {feed} was killed: {text}");
         (kib, text)
     };
+    let measure = |plugin: &str, feed: &str| measure_with(plugin, feed, &[]);
     let (baseline, text) = measure("plugins/hello", "greet");
     assert!(text.contains("outcome: OK"), "{text}");
     println!("peak RSS of `airlock run`, KiB (memory cap of misbehaving: {CAP_KIB}):");
@@ -550,4 +552,22 @@ fn peak_rss_of_each_hostile_run_stays_within_its_cap() {
             "`{feed}` peaked at {kib} KiB: over {baseline} + {CAP_KIB} + {ALLOWANCE_KIB}"
         );
     }
+    // Record writes of 1,000 KiB each until the run's 64 MiB of record
+    // writes is reached: held by the host until the run ends, so the
+    // allowance is the guest's 16 MiB plus those 64 MiB.
+    const RECORDS_KIB: u64 = (16 + 64) << 10;
+    let (kib, text) = measure_with(
+        "plugins/records-probe",
+        "flood",
+        &["--config", "flood_kib=1000"],
+    );
+    println!("  {kib:>8}  records-probe flood (1,000 KiB records)");
+    assert!(
+        text.contains("accepted=65 then quota-exceeded"),
+        "records flood: {text}"
+    );
+    assert!(
+        kib <= baseline + RECORDS_KIB + ALLOWANCE_KIB,
+        "records flood peaked at {kib} KiB: over {baseline} + {RECORDS_KIB} + {ALLOWANCE_KIB}"
+    );
 }

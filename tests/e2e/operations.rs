@@ -136,6 +136,18 @@ impl World {
         name: &str,
         schedules: &[(&str, &str)],
     ) {
+        self.install_configured(tenant, plugin, name, schedules, &[]);
+    }
+
+    /// [`Self::install`] with config assignments (`KEY=VALUE`).
+    pub(crate) fn install_configured(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        name: &str,
+        schedules: &[(&str, &str)],
+        config: &[String],
+    ) {
         let dir = airlock_tests::plugin_dir(plugin);
         let manifest = airlock::Plugin::load(&dir).unwrap().manifest;
         let mut all: Vec<(&str, &str)> = manifest
@@ -144,7 +156,7 @@ impl World {
             .map(|f| (f.name.as_str(), "0 0 0 1 1 *"))
             .collect();
         all.extend_from_slice(schedules);
-        let plan = self.plan(tenant, &dir, name, &[], &all).unwrap();
+        let plan = self.plan(tenant, &dir, name, config, &all).unwrap();
         block_on(lifecycle::commit_install(
             self.store(),
             Some(&self.keyring),
@@ -194,6 +206,33 @@ impl World {
             .kv_get(&scope, key)
             .unwrap()
             .map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+
+    /// Runs `feed` of stored installation `tenant/id` once, as `serve`
+    /// would load it (pinned plugin, approved grants), and returns its
+    /// report.
+    pub(crate) async fn run_stored(
+        &self,
+        tenant: &str,
+        id: &str,
+        feed: &str,
+    ) -> airlock::runs::RunReport {
+        let row = lifecycle::installation_row(self.store(), tenant, id)
+            .await
+            .unwrap();
+        let (plugin, installation) = lifecycle::load(self.store(), Some(&self.keyring), &row)
+            .await
+            .unwrap();
+        let request = airlock::runs::RunRequest {
+            feed: feed.into(),
+            trigger: airlock::runs::Trigger::Manual,
+            scheduled_at: self.clock.now_ts(),
+            attempt: 1,
+        };
+        self.host
+            .run_feed(&plugin, &installation, request)
+            .await
+            .unwrap()
     }
 
     pub(crate) fn take_events(&self) -> Vec<Event> {

@@ -87,6 +87,7 @@ pub fn installation(plugin: &Plugin, tenant: &str, id: &str, config: &[String]) 
         mode: Mode::Live,
         rate_limits: Default::default(),
         approved_egress: None,
+        approved_data: None,
     }
 }
 

@@ -270,6 +270,7 @@ async fn bare_runs_per_second(host: &Airlock, args: &Args) -> anyhow::Result<f64
         mode: Mode::Live,
         rate_limits: Default::default(),
         approved_egress: None,
+        approved_data: None,
     };
     let component = host.load(&plugin)?;
     let iterations = 2000;

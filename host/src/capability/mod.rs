@@ -22,3 +22,4 @@ pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod log;
+pub(crate) mod records;

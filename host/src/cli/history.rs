@@ -214,6 +214,12 @@ async fn show(id: i64, json: bool, db: &DbArgs) -> anyhow::Result<u8> {
         count(&report, "storage_committed"),
         count(&report, "storage_discarded")
     )?;
+    let records: Option<airlock::runs::RecordCounts> = report
+        .get("records")
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    if let Some(records) = records {
+        writeln!(out, "  records    {}", records.summary())?;
+    }
     Ok(0)
 }
 

@@ -110,6 +110,27 @@ fn print_egress(m: &Manifest, permitted: &PermittedDomains) {
     }
 }
 
+fn print_data(m: &Manifest) {
+    outln!();
+    outln!("records (the tenant's shared data; none unless listed):");
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    outln!(
+        "  reads    {}   (change feed, pending set, acknowledge, annotate)",
+        list(&m.data.reads)
+    );
+    outln!("  writes   {}   (put, delete)", list(&m.data.writes));
+    outln!(
+        "  per run  at most {} record changes",
+        m.limits.record_changes
+    );
+}
+
 fn print_rule(rule: &EgressRule, permitted: &PermittedDomains) {
     let source = match (&rule.source, permitted.covering(rule)) {
         (RuleSource::Manifest, Some(p)) => {
@@ -133,6 +154,7 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
     let plugin = Plugin::load(&args.plugin_dir)?;
     print_manifest(&plugin);
     print_egress(&plugin.manifest, &args.permitted.load()?);
+    print_data(&plugin.manifest);
     let runtime = Runtime::new(HostLimits::default(), args.cache.dir())?;
     let component = runtime.load(&plugin.digest, &plugin.component)?;
     outln!();

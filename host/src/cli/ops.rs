@@ -155,6 +155,13 @@ fn print_plan(plan: &Plan) {
     for r in &plan.grants.refused {
         outln!("  NOT GRANTED {} [{}]: {}", r.host, r.service, r.reason);
     }
+    let data = lifecycle::data_text(&plan.plugin.manifest.data);
+    for grant in &data {
+        outln!("  records    {grant} (the tenant's shared records)");
+    }
+    if data.is_empty() {
+        outln!("  records    (none: it cannot read or write the tenant's records)");
+    }
     for s in &plan.schedules {
         let note = if s.overridden { " (overridden)" } else { "" };
         outln!(
@@ -218,10 +225,11 @@ pub async fn install(args: InstallArgs) -> anyhow::Result<u8> {
     );
     print_plan(&plan);
     test_connection(&host, &plan, &args.host).await?;
-    let question = if plan.egress_added.is_empty() {
-        "Install it (it may reach no host)?"
-    } else {
-        "Install with the egress above?"
+    let question = match (plan.egress_added.is_empty(), plan.data_added.is_empty()) {
+        (true, true) => "Install it (it may reach no host and no records)?",
+        (false, true) => "Install with the egress above?",
+        (true, false) => "Install with the record access above (it may reach no host)?",
+        (false, false) => "Install with the egress and record access above?",
     };
     confirm(question, args.host.yes)?;
     let row = lifecycle::commit_install(
@@ -351,6 +359,9 @@ pub struct ReauthoriseArgs {
     /// endpoint (it is refused otherwise).
     #[arg(long)]
     approve_egress: bool,
+    /// Approve record access the change adds (it is refused otherwise).
+    #[arg(long)]
+    approve_data: bool,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -365,6 +376,12 @@ fn print_egress_diff(plan: &Plan) {
     for key in &plan.config_dropped {
         outln!("  - config   {key} (the new version does not declare it)");
     }
+    for grant in &plan.data_added {
+        outln!("  + records  {grant}   (new: needs approval)");
+    }
+    for grant in &plan.data_removed {
+        outln!("  - records  {grant}");
+    }
 }
 
 pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
@@ -378,6 +395,7 @@ pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
     print_plan(&plan);
     print_egress_diff(&plan);
     plan.require_approval(args.approve_egress)?;
+    plan.require_data_approval(args.approve_data)?;
     test_connection(&host, &plan, &args.host).await?;
     confirm("Save the new settings?", args.host.yes)?;
     lifecycle::commit_change(
@@ -403,6 +421,10 @@ pub struct UpgradeArgs {
     /// Approve egress the new version adds (it is refused otherwise).
     #[arg(long)]
     approve_egress: bool,
+    /// Approve record access the new version adds (it is refused
+    /// otherwise).
+    #[arg(long)]
+    approve_data: bool,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -433,6 +455,7 @@ pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
     }
     print_egress_diff(&plan);
     plan.require_approval(args.approve_egress)?;
+    plan.require_data_approval(args.approve_data)?;
     test_connection(&host, &plan, &args.host).await?;
     confirm("Upgrade?", args.host.yes)?;
     let new_row = lifecycle::commit_change(

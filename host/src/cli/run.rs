@@ -94,6 +94,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
             max_concurrent: args.max_concurrent,
         },
         approved_egress: None,
+        // An ad-hoc run of a plugin directory may use what its manifest
+        // declares; a stored installation, what was approved (below).
+        approved_data: None,
     };
     let installation = held_to_what_was_installed(store, &plugin, installation).await?;
     let grants = host.grants(&plugin, &installation)?;
@@ -209,6 +212,7 @@ async fn held_to_what_was_installed(
     }
     let rules = airlock::lifecycle::approved_rules(&row, plugin, &installation.config)?;
     installation.approved_egress = Some(rules);
+    installation.approved_data = Some(row.approved_data.clone().unwrap_or_default());
     Ok(installation)
 }
 
@@ -376,6 +380,9 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
         for change in &report.storage_committed {
             outln!("  {}", change.key);
         }
+    }
+    if !report.records.is_empty() {
+        outln!("records: {}", report.records.summary());
     }
     if let Some(id) = report.run_id {
         outln!("run recorded as #{id} in {}", db.display());

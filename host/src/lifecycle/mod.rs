@@ -31,7 +31,7 @@ pub use settings::{remove, reseal_secrets, set_enabled, set_mode, set_schedule};
 use crate::airlock::{Airlock, HostError, Installation};
 use crate::config::{ConfigError, ConfigValues};
 use crate::egress::{ApprovedRule, Grants};
-use crate::manifest::{ManifestError, Plugin, is_slug};
+use crate::manifest::{DataSection, ManifestError, Plugin, is_slug};
 use crate::plugin_store::PluginStoreError;
 use crate::runs::Mode;
 use crate::scheduler::{CronSchedule, ScheduleError};
@@ -135,6 +135,15 @@ pub enum LifecycleError {
         /// The rules added, comma-separated.
         added: String,
     },
+    /// The change grants record access the operator did not approve.
+    #[error(
+        "this change widens access to the tenant's records ({added}); re-run with \
+         --approve-data to approve it\nnothing was changed"
+    )]
+    DataWidened {
+        /// The grants added (`read orders`), comma-separated.
+        added: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -197,6 +206,12 @@ pub struct Plan {
     pub egress_removed: Vec<String>,
     /// Config keys the new version no longer declares (dropped on upgrade).
     pub config_dropped: Vec<String>,
+    /// Record grants (`read orders`, `write stock`) not approved before
+    /// (all of them for a new installation): widening that needs the
+    /// operator's approval.
+    pub data_added: Vec<String>,
+    /// Record grants approved before that are no longer asked for.
+    pub data_removed: Vec<String>,
 }
 
 impl Plan {
@@ -216,6 +231,25 @@ impl Plan {
             added: self.egress_added.join(", "),
         })
     }
+
+    /// Refuses a plan that widens access to the tenant's records unless the
+    /// operator explicitly approved it (`--approve-data`).
+    pub fn require_data_approval(&self, approved: bool) -> Result<(), LifecycleError> {
+        if self.data_added.is_empty() || approved {
+            return Ok(());
+        }
+        Err(LifecycleError::DataWidened {
+            added: self.data_added.join(", "),
+        })
+    }
+}
+
+/// Record grants as the operator reads them: `read orders`, `write stock`.
+pub fn data_text(data: &DataSection) -> Vec<String> {
+    let reads = data.reads.iter().map(|c| format!("read {c}"));
+    reads
+        .chain(data.writes.iter().map(|c| format!("write {c}")))
+        .collect()
 }
 
 fn egress_text(grants: &Grants) -> Vec<String> {
@@ -307,10 +341,12 @@ pub async fn plan_install(
         mode: request.mode,
         rate_limits: Default::default(),
         approved_egress: None,
+        approved_data: Some(plugin.manifest.data.clone()),
     };
     let grants = host.grants(&plugin, &installation)?;
     installation.approved_egress = Some(grants.approved());
     let egress_added = egress_text(&grants);
+    let data_added = data_text(&plugin.manifest.data);
     Ok(Plan {
         plugin,
         installation,
@@ -319,6 +355,8 @@ pub async fn plan_install(
         egress_added,
         egress_removed: Vec::new(),
         config_dropped: Vec::new(),
+        data_added,
+        data_removed: Vec::new(),
     })
 }
 
@@ -369,6 +407,7 @@ fn row_for(
         config: plan.installation.config.plain().clone(),
         approved_egress: plan.egress_text(),
         approved_rules: Some(plan.grants.approved()),
+        approved_data: plan.installation.approved_data.clone(),
         mode: plan.installation.mode.as_str().to_string(),
         enabled,
         created_at,
@@ -443,8 +482,9 @@ pub fn stored_mode(row: &InstallationRow) -> Mode {
     }
 }
 
-/// The installation a stored row describes, with `config` and the egress
-/// rules approved for it (none while a change is being planned).
+/// The installation a stored row describes, with `config`, the egress
+/// rules approved for it (none while a change is being planned) and the
+/// record grants approved (none stored: none granted).
 fn runnable(
     row: &InstallationRow,
     config: ConfigValues,
@@ -457,6 +497,7 @@ fn runnable(
         mode: stored_mode(row),
         rate_limits: Default::default(),
         approved_egress,
+        approved_data: Some(row.approved_data.clone().unwrap_or_default()),
     }
 }
 
@@ -554,6 +595,12 @@ async fn plan_change(
     let grants = host.grants(&plugin, &installation)?;
     installation.approved_egress = Some(grants.approved());
     let (egress_added, egress_removed) = diff(&row.approved_egress, &egress_text(&grants));
+    let approved_data = row.approved_data.clone().unwrap_or_default();
+    let (data_added, data_removed) = diff(
+        &data_text(&approved_data),
+        &data_text(&plugin.manifest.data),
+    );
+    installation.approved_data = Some(plugin.manifest.data.clone());
     Ok(Plan {
         plugin,
         installation,
@@ -562,6 +609,8 @@ async fn plan_change(
         egress_added,
         egress_removed,
         config_dropped,
+        data_added,
+        data_removed,
     })
 }
 

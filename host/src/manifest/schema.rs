@@ -189,6 +189,14 @@ pub struct Limits {
     /// Keys the installation may keep in storage.
     #[serde(default = "default_storage_keys")]
     pub storage_keys: u32,
+    /// Record writes, acknowledgements and annotations one run may make,
+    /// together.
+    #[serde(default = "default_record_changes")]
+    pub record_changes: u32,
+}
+
+fn default_record_changes() -> u32 {
+    10_000
 }
 
 fn default_http_requests() -> u32 {
@@ -234,6 +242,7 @@ impl Default for Limits {
             http_concurrency: default_http_concurrency(),
             storage_mb: default_storage_mb(),
             storage_keys: default_storage_keys(),
+            record_changes: default_record_changes(),
         }
     }
 }
@@ -445,6 +454,7 @@ impl Limits {
             ("limits.http_concurrency", self.http_concurrency),
             ("limits.storage_mb", self.storage_mb),
             ("limits.storage_keys", self.storage_keys),
+            ("limits.record_changes", self.record_changes),
         ] {
             if value == 0 {
                 return Err(invalid(field, "must be at least 1"));

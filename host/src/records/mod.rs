@@ -1,7 +1,12 @@
 //! The tenant's shared business records, without I/O: which collections
 //! exist, and whether a body is valid for its collection's schema. Where
 //! records are kept is [`crate::storage::RecordStore`]'s; what a guest may
-//! do with them, the records capability's.
+//! do with them, the records capability's; what one run has done with
+//! them, [`run`]'s.
+
+pub mod run;
+
+pub use run::{DataGrants, RecordsError, RunRecords};
 
 /// The collections a tenant's records are kept in.
 pub const COLLECTIONS: &[&str] = &[

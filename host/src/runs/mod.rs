@@ -6,7 +6,7 @@
 
 mod log;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use log::{LogLevel, LogLimits, LogLine, RunLog};
 
@@ -181,6 +181,53 @@ fn trap_cause(message: &str) -> &str {
     .unwrap_or_default()
 }
 
+/// How many changes a run made to the tenant's records, and whether they
+/// were kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordCounts {
+    /// Records put.
+    pub puts: usize,
+    /// Records deleted.
+    pub deletes: usize,
+    /// Acknowledgements.
+    pub acks: usize,
+    /// Annotation changes.
+    pub annotations: usize,
+    /// Whether they were applied with the run's record.
+    pub kept: bool,
+}
+
+impl RecordCounts {
+    /// The counts of `effects`, kept or not.
+    pub fn of(effects: &crate::storage::RecordEffects, kept: bool) -> Self {
+        let deletes = effects.writes.iter().filter(|w| w.body.is_none()).count();
+        Self {
+            puts: effects.writes.len() - deletes,
+            deletes,
+            acks: effects.acks.len(),
+            annotations: effects.annotations.len(),
+            kept,
+        }
+    }
+
+    /// Whether the run changed nothing in the records.
+    pub fn is_empty(&self) -> bool {
+        self.puts + self.deletes + self.acks + self.annotations == 0
+    }
+
+    /// One line: `2 puts, 1 delete, 3 acknowledgements, 0 annotations (kept)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} put(s), {} delete(s), {} acknowledgement(s), {} annotation change(s) ({})",
+            self.puts,
+            self.deletes,
+            self.acks,
+            self.annotations,
+            if self.kept { "kept" } else { "discarded" }
+        )
+    }
+}
+
 /// Everything one run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -220,6 +267,10 @@ pub struct RunReport {
     /// (a test-mode dry run), if that is the case.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_note: Option<String>,
+    /// What the run changed in the tenant's records, and whether it was
+    /// kept (on the same terms as its storage writes).
+    #[serde(default, skip_serializing_if = "RecordCounts::is_empty")]
+    pub records: RecordCounts,
     /// The guest's log lines (secrets redacted).
     pub log: Vec<LogLine>,
     /// Log lines dropped over the cap.

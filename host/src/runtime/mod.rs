@@ -39,8 +39,9 @@ use stdio::CappedOutput;
 use crate::capability;
 use crate::config::ConfigValues;
 use crate::egress::{EgressClient, EgressPolicy, HttpCall, RequestCaps, Throttle};
+use crate::records::RunRecords;
 use crate::runs::{LogLimits, LogLine, Mode, RunEnd, Severity, Trigger};
-use crate::storage::RunStorage;
+use crate::storage::{RecordEffects, RecordStore, RunStorage};
 
 /// Host-wide maxima. A manifest may ask for less, never more. Each is
 /// documented, with its default, in `docs/limits.md`.
@@ -177,6 +178,10 @@ pub struct RunSetup {
     pub config: ConfigValues,
     /// The run's view of storage.
     pub storage: RunStorage,
+    /// Where the tenant's records are read from.
+    pub record_store: Arc<dyn RecordStore>,
+    /// The run's grants on the records, and its changes to them.
+    pub records: RunRecords,
     /// The installation's egress policy.
     pub policy: Arc<EgressPolicy>,
     /// The HTTP client (the enforcement point).
@@ -202,6 +207,8 @@ pub struct CallOutput<T> {
     pub result: Result<T, RunEnd>,
     /// The run's storage, with its uncommitted writes.
     pub storage: RunStorage,
+    /// The run's changes to the records, not applied yet.
+    pub records: RecordEffects,
     /// Log lines and the count dropped.
     pub log: (Vec<LogLine>, u32),
     /// Captured stdout.
@@ -468,6 +475,7 @@ impl Runtime {
         CallOutput {
             result,
             storage: state.kv.into_storage(),
+            records: state.records.into_effects(),
             log: state.log.into_parts(),
             stdout,
             stderr,
@@ -488,6 +496,7 @@ fn link(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
     capability::log::add_to_linker(&mut linker, |s| &mut s.log)?;
     capability::config::add_to_linker(&mut linker, |s| &mut s.config)?;
     capability::kv::add_to_linker(&mut linker, |s| &mut s.kv)?;
+    capability::records::add_to_linker(&mut linker, |s| &mut s.records)?;
     capability::http::add_to_linker(&mut linker, |s| &mut s.http)?;
     Ok(linker)
 }

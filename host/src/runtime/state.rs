@@ -1,7 +1,8 @@
 //! The data a run's wasmtime `Store` holds: a WASI context with nothing
 //! granted, the memory limiter (all memories and tables of the instance
-//! together), and one field per capability (log, config, kv storage, HTTP
-//! with its per-run budget), each built from the run's [`RunSetup`].
+//! together), and one field per capability (log, config, kv storage,
+//! records, HTTP with its per-run budget), each built from the run's
+//! [`RunSetup`].
 
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use crate::capability::config::ConfigCapability;
 use crate::capability::http::{HttpCapability, WasiHttpState};
 use crate::capability::kv::KvCapability;
 use crate::capability::log::LogCapability;
+use crate::capability::records::RecordsCapability;
 use crate::egress::SendMode;
 use crate::runs::{LogLimits, Mode};
 
@@ -116,6 +118,7 @@ pub struct RunState {
     pub log: LogCapability,
     pub config: ConfigCapability,
     pub kv: KvCapability,
+    pub records: RecordsCapability,
     pub http: HttpCapability,
     pub wasi_http: WasiHttpState,
     pub stdout: CappedOutput,
@@ -155,6 +158,12 @@ impl RunState {
             log: LogCapability::new(log, redactor, Instant::now()),
             config: ConfigCapability::new(setup.config),
             kv: KvCapability::new(setup.storage),
+            records: RecordsCapability::new(
+                setup.record_store,
+                setup.tenant,
+                setup.installation,
+                setup.records,
+            ),
             wasi_http: WasiHttpState::new(&http),
             http,
             stdout: stdout.clone(),

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::{SqliteStore, StorageError};
 use crate::egress::ApprovedRule;
+use crate::manifest::DataSection;
 use crate::secrets::SealedSecret;
 
 /// A tenant: one merchant on the platform.
@@ -56,6 +57,10 @@ pub struct InstallationRow {
     /// before they were stored (its runs get the rules its manifest grants
     /// that are in `approved_egress`, never more).
     pub approved_rules: Option<Vec<ApprovedRule>>,
+    /// The record collections the operator approved it to read and write;
+    /// none for an installation made before records existed, whose runs
+    /// may use none.
+    pub approved_data: Option<DataSection>,
     /// `test` or `live`.
     pub mode: String,
     /// Whether its schedules run.
@@ -120,7 +125,7 @@ const UNPLANNED: i64 = 0;
 
 const INSTALLATION_COLUMNS: &str = "tenant, id, plugin_id, plugin_version, plugin_dir, \
      plugin_digest, config, approved_egress, mode, enabled, created_at, updated_at, removed_at, \
-     plugin_store, approved_rules, revision";
+     plugin_store, approved_rules, revision, approved_data";
 
 fn installation_from_row(r: &Row<'_>) -> rusqlite::Result<InstallationRow> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -143,6 +148,9 @@ fn installation_from_row(r: &Row<'_>) -> rusqlite::Result<InstallationRow> {
             .get::<_, Option<String>>(14)?
             .map(|text| serde_json::from_str(&text).unwrap_or_default()),
         revision: r.get(15)?,
+        approved_data: r
+            .get::<_, Option<String>>(16)?
+            .map(|text| serde_json::from_str(&text).unwrap_or_default()),
     })
 }
 
@@ -247,7 +255,8 @@ fn write_installation(conn: &Connection, row: &InstallationRow) -> Result<(), St
     conn.execute(
         &format!(
             "INSERT OR REPLACE INTO installations ({INSTALLATION_COLUMNS})
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                ?17)"
         ),
         params![
             row.tenant,
@@ -265,7 +274,8 @@ fn write_installation(conn: &Connection, row: &InstallationRow) -> Result<(), St
             row.removed_at,
             row.plugin_store,
             row.approved_rules.as_ref().map(to_json),
-            row.revision
+            row.revision,
+            row.approved_data.as_ref().map(to_json)
         ],
     )?;
     Ok(())

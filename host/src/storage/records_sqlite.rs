@@ -22,25 +22,50 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<StoredRecord> {
     })
 }
 
-/// The tenant's next version: its counter, raised by one.
-fn next_version(tx: &Connection, tenant: &str) -> Result<i64, StorageError> {
-    Ok(tx
+/// Reserves `count` versions of the tenant's counter in one step; returns
+/// the first. A version reserved and not used (a delete that changed
+/// nothing) is a gap: versions only ever rise, they need not be dense.
+fn reserve_versions(tx: &Connection, tenant: &str, count: usize) -> Result<i64, StorageError> {
+    let count = count as i64;
+    let last: i64 = tx
         .prepare_cached(
-            "INSERT INTO record_versions (tenant, version) VALUES (?1, 1)
-             ON CONFLICT (tenant) DO UPDATE SET version = version + 1
+            "INSERT INTO record_versions (tenant, version) VALUES (?1, ?2)
+             ON CONFLICT (tenant) DO UPDATE SET version = version + ?2
              RETURNING version",
         )?
-        .query_row([tenant], |r| r.get(0))?)
+        .query_row(params![tenant, count], |r| r.get(0))?;
+    Ok(last - count + 1)
 }
 
-/// Applies one write by `writer`; returns the version it was given, or
-/// none for a delete of a record that is missing or deleted already (it
-/// changes nothing, so no version is spent on it).
+/// Applies each of `writes` by `writer`, giving them consecutive versions;
+/// returns, for each, the version it was given, or none for a delete of a
+/// record that is missing or deleted already (it changes nothing).
+fn write_all_in(
+    tx: &Connection,
+    tenant: &str,
+    writer: &str,
+    writes: &[RecordWrite],
+    now: i64,
+) -> Result<Vec<Option<i64>>, StorageError> {
+    if writes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = reserve_versions(tx, tenant, writes.len())?;
+    writes
+        .iter()
+        .zip(first..)
+        .map(|(write, version)| write_in(tx, tenant, writer, write, version, now))
+        .collect()
+}
+
+/// Applies one write by `writer` at `version`; none for a delete that
+/// changes nothing.
 fn write_in(
     tx: &Connection,
     tenant: &str,
     writer: &str,
     write: &RecordWrite,
+    version: i64,
     now: i64,
 ) -> Result<Option<i64>, StorageError> {
     if write.body.is_none() {
@@ -55,7 +80,6 @@ fn write_in(
             return Ok(None);
         }
     }
-    let version = next_version(tx, tenant)?;
     tx.prepare_cached(
         "INSERT INTO records (tenant, collection, id, version, updated_at, writer, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -175,9 +199,7 @@ pub(super) fn apply_in(
     effects: &RecordEffects,
     now: i64,
 ) -> Result<(), StorageError> {
-    for write in &effects.writes {
-        write_in(tx, &scope.tenant, &scope.installation, write, now)?;
-    }
+    write_all_in(tx, &scope.tenant, &scope.installation, &effects.writes, now)?;
     for ack in &effects.acks {
         ack_in(tx, scope, ack, now)?;
     }
@@ -208,11 +230,12 @@ impl SqliteStore {
         if live.is_none() {
             return Err(StorageError::NotFound(format!("no tenant `{tenant}`")));
         }
+        let given = write_all_in(&tx, tenant, writer, writes, now)?;
         let mut versions = Vec::with_capacity(writes.len());
-        for write in writes {
+        for (write, version) in writes.iter().zip(given) {
             // A no-op delete reports the version the record already has (0
             // if it never existed).
-            let version = match write_in(&tx, tenant, writer, write, now)? {
+            let version = match version {
                 Some(v) => v,
                 None => tx
                     .query_row(
@@ -521,7 +544,7 @@ mod tests {
                 .unwrap(),
             [3]
         );
-        // Deleting it again changes nothing and spends no version.
+        // Deleting it again changes nothing: the record keeps its version.
         assert_eq!(
             s.write_records("acme", "platform", &[delete], 2).unwrap(),
             [3]

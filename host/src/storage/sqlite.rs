@@ -308,6 +308,14 @@ const MIGRATIONS: &[&str] = &[
         updated_at   INTEGER NOT NULL,
         PRIMARY KEY (tenant, installation, collection, id)
     ) WITHOUT ROWID;",
+    // 8: the record collections approved per installation (`approved_data`,
+    // JSON of the manifest's `[data]` as approved; NULL for installations
+    // made before: they may use none), and the live records of a
+    // collection by version, which the pending query walks without reading
+    // each record's row (a partial index: deleted records are not pending).
+    "ALTER TABLE installations ADD COLUMN approved_data TEXT;
+    CREATE INDEX records_live_by_version ON records (tenant, collection, version)
+        WHERE body IS NOT NULL;",
 ];
 
 /// How many prepared statements a connection keeps.

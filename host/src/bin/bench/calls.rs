@@ -103,6 +103,7 @@ async fn run(
         mode: Mode::Live,
         rate_limits: Default::default(),
         approved_egress: None,
+        approved_data: None,
     };
     let request = RunRequest {
         feed: feed.into(),

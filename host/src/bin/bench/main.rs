@@ -12,6 +12,9 @@
 //! resolver, throttle, audit) against native reqwest to the same loopback
 //! server.
 //!
+//! With `--records N`, it measures the tenant's records instead: see
+//! `records.rs`.
+//!
 //! Run with `cargo run --release -p airlock --bin airlock-bench [-- --calls]`
 //! after `scripts/build-plugins.sh`.
 
@@ -27,6 +30,7 @@ use airlock::runtime::{FeedCall, HostLimits, Runtime};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
 
 mod calls;
+mod records;
 
 /// Measure the per-run overhead of Airlock over bare wasmtime.
 #[derive(Parser)]
@@ -53,6 +57,11 @@ struct Args {
     /// Requests on each side of the HTTP comparison.
     #[arg(long, default_value_t = 2000)]
     http_requests: u32,
+    /// Instead of the per-run cost, measure the tenant's records with this
+    /// many orders on a SQLite file: writing them, and one consumer's
+    /// pending set.
+    #[arg(long, value_name = "ORDERS")]
+    records: Option<usize>,
 }
 
 struct Stats {
@@ -89,6 +98,9 @@ fn print(name: &str, s: &Stats) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(orders) = args.records {
+        return records::measure(orders).await;
+    }
     let plugin =
         Plugin::load(&args.plugin).context("build the plugins first: scripts/build-plugins.sh")?;
     let cache = tempfile::tempdir()?;
@@ -128,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         mode: Mode::Live,
         rate_limits: Default::default(),
         approved_egress: None,
+        approved_data: None,
     };
     let component = host.load(&plugin)?;
     let warmup = args.iterations / 10;

@@ -1,0 +1,185 @@
+//! `airlock-bench --records N`: the tenant's shared records at scale, on a
+//! SQLite file.
+//!
+//! - Writing: N orders written by the platform in batches of 1,000 (the
+//!   import's batch), against the same bodies written as key-value pairs
+//!   in batches of the same size (the store's simplest write path) as the
+//!   baseline.
+//! - Pending: one consumer has acknowledged all but 1 % of them; how long
+//!   the first page of its pending set takes, and a walk of the whole set
+//!   with the cursor, against a walk of the change feed (every record, no
+//!   acknowledgement join) as the baseline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use airlock::SqliteStore;
+use airlock::storage::{
+    KvBackend, PLATFORM_WRITER, RecordAck, RecordEffects, RecordStore, RecordWrite, RunEffects,
+    RunLedger, RunRow, Scope, TenantRow,
+};
+
+/// Records per write and per page, as the import and a connector use them.
+const BATCH: usize = 1000;
+
+fn order(i: usize) -> String {
+    format!(
+        r#"{{"id":"o-{i}","number":"{i}","status":"processing","currency":"GBP","placed_at":"2026-11-25T10:00:00Z","customer":{{"email":"c{i}@example.com","name":"Customer {i}"}},"lines":[{{"id":"1","sku":"sku-{sku}","quantity":2,"unit_price":"9.99"}}],"totals":{{"total":"19.98"}}}}"#,
+        sku = i % 977
+    )
+}
+
+fn run_row(installation: &str) -> RunRow {
+    RunRow {
+        tenant: "bench".into(),
+        installation: installation.into(),
+        plugin_id: "bench".into(),
+        plugin_version: "0".into(),
+        plugin_digest: String::new(),
+        feed: "export".into(),
+        mode: "live".into(),
+        trigger: "manual".into(),
+        attempt: 1,
+        scheduled_at: 0,
+        started_at: 0,
+        ended_at: 0,
+        status: "ok".into(),
+        message: String::new(),
+        report: "{}".into(),
+    }
+}
+
+fn per_second(n: usize, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
+
+/// Measures writing `n` orders and querying the pending set.
+pub async fn measure(n: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(SqliteStore::open(&dir.path().join("records.db"))?);
+    store.add_tenant(&TenantRow {
+        id: "bench".into(),
+        name: "bench".into(),
+        created_at: 0,
+    })?;
+    let bodies: Vec<String> = (0..n).map(order).collect();
+    let bytes: usize = bodies.iter().map(String::len).sum();
+
+    let started = Instant::now();
+    for (chunk_at, chunk) in bodies.chunks(BATCH).enumerate() {
+        let writes = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| RecordWrite {
+                collection: "orders".into(),
+                id: format!("o-{}", chunk_at * BATCH + i),
+                body: Some(body.clone()),
+            })
+            .collect();
+        RecordStore::write_records(&*store, "bench", PLATFORM_WRITER, writes, 0).await?;
+    }
+    let records_took = started.elapsed();
+
+    let scope = Scope {
+        tenant: "bench".into(),
+        installation: "kv-baseline".into(),
+    };
+    let started = Instant::now();
+    for (chunk_at, chunk) in bodies.chunks(BATCH).enumerate() {
+        let changes: Vec<(String, Option<Vec<u8>>)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                (
+                    format!("o-{}", chunk_at * BATCH + i),
+                    Some(body.as_bytes().to_vec()),
+                )
+            })
+            .collect();
+        store.kv_apply(&scope, &changes)?;
+    }
+    let kv_took = started.elapsed();
+    println!(
+        "records  {n} orders ({} MiB of JSON) written in batches of {BATCH}: {:.0} records/s; \
+         the same as key-value pairs: {:.0}/s; ratio records / key-value {:.2}x the time",
+        bytes >> 20,
+        per_second(n, records_took),
+        per_second(n, kv_took),
+        records_took.as_secs_f64() / kv_took.as_secs_f64()
+    );
+
+    // A consumer acknowledges all but every hundredth, in runs of 10,000.
+    let acked: Vec<usize> = (0..n).filter(|i| i % 100 != 0).collect();
+    for chunk in acked.chunks(10_000) {
+        let acks = chunk
+            .iter()
+            .map(|i| RecordAck {
+                collection: "orders".into(),
+                id: format!("o-{i}"),
+                version: *i as i64 + 1,
+            })
+            .collect();
+        RunLedger::finish_run(
+            &*store,
+            RunEffects {
+                run: run_row("xero"),
+                kv_changes: Vec::new(),
+                records: RecordEffects {
+                    acks,
+                    ..Default::default()
+                },
+                http_calls: Vec::new(),
+                settlement: None,
+                settled_at: 0,
+            },
+        )
+        .await?;
+    }
+
+    let first_page =
+        || async { RecordStore::pending_records(&*store, "bench", "xero", "orders", 0, 100).await };
+    first_page().await?;
+    let rounds = 20;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        anyhow::ensure!(first_page().await?.len() == 100.min(n.div_ceil(100)));
+    }
+    let page_took = started.elapsed() / rounds;
+
+    let started = Instant::now();
+    let (mut after, mut pending) = (0, 0);
+    loop {
+        let page =
+            RecordStore::pending_records(&*store, "bench", "xero", "orders", after, BATCH).await?;
+        pending += page.len();
+        match page.last() {
+            Some(last) if page.len() == BATCH => after = last.version,
+            _ => break,
+        }
+    }
+    let walk_took = started.elapsed();
+    anyhow::ensure!(pending == n.div_ceil(100), "pending: {pending}");
+
+    let started = Instant::now();
+    let (mut after, mut seen) = (0, 0);
+    loop {
+        let page = RecordStore::record_changes(&*store, "bench", "orders", after, BATCH).await?;
+        seen += page.len();
+        match page.last() {
+            Some(last) if page.len() == BATCH => after = last.version,
+            _ => break,
+        }
+    }
+    let feed_took = started.elapsed();
+    anyhow::ensure!(seen == n);
+    println!(
+        "pending  {n} orders, {pending} pending for one consumer: first page of 100 in {:.2} ms; \
+         the whole set in pages of {BATCH}: {:.0} ms, against {:.0} ms to walk the change feed \
+         of all {n} (ratio {:.2}x)",
+        page_took.as_secs_f64() * 1e3,
+        walk_took.as_secs_f64() * 1e3,
+        feed_took.as_secs_f64() * 1e3,
+        walk_took.as_secs_f64() / feed_took.as_secs_f64()
+    );
+    Ok(())
+}
