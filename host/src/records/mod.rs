@@ -3,7 +3,8 @@
 //! repository's root, compiled into the binary), and whether a body is valid
 //! for its collection. Where records are kept is
 //! [`crate::storage::RecordStore`]'s; what a guest may do with them, the
-//! records capability's.
+//! records capability's; [`import`] loads a file of them for the operator
+//! and [`admin`] answers the operator's other questions.
 //!
 //! ```
 //! use airlock::records::{check_id, validate};
@@ -17,6 +18,9 @@
 //!     "/quantity: -1 is less than the minimum of 0"
 //! );
 //! ```
+
+pub mod admin;
+pub mod import;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
