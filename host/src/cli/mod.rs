@@ -30,6 +30,7 @@ mod history;
 mod inspect;
 mod ops;
 mod parse;
+mod records;
 mod run;
 mod serve;
 
@@ -153,6 +154,12 @@ enum Command {
     Notifications {
         #[command(subcommand)]
         command: history::NotificationsCommand,
+    },
+    /// The tenant's shared records (products, orders, stock…): import,
+    /// list, show, export, and un-acknowledge to export one again.
+    Records {
+        #[command(subcommand)]
+        command: records::RecordsCommand,
     },
 }
 
@@ -489,6 +496,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::RunNow(args) => serve::run_now(args).await,
         Command::Runs { command } => history::runs(command).await,
         Command::Notifications { command } => history::notifications(command).await,
+        Command::Records { command } => records::records(command).await,
     }
 }
 
