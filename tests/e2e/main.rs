@@ -10,6 +10,7 @@ mod egress;
 mod egress_guests;
 mod layering;
 mod operations;
+mod records_cli;
 mod runtime;
 mod sandbox;
 mod serve_cli;
