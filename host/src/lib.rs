@@ -22,7 +22,7 @@
 //!     "password=not-a-real-password".into(),
 //! ])?;
 //! let installation = Installation { tenant: "acme".into(), id: "shop".into(), config, mode: Mode::Live,
-//!     rate_limits: Default::default(), approved_egress: None };
+//!     rate_limits: Default::default(), approved_egress: None, approved_data: None };
 //! let request = RunRequest { feed: "orders".into(), trigger: Trigger::Manual, scheduled_at: 0, attempt: 1 };
 //! let report = host.run_feed(&plugin, &installation, request).await?;
 //! println!("{}", report.end.summary());

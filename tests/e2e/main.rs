@@ -11,6 +11,7 @@ mod egress_guests;
 mod layering;
 mod operations;
 mod records;
+mod records_cli;
 mod runtime;
 mod sandbox;
 mod serve_cli;

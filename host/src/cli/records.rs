@@ -229,6 +229,14 @@ async fn installation_exists(store: &dyn Store, tenant: &str, id: &str) -> anyho
     }
 }
 
+/// `n` records, with thousands separators: "1 record", "10,000 records".
+fn records_count(n: usize) -> String {
+    match n {
+        1 => "1 record".to_string(),
+        _ => format!("{} records", thousands(n)),
+    }
+}
+
 /// `n` with thousands separators: 10,000.
 fn thousands(n: usize) -> String {
     let digits = n.to_string();
@@ -254,9 +262,9 @@ async fn import(args: ImportArgs) -> anyhow::Result<u8> {
     if args.dry_run {
         let checked = import::check_jsonl(collection, reader).map_err(import_error)?;
         outln!(
-            "{} is valid: {} {collection} records would be written (nothing was)",
+            "{} is valid: {} of {collection} would be written (nothing was)",
             args.file.display(),
-            thousands(checked.records)
+            records_count(checked.records)
         );
         return Ok(0);
     }
@@ -280,8 +288,8 @@ async fn import(args: ImportArgs) -> anyhow::Result<u8> {
         ),
     };
     outln!(
-        "imported {} records into {tenant}/{collection}{versions}",
-        thousands(summary.records)
+        "imported {} into {tenant}/{collection}{versions}",
+        records_count(summary.records)
     );
     Ok(0)
 }
@@ -319,11 +327,11 @@ async fn list(args: ListArgs) -> anyhow::Result<u8> {
     } else {
         ""
     };
-    writeln!(
-        out,
+    let header = format!(
         "{:<24} {:>8}  {:<20}  {:<20}{reason_header}",
         "id", "version", "updated", "writer"
-    )?;
+    );
+    writeln!(out, "{}", header.trim_end())?;
     for row in &rows {
         let r = &row.record;
         let state = match (&row.pending, r.is_deleted()) {
@@ -334,14 +342,14 @@ async fn list(args: ListArgs) -> anyhow::Result<u8> {
             (None, true) => "  (deleted)".to_string(),
             (None, false) => String::new(),
         };
-        writeln!(
-            out,
+        let line = format!(
             "{:<24} {:>8}  {:<20}  {:<20}{state}",
             r.id,
             r.version,
             show_time(r.updated_at),
             r.writer
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
     }
     match (rows.last(), &args.pending_for) {
         (None, Some(installation)) => writeln!(out, "nothing pending for {installation}")?,
@@ -438,7 +446,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<u8> {
     let Some(path) = &args.out else {
         let mut out = std::io::BufWriter::new(std::io::stdout());
         let count = admin::export_jsonl(&*store, tenant, collection, &mut out).await?;
-        eprintln!("exported {} records", thousands(count));
+        eprintln!("exported {}", records_count(count));
         return Ok(0);
     };
     // Written beside the target, then moved over it: a failed export
@@ -455,8 +463,8 @@ async fn export(args: ExportArgs) -> anyhow::Result<u8> {
     temp.persist(path)
         .map_err(|e| bad(format!("cannot write {}: {}", path.display(), e.error)))?;
     outln!(
-        "exported {} {collection} records to {}",
-        thousands(count),
+        "exported {} of {collection} to {}",
+        records_count(count),
         path.display()
     );
     Ok(0)
@@ -491,7 +499,9 @@ mod tests {
     use crate::cli::Cli;
 
     #[test]
-    fn thousands_are_separated() {
+    fn counts_are_separated_by_thousands() {
+        assert_eq!(records_count(1), "1 record");
+        assert_eq!(records_count(2_500), "2,500 records");
         for (n, shown) in [
             (0, "0"),
             (999, "999"),
@@ -527,7 +537,7 @@ mod tests {
                 "--limit",
             ),
             (
-                &["records", "list", "acme", "orders", "--after", "-1"][..],
+                &["records", "list", "acme", "orders", "--after=-1"][..],
                 "--after",
             ),
             (

@@ -6,17 +6,15 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::MAX_BODY_BYTES;
+
 use crate::manifest::DataSection;
 use crate::storage::{
     AnnotationChange, RecordAck, RecordAnnotation, RecordEffects, RecordWrite, StoredRecord,
 };
 
-/// The largest record body, in bytes.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// The most bytes of record bodies and annotations one run may write.
 pub const MAX_RUN_BYTES: usize = 64 << 20;
-/// The longest record id, in bytes.
-pub const MAX_ID_BYTES: usize = 256;
 /// The longest note, external reference or flag, in bytes.
 pub const MAX_ANNOTATION_BYTES: usize = 4096;
 /// The most record changes (writes, acknowledgements, annotations) a
@@ -91,15 +89,9 @@ impl DataGrants {
     }
 }
 
-/// Checks a record id: not empty, at most [`MAX_ID_BYTES`], no control
-/// characters.
+/// Checks a record id ([`super::check_record_id`]), as the guest is told.
 pub fn check_record_id(id: &str) -> Result<(), RecordsError> {
-    if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(char::is_control) {
-        return Err(RecordsError::InvalidArgument(format!(
-            "a record id must be 1 to {MAX_ID_BYTES} bytes without control characters"
-        )));
-    }
-    Ok(())
+    super::check_record_id(id).map_err(RecordsError::InvalidArgument)
 }
 
 /// Reads a page cursor this host gave (a version); none is the start.
@@ -186,7 +178,10 @@ impl RunRecords {
                 MAX_BODY_BYTES >> 20
             )));
         }
-        super::validate(collection, &body).map_err(RecordsError::Invalid)?;
+        let value: serde_json::Value = serde_json::from_str(&body)
+            .map_err(|e| RecordsError::Invalid(format!("not JSON: {e}")))?;
+        super::validate_value(collection, &value).map_err(RecordsError::Invalid)?;
+        super::check_id(id, &value).map_err(RecordsError::Invalid)?;
         self.spend(body.len())?;
         self.write(collection, id, Some(body));
         Ok(())
@@ -319,6 +314,7 @@ impl RunRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::MAX_ID_BYTES;
 
     fn grants(reads: &[&str], writes: &[&str]) -> DataGrants {
         DataGrants::of(&DataSection {
