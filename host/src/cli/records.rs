@@ -365,14 +365,7 @@ async fn list(args: ListArgs) -> anyhow::Result<u8> {
 async fn show(args: ShowArgs) -> anyhow::Result<u8> {
     let Target { tenant, collection } = &args.target;
     let store = open(&args.db, tenant).await?;
-    let installations: Vec<String> = store
-        .installations(Some(tenant), false)
-        .await?
-        .into_iter()
-        .map(|i| i.id)
-        .collect();
-    let Some(detail) = admin::show(&*store, tenant, collection, &args.id, &installations).await?
-    else {
+    let Some(detail) = admin::show(&*store, tenant, collection, &args.id).await? else {
         return Err(bad(format!(
             "no record {collection}/{} for tenant `{tenant}`",
             args.id

@@ -128,34 +128,25 @@ pub struct RecordDetail {
     pub record: StoredRecord,
     /// Who acknowledged which version, by installation.
     pub acks: Vec<AckRow>,
-    /// Each installation's annotations, for those asked about that have
-    /// any, in the order asked.
+    /// Each installation's annotations (removed installations' included),
+    /// by installation.
     pub annotations: Vec<(String, Annotations)>,
 }
 
 /// The record `collection/id` of `tenant`, if it was ever written, with its
-/// acknowledgements and the annotations of `installations` that have any.
+/// acknowledgements and every installation's annotations.
 pub async fn show(
     store: &dyn RecordStore,
     tenant: &str,
     collection: &str,
     id: &str,
-    installations: &[String],
 ) -> Result<Option<RecordDetail>, AdminError> {
     known(collection)?;
     let Some(record) = store.record(tenant, collection, id).await? else {
         return Ok(None);
     };
     let acks = store.record_acks(tenant, collection, id).await?;
-    let mut annotations = Vec::new();
-    for installation in installations {
-        let kept = store
-            .record_annotations(tenant, installation, collection, id)
-            .await?;
-        if kept != Annotations::default() {
-            annotations.push((installation.clone(), kept));
-        }
-    }
+    let annotations = store.all_record_annotations(tenant, collection, id).await?;
     Ok(Some(RecordDetail {
         record,
         acks,
@@ -322,14 +313,9 @@ mod tests {
             Err(AdminError::UnknownCollection(_))
         ));
         assert!(matches!(
-            show(&store, "acme", "widgets", "x", &[]).await,
+            show(&store, "acme", "widgets", "x").await,
             Err(AdminError::UnknownCollection(_))
         ));
-        assert!(
-            show(&store, "acme", "stock", "x", &[])
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(show(&store, "acme", "stock", "x").await.unwrap().is_none());
     }
 }

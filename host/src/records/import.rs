@@ -572,6 +572,15 @@ pub(super) mod tests {
         ) -> Result<Annotations, StorageError> {
             Ok(Annotations::default())
         }
+
+        async fn all_record_annotations(
+            &self,
+            _tenant: &str,
+            _collection: &str,
+            _id: &str,
+        ) -> Result<Vec<(String, Annotations)>, StorageError> {
+            Ok(Vec::new())
+        }
     }
 
     /// A stock record's line.

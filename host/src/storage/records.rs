@@ -202,6 +202,15 @@ pub trait RecordStore: Send + Sync {
         id: &str,
     ) -> Result<bool, StorageError>;
 
+    /// Every installation's annotations on the record (removed
+    /// installations' included), by installation: what the operator sees.
+    async fn all_record_annotations(
+        &self,
+        tenant: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Vec<(String, Annotations)>, StorageError>;
+
     /// `installation`'s annotations on the record (default if none).
     async fn record_annotations(
         &self,

@@ -120,6 +120,22 @@ fn ack_in(tx: &Connection, scope: &Scope, ack: &RecordAck, now: i64) -> Result<(
     Ok(())
 }
 
+/// Annotations from a row of `external_ref, notes, flag, updated_at`.
+fn annotations_from(
+    external_ref: Option<String>,
+    notes: &str,
+    flag: Option<String>,
+    updated_at: i64,
+) -> Result<Annotations, StorageError> {
+    let notes = serde_json::from_str(notes).map_err(|e| StorageError::Database(Box::new(e)))?;
+    Ok(Annotations {
+        external_ref,
+        notes,
+        flag,
+        updated_at,
+    })
+}
+
 /// The annotations `installation` keeps on a record, read inside `conn`.
 fn annotations_in(
     conn: &Connection,
@@ -145,13 +161,7 @@ fn annotations_in(
     let Some((external_ref, notes, flag, updated_at)) = row else {
         return Ok(Annotations::default());
     };
-    let notes = serde_json::from_str(&notes).map_err(|e| StorageError::Database(Box::new(e)))?;
-    Ok(Annotations {
-        external_ref,
-        notes,
-        flag,
-        updated_at,
-    })
+    annotations_from(external_ref, &notes, flag, updated_at)
 }
 
 /// Applies one annotation change by `scope`'s installation.
@@ -355,6 +365,38 @@ impl SqliteStore {
         Ok(removed > 0)
     }
 
+    /// See [`RecordStore::all_record_annotations`].
+    pub fn all_record_annotations(
+        &self,
+        tenant: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Vec<(String, Annotations)>, StorageError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT installation, external_ref, notes, flag, updated_at FROM record_annotations
+             WHERE tenant = ?1 AND collection = ?2 AND id = ?3 ORDER BY installation",
+        )?;
+        let rows = stmt.query_map(params![tenant, collection, id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (installation, external_ref, notes, flag, updated_at) = row?;
+            out.push((
+                installation,
+                annotations_from(external_ref, &notes, flag, updated_at)?,
+            ));
+        }
+        Ok(out)
+    }
+
     /// See [`RecordStore::record_annotations`].
     pub fn record_annotations(
         &self,
@@ -444,6 +486,17 @@ impl RecordStore for SqliteStore {
     ) -> Result<bool, StorageError> {
         let [tenant, consumer, collection, id] = owned([tenant, consumer, collection, id]);
         self.off_worker(move |s| SqliteStore::unack_record(s, &tenant, &consumer, &collection, &id))
+            .await
+    }
+
+    async fn all_record_annotations(
+        &self,
+        tenant: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Vec<(String, Annotations)>, StorageError> {
+        let [tenant, collection, id] = owned([tenant, collection, id]);
+        self.off_worker(move |s| SqliteStore::all_record_annotations(s, &tenant, &collection, &id))
             .await
     }
 
@@ -678,6 +731,9 @@ mod tests {
             .record_annotations("acme", "other", "stock", "sku-1")
             .unwrap();
         assert_eq!(theirs, Annotations::default());
+        let all = s.all_record_annotations("acme", "stock", "sku-1").unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].0.as_str(), &all[0].1), ("shop", &mine));
         assert!(s.record("globex", "stock", "sku-1").unwrap().is_none());
     }
 }

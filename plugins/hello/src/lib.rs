@@ -28,13 +28,13 @@ impl Guest for Hello {
                 };
             }
         };
-        if ctx.feed == "greet" {
-            if let Err(e) = storage::set("runs", (runs + 1).to_string().as_bytes()) {
-                log::write(
-                    log::Level::Warn,
-                    &format!("could not count this run: {e:?}"),
-                );
-            }
+        if ctx.feed == "greet"
+            && let Err(e) = storage::set("runs", (runs + 1).to_string().as_bytes())
+        {
+            log::write(
+                log::Level::Warn,
+                &format!("could not count this run: {e:?}"),
+            );
         }
         if ctx.feed == "publish" {
             let _ = storage::set("published", ctx.scheduled_at.to_string().as_bytes());

@@ -5,9 +5,9 @@
 
 wit_bindgen::generate!({ path: "../../wit", world: "connector" });
 
+use airlock::connector::config;
 use airlock::connector::records::{self, AnnotationChange, RecordsError};
 use airlock::connector::types::Status;
-use airlock::connector::config;
 
 struct Probe;
 
@@ -58,7 +58,11 @@ fn failed(what: &str, e: RecordsError) -> Outcome {
     } else {
         Status::Error
     };
-    outcome(status, format!("{what}: {}: {}", kind(&e), message_of(&e)), 0)
+    outcome(
+        status,
+        format!("{what}: {}: {}", kind(&e), message_of(&e)),
+        0,
+    )
 }
 
 /// Exports every pending order, page by page: annotates it with an
@@ -72,8 +76,12 @@ fn export_orders(ack: bool) -> Result<Vec<String>, Outcome> {
             .map_err(|e| failed("pending", e))?;
         for record in &got.records {
             let reference = Some(format!("X-{}", record.id));
-            records::annotate("orders", &record.id, &AnnotationChange::ExternalRef(reference))
-                .map_err(|e| failed("annotate", e))?;
+            records::annotate(
+                "orders",
+                &record.id,
+                &AnnotationChange::ExternalRef(reference),
+            )
+            .map_err(|e| failed("annotate", e))?;
             if ack {
                 records::acknowledge("orders", &record.id, record.version)
                     .map_err(|e| failed("acknowledge", e))?;
@@ -103,16 +111,17 @@ fn import_stock() -> Result<u32, Outcome> {
 fn trespass() -> String {
     let tries: [(&str, Result<(), RecordsError>); 7] = [
         ("get-customers", records::get("customers", "c1").map(|_| ())),
-        (
-            "put-orders",
-            records::put("orders", "o1", r#"{"id":"o1"}"#),
-        ),
+        ("put-orders", records::put("orders", "o1", r#"{"id":"o1"}"#)),
         ("get-stock", records::get("stock", "sku-1").map(|_| ())),
         ("put-widgets", records::put("widgets", "w1", "{}")),
         ("put-not-json", records::put("stock", "sku-x", "not json")),
         (
             "put-negative",
-            records::put("stock", "sku-x", r#"{"id":"sku-x","sku":"sku-x","quantity":-1}"#),
+            records::put(
+                "stock",
+                "sku-x",
+                r#"{"id":"sku-x","sku":"sku-x","quantity":-1}"#,
+            ),
         ),
         ("empty-id", records::delete("stock", "")),
     ];
@@ -168,8 +177,12 @@ fn read_own_writes() -> Result<String, Outcome> {
     };
     records::annotate("orders", "o-1", &AnnotationChange::Note("first".into()))
         .map_err(|e| failed("annotate", e))?;
-    records::annotate("orders", "o-1", &AnnotationChange::Flag(Some("awaiting-action".into())))
-        .map_err(|e| failed("annotate", e))?;
+    records::annotate(
+        "orders",
+        "o-1",
+        &AnnotationChange::Flag(Some("awaiting-action".into())),
+    )
+    .map_err(|e| failed("annotate", e))?;
     let notes = records::annotations("orders", "o-1").map_err(|e| failed("annotations", e))?;
     records::delete("stock", "mine").map_err(|e| failed("delete", e))?;
     Ok(format!(
