@@ -251,7 +251,11 @@ impl Airlock {
             config: installation.config.clone(),
             storage,
             record_store: self.store.clone(),
-            records: RunRecords::new(DataGrants::of(data), record_changes),
+            records: RunRecords::new(
+                DataGrants::of(data),
+                record_changes,
+                (u64::from(limits.memory_mb) << 20) as usize,
+            ),
             policy: Arc::new(self.policy(plugin, installation)?),
             client: self.client.clone(),
             throttle: self.throttle(installation),

@@ -6,7 +6,7 @@
 
 use airlock::lifecycle::{self, InstallRequest};
 use airlock::runs::{Mode, RunReport};
-use airlock::storage::{PLATFORM_WRITER, RecordWrite, StoredRecord};
+use airlock::storage::{PLATFORM_WRITER, PageLimit, RecordWrite, StoredRecord};
 
 use crate::operations::World;
 
@@ -98,8 +98,9 @@ async fn two_consumers_keep_independent_pending_sets() {
     );
     let pending = w
         .store()
-        .pending_records("acme", "staingard", "orders", 0, 10)
-        .unwrap();
+        .pending_records("acme", "staingard", "orders", 0, PageLimit::records(10))
+        .unwrap()
+        .records;
     assert!(pending.is_empty());
     assert!(
         w.store()
@@ -134,8 +135,9 @@ async fn a_failed_run_keeps_none_of_its_writes_nor_acknowledgements() {
     );
     let pending = w
         .store()
-        .pending_records("acme", "xero", "orders", 0, 10)
-        .unwrap();
+        .pending_records("acme", "xero", "orders", 0, PageLimit::records(10))
+        .unwrap()
+        .records;
     assert_eq!(pending.len(), 1, "still pending for the next run");
     assert!(
         w.store()

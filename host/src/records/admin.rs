@@ -10,12 +10,14 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::storage::{AckRow, Annotations, RecordStore, StorageError, StoredRecord};
+use crate::storage::{AckRow, Annotations, PageLimit, RecordStore, StorageError, StoredRecord};
 
 use super::is_collection;
 
 /// Records read per store call by [`export_jsonl`].
 pub const EXPORT_PAGE: usize = 1_000;
+/// The most bytes of bodies one page of an export holds.
+const EXPORT_PAGE_BYTES: usize = 16 << 20;
 
 /// Why an operator's request failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +93,14 @@ pub async fn list(
     known(collection)?;
     let Some(consumer) = &query.pending_for else {
         let records = store
-            .record_changes(tenant, collection, query.after, query.limit)
-            .await?;
+            .record_changes(
+                tenant,
+                collection,
+                query.after,
+                PageLimit::records(query.limit),
+            )
+            .await?
+            .records;
         return Ok(records
             .into_iter()
             .map(|record| ListedRecord {
@@ -102,8 +110,15 @@ pub async fn list(
             .collect());
     };
     let records = store
-        .pending_records(tenant, consumer, collection, query.after, query.limit)
-        .await?;
+        .pending_records(
+            tenant,
+            consumer,
+            collection,
+            query.after,
+            PageLimit::records(query.limit),
+        )
+        .await?
+        .records;
     let mut listed = Vec::with_capacity(records.len());
     for record in records {
         let acks = store.record_acks(tenant, collection, &record.id).await?;
@@ -168,17 +183,20 @@ pub async fn export_jsonl(
     let mut after = 0;
     let mut count = 0;
     loop {
+        let limit = PageLimit {
+            records: EXPORT_PAGE,
+            bytes: EXPORT_PAGE_BYTES,
+        };
         let page = store
-            .record_changes(tenant, collection, after, EXPORT_PAGE)
+            .record_changes(tenant, collection, after, limit)
             .await?;
-        let Some(last) = page.last() else {
+        let Some(last) = page.records.last() else {
             break;
         };
         after = last.version;
-        let full = page.len() == EXPORT_PAGE;
-        count +=
-            crate::blocking::in_place(|| write_bodies(&page, out)).map_err(AdminError::Write)?;
-        if !full {
+        count += crate::blocking::in_place(|| write_bodies(&page.records, out))
+            .map_err(AdminError::Write)?;
+        if !page.more {
             break;
         }
     }

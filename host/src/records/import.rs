@@ -428,7 +428,7 @@ pub(super) mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::storage::{AckRow, Annotations, StoredRecord};
+    use crate::storage::{AckRow, Annotations, PageLimit, RecordPage, StoredRecord};
 
     /// A [`RecordStore`] in memory with one tenant, `acme`: what these
     /// tests and `admin`'s need (no backend is named outside storage/).
@@ -494,8 +494,8 @@ pub(super) mod tests {
             _tenant: &str,
             collection: &str,
             after: i64,
-            limit: usize,
-        ) -> Result<Vec<StoredRecord>, StorageError> {
+            limit: PageLimit,
+        ) -> Result<RecordPage, StorageError> {
             let mut found: Vec<StoredRecord> = self
                 .records
                 .lock()
@@ -505,8 +505,12 @@ pub(super) mod tests {
                 .cloned()
                 .collect();
             found.sort_by_key(|r| r.version);
-            found.truncate(limit);
-            Ok(found)
+            let more = found.len() > limit.records;
+            found.truncate(limit.records);
+            Ok(RecordPage {
+                records: found,
+                more,
+            })
         }
 
         async fn pending_records(
@@ -515,13 +519,14 @@ pub(super) mod tests {
             consumer: &str,
             collection: &str,
             after: i64,
-            limit: usize,
-        ) -> Result<Vec<StoredRecord>, StorageError> {
+            limit: PageLimit,
+        ) -> Result<RecordPage, StorageError> {
             let acks = self.acks.lock().unwrap().clone();
             let all = self
-                .record_changes(tenant, collection, after, usize::MAX)
-                .await?;
-            Ok(all
+                .record_changes(tenant, collection, after, PageLimit::records(usize::MAX))
+                .await?
+                .records;
+            let mut pending: Vec<StoredRecord> = all
                 .into_iter()
                 .filter(|r| !r.is_deleted())
                 .filter(|r| {
@@ -532,8 +537,13 @@ pub(super) mod tests {
                             && a.version >= r.version
                     })
                 })
-                .take(limit)
-                .collect())
+                .collect();
+            let more = pending.len() > limit.records;
+            pending.truncate(limit.records);
+            Ok(RecordPage {
+                records: pending,
+                more,
+            })
         }
 
         async fn record_acks(

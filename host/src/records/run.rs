@@ -22,6 +22,9 @@ pub const MAX_ANNOTATION_BYTES: usize = 4096;
 pub const MAX_RECORD_CHANGES: u32 = 100_000;
 /// The most records a page of the change feed or the pending set holds.
 pub const MAX_PAGE: usize = 1000;
+/// The most bytes of bodies a page holds (less for a guest with less
+/// memory: see [`RunRecords::new`]); a record larger than that comes alone.
+pub const MAX_PAGE_BYTES: usize = 8 << 20;
 
 /// Why a records call failed, as the guest is told.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,12 +129,16 @@ pub struct RunRecords {
     max_changes: usize,
     /// Bytes of bodies and annotations written, against [`MAX_RUN_BYTES`].
     bytes: usize,
+    /// The most bytes of bodies one page of records holds.
+    page_bytes: usize,
 }
 
 impl RunRecords {
     /// A run with `grants`, allowed `max_changes` writes, acknowledgements
-    /// and annotations in all.
-    pub fn new(grants: DataGrants, max_changes: usize) -> Self {
+    /// and annotations in all, whose guest has `memory_bytes` of memory: a
+    /// page of records it reads holds at most a quarter of that, and at
+    /// most [`MAX_PAGE_BYTES`].
+    pub fn new(grants: DataGrants, max_changes: usize, memory_bytes: usize) -> Self {
         Self {
             grants,
             effects: RecordEffects::default(),
@@ -140,7 +147,13 @@ impl RunRecords {
             changes: 0,
             max_changes,
             bytes: 0,
+            page_bytes: (memory_bytes / 4).clamp(1, MAX_PAGE_BYTES),
         }
+    }
+
+    /// The most bytes of bodies one page of records holds for this run.
+    pub fn page_bytes(&self) -> usize {
+        self.page_bytes
     }
 
     /// The grants.
@@ -325,7 +338,7 @@ mod tests {
 
     #[test]
     fn access_needs_the_grant_and_a_known_collection() {
-        let mut run = RunRecords::new(grants(&["orders"], &["stock"]), 10);
+        let mut run = RunRecords::new(grants(&["orders"], &["stock"]), 10, 64 << 20);
         assert!(matches!(
             run.put("orders", "1", r#"{"id":"1"}"#.into()),
             Err(RecordsError::NotGranted(_))
@@ -346,7 +359,7 @@ mod tests {
 
     #[test]
     fn bad_ids_cursors_and_sizes_are_refused() {
-        let mut run = RunRecords::new(grants(&["orders"], &["orders"]), 10);
+        let mut run = RunRecords::new(grants(&["orders"], &["orders"]), 10, 64 << 20);
         for id in ["", "a\nb", &"x".repeat(MAX_ID_BYTES + 1)] {
             assert!(
                 matches!(
@@ -377,7 +390,7 @@ mod tests {
 
     #[test]
     fn the_run_is_capped_in_changes() {
-        let mut run = RunRecords::new(grants(&["orders"], &["orders"]), 2);
+        let mut run = RunRecords::new(grants(&["orders"], &["orders"]), 2, 64 << 20);
         run.delete("orders", "1").unwrap();
         run.acknowledge("orders", "1", 3).unwrap();
         assert!(matches!(
@@ -392,7 +405,7 @@ mod tests {
 
     #[test]
     fn only_the_last_write_to_a_record_is_kept() {
-        let mut run = RunRecords::new(grants(&[], &["stock"]), 10);
+        let mut run = RunRecords::new(grants(&[], &["stock"]), 10, 64 << 20);
         let body = |q: u32| format!(r#"{{"id":"a","sku":"a","quantity":{q}}}"#);
         run.put("stock", "a", body(1)).unwrap();
         run.put("stock", "b", r#"{"id":"b","sku":"b","quantity":1}"#.into())
@@ -410,7 +423,7 @@ mod tests {
 
     #[test]
     fn an_ack_in_the_run_hides_that_version_and_older_only() {
-        let mut run = RunRecords::new(grants(&["orders"], &[]), 10);
+        let mut run = RunRecords::new(grants(&["orders"], &[]), 10, 64 << 20);
         run.acknowledge("orders", "a", 5).unwrap();
         let record = |version| StoredRecord {
             collection: "orders".into(),

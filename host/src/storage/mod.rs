@@ -31,8 +31,8 @@ pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, Tenan
 pub use ledger::{History, RunEffects, RunLedger, RunRow};
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
 pub use records::{
-    AckRow, AnnotationChange, Annotations, PLATFORM_WRITER, RecordAck, RecordAnnotation,
-    RecordEffects, RecordStore, RecordWrite, StoredRecord,
+    AckRow, AnnotationChange, Annotations, PLATFORM_WRITER, PageLimit, RecordAck, RecordAnnotation,
+    RecordEffects, RecordPage, RecordStore, RecordWrite, StoredRecord,
 };
 pub use registry::Registry;
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};

@@ -47,6 +47,36 @@ impl StoredRecord {
     }
 }
 
+/// How much one page of records may hold: a page ends at whichever comes
+/// first (it always holds at least one record, however large).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit {
+    /// Records.
+    pub records: usize,
+    /// Bytes of bodies.
+    pub bytes: usize,
+}
+
+impl PageLimit {
+    /// At most `records` records, bodies of any size.
+    pub fn records(records: usize) -> Self {
+        Self {
+            records,
+            bytes: usize::MAX,
+        }
+    }
+}
+
+/// One page of records, and whether more follow it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordPage {
+    /// The records, by version.
+    pub records: Vec<StoredRecord>,
+    /// Whether the page was cut by its limit and records follow (ask again
+    /// after the last one's version).
+    pub more: bool,
+}
+
 /// A write to one record: its new body, or none to delete it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordWrite {
@@ -163,26 +193,27 @@ pub trait RecordStore: Send + Sync {
     ) -> Result<Option<StoredRecord>, StorageError>;
 
     /// The records of `collection` written after version `after`
-    /// (tombstones included), by version, at most `limit`: the change feed.
+    /// (tombstones included), by version, one page within `limit`: the
+    /// change feed.
     async fn record_changes(
         &self,
         tenant: &str,
         collection: &str,
         after: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredRecord>, StorageError>;
+        limit: PageLimit,
+    ) -> Result<RecordPage, StorageError>;
 
     /// The records of `collection` pending for `consumer` (not deleted; not
     /// acknowledged by it, or acknowledged at an older version) whose
-    /// version is after `after`, by version, at most `limit`.
+    /// version is after `after`, by version, one page within `limit`.
     async fn pending_records(
         &self,
         tenant: &str,
         consumer: &str,
         collection: &str,
         after: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredRecord>, StorageError>;
+        limit: PageLimit,
+    ) -> Result<RecordPage, StorageError>;
 
     /// Who acknowledged the record, and which version, by installation.
     async fn record_acks(

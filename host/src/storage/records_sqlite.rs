@@ -5,8 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    AckRow, AnnotationChange, Annotations, RecordAck, RecordAnnotation, RecordEffects, RecordStore,
-    RecordWrite, Scope, SqliteStore, StorageError, StoredRecord,
+    AckRow, AnnotationChange, Annotations, PageLimit, RecordAck, RecordAnnotation, RecordEffects,
+    RecordPage, RecordStore, RecordWrite, Scope, SqliteStore, StorageError, StoredRecord,
 };
 
 const RECORD_COLUMNS: &str = "collection, id, version, updated_at, writer, body";
@@ -286,8 +286,8 @@ impl SqliteStore {
         tenant: &str,
         collection: &str,
         after: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredRecord>, StorageError> {
+        limit: PageLimit,
+    ) -> Result<RecordPage, StorageError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {RECORD_COLUMNS} FROM records
@@ -295,10 +295,10 @@ impl SqliteStore {
              ORDER BY version LIMIT ?4"
         ))?;
         let rows = stmt.query_map(
-            params![tenant, collection, after, limit as i64],
+            params![tenant, collection, after, one_more(limit)],
             record_from_row,
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        page_of(rows, limit)
     }
 
     /// See [`RecordStore::pending_records`].
@@ -308,8 +308,8 @@ impl SqliteStore {
         consumer: &str,
         collection: &str,
         after: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredRecord>, StorageError> {
+        limit: PageLimit,
+    ) -> Result<RecordPage, StorageError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT r.collection, r.id, r.version, r.updated_at, r.writer, r.body
@@ -321,10 +321,10 @@ impl SqliteStore {
              ORDER BY r.version LIMIT ?5",
         )?;
         let rows = stmt.query_map(
-            params![tenant, consumer, collection, after, limit as i64],
+            params![tenant, consumer, collection, after, one_more(limit)],
             record_from_row,
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        page_of(rows, limit)
     }
 
     /// See [`RecordStore::record_acks`].
@@ -409,6 +409,36 @@ impl SqliteStore {
     }
 }
 
+/// The rows a page query asks for: one more than the page holds, to tell
+/// whether more follow.
+fn one_more(limit: PageLimit) -> i64 {
+    i64::try_from(limit.records.max(1)).unwrap_or(i64::MAX - 1) + 1
+}
+
+/// A page from `rows` (by version): up to `limit.records` records, ending
+/// early before the one that would bring the bodies over `limit.bytes`
+/// (the first is always taken); `more` if any row was left.
+fn page_of(
+    rows: impl Iterator<Item = rusqlite::Result<StoredRecord>>,
+    limit: PageLimit,
+) -> Result<RecordPage, StorageError> {
+    let mut page = RecordPage::default();
+    let mut bytes = 0usize;
+    for row in rows {
+        let record = row?;
+        let size = record.body.as_ref().map_or(0, String::len);
+        let full = page.records.len() >= limit.records.max(1)
+            || (!page.records.is_empty() && bytes.saturating_add(size) > limit.bytes);
+        if full {
+            page.more = true;
+            break;
+        }
+        bytes += size;
+        page.records.push(record);
+    }
+    Ok(page)
+}
+
 /// Owned copies of borrowed arguments, for calls that leave the worker.
 fn owned<const N: usize>(args: [&str; N]) -> [String; N] {
     args.map(str::to_string)
@@ -444,8 +474,8 @@ impl RecordStore for SqliteStore {
         tenant: &str,
         collection: &str,
         after: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredRecord>, StorageError> {
+        limit: PageLimit,
+    ) -> Result<RecordPage, StorageError> {
         let [tenant, collection] = owned([tenant, collection]);
         self.off_worker(move |s| SqliteStore::record_changes(s, &tenant, &collection, after, limit))
             .await
@@ -457,8 +487,8 @@ impl RecordStore for SqliteStore {
         consumer: &str,
         collection: &str,
         after: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredRecord>, StorageError> {
+        limit: PageLimit,
+    ) -> Result<RecordPage, StorageError> {
         let [tenant, consumer, collection] = owned([tenant, consumer, collection]);
         self.off_worker(move |s| {
             SqliteStore::pending_records(s, &tenant, &consumer, &collection, after, limit)
@@ -602,19 +632,54 @@ mod tests {
             s.write_records("acme", "platform", &[delete], 2).unwrap(),
             [3]
         );
-        let changes = s.record_changes("acme", "orders", 0, 10).unwrap();
+        let changes = s
+            .record_changes("acme", "orders", 0, PageLimit::records(10))
+            .unwrap()
+            .records;
         assert_eq!(changes.len(), 1);
         assert!(changes[0].is_deleted());
         assert_eq!(changes[0].version, 3);
         assert!(
-            s.record_changes("acme", "orders", 3, 10)
+            s.record_changes("acme", "orders", 3, PageLimit::records(10))
                 .unwrap()
+                .records
                 .is_empty()
         );
         assert!(matches!(
             s.write_records("nobody", "platform", &[put("orders", "1", "{}")], 1),
             Err(StorageError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_page_ends_at_its_record_or_byte_limit_and_says_whether_more_follow() {
+        let s = store();
+        let body = |n: usize| format!(r#"{{"x":"{}"}}"#, "a".repeat(n));
+        s.write_records(
+            "acme",
+            "platform",
+            &[
+                put("orders", "a", &body(100)),
+                put("orders", "b", &body(100)),
+                put("orders", "c", &body(100)),
+            ],
+            1,
+        )
+        .unwrap();
+        let page = |records, bytes| {
+            s.record_changes("acme", "orders", 0, PageLimit { records, bytes })
+                .unwrap()
+        };
+        let all = page(3, usize::MAX);
+        assert_eq!((ids(&all.records), all.more), (vec!["a", "b", "c"], false));
+        let two = page(2, usize::MAX);
+        assert_eq!((ids(&two.records), two.more), (vec!["a", "b"], true));
+        // By bytes: two bodies fit in 250, the third would not.
+        let cut = page(10, 250);
+        assert_eq!((ids(&cut.records), cut.more), (vec!["a", "b"], true));
+        // One record always comes, however small the budget.
+        let one = page(10, 1);
+        assert_eq!((ids(&one.records), one.more), (vec!["a"], true));
     }
 
     #[test]
@@ -635,7 +700,11 @@ mod tests {
                 ..Default::default()
             },
         );
-        let pending = |who: &str| s.pending_records("acme", who, "orders", 0, 10).unwrap();
+        let pending = |who: &str| {
+            s.pending_records("acme", who, "orders", 0, PageLimit::records(10))
+                .unwrap()
+                .records
+        };
         assert_eq!(ids(&pending("xero")), ["b"]);
         assert_eq!(ids(&pending("staingard")), ["a", "b"]);
         // A change after the ack: pending again for xero.
@@ -687,7 +756,10 @@ mod tests {
         s.write_records("acme", "platform", &[put("orders", "a", "{}")], 2)
             .unwrap();
         assert_eq!(
-            ids(&s.pending_records("acme", "xero", "orders", 0, 10).unwrap()),
+            ids(&s
+                .pending_records("acme", "xero", "orders", 0, PageLimit::records(10))
+                .unwrap()
+                .records),
             ["a"]
         );
     }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use airlock::SqliteStore;
 use airlock::storage::{
-    KvBackend, PLATFORM_WRITER, RecordAck, RecordEffects, RecordStore, RecordWrite, RunEffects,
-    RunLedger, RunRow, Scope, TenantRow,
+    KvBackend, PLATFORM_WRITER, PageLimit, RecordAck, RecordEffects, RecordStore, RecordWrite,
+    RunEffects, RunLedger, RunRow, Scope, TenantRow,
 };
 
 /// Records per write and per page, as the import and a connector use them.
@@ -152,8 +152,18 @@ pub async fn measure(n: usize) -> anyhow::Result<()> {
         .await?;
     }
 
-    let first_page =
-        || async { RecordStore::pending_records(&*store, "bench", "xero", "orders", 0, 100).await };
+    let first_page = || async {
+        RecordStore::pending_records(
+            &*store,
+            "bench",
+            "xero",
+            "orders",
+            0,
+            PageLimit::records(100),
+        )
+        .await
+        .map(|p| p.records)
+    };
     first_page().await?;
     let rounds = 20;
     let started = Instant::now();
@@ -165,8 +175,16 @@ pub async fn measure(n: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let (mut after, mut pending) = (0, 0);
     loop {
-        let page =
-            RecordStore::pending_records(&*store, "bench", "xero", "orders", after, BATCH).await?;
+        let page = RecordStore::pending_records(
+            &*store,
+            "bench",
+            "xero",
+            "orders",
+            after,
+            PageLimit::records(BATCH),
+        )
+        .await?
+        .records;
         pending += page.len();
         match page.last() {
             Some(last) if page.len() == BATCH => after = last.version,
@@ -179,7 +197,15 @@ pub async fn measure(n: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let (mut after, mut seen) = (0, 0);
     loop {
-        let page = RecordStore::record_changes(&*store, "bench", "orders", after, BATCH).await?;
+        let page = RecordStore::record_changes(
+            &*store,
+            "bench",
+            "orders",
+            after,
+            PageLimit::records(BATCH),
+        )
+        .await?
+        .records;
         seen += page.len();
         match page.last() {
             Some(last) if page.len() == BATCH => after = last.version,

@@ -4,7 +4,7 @@ use super::RecordsCapability;
 use crate::records::RecordsError;
 use crate::records::run::{MAX_PAGE, cursor_after, parse_cursor};
 use crate::runtime::bindings::airlock::connector::records as wit;
-use crate::storage::{AnnotationChange, StorageError, StoredRecord};
+use crate::storage::{AnnotationChange, PageLimit, StorageError, StoredRecord};
 
 type RecordsResult<T> = wasmtime::Result<Result<T, wit::RecordsError>>;
 
@@ -67,25 +67,28 @@ impl RecordsCapability {
     ) -> Result<wit::RecordPage, RecordsError> {
         self.run.grants().check_read(collection)?;
         let after = parse_cursor(cursor)?;
-        let limit = page_size(limit);
-        let records = self
+        let limit = PageLimit {
+            records: page_size(limit),
+            bytes: self.run.page_bytes(),
+        };
+        let page = self
             .store
             .record_changes(&self.tenant, collection, after, limit)
             .await
             .map_err(unavailable)?;
-        let next_cursor = match records.last() {
-            Some(last) if records.len() == limit => Some(cursor_after(last)),
+        let next_cursor = match page.records.last() {
+            Some(last) if page.more => Some(cursor_after(last)),
             _ => None,
         };
         Ok(wit::RecordPage {
-            records: records.into_iter().map(guest_record).collect(),
+            records: page.records.into_iter().map(guest_record).collect(),
             next_cursor,
         })
     }
 
     /// The pending page: pages of the store's pending set, leaving out what
-    /// this run acknowledged already, until `limit` are found or none is
-    /// left.
+    /// this run acknowledged already, until `limit` records or the run's
+    /// page bytes are found, or none is left.
     async fn pending(
         &self,
         collection: &str,
@@ -95,23 +98,33 @@ impl RecordsCapability {
         self.run.grants().check_read(collection)?;
         let mut after = parse_cursor(cursor)?;
         let limit = page_size(limit);
+        let mut bytes_left = self.run.page_bytes();
         let mut found = Vec::new();
         let next_cursor = loop {
-            let wanted = limit - found.len();
+            let wanted = PageLimit {
+                records: limit - found.len(),
+                bytes: bytes_left,
+            };
             let page = self
                 .store
                 .pending_records(&self.tenant, &self.installation, collection, after, wanted)
                 .await
                 .map_err(unavailable)?;
-            let more = page.len() == wanted;
-            if let Some(last) = page.last() {
+            let cut_by_bytes = page.more && page.records.len() < wanted.records;
+            if let Some(last) = page.records.last() {
                 after = last.version;
             }
-            found.extend(page.into_iter().filter(|r| !self.run.acked_in_run(r)));
-            if !more {
+            for record in page.records {
+                if !self.run.acked_in_run(&record) {
+                    let size = record.body.as_ref().map_or(0, String::len);
+                    bytes_left = bytes_left.saturating_sub(size);
+                    found.push(record);
+                }
+            }
+            if !page.more {
                 break None;
             }
-            if found.len() == limit {
+            if found.len() == limit || cut_by_bytes || bytes_left == 0 {
                 break Some(after.to_string());
             }
         };
