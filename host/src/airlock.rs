@@ -48,8 +48,9 @@ pub struct Installation {
     /// the manifest and config.
     pub approved_egress: Option<Vec<ApprovedRule>>,
     /// The record collections the operator approved for it to read and
-    /// write, which its runs enforce. None, like `approved_egress`, for an
-    /// ad-hoc run or a change being planned: the manifest's `[data]` then.
+    /// write, which its runs enforce. None grants none: unlike egress,
+    /// records are the tenant's real data, so a trial run gets them only
+    /// when its caller says so (`airlock run --grant-data`).
     pub approved_data: Option<DataSection>,
 }
 
@@ -238,11 +239,16 @@ impl Airlock {
         );
         let storage = match writes {
             Writes::Store => RunStorage::new(backend, installation.scope(), storage_limits),
-            Writes::Scratch => RunStorage::scratch(backend, installation.scope(), storage_limits),
+            Writes::Scratch | Writes::Check => {
+                RunStorage::scratch(backend, installation.scope(), storage_limits)
+            }
         };
-        let data = match &installation.approved_data {
-            Some(approved) => approved,
-            None => &plugin.manifest.data,
+        let none = DataSection::default();
+        let data = match (&installation.approved_data, writes) {
+            // "Test connection" checks credentials: it reads no records,
+            // before or after the operator approved any.
+            (_, Writes::Check) | (None, _) => &none,
+            (Some(approved), _) => approved,
         };
         let record_changes = limits.record_changes.min(MAX_RECORD_CHANGES) as usize;
         Ok(RunSetup {
@@ -345,6 +351,9 @@ impl Airlock {
         };
         let committed = end.severity().commits() && !dry_run;
         let kept = StorageOutcome::of(&mut storage, committed, dry_run);
+        // The tenant's records are shared with other installations and the
+        // shop: a test-mode run, inbound or outbound, changes none of them.
+        let records_kept = committed && installation.mode == Mode::Live;
         let mut report = RunReport {
             run_id: None,
             tenant: installation.tenant.clone(),
@@ -363,7 +372,7 @@ impl Airlock {
             storage_committed: kept.committed,
             storage_discarded: kept.discarded,
             storage_note: kept.note,
-            records: RecordCounts::of(&records, committed),
+            records: RecordCounts::of(&records, records_kept),
             log: log.0,
             log_dropped: log.1,
             stdout: installation.config.redact(&stdout),
@@ -378,9 +387,7 @@ impl Airlock {
         let effects = RunEffects {
             run: row,
             kv_changes: kept.changes,
-            // Kept on the same terms as storage: only when the run commits
-            // and is not a dry run.
-            records: if committed {
+            records: if records_kept {
                 records
             } else {
                 Default::default()
@@ -431,7 +438,7 @@ impl Airlock {
             mode,
             ..installation.clone()
         };
-        let setup = self.setup_writing(plugin, &checking, Writes::Scratch)?;
+        let setup = self.setup_writing(plugin, &checking, Writes::Check)?;
         let output = self.runtime.call_check(&component, setup).await;
         self.audit_check(plugin, &checking, output.http).await?;
         Ok(match output.result {
@@ -542,6 +549,9 @@ enum Writes {
     /// The store: they are committed.
     Store,
     /// Nowhere: checkpoints keep the writes pending and the run drops them
-    /// (checks and dry runs; see [`RunStorage::scratch`]).
+    /// (dry runs; see [`RunStorage::scratch`]).
     Scratch,
+    /// Nowhere, as `Scratch`, for a `check()`, which is also given no
+    /// access to the tenant's records.
+    Check,
 }

@@ -556,10 +556,22 @@ fn peak_rss_of_each_hostile_run_stays_within_its_cap() {
     // writes is reached: held by the host until the run ends, so the
     // allowance is the guest's 16 MiB plus those 64 MiB.
     const RECORDS_KIB: u64 = (16 + 64) << 10;
+    let added = crate::cli::command(&["tenant", "add", "rss"], &db)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
     let (kib, text) = measure_with(
         "plugins/records-probe",
         "flood",
-        &["--config", "flood_kib=1000"],
+        &[
+            "--config",
+            "flood_kib=1000",
+            "--tenant",
+            "rss",
+            "--grant-data",
+            "--mode",
+            "live",
+        ],
     );
     println!("  {kib:>8}  records-probe flood (1,000 KiB records)");
     assert!(

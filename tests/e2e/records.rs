@@ -5,6 +5,7 @@
 //! approved, and tenants kept apart.
 
 use airlock::lifecycle::{self, InstallRequest};
+use airlock::runs::Mode as RunMode;
 use airlock::runs::{Mode, RunReport};
 use airlock::storage::{PLATFORM_WRITER, PageLimit, RecordWrite, StoredRecord};
 
@@ -321,4 +322,78 @@ async fn a_guest_flooding_the_records_is_stopped_at_its_caps_and_the_host_goes_o
     shop_orders(&w, "acme", &["o-1"]);
     let next = w.run_stored("acme", "counted", "export-orders").await;
     assert_eq!(message(&next), "exported: o-1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_mode_runs_and_checks_change_no_records() {
+    let w = world(&["xero"]);
+    shop_orders(&w, "acme", &["o-1"]);
+    lifecycle::set_mode(w.store(), "acme", "xero", RunMode::Test, 1)
+        .await
+        .unwrap();
+    // An inbound feed in test mode runs and commits its own storage, but
+    // the shared records are left as they were.
+    let report = w.run_stored("acme", "xero", "export-orders").await;
+    assert_eq!(message(&report), "exported: o-1");
+    assert_eq!(report.records.acks, 1);
+    assert!(!report.records.kept, "test mode keeps no record changes");
+    assert!(
+        w.store()
+            .record_acks("acme", "orders", "o-1")
+            .unwrap()
+            .is_empty()
+    );
+    let stock = w.run_stored("acme", "xero", "import-stock").await;
+    assert!(stock.committed && !stock.records.kept);
+    assert!(
+        w.store()
+            .record("acme", "stock", "sku-1")
+            .unwrap()
+            .is_none()
+    );
+    // "Test connection" is refused the records (the probe's check passes
+    // only then), in test mode and in live mode.
+    let row = lifecycle::installation_row(w.store(), "acme", "xero")
+        .await
+        .unwrap();
+    let (plugin, installation) = lifecycle::load(w.store(), None, &row).await.unwrap();
+    for mode in [RunMode::Test, RunMode::Live] {
+        let checked = w.host.check(&plugin, &installation, mode).await.unwrap();
+        assert_eq!(checked, Ok(()), "{mode:?}");
+    }
+}
+
+/// A trial run (`airlock run` of a plugin directory under a name that is
+/// not installed) reaches no records unless told to, and then only those of
+/// a tenant that exists.
+#[test]
+fn a_trial_run_gets_records_only_with_grant_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "plugins/records-probe", "--feed", "import-stock"];
+        args.extend_from_slice(extra);
+        let out = crate::cli::command(&args, &db).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (_, text) = run(&[]);
+    assert!(text.contains("records    none"), "{text}");
+    assert!(text.contains("put: not-granted"), "{text}");
+    let (code, text) = run(&["--grant-data", "--tenant", "acme"]);
+    assert_ne!(code, Some(0));
+    assert!(text.contains("no tenant `acme`"), "{text}");
+    let added = crate::cli::command(&["tenant", "add", "acme"], &db)
+        .output()
+        .unwrap();
+    assert!(added.status.success());
+    let (code, text) = run(&["--grant-data", "--tenant", "acme", "--mode", "live"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("records    read orders, write stock"),
+        "{text}"
+    );
+    assert!(text.contains("wrote 3 stock"), "{text}");
+    assert!(text.contains("records: 3 put(s)"), "{text}");
 }

@@ -417,16 +417,18 @@ fn print_detail(tenant: &str, detail: &RecordDetail) -> anyhow::Result<()> {
             show_time(ack.acked_at)
         )?;
     }
+    // Annotations are written by guests: escaped, so a line break or a
+    // direction override cannot forge the lines around them.
     for (installation, a) in &detail.annotations {
         writeln!(out, "  annotations of {installation}")?;
         if let Some(external) = &a.external_ref {
-            writeln!(out, "    external ref  {external}")?;
+            writeln!(out, "    external ref  {}", external.escape_debug())?;
         }
         if let Some(flag) = &a.flag {
-            writeln!(out, "    flag          {flag}")?;
+            writeln!(out, "    flag          {}", flag.escape_debug())?;
         }
         for note in &a.notes {
-            writeln!(out, "    note          {note}")?;
+            writeln!(out, "    note          {}", note.escape_debug())?;
         }
         writeln!(out, "    changed       {}", show_time(a.updated_at))?;
     }

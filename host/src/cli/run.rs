@@ -64,6 +64,13 @@ pub struct RunArgs {
     /// Print the full run report as JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// For a trial run (an installation name that is not stored), give it
+    /// the record access its manifest's [data] asks for, on the tenant's
+    /// real records (the tenant must exist). Without it a trial run can
+    /// read and write no records; a stored installation always has what
+    /// was approved for it.
+    #[arg(long)]
+    grant_data: bool,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -94,11 +101,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
             max_concurrent: args.max_concurrent,
         },
         approved_egress: None,
-        // An ad-hoc run of a plugin directory may use what its manifest
-        // declares; a stored installation, what was approved (below).
+        // A trial run may use the records its manifest asks for only when
+        // told to (--grant-data); a stored installation, what was approved
+        // (below).
         approved_data: None,
     };
-    let installation = held_to_what_was_installed(store, &plugin, installation).await?;
+    let mut installation = held_to_what_was_installed(store, &plugin, installation).await?;
+    if args.grant_data && installation.approved_data.is_none() {
+        if !store.tenant_exists(&installation.tenant).await? {
+            bail!(
+                "--grant-data: no tenant `{}`: records belong to a tenant (add it with \
+                 `airlock tenant add`)",
+                installation.tenant
+            );
+        }
+        installation.approved_data = Some(plugin.manifest.data.clone());
+    }
     let grants = host.grants(&plugin, &installation)?;
     if !args.json {
         outln!(
@@ -111,6 +129,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         );
         outln!("  component  sha256:{}", plugin.digest);
         args.net.print(&grants)?;
+        let data = installation
+            .approved_data
+            .as_ref()
+            .map(airlock::lifecycle::data_text)
+            .unwrap_or_default();
+        if data.is_empty() {
+            outln!("  records    none (a trial run gets its manifest's with --grant-data)");
+        } else {
+            outln!("  records    {}", data.join(", "));
+        }
     }
     let request = RunRequest {
         feed: args.feed.clone(),

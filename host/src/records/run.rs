@@ -20,6 +20,8 @@ pub const MAX_ANNOTATION_BYTES: usize = 4096;
 /// The most record changes (writes, acknowledgements, annotations) a
 /// manifest may allow one run (`[limits] record_changes`).
 pub const MAX_RECORD_CHANGES: u32 = 100_000;
+/// The most notes an installation keeps on one record.
+pub const MAX_NOTES: usize = 100;
 /// The most records a page of the change feed or the pending set holds.
 pub const MAX_PAGE: usize = 1000;
 /// The most bytes of bodies a page holds (less for a guest with less
@@ -95,6 +97,13 @@ impl DataGrants {
 /// Checks a record id ([`super::check_record_id`]), as the guest is told.
 pub fn check_record_id(id: &str) -> Result<(), RecordsError> {
     super::check_record_id(id).map_err(RecordsError::InvalidArgument)
+}
+
+/// Whether `c` is an invisible character that changes how the text
+/// around it is shown (direction overrides and isolates, zero-width marks):
+/// in an annotation it could make an operator's listing lie.
+fn reorders_text(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 /// Reads a page cursor this host gave (a version); none is the start.
@@ -195,7 +204,10 @@ impl RunRecords {
             .map_err(|e| RecordsError::Invalid(format!("not JSON: {e}")))?;
         super::validate_value(collection, &value).map_err(RecordsError::Invalid)?;
         super::check_id(id, &value).map_err(RecordsError::Invalid)?;
-        self.spend(body.len())?;
+        // Kept compact: one line, whatever the guest's layout, so an export
+        // is one record per line.
+        let body = serde_json::to_string(&value).unwrap_or(body);
+        self.spend(body.len() + collection.len() + id.len())?;
         self.write(collection, id, Some(body));
         Ok(())
     }
@@ -204,7 +216,7 @@ impl RunRecords {
     pub fn delete(&mut self, collection: &str, id: &str) -> Result<(), RecordsError> {
         self.grants.check_write(collection)?;
         check_record_id(id)?;
-        self.spend(0)?;
+        self.spend(collection.len() + id.len())?;
         self.write(collection, id, None);
         Ok(())
     }
@@ -242,7 +254,7 @@ impl RunRecords {
                 "acknowledge a committed version (1 or more)".into(),
             ));
         }
-        self.spend(0)?;
+        self.spend(collection.len() + id.len())?;
         let acked = self
             .acked
             .entry((collection.to_string(), id.to_string()))
@@ -263,33 +275,52 @@ impl RunRecords {
             .is_some_and(|v| *v >= record.version)
     }
 
-    /// Changes the installation's annotations on the record.
+    /// Changes the installation's annotations on the record, which has
+    /// `stored_notes` notes stored already.
     pub fn annotate(
         &mut self,
         collection: &str,
         id: &str,
         change: AnnotationChange,
+        stored_notes: usize,
     ) -> Result<(), RecordsError> {
         self.grants.check_read(collection)?;
         check_record_id(id)?;
-        let text = match &change {
+        let (text, newlines) = match &change {
             AnnotationChange::ExternalRef(t) | AnnotationChange::Flag(t) => {
-                t.as_deref().unwrap_or("")
+                (t.as_deref().unwrap_or(""), false)
             }
-            AnnotationChange::Note(t) => t.as_str(),
+            AnnotationChange::Note(t) => (t.as_str(), true),
         };
-        if text.len() > MAX_ANNOTATION_BYTES || text.chars().any(|c| c.is_control() && c != '\n') {
+        let refused = |c: char| (c.is_control() && !(newlines && c == '\n')) || reorders_text(c);
+        if text.len() > MAX_ANNOTATION_BYTES || text.chars().any(refused) {
             return Err(RecordsError::InvalidArgument(format!(
-                "an annotation is at most {MAX_ANNOTATION_BYTES} bytes without control characters"
+                "an annotation is at most {MAX_ANNOTATION_BYTES} bytes without control or \
+                 direction characters (a note may have line breaks)"
             )));
         }
-        self.spend(text.len())?;
+        if matches!(change, AnnotationChange::Note(_)) {
+            let notes = stored_notes + self.own_notes(collection, id);
+            if notes >= MAX_NOTES {
+                return Err(RecordsError::QuotaExceeded(format!(
+                    "a record keeps at most {MAX_NOTES} notes per installation"
+                )));
+            }
+        }
+        self.spend(text.len() + collection.len() + id.len())?;
         self.effects.annotations.push(RecordAnnotation {
             collection: collection.to_string(),
             id: id.to_string(),
             change,
         });
         Ok(())
+    }
+
+    /// How many notes this run added to the record.
+    fn own_notes(&self, collection: &str, id: &str) -> usize {
+        self.own_annotations(collection, id)
+            .filter(|c| matches!(c, AnnotationChange::Note(_)))
+            .count()
     }
 
     /// The annotation changes this run made to the record, in order.
@@ -394,13 +425,42 @@ mod tests {
         run.delete("orders", "1").unwrap();
         run.acknowledge("orders", "1", 3).unwrap();
         assert!(matches!(
-            run.annotate("orders", "1", AnnotationChange::Note("n".into())),
+            run.annotate("orders", "1", AnnotationChange::Note("n".into()), 0),
             Err(RecordsError::QuotaExceeded(_))
         ));
         let effects = run.into_effects();
         assert_eq!(effects.writes.len(), 1);
         assert_eq!(effects.acks.len(), 1);
         assert!(effects.annotations.is_empty());
+    }
+
+    #[test]
+    fn notes_are_capped_per_record_and_only_notes_may_break_lines() {
+        let mut run = RunRecords::new(grants(&["orders"], &[]), 1000, 64 << 20);
+        let note = |t: &str| AnnotationChange::Note(t.into());
+        run.annotate("orders", "a", note("two\nlines"), MAX_NOTES - 2)
+            .unwrap();
+        run.annotate("orders", "a", note("last one"), MAX_NOTES - 2)
+            .unwrap();
+        assert!(matches!(
+            run.annotate("orders", "a", note("one too many"), MAX_NOTES - 2),
+            Err(RecordsError::QuotaExceeded(_))
+        ));
+        // Another record has room of its own.
+        run.annotate("orders", "b", note("fine"), 0).unwrap();
+        for change in [
+            AnnotationChange::Flag(Some("a\nforged line".into())),
+            AnnotationChange::ExternalRef(Some("x\u{202e}y".into())),
+            AnnotationChange::Note("bell\u{7}".into()),
+        ] {
+            assert!(
+                matches!(
+                    run.annotate("orders", "c", change.clone(), 0),
+                    Err(RecordsError::InvalidArgument(_))
+                ),
+                "{change:?}"
+            );
+        }
     }
 
     #[test]
@@ -418,7 +478,9 @@ mod tests {
             .map(|w| (w.id.as_str(), w.body.is_some()))
             .collect();
         assert_eq!(kept, [("a", true), ("b", false)]);
-        assert_eq!(writes[0].body.as_deref(), Some(body(2).as_str()));
+        let kept: serde_json::Value =
+            serde_json::from_str(writes[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(kept["quantity"], 2);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! migration 7, a run's [`RecordEffects`] applied inside its finishing
 //! transaction ([`apply_in`]), and the platform's writes and the reads.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
@@ -164,20 +166,39 @@ fn annotations_in(
     annotations_from(external_ref, &notes, flag, updated_at)
 }
 
-/// Applies one annotation change by `scope`'s installation.
+/// The most notes an installation keeps on one record: past it, the
+/// oldest are dropped when a run adds more (the guest is refused first, at
+/// the call, against what was stored when it asked).
+pub(super) const MAX_NOTES_KEPT: usize = crate::records::run::MAX_NOTES;
+
+/// Applies a run's annotation changes to one record by `scope`'s
+/// installation, in order, with one write; nothing if the record does not
+/// exist (a guest cannot make its own record fail to commit, nor keep
+/// annotations on nothing).
 fn annotate_in(
     tx: &Connection,
     scope: &Scope,
-    annotation: &RecordAnnotation,
+    (collection, id): (&str, &str),
+    changes: &[&AnnotationChange],
     now: i64,
 ) -> Result<(), StorageError> {
-    let (collection, id) = (&annotation.collection, &annotation.id);
-    let mut current = annotations_in(tx, &scope.tenant, &scope.installation, collection, id)?;
-    match &annotation.change {
-        AnnotationChange::ExternalRef(r) => current.external_ref = r.clone(),
-        AnnotationChange::Note(note) => current.notes.push(note.clone()),
-        AnnotationChange::Flag(f) => current.flag = f.clone(),
+    let exists: Option<i64> = tx
+        .prepare_cached("SELECT 1 FROM records WHERE tenant = ?1 AND collection = ?2 AND id = ?3")?
+        .query_row(params![scope.tenant, collection, id], |r| r.get(0))
+        .optional()?;
+    if exists.is_none() {
+        return Ok(());
     }
+    let mut current = annotations_in(tx, &scope.tenant, &scope.installation, collection, id)?;
+    for change in changes {
+        match change {
+            AnnotationChange::ExternalRef(r) => current.external_ref = r.clone(),
+            AnnotationChange::Note(note) => current.notes.push(note.clone()),
+            AnnotationChange::Flag(f) => current.flag = f.clone(),
+        }
+    }
+    let over = current.notes.len().saturating_sub(MAX_NOTES_KEPT);
+    current.notes.drain(..over);
     let notes =
         serde_json::to_string(&current.notes).map_err(|e| StorageError::Database(Box::new(e)))?;
     tx.prepare_cached(
@@ -213,8 +234,26 @@ pub(super) fn apply_in(
     for ack in &effects.acks {
         ack_in(tx, scope, ack, now)?;
     }
-    for annotation in &effects.annotations {
-        annotate_in(tx, scope, annotation, now)?;
+    // One write per record annotated, its changes in the order made.
+    let mut order: Vec<(&str, &str)> = Vec::new();
+    let mut changes: HashMap<(&str, &str), Vec<&AnnotationChange>> = HashMap::new();
+    for RecordAnnotation {
+        collection,
+        id,
+        change,
+    } in &effects.annotations
+    {
+        let key = (collection.as_str(), id.as_str());
+        changes
+            .entry(key)
+            .or_insert_with(|| {
+                order.push(key);
+                Vec::new()
+            })
+            .push(change);
+    }
+    for key in order {
+        annotate_in(tx, scope, key, &changes[&key], now)?;
     }
     Ok(())
 }
@@ -761,6 +800,37 @@ mod tests {
                 .unwrap()
                 .records),
             ["a"]
+        );
+    }
+
+    #[test]
+    fn annotations_of_a_missing_record_are_dropped_and_old_notes_make_room() {
+        let s = store();
+        s.write_records("acme", "platform", &[put("orders", "a", "{}")], 1)
+            .unwrap();
+        let note = |id: &str, n: usize| RecordAnnotation {
+            collection: "orders".into(),
+            id: id.into(),
+            change: AnnotationChange::Note(format!("n{n}")),
+        };
+        run_effects(
+            &s,
+            "xero",
+            RecordEffects {
+                annotations: (0..MAX_NOTES_KEPT + 5)
+                    .map(|n| note("a", n))
+                    .chain([note("missing", 0)])
+                    .collect(),
+                ..Default::default()
+            },
+        );
+        let kept = s.record_annotations("acme", "xero", "orders", "a").unwrap();
+        assert_eq!(kept.notes.len(), MAX_NOTES_KEPT);
+        assert_eq!(kept.notes[0], "n5", "the oldest went first");
+        assert!(
+            s.all_record_annotations("acme", "orders", "missing")
+                .unwrap()
+                .is_empty()
         );
     }
 

@@ -318,6 +318,9 @@ const MIGRATIONS: &[&str] = &[
         WHERE body IS NOT NULL;",
 ];
 
+/// How many read-only connections a file database has.
+const READERS: usize = 4;
+
 /// How many prepared statements a connection keeps.
 const STATEMENT_CACHE: usize = 96;
 
@@ -352,16 +355,20 @@ fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    /// A second connection, read-only, for the reads on a run's path (see
-    /// `reader`): in WAL mode a reader never waits for a writer, so a run's
-    /// reads go on while the writing connection waits for the disk or a
-    /// lock another process holds. None in memory
-    /// (a second connection would be another database).
-    reader: Option<Arc<Mutex<Connection>>>,
+    /// Read-only connections for the reads on a run's path (see `reader`):
+    /// in WAL mode a reader never waits for a writer, so a run's reads go
+    /// on while the writing connection waits for the disk or a lock another
+    /// process holds; and there are [`READERS`] of them, so one guest's
+    /// long query (a pending set over a million records) does not hold up
+    /// every other run's reads. None in memory (a second connection would
+    /// be another database).
+    readers: Option<Arc<[Mutex<Connection>]>>,
     /// The writes of the hot path (a run's record, claims) share
     /// transactions with those made at the same time: one disk flush for
     /// several (see [`GroupCommit`]).
     group: Arc<GroupCommit>,
+    /// Which reader a call waits for when all are busy.
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
     /// The directory of the database file (none in memory): the data
     /// directory, where the plugin store lives.
     data_dir: Option<PathBuf>,
@@ -412,18 +419,24 @@ impl SqliteStore {
         })?;
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         store.data_dir = Some(dir.unwrap_or(Path::new(".")).to_path_buf());
-        let reader = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .and_then(|r| {
-            r.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-            stable_plans(&r)?;
-            r.busy_timeout(std::time::Duration::from_secs(10))
-                .map(|()| r)
-        })
-        .map_err(|e| open_err(e.into()))?;
-        store.reader = Some(Arc::new(Mutex::new(reader)));
+        let open_reader = || {
+            Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .and_then(|r| {
+                r.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                stable_plans(&r)?;
+                r.busy_timeout(std::time::Duration::from_secs(10))
+                    .map(|()| Mutex::new(r))
+            })
+            .map_err(|e| open_err(e.into()))
+        };
+        let readers = (0..READERS)
+            .map(|_| open_reader())
+            .collect::<Result<Vec<_>, _>>()?;
+        store.readers = Some(readers.into());
         Ok(store)
     }
 
@@ -466,9 +479,10 @@ impl SqliteStore {
         }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
-            reader: None,
+            readers: None,
             data_dir: None,
             group: Arc::default(),
+            next_reader: Arc::default(),
         })
     }
 
@@ -478,11 +492,26 @@ impl SqliteStore {
     /// a write (a commit waiting for the disk holds the other), else the
     /// only one. Every write through the other connection is committed
     /// before its call returns, so these reads see it.
+    /// The first idle one of the read-only connections, or, when all are
+    /// busy, the next in turn (waiting for it).
     pub(super) fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
-        match &self.reader {
-            Some(reader) => reader.lock().unwrap_or_else(|p| p.into_inner()),
-            None => self.conn(),
+        use std::sync::TryLockError;
+        let Some(readers) = &self.readers else {
+            return self.conn();
+        };
+        for reader in readers.iter() {
+            match reader.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
         }
+        let turn = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        readers[turn % readers.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `work` in a transaction shared with the grouped writes made at
@@ -989,6 +1018,27 @@ fn apply_changes(
 mod tests {
     use super::*;
     use crate::storage::{ActiveRun, Settlement, TenantRow};
+
+    #[test]
+    fn a_read_held_long_does_not_hold_up_other_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+        // One reader is busy with a long query (a guest's pending set).
+        let busy = store.reader();
+        let (done, finished) = std::sync::mpsc::channel();
+        let other = store.clone();
+        std::thread::spawn(move || {
+            let scope = Scope {
+                tenant: "t".into(),
+                installation: "i".into(),
+            };
+            done.send(other.last_success(&scope, "orders").is_ok())
+                .unwrap();
+        });
+        let read = finished.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(read, Ok(true), "the read found an idle connection");
+        drop(busy);
+    }
 
     #[test]
     fn a_cached_statement_is_not_compiled_again_when_other_values_are_bound() {

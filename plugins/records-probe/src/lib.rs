@@ -233,7 +233,13 @@ impl Guest for Probe {
         result.unwrap_or_else(|failure| failure)
     }
 
+    /// "Test connection" must not reach the tenant's records: it passes
+    /// only if the host refuses them.
     fn check() -> Result<(), String> {
-        Ok(())
+        match records::pending("orders", None, 1) {
+            Err(RecordsError::NotGranted(_)) => Ok(()),
+            Err(e) => Err(format!("records in check: {}", kind(&e))),
+            Ok(_) => Err("check could read the tenant's records".to_string()),
+        }
     }
 }

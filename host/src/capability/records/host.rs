@@ -134,6 +134,30 @@ impl RecordsCapability {
         })
     }
 
+    /// A note counts against the notes the record keeps, so it needs
+    /// what is stored (read only when the call is allowed at all).
+    async fn annotate(
+        &mut self,
+        collection: &str,
+        id: &str,
+        change: AnnotationChange,
+    ) -> Result<(), RecordsError> {
+        let stored_notes = match &change {
+            AnnotationChange::Note(_) => {
+                self.run.grants().check_read(collection)?;
+                crate::records::run::check_record_id(id)?;
+                self.store
+                    .record_annotations(&self.tenant, &self.installation, collection, id)
+                    .await
+                    .map_err(unavailable)?
+                    .notes
+                    .len()
+            }
+            _ => 0,
+        };
+        self.run.annotate(collection, id, change, stored_notes)
+    }
+
     async fn annotations(
         &self,
         collection: &str,
@@ -236,9 +260,8 @@ impl wit::Host for RecordsCapability {
             wit::AnnotationChange::Note(n) => AnnotationChange::Note(n),
             wit::AnnotationChange::Flag(f) => AnnotationChange::Flag(f),
         };
-        Ok(self
-            .run
-            .annotate(&collection, &id, change)
+        Ok(RecordsCapability::annotate(self, &collection, &id, change)
+            .await
             .map_err(guest_error))
     }
 }
