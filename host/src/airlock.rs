@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::ConfigValues;
 use crate::egress::{
-    AddressPolicy, ApprovedRule, EgressClient, EgressLimits, EgressPolicy, Grants, HttpCall,
-    PermittedDomains, RateLimits, RequestCaps, ResolveOverrides, Throttle,
+    AddressPolicy, ApprovedRule, EgressClient, EgressLimits, EgressPolicy, ExtraRoots, Grants,
+    HttpCall, PermittedDomains, RateLimits, RequestCaps, ResolveOverrides, Throttle,
 };
 use crate::manifest::{DataSection, Direction, Plugin};
 use crate::records::run::MAX_RECORD_CHANGES;
@@ -80,6 +80,9 @@ pub struct AirlockOptions {
     pub addresses: AddressPolicy,
     /// The operator's permitted-domains table (default: the shipped one).
     pub permitted: PermittedDomains,
+    /// Root certificates trusted beside the platform's (a test setting,
+    /// like `resolve`: never changes a decision).
+    pub extra_roots: ExtraRoots,
     /// Directory for compiled components; none disables the disk cache.
     pub cache_dir: Option<PathBuf>,
 }
@@ -131,8 +134,13 @@ impl Airlock {
     /// options.
     pub fn new(store: Arc<dyn Store>, options: AirlockOptions) -> Result<Self, HostError> {
         let runtime = Arc::new(Runtime::new(options.limits, options.cache_dir)?);
-        let client = EgressClient::new(options.egress_limits, options.resolve, options.addresses)
-            .map_err(|e| HostError::Http(e.to_string()))?;
+        let client = EgressClient::with_extra_roots(
+            options.egress_limits,
+            options.resolve,
+            options.addresses,
+            &options.extra_roots,
+        )
+        .map_err(|e| HostError::Http(e.to_string()))?;
         Ok(Self {
             runtime,
             store,

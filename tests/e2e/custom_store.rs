@@ -224,3 +224,118 @@ async fn the_connector_reaches_only_its_configured_shop() {
         "IP literal"
     );
 }
+
+/// A third party's https host, faked on loopback with a certificate of a
+/// test authority: the run verifies it only when the operator trusts that
+/// authority (`--trust-root`), and trusting it changes no egress decision.
+#[tokio::test]
+async fn an_https_fake_is_reached_only_with_its_root_trusted() {
+    let ca = airlock_tests::tls::TestCa::for_names(&["shop.test"]);
+    let shop = FakeStore::start_tls("demo", "right-password", &ca)
+        .await
+        .expect("fake store");
+    shop.put_order("R1", t(-10));
+    let p = plugin("custom-store");
+    let https = vec![
+        format!("endpoint=https://shop.test:{}/api/v1", shop.addr.port()),
+        "username=demo".into(),
+        "password=right-password".into(),
+    ];
+    let inst = installation(&p, "acme", "shop", &https);
+
+    // Not trusted: the handshake fails, the run is retried later.
+    let untrusted = Harness::new();
+    let report = run(&untrusted, &p, &inst, "orders", T0).await;
+    assert_eq!(report.severity(), Severity::Retry, "{:?}", report.end);
+    assert_eq!(shop.request_count(), 0, "nothing reached the shop");
+
+    let mut options = crate::support::test_options();
+    options
+        .extra_roots
+        .add_pem("test CA", ca.ca_pem.as_bytes())
+        .unwrap();
+    let trusted = Harness::with_options(options);
+    let report = run(&trusted, &p, &inst, "orders", T0).await;
+    assert_eq!(report.severity(), Severity::Ok, "{:?}", report.end);
+    assert!(matches!(report.end, RunEnd::Returned { items: 1, .. }));
+    assert!(
+        report
+            .http
+            .iter()
+            .all(|call| matches!(call.decision, airlock::egress::Decision::Allowed { .. })),
+        "{:?}",
+        report.http
+    );
+
+    // The trusted root opens no door the policy keeps shut: a host the
+    // installation was not granted is still denied before any connection.
+    let elsewhere = vec![
+        format!("endpoint=https://shop.test:{}/api/v1", shop.addr.port()),
+        "username=demo".into(),
+        "password=right-password".into(),
+    ];
+    let mut inst = installation(&p, "acme", "shop", &elsewhere);
+    inst.approved_egress = Some(Vec::new());
+    let before = shop.request_count();
+    let denied = run(&trusted, &p, &inst, "orders", T0).await;
+    assert_ne!(denied.severity(), Severity::Ok);
+    assert_eq!(shop.request_count(), before);
+    assert!(
+        denied
+            .http
+            .iter()
+            .all(|call| matches!(call.decision, airlock::egress::Decision::Denied { .. })),
+        "{:?}",
+        denied.http
+    );
+}
+
+/// The operator's side of the same: `airlock run --trust-root FILE` says it
+/// trusts the file's root, and the run reaches the https fake.
+#[tokio::test]
+async fn airlock_run_trusts_a_root_it_is_given_and_says_so() {
+    let ca = airlock_tests::tls::TestCa::for_names(&["shop.test"]);
+    let shop = FakeStore::start_tls("demo", "right-password", &ca)
+        .await
+        .expect("fake store");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let db = dir.path().join("airlock.db");
+    let endpoint = format!("endpoint=https://shop.test:{}/api/v1", shop.addr.port());
+    let out = tokio::task::spawn_blocking(move || {
+        let ca_file = ca_file.display().to_string();
+        let args = [
+            "run",
+            "plugins/custom-store",
+            "--feed",
+            "orders",
+            "--tenant",
+            "acme",
+            "--config",
+            &endpoint,
+            "--config",
+            "username=demo",
+            "--config",
+            "password=right-password",
+            "--resolve",
+            "shop.test=127.0.0.1",
+            "--allow-network",
+            "127.0.0.0/8",
+            "--trust-root",
+            &ca_file,
+        ];
+        crate::cli::command(&args, &db).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("(extra root certificate: a test setting)"),
+        "{text}"
+    );
+    // Nothing was modified in the last day: the shop answered, over TLS.
+    assert!(text.contains("outcome: INFO  no orders modified"), "{text}");
+    assert!(shop.request_count() >= 1);
+}

@@ -47,9 +47,14 @@ pub fn test_options() -> AirlockOptions {
 impl Harness {
     /// A host with [`test_options`] on a fresh SQLite file.
     pub fn new() -> Self {
+        Self::with_options(test_options())
+    }
+
+    /// A host with `options` on a fresh SQLite file.
+    pub fn with_options(options: AirlockOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(SqliteStore::open(&dir.path().join("airlock.db")).expect("open db"));
-        let host = Airlock::new(store.clone(), test_options()).expect("host");
+        let host = Airlock::new(store.clone(), options).expect("host");
         Self {
             host,
             store,

@@ -72,6 +72,24 @@ impl FakeStore {
     /// Starts a shop on `127.0.0.1:port` (0: any free port) accepting these
     /// credentials.
     pub async fn start(port: u16, username: &str, password: &str) -> std::io::Result<Self> {
+        Self::start_on(port, username, password, None).await
+    }
+
+    /// [`FakeStore::start`] serving https with a certificate of `ca`.
+    pub async fn start_tls(
+        username: &str,
+        password: &str,
+        ca: &crate::tls::TestCa,
+    ) -> std::io::Result<Self> {
+        Self::start_on(0, username, password, Some(ca)).await
+    }
+
+    async fn start_on(
+        port: u16,
+        username: &str,
+        password: &str,
+        tls: Option<&crate::tls::TestCa>,
+    ) -> std::io::Result<Self> {
         let shop = Arc::new(Mutex::new(Shop {
             username: username.to_string(),
             password: password.to_string(),
@@ -82,9 +100,12 @@ impl FakeStore {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let app = router(shop.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let task = match tls {
+            Some(ca) => ca.serve(listener, app),
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }),
+        };
         Ok(Self { addr, shop, task })
     }
 

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use airlock::egress::{AddressPolicy, Grants, PermittedDomains, ResolveOverrides};
+use airlock::egress::{AddressPolicy, ExtraRoots, Grants, PermittedDomains, ResolveOverrides};
 use airlock::secrets::{Keyring, MasterKey};
 use airlock::storage::Store;
 use airlock::{Airlock, AirlockOptions, SqliteStore};
@@ -319,6 +319,12 @@ pub struct NetArgs {
     /// addresses are allowed otherwise. Repeatable.
     #[arg(long, value_name = "CIDR")]
     allow_network: Vec<ipnet::IpNet>,
+    /// Also trust the root certificate(s) in this PEM file, for a fake of a
+    /// third party's https host on loopback (with --resolve). Like
+    /// --resolve it never changes what the egress policy allows: it only
+    /// lets an allowed connection verify. Repeatable.
+    #[arg(long, value_name = "FILE.pem")]
+    trust_root: Vec<PathBuf>,
     #[command(flatten)]
     permitted: PermittedArgs,
 }
@@ -359,7 +365,19 @@ impl NetArgs {
         options.resolve = self.resolve_overrides()?;
         options.addresses = AddressPolicy::new(self.allow_network.clone());
         options.permitted = self.permitted.load()?;
+        options.extra_roots = self.extra_roots()?;
         Ok(())
+    }
+
+    fn extra_roots(&self) -> anyhow::Result<ExtraRoots> {
+        let mut roots = ExtraRoots::default();
+        for path in &self.trust_root {
+            roots
+                .add_pem_file(path)
+                .map_err(anyhow::Error::msg)
+                .context("--trust-root")?;
+        }
+        Ok(roots)
     }
 
     /// Prints what an installation may reach and how names resolve.
@@ -386,6 +404,12 @@ impl NetArgs {
         }
         for net in &self.allow_network {
             outln!("  network    {net} allowed by the operator");
+        }
+        for root in &self.trust_root {
+            outln!(
+                "  trust      {} (extra root certificate: a test setting)",
+                root.display()
+            );
         }
         Ok(())
     }

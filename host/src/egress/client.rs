@@ -26,6 +26,7 @@ use super::request::{
 };
 use super::resolve::{AddressDenied, CheckingResolver, ResolveOverrides, bound_here};
 use super::throttle::Throttle;
+use super::trust::ExtraRoots;
 
 /// What [`EgressClient::explain`] found.
 #[derive(Debug, Clone, Serialize)]
@@ -82,16 +83,30 @@ impl EgressClient {
         overrides: ResolveOverrides,
         addresses: AddressPolicy,
     ) -> Result<Self, reqwest::Error> {
+        Self::with_extra_roots(limits, overrides, addresses, &ExtraRoots::default())
+    }
+
+    /// [`EgressClient::new`] that also trusts `roots` beside the platform's
+    /// certificates (a fake of a third party's fixed https host).
+    pub fn with_extra_roots(
+        limits: EgressLimits,
+        overrides: ResolveOverrides,
+        addresses: AddressPolicy,
+        roots: &ExtraRoots,
+    ) -> Result<Self, reqwest::Error> {
         let resolver = CheckingResolver {
             overrides,
             addresses: addresses.clone(),
         };
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(resolver.clone()))
-            .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")));
+        if !roots.is_empty() {
+            builder = builder.tls_certs_merge(roots.certificates()?);
+        }
+        let client = builder.build()?;
         Ok(Self {
             client,
             limits,

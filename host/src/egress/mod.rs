@@ -29,6 +29,7 @@ mod redirect;
 pub mod request;
 pub mod resolve;
 pub mod throttle;
+pub mod trust;
 
 pub use address::AddressPolicy;
 pub use audit::{Decision, HttpCall};
@@ -38,3 +39,4 @@ pub use policy::{Denial, DenialRule, EgressPolicy, EgressRule, Grant, HostPatter
 pub use request::{EgressLimits, HttpError, HttpRequest, HttpResponse, RequestCaps, SendMode};
 pub use resolve::{Lookup, ResolveOverrides};
 pub use throttle::{RateLimits, Throttle};
+pub use trust::ExtraRoots;

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use airlock::SqliteStore;
 use airlock::storage::{
-    KvBackend, PLATFORM_WRITER, PageLimit, RecordAck, RecordEffects, RecordStore, RecordWrite,
-    RunEffects, RunLedger, RunRow, Scope, TenantRow,
+    KvBackend, PLATFORM_WRITER, PageLimit, RecordAck, RecordEffects, RecordPage, RecordStore,
+    RecordWrite, RunEffects, RunLedger, RunRow, Scope, StorageError, TenantRow,
 };
 
 /// Records per write and per page, as the import and a connector use them.
@@ -47,6 +47,30 @@ fn run_row(installation: &str) -> RunRow {
         status: "ok".into(),
         message: String::new(),
         report: "{}".into(),
+    }
+}
+
+/// A page of the walks: [`BATCH`] records.
+const PAGE: PageLimit = PageLimit {
+    records: BATCH,
+    bytes: usize::MAX,
+};
+
+/// Reads every page `page_after` gives, from the start, following its
+/// cursor; returns how many records there were.
+async fn walk<F, Fut>(mut page_after: F) -> anyhow::Result<usize>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<RecordPage, StorageError>>,
+{
+    let (mut after, mut seen) = (0, 0);
+    loop {
+        let page = page_after(after).await?;
+        seen += page.records.len();
+        match page.records.last() {
+            Some(last) if page.more => after = last.version,
+            _ => return Ok(seen),
+        }
     }
 }
 
@@ -173,45 +197,15 @@ pub async fn measure(n: usize) -> anyhow::Result<()> {
     let page_took = started.elapsed() / rounds;
 
     let started = Instant::now();
-    let (mut after, mut pending) = (0, 0);
-    loop {
-        let page = RecordStore::pending_records(
-            &*store,
-            "bench",
-            "xero",
-            "orders",
-            after,
-            PageLimit::records(BATCH),
-        )
-        .await?
-        .records;
-        pending += page.len();
-        match page.last() {
-            Some(last) if page.len() == BATCH => after = last.version,
-            _ => break,
-        }
-    }
+    let pending =
+        walk(|after| RecordStore::pending_records(&*store, "bench", "xero", "orders", after, PAGE))
+            .await?;
     let walk_took = started.elapsed();
     anyhow::ensure!(pending == n.div_ceil(100), "pending: {pending}");
 
     let started = Instant::now();
-    let (mut after, mut seen) = (0, 0);
-    loop {
-        let page = RecordStore::record_changes(
-            &*store,
-            "bench",
-            "orders",
-            after,
-            PageLimit::records(BATCH),
-        )
-        .await?
-        .records;
-        seen += page.len();
-        match page.last() {
-            Some(last) if page.len() == BATCH => after = last.version,
-            _ => break,
-        }
-    }
+    let seen =
+        walk(|after| RecordStore::record_changes(&*store, "bench", "orders", after, PAGE)).await?;
     let feed_took = started.elapsed();
     anyhow::ensure!(seen == n);
     println!(
