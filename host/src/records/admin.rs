@@ -233,10 +233,10 @@ pub async fn unack(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::import::tests::{MemoryStore, stock_line};
+    use crate::records::import::tests::{TestStore, stock_line};
     use crate::storage::{PLATFORM_WRITER, RecordWrite};
 
-    async fn put(store: &MemoryStore, id: &str, body: Option<String>) {
+    async fn put(store: &TestStore, id: &str, body: Option<String>) {
         let write = RecordWrite {
             collection: "stock".into(),
             id: id.into(),
@@ -248,22 +248,51 @@ mod tests {
             .unwrap();
     }
 
-    fn ack(store: &MemoryStore, installation: &str, id: &str, version: i64) {
-        store.acks.lock().unwrap().push((
-            installation.into(),
-            "stock".into(),
-            id.into(),
-            AckRow {
-                installation: installation.into(),
-                version,
-                acked_at: 2,
-            },
-        ));
+    /// `installation` acknowledges `version` of stock record `id`, as its
+    /// finished run would.
+    fn ack(store: &TestStore, installation: &str, id: &str, version: i64) {
+        use crate::storage::{RecordAck, RecordEffects, RunEffects, RunRow};
+        let run = RunRow {
+            tenant: "acme".into(),
+            installation: installation.into(),
+            plugin_id: "p".into(),
+            plugin_version: "1".into(),
+            plugin_digest: String::new(),
+            feed: "export".into(),
+            mode: "live".into(),
+            trigger: "manual".into(),
+            attempt: 1,
+            scheduled_at: 0,
+            started_at: 0,
+            ended_at: 0,
+            status: "ok".into(),
+            message: String::new(),
+            report: "{}".into(),
+        };
+        let acks = vec![RecordAck {
+            collection: "stock".into(),
+            id: id.into(),
+            version,
+        }];
+        store
+            .inner
+            .finish_run(RunEffects {
+                run,
+                kv_changes: Vec::new(),
+                records: RecordEffects {
+                    acks,
+                    ..RecordEffects::default()
+                },
+                http_calls: Vec::new(),
+                settlement: None,
+                settled_at: 2,
+            })
+            .unwrap();
     }
 
     #[tokio::test]
     async fn pending_records_say_whether_they_are_new_or_changed() {
-        let store = MemoryStore::default();
+        let store = TestStore::default();
         put(&store, "A", Some(stock_line("A", 1))).await; // v1
         put(&store, "B", Some(stock_line("B", 1))).await; // v2
         put(&store, "C", Some(stock_line("C", 1))).await; // v3
@@ -296,7 +325,7 @@ mod tests {
 
     #[tokio::test]
     async fn export_writes_live_bodies_by_version_across_pages() {
-        let store = MemoryStore::default();
+        let store = TestStore::default();
         let n = EXPORT_PAGE + 5;
         let writes = (0..n)
             .map(|i| RecordWrite {
@@ -324,7 +353,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_collections_are_refused() {
-        let store = MemoryStore::default();
+        let store = TestStore::default();
         let query = ListQuery::default();
         assert!(matches!(
             list(&store, "acme", "widgets", &query).await,

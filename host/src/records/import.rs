@@ -428,21 +428,47 @@ pub(super) mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::storage::{AckRow, Annotations, PageLimit, RecordPage, StoredRecord};
+    use crate::storage::{AckRow, Annotations, PageLimit, RecordPage, SqliteStore, StoredRecord};
 
-    /// A [`RecordStore`] in memory with one tenant, `acme`: what these
-    /// tests and `admin`'s need (no backend is named outside storage/).
-    #[derive(Default)]
-    pub(crate) struct MemoryStore {
-        pub(crate) records: Mutex<Vec<StoredRecord>>,
-        pub(crate) acks: Mutex<Vec<(String, String, String, AckRow)>>,
-        pub(crate) transactions: Mutex<usize>,
+    /// The real SQLite store (in memory) with one tenant, `acme`, and a
+    /// fault to inject: platform writes fail once this many have been made.
+    pub(crate) struct TestStore {
+        pub(crate) inner: SqliteStore,
         /// Fail the write after this many transactions.
         pub(crate) fail_after: Option<usize>,
+        transactions: Mutex<usize>,
+    }
+
+    impl Default for TestStore {
+        fn default() -> Self {
+            let inner = SqliteStore::in_memory().unwrap();
+            inner
+                .add_tenant(&crate::storage::TenantRow {
+                    id: "acme".into(),
+                    name: "Acme".into(),
+                    created_at: 0,
+                })
+                .unwrap();
+            Self {
+                inner,
+                fail_after: None,
+                transactions: Mutex::new(0),
+            }
+        }
+    }
+
+    impl TestStore {
+        /// Every record of `acme`'s stock, tombstones included, by version.
+        pub(crate) fn records(&self) -> Vec<StoredRecord> {
+            self.inner
+                .record_changes("acme", "stock", 0, PageLimit::records(usize::MAX >> 1))
+                .unwrap()
+                .records
+        }
     }
 
     #[async_trait::async_trait]
-    impl RecordStore for MemoryStore {
+    impl RecordStore for TestStore {
         async fn write_records(
             &self,
             tenant: &str,
@@ -450,67 +476,33 @@ pub(super) mod tests {
             writes: Vec<RecordWrite>,
             now: i64,
         ) -> Result<Vec<i64>, StorageError> {
-            if tenant != "acme" {
-                return Err(StorageError::NotFound(format!("no tenant `{tenant}`")));
+            {
+                let mut transactions = self.transactions.lock().unwrap();
+                if self.fail_after.is_some_and(|n| *transactions >= n) {
+                    return Err(StorageError::Conflict("injected".into()));
+                }
+                *transactions += 1;
             }
-            let mut transactions = self.transactions.lock().unwrap();
-            if self.fail_after.is_some_and(|n| *transactions >= n) {
-                return Err(StorageError::Conflict("injected".into()));
-            }
-            *transactions += 1;
-            let mut records = self.records.lock().unwrap();
-            let mut versions = Vec::new();
-            for w in writes {
-                let version = records.iter().map(|r| r.version).max().unwrap_or(0) + 1;
-                records.retain(|r| !(r.collection == w.collection && r.id == w.id));
-                records.push(StoredRecord {
-                    collection: w.collection,
-                    id: w.id,
-                    version,
-                    updated_at: now,
-                    writer: writer.to_string(),
-                    body: w.body,
-                });
-                versions.push(version);
-            }
-            Ok(versions)
+            RecordStore::write_records(&self.inner, tenant, writer, writes, now).await
         }
 
         async fn record(
             &self,
-            _tenant: &str,
+            tenant: &str,
             collection: &str,
             id: &str,
         ) -> Result<Option<StoredRecord>, StorageError> {
-            let records = self.records.lock().unwrap();
-            Ok(records
-                .iter()
-                .find(|r| r.collection == collection && r.id == id)
-                .cloned())
+            RecordStore::record(&self.inner, tenant, collection, id).await
         }
 
         async fn record_changes(
             &self,
-            _tenant: &str,
+            tenant: &str,
             collection: &str,
             after: i64,
             limit: PageLimit,
         ) -> Result<RecordPage, StorageError> {
-            let mut found: Vec<StoredRecord> = self
-                .records
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|r| r.collection == collection && r.version > after)
-                .cloned()
-                .collect();
-            found.sort_by_key(|r| r.version);
-            let more = found.len() > limit.records;
-            found.truncate(limit.records);
-            Ok(RecordPage {
-                records: found,
-                more,
-            })
+            RecordStore::record_changes(&self.inner, tenant, collection, after, limit).await
         }
 
         async fn pending_records(
@@ -521,75 +513,46 @@ pub(super) mod tests {
             after: i64,
             limit: PageLimit,
         ) -> Result<RecordPage, StorageError> {
-            let acks = self.acks.lock().unwrap().clone();
-            let all = self
-                .record_changes(tenant, collection, after, PageLimit::records(usize::MAX))
-                .await?
-                .records;
-            let mut pending: Vec<StoredRecord> = all
-                .into_iter()
-                .filter(|r| !r.is_deleted())
-                .filter(|r| {
-                    !acks.iter().any(|(c, col, id, a)| {
-                        c == consumer
-                            && *col == r.collection
-                            && *id == r.id
-                            && a.version >= r.version
-                    })
-                })
-                .collect();
-            let more = pending.len() > limit.records;
-            pending.truncate(limit.records);
-            Ok(RecordPage {
-                records: pending,
-                more,
-            })
+            RecordStore::pending_records(&self.inner, tenant, consumer, collection, after, limit)
+                .await
         }
 
         async fn record_acks(
             &self,
-            _tenant: &str,
+            tenant: &str,
             collection: &str,
             id: &str,
         ) -> Result<Vec<AckRow>, StorageError> {
-            let acks = self.acks.lock().unwrap();
-            Ok(acks
-                .iter()
-                .filter(|(_, c, i, _)| c == collection && i == id)
-                .map(|(_, _, _, a)| a.clone())
-                .collect())
+            RecordStore::record_acks(&self.inner, tenant, collection, id).await
         }
 
         async fn unack_record(
             &self,
-            _tenant: &str,
+            tenant: &str,
             consumer: &str,
             collection: &str,
             id: &str,
         ) -> Result<bool, StorageError> {
-            let mut acks = self.acks.lock().unwrap();
-            let before = acks.len();
-            acks.retain(|(c, col, i, _)| !(c == consumer && col == collection && i == id));
-            Ok(acks.len() < before)
-        }
-
-        async fn record_annotations(
-            &self,
-            _tenant: &str,
-            _installation: &str,
-            _collection: &str,
-            _id: &str,
-        ) -> Result<Annotations, StorageError> {
-            Ok(Annotations::default())
+            RecordStore::unack_record(&self.inner, tenant, consumer, collection, id).await
         }
 
         async fn all_record_annotations(
             &self,
-            _tenant: &str,
-            _collection: &str,
-            _id: &str,
+            tenant: &str,
+            collection: &str,
+            id: &str,
         ) -> Result<Vec<(String, Annotations)>, StorageError> {
-            Ok(Vec::new())
+            RecordStore::all_record_annotations(&self.inner, tenant, collection, id).await
+        }
+
+        async fn record_annotations(
+            &self,
+            tenant: &str,
+            installation: &str,
+            collection: &str,
+            id: &str,
+        ) -> Result<Annotations, StorageError> {
+            RecordStore::record_annotations(&self.inner, tenant, installation, collection, id).await
         }
     }
 
@@ -603,7 +566,7 @@ pub(super) mod tests {
     }
 
     async fn import(
-        store: &MemoryStore,
+        store: &TestStore,
         tenant: &str,
         collection: &str,
         reader: Cursor<Vec<u8>>,
@@ -615,12 +578,9 @@ pub(super) mod tests {
 
     /// The errors an import of `lines` is refused with (nothing written).
     async fn refused(lines: &[String]) -> (Vec<String>, bool) {
-        let store = MemoryStore::default();
+        let store = TestStore::default();
         let (result, _) = import(&store, "acme", "stock", file(lines)).await;
-        assert!(
-            store.records.lock().unwrap().is_empty(),
-            "something was written"
-        );
+        assert!(store.records().is_empty(), "something was written");
         match result {
             Err(ImportError::Invalid { errors, stopped }) => (errors, stopped),
             other => panic!("not refused as invalid: {other:?}"),
@@ -629,7 +589,7 @@ pub(super) mod tests {
 
     #[tokio::test]
     async fn a_valid_file_is_written_in_batches_with_progress() {
-        let store = MemoryStore::default();
+        let store = TestStore::default();
         let mut lines: Vec<String> = (0..2_500)
             .map(|i| stock_line(&format!("S{i}"), i))
             .collect();
@@ -647,7 +607,7 @@ pub(super) mod tests {
                 total: 2_500
             })
         );
-        let records = store.records.lock().unwrap();
+        let records = store.records();
         assert_eq!(records.len(), 2_500);
         assert!(records.iter().all(|r| r.writer == PLATFORM_WRITER));
         assert_eq!(records[0].body.as_deref(), Some(lines[0].as_str()));
@@ -655,11 +615,11 @@ pub(super) mod tests {
 
     #[tokio::test]
     async fn crlf_line_endings_and_a_missing_final_newline_are_read() {
-        let store = MemoryStore::default();
+        let store = TestStore::default();
         let text = format!("{}\r\n\r\n{}", stock_line("A", 1), stock_line("B", 2));
         let (result, _) = import(&store, "acme", "stock", Cursor::new(text.into_bytes())).await;
         assert_eq!(result.unwrap().records, 2);
-        let b = store.records.lock().unwrap()[1].clone();
+        let b = store.records()[1].clone();
         assert_eq!(b.body.as_deref(), Some(stock_line("B", 2).as_str()));
     }
 
@@ -713,7 +673,7 @@ pub(super) mod tests {
             .join("\n")
             .into_bytes();
         bytes.extend(b"\n\xff\xfe\n");
-        let store = MemoryStore::default();
+        let store = TestStore::default();
         let (result, _) = import(&store, "acme", "stock", Cursor::new(bytes)).await;
         let Err(ImportError::Invalid { errors, .. }) = result else {
             panic!("{result:?}");
@@ -729,7 +689,7 @@ pub(super) mod tests {
 
     #[tokio::test]
     async fn an_unknown_tenant_or_collection_is_refused_before_reading() {
-        let store = MemoryStore::default();
+        let store = TestStore::default();
         let (result, _) = import(&store, "nobody", "stock", file(&[stock_line("A", 1)])).await;
         assert!(matches!(result, Err(ImportError::UnknownTenant(t)) if t == "nobody"));
         let (result, _) = import(&store, "acme", "widgets", file(&[stock_line("A", 1)])).await;
@@ -743,10 +703,10 @@ pub(super) mod tests {
 
     #[tokio::test]
     async fn a_store_failure_says_how_many_records_were_written() {
-        let store = MemoryStore {
+        let store = TestStore {
             // The tenant check is the first transaction.
             fail_after: Some(2),
-            ..Default::default()
+            ..TestStore::default()
         };
         let lines: Vec<String> = (0..1_500)
             .map(|i| stock_line(&format!("S{i}"), 1))
@@ -810,7 +770,7 @@ pub(super) mod tests {
             .collect();
         let mut edited = good.clone();
         edited[1_100] = stock_line("S1100", -5);
-        let store = MemoryStore::default();
+        let store = TestStore::default();
         let reader = EditedBetweenPasses {
             first: file(&good),
             second: file(&edited),
@@ -822,7 +782,7 @@ pub(super) mod tests {
             panic!("{result:?}");
         };
         assert_eq!((line, written), (1_101, 1_000));
-        assert_eq!(store.records.lock().unwrap().len(), 1_000);
+        assert_eq!(store.records().len(), 1_000);
     }
 
     #[test]

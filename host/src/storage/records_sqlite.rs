@@ -451,7 +451,9 @@ impl SqliteStore {
 /// The rows a page query asks for: one more than the page holds, to tell
 /// whether more follow.
 fn one_more(limit: PageLimit) -> i64 {
-    i64::try_from(limit.records.max(1)).unwrap_or(i64::MAX - 1) + 1
+    i64::try_from(limit.records.max(1))
+        .unwrap_or(i64::MAX)
+        .saturating_add(1)
 }
 
 /// A page from `rows` (by version): up to `limit.records` records, ending
@@ -716,6 +718,9 @@ mod tests {
         // By bytes: two bodies fit in 250, the third would not.
         let cut = page(10, 250);
         assert_eq!((ids(&cut.records), cut.more), (vec!["a", "b"], true));
+        // No count at all (as large as the query allows) is not an overflow.
+        let every = page(usize::MAX, usize::MAX);
+        assert_eq!((every.records.len(), every.more), (3, false));
         // One record always comes, however small the budget.
         let one = page(10, 1);
         assert_eq!((ids(&one.records), one.more), (vec!["a"], true));
