@@ -459,9 +459,33 @@ async fn a_store_stalled_by_a_held_write_lock_stalls_the_step_not_the_worker() {
 /// wait out SQLite's busy timeout there, then fail.)
 #[tokio::test(flavor = "current_thread")]
 async fn records_written_at_shutdown_wait_for_a_held_lock_off_the_worker() {
+    // The spin run stops itself after 2 s. On a loaded machine (CI runs
+    // tests side by side) taking the lock, or the step that holds it up,
+    // can take longer, and the run then ends by its own timeout before the
+    // shutdown reaches it: that attempt proves nothing, so it is tried again.
+    for _ in 0..3 {
+        let (events, waited) = shutdown_while_another_process_holds_the_lock().await;
+        assert!(faults(&events).is_empty(), "{events:?}");
+        let ended = finished(&events, "spin");
+        if ended[0].0 == "interrupted" {
+            assert!(waited, "the record waits for the lock");
+            return;
+        }
+        assert!(ended[0].1.starts_with("timeout"), "{events:?}");
+    }
+    panic!("the spin run timed out before every shutdown");
+}
+
+/// Starts a spin run under `serve`, takes the write lock from another
+/// connection, stops `serve` without grace, checks that it waits for the
+/// lock (other work on the one worker going on meanwhile), then frees the
+/// lock; the events of it all, and whether `serve` was still waiting when
+/// the lock was freed.
+async fn shutdown_while_another_process_holds_the_lock() -> (Vec<Event>, bool) {
     let w = World::new();
     w.tenant("acme");
     w.install("acme", "misbehaving", "m", &[]);
+    w.queue_now("acme", "m", "spin");
     let scheduler = w.scheduler(ServeOptions {
         tick: Duration::from_millis(20),
         grace: Duration::ZERO,
@@ -474,42 +498,26 @@ async fn records_written_at_shutdown_wait_for_a_held_lock_off_the_worker() {
     let started = |events: &[Event]| {
         events
             .iter()
-            .filter(|e| matches!(e, Event::Started { feed, .. } if feed == "spin"))
-            .count()
+            .any(|e| matches!(e, Event::Started { feed, .. } if feed == "spin"))
     };
-    // The spin run stops itself after 2 s: on a loaded machine taking the
-    // lock can take longer (it waits for a commit's disk flush), so an
-    // attempt whose run ended first is given up and another run queued.
-    let holder = other_connection(&w);
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        assert!(attempts <= 5, "{:?}", w.events.lock().unwrap());
-        w.queue_now("acme", "m", "spin");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while started(&w.events.lock().unwrap()) == 0 {
-            assert!(Instant::now() < deadline, "{:?}", w.events.lock().unwrap());
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-        if finished(&w.events.lock().unwrap(), "spin").is_empty() {
-            break;
-        }
-        holder.execute_batch("ROLLBACK").unwrap();
-        w.take_events();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started(&w.events.lock().unwrap()) {
+        assert!(Instant::now() < deadline, "{:?}", w.events.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let holder = other_connection(&w);
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     stop.send(()).unwrap();
     // Other work on the worker while serve shuts down and waits for the
     // lock to record the interrupted run.
     tokio::spawn(tokio::time::sleep(Duration::from_millis(200)))
         .await
         .unwrap();
-    assert!(!serving.is_finished(), "the record waits for the lock");
+    let waited = !serving.is_finished();
     holder.execute_batch("ROLLBACK").unwrap();
     serving.await.unwrap().unwrap();
     let events = w.events.lock().unwrap().clone();
-    assert!(faults(&events).is_empty(), "{events:?}");
-    assert_eq!(finished(&events, "spin")[0].0, "interrupted", "{events:?}");
+    (events, waited)
 }
 
 /// The work queue through its async trait: one holder per installation and
