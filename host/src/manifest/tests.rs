@@ -187,3 +187,37 @@ fn load_digests_the_component() {
     );
     assert_eq!(plugin.label(), "xero@0.1.0");
 }
+
+#[test]
+fn data_names_known_collections_once_each() {
+    let with = |data: &str| VALID.replacen("[limits]", &format!("{data}\n\n[limits]"), 1);
+    let parsed = Manifest::parse(
+        &with("[data]\nreads = [\"orders\"]\nwrites = [\"stock\"]"),
+        Path::new("plugin.toml"),
+    )
+    .unwrap();
+    assert_eq!(parsed.data.reads, ["orders"]);
+    assert_eq!(parsed.data.writes, ["stock"]);
+    assert_eq!(parsed.limits.record_changes, 10_000);
+    let refused = |data: &str| {
+        Manifest::parse(&with(data), Path::new("plugin.toml"))
+            .unwrap_err()
+            .to_string()
+    };
+    let unknown = refused("[data]\nreads = [\"orders\", \"widgets\"]");
+    assert!(unknown.contains("data.reads[1]"), "{unknown}");
+    assert!(
+        unknown.contains("no collection \"widgets\" (known: products"),
+        "{unknown}"
+    );
+    let twice = refused("[data]\nwrites = [\"stock\", \"stock\"]");
+    assert!(
+        twice.contains("data.writes[1]: `stock` is listed twice"),
+        "{twice}"
+    );
+    check(
+        "memory_mb = 32",
+        "memory_mb = 32\nrecord_changes = 0",
+        "limits.record_changes",
+    );
+}
