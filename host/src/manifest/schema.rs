@@ -295,13 +295,7 @@ impl Manifest {
             for (i, name) in names.iter().enumerate() {
                 let field = format!("data.{list}[{i}]");
                 if !crate::records::is_collection(name) {
-                    return Err(invalid(
-                        field,
-                        format!(
-                            "no collection `{name}` (known: {})",
-                            crate::records::COLLECTIONS.join(", ")
-                        ),
-                    ));
+                    return Err(invalid(field, crate::records::unknown_collection(name)));
                 }
                 if !seen.insert(name.as_str()) {
                     return Err(invalid(field, format!("`{name}` is listed twice")));

@@ -201,7 +201,8 @@ pub fn check_record_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn unknown_collection(name: &str) -> String {
+/// Why `name` is refused as a collection: it names the known ones.
+pub(crate) fn unknown_collection(name: &str) -> String {
     format!(
         "no collection {} (known: {})",
         quoted(name),

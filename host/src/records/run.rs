@@ -69,9 +69,8 @@ impl DataGrants {
 
     fn check(granted: &HashSet<String>, what: &str, collection: &str) -> Result<(), RecordsError> {
         if !super::is_collection(collection) {
-            return Err(RecordsError::UnknownCollection(format!(
-                "no collection `{collection}` (known: {})",
-                super::COLLECTIONS.join(", ")
+            return Err(RecordsError::UnknownCollection(super::unknown_collection(
+                collection,
             )));
         }
         if !granted.contains(collection) {
@@ -133,6 +132,10 @@ pub struct RunRecords {
     own_writes: HashMap<(String, String), usize>,
     /// The highest version this run acknowledged of each (collection, id).
     acked: HashMap<(String, String), i64>,
+    /// Where this run's annotation changes to each (collection, id) are in
+    /// `effects.annotations`, in order: reading one record's changes, or
+    /// counting its notes, does not walk every change of the run.
+    own_annotations: HashMap<(String, String), Vec<usize>>,
     /// Writes, acknowledgements and annotations made, against `max_changes`.
     changes: usize,
     max_changes: usize,
@@ -153,6 +156,7 @@ impl RunRecords {
             effects: RecordEffects::default(),
             own_writes: HashMap::new(),
             acked: HashMap::new(),
+            own_annotations: HashMap::new(),
             changes: 0,
             max_changes,
             bytes: 0,
@@ -308,6 +312,10 @@ impl RunRecords {
             }
         }
         self.spend(text.len() + collection.len() + id.len())?;
+        self.own_annotations
+            .entry((collection.to_string(), id.to_string()))
+            .or_default()
+            .push(self.effects.annotations.len());
         self.effects.annotations.push(RecordAnnotation {
             collection: collection.to_string(),
             id: id.to_string(),
@@ -324,16 +332,16 @@ impl RunRecords {
     }
 
     /// The annotation changes this run made to the record, in order.
-    pub fn own_annotations<'a>(
-        &'a self,
-        collection: &'a str,
-        id: &'a str,
-    ) -> impl Iterator<Item = &'a AnnotationChange> + 'a {
-        self.effects
-            .annotations
-            .iter()
-            .filter(move |a| a.collection == collection && a.id == id)
-            .map(|a| &a.change)
+    pub fn own_annotations(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> impl Iterator<Item = &AnnotationChange> + '_ {
+        self.own_annotations
+            .get(&(collection.to_string(), id.to_string()))
+            .into_iter()
+            .flatten()
+            .map(|at| &self.effects.annotations[*at].change)
     }
 
     /// Everything the run changed, for its record. Of several writes to

@@ -147,6 +147,17 @@ pub struct Annotations {
     pub updated_at: i64,
 }
 
+impl Annotations {
+    /// Makes `change` to these annotations.
+    pub fn apply(&mut self, change: &AnnotationChange) {
+        match change {
+            AnnotationChange::ExternalRef(r) => self.external_ref = r.clone(),
+            AnnotationChange::Note(note) => self.notes.push(note.clone()),
+            AnnotationChange::Flag(f) => self.flag = f.clone(),
+        }
+    }
+}
+
 /// Everything a run changes in the tenant's records, committed with the
 /// run's record (all or nothing) by [`RunLedger::finish_run`](super::RunLedger::finish_run),
 /// written as the run's installation.

@@ -191,11 +191,7 @@ fn annotate_in(
     }
     let mut current = annotations_in(tx, &scope.tenant, &scope.installation, collection, id)?;
     for change in changes {
-        match change {
-            AnnotationChange::ExternalRef(r) => current.external_ref = r.clone(),
-            AnnotationChange::Note(note) => current.notes.push(note.clone()),
-            AnnotationChange::Flag(f) => current.flag = f.clone(),
-        }
+        current.apply(change);
     }
     let over = current.notes.len().saturating_sub(MAX_NOTES_KEPT);
     current.notes.drain(..over);

@@ -171,11 +171,7 @@ impl RecordsCapability {
             .await
             .map_err(unavailable)?;
         for change in self.run.own_annotations(collection, id) {
-            match change {
-                AnnotationChange::ExternalRef(r) => current.external_ref = r.clone(),
-                AnnotationChange::Note(n) => current.notes.push(n.clone()),
-                AnnotationChange::Flag(f) => current.flag = f.clone(),
-            }
+            current.apply(change);
         }
         Ok(wit::RecordAnnotations {
             external_ref: current.external_ref,
