@@ -251,6 +251,19 @@ fn changed_since(label: &str) -> StorageError {
     ))
 }
 
+/// Whether tenant `id` exists and is not removed, read in `conn` (inside
+/// the caller's transaction).
+pub(super) fn tenant_exists_in(conn: &Connection, id: &str) -> Result<bool, StorageError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM tenants WHERE id = ?1 AND removed_at IS NULL",
+            [id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 fn write_installation(conn: &Connection, row: &InstallationRow) -> Result<(), StorageError> {
     conn.execute(
         &format!(
@@ -334,15 +347,7 @@ impl SqliteStore {
 
     /// Whether tenant `id` exists (and was not removed).
     pub fn tenant_exists(&self, id: &str) -> Result<bool, StorageError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT 1 FROM tenants WHERE id = ?1 AND removed_at IS NULL",
-                [id],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
+        tenant_exists_in(&self.conn(), id)
     }
 
     /// Removes tenant `id`, keeping it as a tombstone so its id is never

@@ -265,14 +265,7 @@ impl SqliteStore {
     ) -> Result<Vec<i64>, StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let live: Option<i64> = tx
-            .query_row(
-                "SELECT 1 FROM tenants WHERE id = ?1 AND removed_at IS NULL",
-                [tenant],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if live.is_none() {
+        if !super::installations::tenant_exists_in(&tx, tenant)? {
             return Err(StorageError::NotFound(format!("no tenant `{tenant}`")));
         }
         let given = write_all_in(&tx, tenant, writer, writes, now)?;
