@@ -16,7 +16,7 @@ use airlock::records::import::{self, BATCH, ImportError, ImportProgress};
 use airlock::records::{COLLECTIONS, check_record_id, is_collection};
 use airlock::storage::Store;
 
-use super::{DbArgs, show_time, shown, valid_id};
+use super::{DbArgs, show_time, shown};
 
 /// Exit code: the input named on the command line is wrong.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -168,7 +168,12 @@ fn parse_installation(s: &str) -> Result<String, String> {
 }
 
 fn parse_slug(what: &str, s: &str) -> Result<String, String> {
-    valid_id(what, s).map_err(|e| e.to_string())?;
+    airlock::lifecycle::check_id(s).map_err(|_| {
+        format!(
+            "`{}` is not a valid {what} id: use 1-64 lower-case letters, digits, `-` and `_`",
+            shown(s)
+        )
+    })?;
     Ok(s.to_string())
 }
 
