@@ -44,6 +44,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod secrets;
 pub mod storage;
+pub mod web;
 
 pub use airlock::{Airlock, AirlockOptions, HostError, Installation};
 pub use config::ConfigValues;

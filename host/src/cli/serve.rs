@@ -21,6 +21,7 @@ use airlock::scheduler::{
     CatchUp, Event, Overlap, RetryPolicy, Scheduler, ServeOptions, SystemClock, TestOutbound,
 };
 use airlock::storage::QueuedRun;
+use airlock::web::{WebServer, WebState};
 
 use super::{
     CacheArgs, DbArgs, KeyArgs, NetArgs, open_host_with_limits, parse_duration, show_time,
@@ -82,6 +83,12 @@ pub struct ServeArgs {
     /// How often to look for due work.
     #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     tick: Duration,
+    /// Also listen for HTTP on this address (e.g. 127.0.0.1:8440; port 0
+    /// for any free port, printed): published feeds at
+    /// /feeds/TENANT/INSTALLATION/NAME and OAuth callbacks at
+    /// /oauth/callback. Without it, nothing listens.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    listen: Option<std::net::SocketAddr>,
 }
 
 fn lock_path(db: &Path) -> PathBuf {
@@ -256,6 +263,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             );
         }
     }
+    let web = match args.listen {
+        Some(addr) => {
+            let server = WebServer::bind(
+                addr,
+                WebState {
+                    host: Arc::clone(&host),
+                },
+            )
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+            println!("listening on http://{}", server.local_addr()?);
+            Some(tokio::spawn(server.run()))
+        }
+        None => None,
+    };
     let scheduler = Arc::new(Scheduler::new(
         host,
         keyring,
@@ -265,7 +287,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     ));
     // serve() first settles runs a previous server left unfinished (printed
     // as INTERRUPTED), then ticks until a signal.
-    scheduler.serve(shutdown_signal()).await?;
+    let served = scheduler.serve(shutdown_signal()).await;
+    if let Some(web) = web {
+        web.abort();
+    }
+    served?;
     println!("stopped");
     Ok(0)
 }
