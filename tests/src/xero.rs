@@ -99,6 +99,9 @@ struct Org {
     seen: Vec<SeenRequest>,
     inject: Vec<u16>,
     next_id: u64,
+    /// Writes to answer before the fake stops answering (see `stall_after`).
+    stall_after: Option<usize>,
+    writes_done: usize,
 }
 
 struct Shared {
@@ -160,6 +163,19 @@ impl FakeXero {
     /// 503) instead of being served, in order.
     pub fn inject(&self, statuses: &[u16]) {
         self.org().inject.extend(statuses.iter().rev());
+    }
+
+    /// After `writes` more successful writes, the next one is applied but
+    /// its answer never comes: the connection hangs, as when a run is
+    /// killed after Xero acted and before the connector heard.
+    pub fn stall_after(&self, writes: usize) {
+        let mut org = self.org();
+        org.stall_after = Some(org.writes_done + writes);
+    }
+
+    /// Writes applied so far (PUT/POST answered 200, replays excluded).
+    pub fn writes_done(&self) -> usize {
+        self.org().writes_done
     }
 
     /// Adds an item as if created in Xero (e.g. with a cost price).
@@ -243,6 +259,21 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let (response, stall) = respond(&shared, method, uri, headers, body);
+    if stall {
+        std::future::pending::<()>().await;
+    }
+    response
+}
+
+/// The answer, and whether to withhold it (`FakeXero::stall_after`).
+fn respond(
+    shared: &Shared,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (Response, bool) {
     let settings = shared.settings.lock().unwrap().clone();
     let header = |name: &str| {
         headers
@@ -270,30 +301,48 @@ async fn handle(
         .unwrap_or_default();
     if token.is_empty() || !(settings.token_ok)(&token) {
         record(&mut org, 401, false);
-        let mut r = problem(StatusCode::UNAUTHORIZED, "Unauthorized", "TokenExpired: token expired or not valid");
+        let mut r = problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "TokenExpired: token expired or not valid",
+        );
         r.headers_mut().insert(
             "www-authenticate",
             "Bearer error=\"invalid_token\"".parse().unwrap(),
         );
-        return r;
+        return (r, false);
     }
     if path.eq_ignore_ascii_case("/connections") && method == Method::GET {
         record(&mut org, 200, false);
-        return axum::Json(json!([{
+        let list = json!([{
             "id": "b1c2d3e4-0000-4000-8000-000000000001",
             "tenantId": settings.tenant_id,
             "tenantType": "ORGANISATION",
             "tenantName": "Airlock Demo Ltd",
-        }]))
-        .into_response();
+        }]);
+        return (axum::Json(list).into_response(), false);
     }
     let Some(resource) = path.strip_prefix("/api.xro/2.0/") else {
         record(&mut org, 404, false);
-        return problem(StatusCode::NOT_FOUND, "NotFound", "The resource you're looking for cannot be found");
+        return (
+            problem(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "The resource you're looking for cannot be found",
+            ),
+            false,
+        );
     };
     if header("xero-tenant-id").as_deref() != Some(settings.tenant_id.as_str()) {
         record(&mut org, 403, false);
-        return problem(StatusCode::FORBIDDEN, "Forbidden", "AuthenticationUnsuccessful");
+        return (
+            problem(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "AuthenticationUnsuccessful",
+            ),
+            false,
+        );
     }
 
     // Rate limits: a fixed window per tenant, and the day's allowance.
@@ -309,16 +358,20 @@ async fn handle(
     if org.window_calls >= settings.calls_per_window || org.day_calls >= settings.calls_per_day {
         let day = org.day_calls >= settings.calls_per_day;
         record(&mut org, 429, false);
-        let retry = if day { 86_400 } else { window_left.as_secs_f64().ceil().max(1.0) as u64 };
+        let retry = if day {
+            86_400
+        } else {
+            window_left.as_secs_f64().ceil().max(1.0) as u64
+        };
+        let which = if day { "day" } else { "minute" };
+        let headers = [
+            ("retry-after", retry.to_string()),
+            ("x-rate-limit-problem", which.to_string()),
+        ];
         return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [
-                ("retry-after", retry.to_string()),
-                ("x-rate-limit-problem", if day { "day" } else { "minute" }.to_string()),
-            ],
-            "",
-        )
-            .into_response();
+            (StatusCode::TOO_MANY_REQUESTS, headers, "").into_response(),
+            false,
+        );
     }
     org.window_calls += 1;
     org.day_calls += 1;
@@ -334,23 +387,37 @@ async fn handle(
     ];
     if let Some(status) = org.inject.pop() {
         record(&mut org, status, false);
-        return (StatusCode::from_u16(status).unwrap(), limits, "").into_response();
+        return (
+            (StatusCode::from_u16(status).unwrap(), limits, "").into_response(),
+            false,
+        );
     }
 
     let writes = method == Method::PUT || method == Method::POST;
-    let fingerprint = format!("{method} {path}?{query}\n{}", String::from_utf8_lossy(&body));
+    let fingerprint = format!(
+        "{method} {path}?{query}\n{}",
+        String::from_utf8_lossy(&body)
+    );
     if writes && let Some(key) = &key {
         if key.len() > 128 {
             record(&mut org, 400, false);
-            return validation(vec![json!({"ValidationErrors": [{"Message": "Idempotency-Key is longer than 128 characters"}]})]).into_response();
+            return (validation(vec![json!({"ValidationErrors": [{"Message": "Idempotency-Key is longer than 128 characters"}]})]).into_response(), false);
         }
         if let Some((seen, status, answer)) = org.idempotency.get(key).cloned() {
             if seen == fingerprint {
                 record(&mut org, status, true);
-                return (StatusCode::from_u16(status).unwrap(), limits, axum::Json(answer)).into_response();
+                return (
+                    (
+                        StatusCode::from_u16(status).unwrap(),
+                        limits,
+                        axum::Json(answer),
+                    )
+                        .into_response(),
+                    false,
+                );
             }
             record(&mut org, 400, false);
-            return validation(vec![json!({"ValidationErrors": [{"Message": "This Idempotency-Key was used with a different request"}]})]).into_response();
+            return (validation(vec![json!({"ValidationErrors": [{"Message": "This Idempotency-Key was used with a different request"}]})]).into_response(), false);
         }
     }
     let parsed: Value = if writes {
@@ -358,7 +425,14 @@ async fn handle(
             Ok(v) => v,
             Err(e) => {
                 record(&mut org, 400, false);
-                return (StatusCode::BAD_REQUEST, format!("{{\"Message\":\"invalid JSON: {e}\"}}")).into_response();
+                return (
+                    (
+                        StatusCode::BAD_REQUEST,
+                        format!("{{\"Message\":\"invalid JSON: {e}\"}}"),
+                    )
+                        .into_response(),
+                    false,
+                );
             }
         }
     } else {
@@ -371,7 +445,12 @@ async fn handle(
             .insert(key.clone(), (fingerprint, status.as_u16(), answer.clone()));
     }
     record(&mut org, status.as_u16(), false);
-    (status, limits, axum::Json(answer)).into_response()
+    let mut stall = false;
+    if writes && status == StatusCode::OK {
+        org.writes_done += 1;
+        stall = org.stall_after.is_some_and(|n| org.writes_done > n);
+    }
+    ((status, limits, axum::Json(answer)).into_response(), stall)
 }
 
 fn url_params(query: &str) -> HashMap<String, String> {
@@ -420,9 +499,15 @@ fn serve(
                 .iter()
                 .filter(|c| match &term {
                     None => true,
-                    Some(t) => ["Name", "FirstName", "LastName", "ContactNumber", "EmailAddress"]
-                        .iter()
-                        .any(|f| c[*f].as_str().is_some_and(|v| v.to_lowercase().contains(t))),
+                    Some(t) => [
+                        "Name",
+                        "FirstName",
+                        "LastName",
+                        "ContactNumber",
+                        "EmailAddress",
+                    ]
+                    .iter()
+                    .any(|f| c[*f].as_str().is_some_and(|v| v.to_lowercase().contains(t))),
                 })
                 .cloned()
                 .collect();
@@ -462,7 +547,11 @@ fn list(docs: &[Value], collection: &str, params: &HashMap<String, String>) -> (
         for clause in w.split(" AND ") {
             let clause = clause.trim();
             if let Some((f, v)) = clause.split_once("==") {
-                clauses.push((f.trim().to_string(), "==", v.trim().trim_matches('"').to_string()));
+                clauses.push((
+                    f.trim().to_string(),
+                    "==",
+                    v.trim().trim_matches('"').to_string(),
+                ));
             } else if let Some((f, v)) = clause.split_once('>') {
                 clauses.push((f.trim().to_string(), ">", v.trim().to_string()));
             } else {
@@ -472,7 +561,11 @@ fn list(docs: &[Value], collection: &str, params: &HashMap<String, String>) -> (
     }
     let found: Vec<Value> = docs
         .iter()
-        .filter(|d| statuses.as_ref().is_none_or(|s| s.contains(&d["Status"].as_str().unwrap_or(""))))
+        .filter(|d| {
+            statuses
+                .as_ref()
+                .is_none_or(|s| s.contains(&d["Status"].as_str().unwrap_or("")))
+        })
         .filter(|d| {
             clauses.iter().all(|(f, op, v)| match *op {
                 "==" => d[f.as_str()].as_str() == Some(v.as_str()),
@@ -500,7 +593,10 @@ type Creator = fn(&mut Org, Value) -> Result<Value, String>;
 fn create(org: &mut Org, body: Value, collection: &str, creator: Creator) -> (StatusCode, Value) {
     let elements = body[collection].as_array().cloned().unwrap_or_default();
     if elements.is_empty() {
-        return validation(vec![json!({"ValidationErrors": [{"Message": format!("No {collection} were provided")}]})]).into_inner_pair();
+        return validation(vec![
+            json!({"ValidationErrors": [{"Message": format!("No {collection} were provided")}]}),
+        ])
+        .into_inner_pair();
     }
     let mut created = Vec::new();
     let mut errors = Vec::new();
@@ -529,11 +625,11 @@ fn create_contact(org: &mut Org, mut c: Value) -> Result<Value, String> {
     if name.chars().count() > 255 {
         return Err("The contact name must not exceed 255 characters.".into());
     }
-    if org
-        .contacts
-        .iter()
-        .any(|x| x["Name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&name)))
-    {
+    if org.contacts.iter().any(|x| {
+        x["Name"]
+            .as_str()
+            .is_some_and(|n| n.eq_ignore_ascii_case(&name))
+    }) {
         return Err(format!(
             "The contact name {name} is already assigned to another contact. The contact name must be unique across all active contacts."
         ));
@@ -550,9 +646,14 @@ fn create_item(org: &mut Org, mut item: Value) -> Result<Value, String> {
         return Err("Item Code must be specified and at most 30 characters.".into());
     }
     if org.items.iter().any(|i| i["Code"] == code) {
-        return Err(format!("Item code '{code}' already exists. Item Code must be unique."));
+        return Err(format!(
+            "Item code '{code}' already exists. Item Code must be unique."
+        ));
     }
-    if item["Name"].as_str().is_some_and(|n| n.chars().count() > 50) {
+    if item["Name"]
+        .as_str()
+        .is_some_and(|n| n.chars().count() > 50)
+    {
         return Err("Item Name must not exceed 50 characters.".into());
     }
     item["ItemID"] = json!(next_id(org, 3));
@@ -636,13 +737,21 @@ fn create_invoice(org: &mut Org, mut inv: Value) -> Result<Value, String> {
 fn update_invoice(org: &mut Org, id: &str, body: Value) -> (StatusCode, Value) {
     let change = body["Invoices"][0].clone();
     let Some(index) = org.invoices.iter().position(|i| i["InvoiceID"] == id) else {
-        return (StatusCode::NOT_FOUND, json!({"Title": "NotFound", "Detail": "Invoice not found"}));
+        return (
+            StatusCode::NOT_FOUND,
+            json!({"Title": "NotFound", "Detail": "Invoice not found"}),
+        );
     };
-    let current = org.invoices[index]["Status"].as_str().unwrap_or("").to_string();
+    let current = org.invoices[index]["Status"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     if let Some(status) = change["Status"].as_str() {
         let allowed = matches!(
             (current.as_str(), status),
-            ("DRAFT", "SUBMITTED" | "AUTHORISED" | "DRAFT") | ("SUBMITTED", "AUTHORISED") | ("AUTHORISED", "AUTHORISED")
+            ("DRAFT", "SUBMITTED" | "AUTHORISED" | "DRAFT")
+                | ("SUBMITTED", "AUTHORISED")
+                | ("AUTHORISED", "AUTHORISED")
         );
         if !allowed {
             let mut e = change.clone();
@@ -652,7 +761,10 @@ fn update_invoice(org: &mut Org, id: &str, body: Value) -> (StatusCode, Value) {
         org.invoices[index]["Status"] = json!(status);
     }
     org.invoices[index]["UpdatedDateUTC"] = json!(ms_date());
-    (StatusCode::OK, envelope("Invoices", vec![org.invoices[index].clone()]))
+    (
+        StatusCode::OK,
+        envelope("Invoices", vec![org.invoices[index].clone()]),
+    )
 }
 
 fn create_credit_note(org: &mut Org, mut note: Value) -> Result<Value, String> {
@@ -682,7 +794,9 @@ const BANK_ACCOUNTS: [&str; 2] = ["090", "091"];
 fn create_payment(org: &mut Org, mut p: Value) -> Result<Value, String> {
     let code = p["Account"]["Code"].as_str().unwrap_or("");
     if !BANK_ACCOUNTS.contains(&code) {
-        return Err(format!("Account code '{code}' is not a bank account: payments must be made to a bank account"));
+        return Err(format!(
+            "Account code '{code}' is not a bank account: payments must be made to a bank account"
+        ));
     }
     if p["Date"].as_str().unwrap_or("").is_empty() {
         return Err("Payment Date must be specified".into());
@@ -694,7 +808,12 @@ fn create_payment(org: &mut Org, mut p: Value) -> Result<Value, String> {
     let (docs, id_field, due_field, id) = if let Some(id) = p["Invoice"]["InvoiceID"].as_str() {
         (&mut org.invoices, "InvoiceID", "AmountDue", id.to_string())
     } else if let Some(id) = p["CreditNote"]["CreditNoteID"].as_str() {
-        (&mut org.credit_notes, "CreditNoteID", "RemainingCredit", id.to_string())
+        (
+            &mut org.credit_notes,
+            "CreditNoteID",
+            "RemainingCredit",
+            id.to_string(),
+        )
     } else {
         return Err("An Invoice or CreditNote must be specified".into());
     };
@@ -717,7 +836,11 @@ fn create_payment(org: &mut Org, mut p: Value) -> Result<Value, String> {
         doc["Status"] = json!("PAID");
     }
     p["PaymentID"] = json!(next_id(org, 7));
-    p["PaymentType"] = json!(if id_field == "InvoiceID" { "ACCRECPAYMENT" } else { "ARCREDITPAYMENT" });
+    p["PaymentType"] = json!(if id_field == "InvoiceID" {
+        "ACCRECPAYMENT"
+    } else {
+        "ARCREDITPAYMENT"
+    });
     p["Status"] = json!("AUTHORISED");
     org.payments.push(p.clone());
     Ok(p)
