@@ -272,14 +272,20 @@ mod tests {
     #[test]
     fn http_dates_match_the_epoch() {
         assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(
+            http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
         assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
         assert_eq!(http_date("Sun, 32 Nov 1994 08:49:37 GMT"), None);
     }
 
     #[test]
     fn messages_never_carry_a_query() {
-        assert_eq!(path("https://a.example/x?token=s3cret#f"), "https://a.example/x");
+        assert_eq!(
+            path("https://a.example/x?token=s3cret#f"),
+            "https://a.example/x"
+        );
         assert_eq!(query_escape("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
     }
 }

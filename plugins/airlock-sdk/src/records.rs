@@ -111,7 +111,10 @@ pub fn walk(
 
 /// The record as this run sees it, if it exists.
 pub fn get(collection: &str, id: &str) -> Result<Option<Record>, Failure> {
-    wit::get(collection, id).map_err(failure)?.map(parse).transpose()
+    wit::get(collection, id)
+        .map_err(failure)?
+        .map(parse)
+        .transpose()
 }
 
 /// This installation's external reference on the record, if set.

@@ -76,8 +76,11 @@ impl Settings {
             tenant_id: config::get("xero_tenant_id").filter(|v| !v.trim().is_empty()),
             invoice_status_authorised: choice("invoice_status", "draft", &["draft", "authorised"])?
                 == "authorised",
-            authorise_when_completed: choice("authorise_when_completed", "true", &["true", "false"])?
-                == "true",
+            authorise_when_completed: choice(
+                "authorise_when_completed",
+                "true",
+                &["true", "false"],
+            )? == "true",
             credit_note_status: choice("credit_note_status", "draft", &["draft", "authorised"])?
                 .to_ascii_uppercase(),
             accounts: Accounts {

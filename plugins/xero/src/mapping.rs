@@ -12,8 +12,13 @@ pub const ORDER_STATUSES_SKIPPED: [&str; 4] = ["draft", "quote", "abandoned", "c
 pub const RETURN_STATUSES_EXPORTED: [&str; 3] = ["authorised", "received", "refunded"];
 
 /// Purchase order statuses exported: submitted to the supplier, or later.
-pub const PURCHASE_ORDER_STATUSES_EXPORTED: [&str; 5] =
-    ["submitted", "authorised", "part_received", "received", "billed"];
+pub const PURCHASE_ORDER_STATUSES_EXPORTED: [&str; 5] = [
+    "submitted",
+    "authorised",
+    "part_received",
+    "received",
+    "billed",
+];
 
 /// Xero's longest item code.
 pub const ITEM_CODE_MAX: usize = 30;
@@ -278,7 +283,13 @@ pub fn purchase_order(po: &Value, contact_id: &str) -> Value {
 
 /// A payment of `amount` against an invoice or credit note (`target` is
 /// `{"Invoice": {"InvoiceID": …}}` or `{"CreditNote": {"CreditNoteID": …}}`).
-pub fn payment(target: Value, account_code: &str, day: &str, amount: f64, reference: &str) -> Value {
+pub fn payment(
+    target: Value,
+    account_code: &str,
+    day: &str,
+    amount: f64,
+    reference: &str,
+) -> Value {
     let mut p = target;
     p["Account"] = json!({ "Code": account_code });
     p["Date"] = json!(day);
@@ -393,7 +404,8 @@ mod tests {
     fn contacts_and_codes_respect_xero_limits() {
         assert_eq!(item_code(" SOFA "), Some("SOFA"));
         assert_eq!(item_code(&"A".repeat(31)), None);
-        let c = contact(&json!({"id": "c1", "name": "Jo", "email": "jo@example.com", "phone": "1"}));
+        let c =
+            contact(&json!({"id": "c1", "name": "Jo", "email": "jo@example.com", "phone": "1"}));
         assert_eq!(c["EmailAddress"], "jo@example.com");
         assert_eq!(c["ContactNumber"], "c1");
         assert_eq!(c["Phones"][0]["PhoneNumber"], "1");

@@ -121,7 +121,10 @@ impl<'a> Sync<'a> {
                 let id = text(&known, "id").to_string();
                 let body = json!({ "Invoices": [{ "InvoiceID": id, "Status": "AUTHORISED" }] });
                 let key = self.key("authorise", &order);
-                match self.xero.write("POST", &format!("/Invoices/{id}"), &body, &key)? {
+                match self
+                    .xero
+                    .write("POST", &format!("/Invoices/{id}"), &body, &key)?
+                {
                     Written::Done(_) => {
                         known["status"] = json!("AUTHORISED");
                         remember(&format!("invoice/{}", order.id), &known)?;
@@ -192,15 +195,20 @@ impl<'a> Sync<'a> {
             &self.settings.accounts,
         );
         let key = self.key("credit-note", &ret);
-        match self
-            .xero
-            .write("PUT", "/CreditNotes", &json!({ "CreditNotes": [note] }), &key)?
-        {
+        match self.xero.write(
+            "PUT",
+            "/CreditNotes",
+            &json!({ "CreditNotes": [note] }),
+            &key,
+        )? {
             Written::Done(body) => {
                 let id = text(&body["CreditNotes"][0], "CreditNoteID").to_string();
                 let known = json!({ "id": id, "order": ret.str("order_id") });
                 remember(&format!("credit-note/{}", ret.id), &known)?;
-                remember(&format!("credit-note-by-order/{}", ret.str("order_id")), &known)?;
+                remember(
+                    &format!("credit-note-by-order/{}", ret.str("order_id")),
+                    &known,
+                )?;
                 self.tally.posted += 1;
                 self.done(&ret, &id)
             }
@@ -213,8 +221,7 @@ impl<'a> Sync<'a> {
     }
 
     fn purchase_order(&mut self, po: Record) -> Result<(), Failure> {
-        if po.is_deleted()
-            || !mapping::PURCHASE_ORDER_STATUSES_EXPORTED.contains(&po.str("status"))
+        if po.is_deleted() || !mapping::PURCHASE_ORDER_STATUSES_EXPORTED.contains(&po.str("status"))
         {
             return Ok(());
         }
@@ -257,7 +264,9 @@ impl<'a> Sync<'a> {
     ) -> Result<HashMap<String, f64>, Failure> {
         let mut open = HashMap::new();
         for page in 1.. {
-            let body = self.xero.get(&format!("/{collection}?{query}&page={page}"))?;
+            let body = self
+                .xero
+                .get(&format!("/{collection}?{query}&page={page}"))?;
             let docs = body[collection].as_array().cloned().unwrap_or_default();
             for doc in &docs {
                 if let (Some(id), Some(due)) = (doc[id_field].as_str(), doc[due_field].as_f64()) {
@@ -271,7 +280,11 @@ impl<'a> Sync<'a> {
         Ok(open)
     }
 
-    fn payment(&mut self, payment: Record, unpaid: &mut HashMap<String, f64>) -> Result<(), Failure> {
+    fn payment(
+        &mut self,
+        payment: Record,
+        unpaid: &mut HashMap<String, f64>,
+    ) -> Result<(), Failure> {
         if payment.is_deleted() {
             return Ok(());
         }
@@ -345,8 +358,15 @@ impl<'a> Sync<'a> {
         if amount <= 0.0 {
             return self.done(&record, "");
         }
-        let when = mapping::date(&record.body, if kind == "payment" { "paid_at" } else { "refunded_at" })
-            .unwrap_or_default();
+        let when = mapping::date(
+            &record.body,
+            if kind == "payment" {
+                "paid_at"
+            } else {
+                "refunded_at"
+            },
+        )
+        .unwrap_or_default();
         let reference = match record.str("reference") {
             "" => record.id.clone(),
             r => r.to_string(),
@@ -380,7 +400,12 @@ impl<'a> Sync<'a> {
 
     /// The contact for a party: remembered, found by email (then name), or
     /// created. None if the write was suppressed (test mode) or refused.
-    fn contact(&mut self, party: &Value, role: &str, record: &Record) -> Result<Option<String>, Failure> {
+    fn contact(
+        &mut self,
+        party: &Value,
+        role: &str,
+        record: &Record,
+    ) -> Result<Option<String>, Failure> {
         let email = text(party, "email").trim().to_ascii_lowercase();
         let name = text(party, "name").trim().to_string();
         let memo = match (email.is_empty(), text(party, "id")) {
@@ -403,14 +428,17 @@ impl<'a> Sync<'a> {
         let id = match found {
             Some(id) => id,
             None => {
-                let key = mapping::idempotency_key(&self.settings.installation, "contact", &memo, 0);
+                let key =
+                    mapping::idempotency_key(&self.settings.installation, "contact", &memo, 0);
                 let body = json!({ "Contacts": [mapping::contact(party)] });
                 match self.xero.write("PUT", "/Contacts", &body, &key)? {
                     Written::Done(b) => text(&b["Contacts"][0], "ContactID").to_string(),
                     Written::Refused(why) if why.contains("already") => {
                         // The name is taken by a contact with another
                         // email: Xero's names are unique, so use it.
-                        match self.find_contact(&name, |c| c["Name"].as_str() == Some(name.as_str()))? {
+                        match self
+                            .find_contact(&name, |c| c["Name"].as_str() == Some(name.as_str()))?
+                        {
                             Some(id) => id,
                             None => {
                                 self.refused(role, record, why)?;
@@ -487,7 +515,12 @@ impl<'a> Sync<'a> {
     }
 
     fn key(&self, kind: &str, record: &Record) -> String {
-        mapping::idempotency_key(&self.settings.installation, kind, &record.id, record.version)
+        mapping::idempotency_key(
+            &self.settings.installation,
+            kind,
+            &record.id,
+            record.version,
+        )
     }
 
     /// Acknowledges the record, noting Xero's id as its external reference.
@@ -510,10 +543,10 @@ impl<'a> Sync<'a> {
 
 /// Unpaid sales invoices (the spec recommends `Statuses` over a where
 /// clause for status).
-const UNPAID_INVOICES: &str = "Statuses=AUTHORISED&where=Type%3D%3D%22ACCREC%22%20AND%20AmountDue%3E0";
+const UNPAID_INVOICES: &str =
+    "Statuses=AUTHORISED&where=Type%3D%3D%22ACCREC%22%20AND%20AmountDue%3E0";
 /// Unpaid sales credit notes.
-const UNPAID_CREDIT_NOTES: &str =
-    "where=Type%3D%3D%22ACCRECCREDIT%22%20AND%20Status%3D%3D%22AUTHORISED%22%20AND%20RemainingCredit%3E0";
+const UNPAID_CREDIT_NOTES: &str = "where=Type%3D%3D%22ACCRECCREDIT%22%20AND%20Status%3D%3D%22AUTHORISED%22%20AND%20RemainingCredit%3E0";
 
 /// A remembered JSON value from the installation's storage.
 fn recall(key: &str) -> Result<Option<Value>, Failure> {
@@ -530,7 +563,9 @@ fn remember(key: &str, value: &Value) -> Result<(), Failure> {
 
 fn storage_failure(e: storage::StorageError) -> Failure {
     match e {
-        storage::StorageError::Unavailable(m) => Failure::retry(format!("storage unavailable: {m}")),
+        storage::StorageError::Unavailable(m) => {
+            Failure::retry(format!("storage unavailable: {m}"))
+        }
         storage::StorageError::InvalidKey(m) => Failure::error(format!("storage key: {m}")),
         storage::StorageError::QuotaExceeded(m) => Failure::error(format!("storage quota: {m}")),
     }
