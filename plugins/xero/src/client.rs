@@ -28,13 +28,58 @@ pub struct Pacing {
     pub max_wait_seconds: u32,
 }
 
+/// The calls of the last window, to keep under a per-window limit.
+#[derive(Debug)]
+pub struct Pacer {
+    window: Duration,
+    limit: usize,
+    recent: VecDeque<Instant>,
+}
+
+impl Pacer {
+    /// At most `limit` calls in any `window`.
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self {
+            window,
+            limit: limit.max(1) as usize,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// How long to wait before a call at `now` fits the limit (zero if it
+    /// does); the caller waits, then calls [`Pacer::record`].
+    pub fn wait_needed(&mut self, now: Instant) -> Duration {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            self.recent.pop_front();
+        }
+        match self.recent.front() {
+            Some(oldest) if self.recent.len() >= self.limit => {
+                self.window.saturating_sub(now.duration_since(*oldest))
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Notes a call made at `at`.
+    pub fn record(&mut self, at: Instant) {
+        self.recent.push_back(at);
+        while self.recent.len() > self.limit {
+            self.recent.pop_front();
+        }
+    }
+}
+
 /// A connection to one Xero organisation.
 pub struct Xero {
     tenant_id: String,
     token: String,
     refreshed: bool,
     pacing: Pacing,
-    recent: VecDeque<Instant>,
+    pacer: Pacer,
     /// Calls made (for the run's message).
     pub calls: u32,
 }
@@ -57,8 +102,8 @@ impl Xero {
             tenant_id: String::new(),
             token: oauth::token()?,
             refreshed: false,
+            pacer: Pacer::new(pacing.calls_per_minute, Duration::from_secs(60)),
             pacing,
-            recent: VecDeque::new(),
             calls: 0,
         };
         xero.tenant_id = match tenant_id {
@@ -192,24 +237,11 @@ impl Xero {
 
     /// Waits until a call fits in the last minute's allowance.
     fn pace(&mut self) {
-        let window = Duration::from_secs(60);
-        let limit = self.pacing.calls_per_minute.max(1) as usize;
-        let now = Instant::now();
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-        {
-            self.recent.pop_front();
-        }
-        if self.recent.len() >= limit
-            && let Some(oldest) = self.recent.front()
-        {
-            let wait = window.saturating_sub(now.duration_since(*oldest));
+        let wait = self.pacer.wait_needed(Instant::now());
+        if !wait.is_zero() {
             std::thread::sleep(wait);
-            self.recent.pop_front();
         }
-        self.recent.push_back(Instant::now());
+        self.pacer.record(Instant::now());
     }
 }
 
@@ -250,5 +282,35 @@ fn rejected(response: &Response) -> Failure {
         )),
         404 => Failure::error(format!("Xero: not found (404) {detail}")),
         s => Failure::error(format!("Xero answered {s}: {detail}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pacer_keeps_to_the_limit_in_any_window() {
+        let window = Duration::from_secs(60);
+        let mut pacer = Pacer::new(3, window);
+        let t0 = Instant::now();
+        for i in 0..3 {
+            let at = t0 + Duration::from_secs(i);
+            assert_eq!(pacer.wait_needed(at), Duration::ZERO);
+            pacer.record(at);
+        }
+        // The fourth call must wait until the first leaves the window.
+        let at = t0 + Duration::from_secs(10);
+        assert_eq!(pacer.wait_needed(at), Duration::from_secs(50));
+        pacer.record(t0 + Duration::from_secs(60));
+        // Then the second must leave before a fifth.
+        assert_eq!(
+            pacer.wait_needed(t0 + Duration::from_secs(60)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            pacer.wait_needed(t0 + Duration::from_secs(200)),
+            Duration::ZERO
+        );
     }
 }

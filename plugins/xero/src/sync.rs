@@ -484,7 +484,8 @@ impl<'a> Sync<'a> {
 
     /// Creates the items a document's lines name that Xero does not have.
     fn ensure_items(&mut self, body: &Value, purchased: bool) -> Result<(), Failure> {
-        for line in body["lines"].as_array().into_iter().flatten() {
+        let lines = body["lines"].as_array().into_iter().flatten();
+        for line in lines.filter(|l| l["cancelled"] != true) {
             let Some(code) = mapping::item_code(text(line, "sku")) else {
                 continue;
             };
