@@ -311,8 +311,10 @@ impl CacheArgs {
 pub struct NetArgs {
     /// Test resolver: connect to ADDRESS for HOST instead of asking DNS, like
     /// curl's --resolve. The egress policy still decides on the name first.
+    /// ADDRESS:PORT also sends URLs without a port of their own to PORT (a
+    /// fake of https://api.example.com on a free loopback port).
     /// Repeatable.
-    #[arg(long, value_name = "HOST=ADDRESS")]
+    #[arg(long, value_name = "HOST=ADDRESS[:PORT]")]
     resolve: Vec<String>,
     /// Allow connections to this network (CIDR, e.g. 127.0.0.0/8 for a local
     /// test server, 10.1.2.0/24 for an on-premises system). Only public
@@ -396,7 +398,13 @@ impl NetArgs {
             outln!("  NOT GRANTED {} [{}]: {}", r.host, r.service, r.reason);
         }
         for (host, addrs) in self.resolve_overrides()?.entries() {
-            let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            let addrs: Vec<String> = addrs
+                .iter()
+                .map(|a| match a.port() {
+                    0 => a.ip().to_string(),
+                    _ => a.to_string(),
+                })
+                .collect();
             outln!(
                 "  resolve    {host} -> {} (test resolver)",
                 addrs.join(", ")
