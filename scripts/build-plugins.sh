@@ -123,8 +123,19 @@ ensure_componentize_py() {
   local venv=$cache/componentize-py-$componentize_py_version
   say "installing componentize-py $componentize_py_version into $venv (once per version)"
   rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$componentize_py_version"
+  if python3 -m venv "$venv" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$componentize_py_version"
+  else
+    # No venv module (Debian's python3 without python3-venv): install into a
+    # directory of its own and run the package's entry point from there.
+    rm -rf "$venv"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$venv/lib" \
+      "componentize-py==$componentize_py_version"
+    mkdir -p "$venv/bin"
+    printf '#!/bin/sh\nPYTHONPATH="%s" exec python3 -c "import componentize_py; componentize_py.script()" "$@"\n' \
+      "$venv/lib" >"$componentize_py"
+    chmod +x "$componentize_py"
+  fi
 }
 
 js_tools=$cache/componentize-js-$componentize_js_version

@@ -347,6 +347,7 @@ impl Airlock {
             output_dropped_bytes,
             http,
             http_dropped,
+            peak_memory_bytes,
         } = output;
         let end = match result {
             Ok(outcome) => RunEnd::Returned {
@@ -388,6 +389,7 @@ impl Airlock {
             output_dropped_bytes,
             http,
             http_dropped,
+            peak_memory_bytes,
         };
         let settlement = settle(&report);
         let row = Self::run_row(plugin, &report);

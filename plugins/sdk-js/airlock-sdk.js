@@ -16,7 +16,8 @@
 //   change feed (or pending set) page by page with the host's cursors; each
 //   record's body parsed.
 // - new sdk.ArtifactWriter(name, contentType): buffers text into ~64 KiB
-//   chunks for artifacts.append; `close()` flushes, `discard()` drops.
+//   chunks for artifacts.append (encoded once per chunk); `close()`
+//   flushes, `discard()` drops.
 // - sdk.requestJson(method, url, payload): JSON over http.send with the
 //   answer classified: 429/500/502/503/504 and network failures throw
 //   RetryLater (with Retry-After seconds), other 4xx and refusals HttpFailure.
@@ -60,6 +61,24 @@ export class HttpFailure extends Error {
     this.status = status;
     this.body = body;
   }
+}
+
+/** The length of `text` in UTF-8, as TextEncoder would encode it (a lone surrogate as U+FFFD). */
+export function utf8Length(text) {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i += 1;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
 }
 
 /** `{ kind, detail }` of what a WIT import threw for its `result`'s error. */
@@ -164,7 +183,10 @@ export function createSdk({ records, artifacts, http, log, config } = {}) {
       this.contentType = contentType;
       this.chunkBytes = chunkBytes;
       this.bytesWritten = 0;
-      this.parts = [];
+      // Text is kept as strings and encoded once per chunk: encoding each
+      // small write into its own Uint8Array costs componentize-js's engine
+      // far more memory than the text itself.
+      this.text = [];
       this.buffered = 0;
       this.open = false;
     }
@@ -175,24 +197,25 @@ export function createSdk({ records, artifacts, http, log, config } = {}) {
       return this;
     }
 
-    /** Appends text (UTF-8) or bytes. */
-    write(data) {
-      const bytes = typeof data === 'string' ? encoder.encode(data) : data;
-      this.parts.push(bytes);
-      this.buffered += bytes.length;
-      this.bytesWritten += bytes.length;
+    /** Appends text (UTF-8; `bytes` is its length if the caller knows it) or a Uint8Array. */
+    write(data, bytes = undefined) {
+      if (typeof data !== 'string') {
+        this.flush();
+        this.bytesWritten += data.length;
+        hostCall('artifacts', () => artifacts.append(this.name, data));
+        return;
+      }
+      const n = bytes ?? utf8Length(data);
+      this.text.push(data);
+      this.buffered += n;
+      this.bytesWritten += n;
       if (this.buffered >= this.chunkBytes) this.flush();
     }
 
     flush() {
       if (this.buffered === 0) return;
-      const chunk = new Uint8Array(this.buffered);
-      let at = 0;
-      for (const part of this.parts) {
-        chunk.set(part, at);
-        at += part.length;
-      }
-      this.parts = [];
+      const chunk = encoder.encode(this.text.join(''));
+      this.text = [];
       this.buffered = 0;
       hostCall('artifacts', () => artifacts.append(this.name, chunk));
     }
@@ -203,7 +226,7 @@ export function createSdk({ records, artifacts, http, log, config } = {}) {
     }
 
     discard() {
-      this.parts = [];
+      this.text = [];
       this.buffered = 0;
       if (this.open) {
         this.open = false;

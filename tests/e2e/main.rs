@@ -8,6 +8,7 @@ mod coverage;
 mod custom_store;
 mod egress;
 mod egress_guests;
+mod feeds;
 mod layering;
 mod operations;
 mod records;

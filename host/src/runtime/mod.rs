@@ -222,6 +222,9 @@ pub struct CallOutput<T> {
     /// HTTP audit records dropped over the cap (and requests refused over
     /// the request cap).
     pub http_dropped: u32,
+    /// The most memory the instance held at once (linear memories and
+    /// tables), in bytes.
+    pub peak_memory_bytes: u64,
 }
 
 /// The feed-specific part of a `run` call.
@@ -472,6 +475,7 @@ impl Runtime {
         let (stdout, out_dropped) = state.stdout.take();
         let (stderr, err_dropped) = state.stderr.take();
         let audit = state.http.take_audit();
+        let peak_memory_bytes = state.limiter.peak_bytes() as u64;
         CallOutput {
             result,
             storage: state.kv.into_storage(),
@@ -482,6 +486,7 @@ impl Runtime {
             output_dropped_bytes: out_dropped + err_dropped,
             http: audit.calls,
             http_dropped: audit.dropped,
+            peak_memory_bytes,
         }
     }
 }

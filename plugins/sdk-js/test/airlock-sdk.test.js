@@ -122,3 +122,20 @@ test('logging and config', () => {
   sdk.warn('careful');
   assert.deepEqual(host.state.logs, [['warn', 'careful']]);
 });
+
+test('utf8Length agrees with TextEncoder', async () => {
+  const { utf8Length } = await import('../airlock-sdk.js');
+  for (const s of ['', 'abc', 'é', '中文', '🛋 sofa', '\ud800x', 'a\udc00', '\ud83d']) {
+    assert.equal(utf8Length(s), new TextEncoder().encode(s).length, JSON.stringify(s));
+  }
+});
+
+test('bytes are appended as they are, after the text before them', () => {
+  const { host, sdk } = setup();
+  const out = new sdk.ArtifactWriter('a.bin', 'application/octet-stream').begin();
+  out.write('head;');
+  out.write(new Uint8Array([0x41, 0x42]));
+  out.close();
+  assert.equal(host.artifact('a.bin'), 'head;AB');
+  assert.equal(out.bytesWritten, 7);
+});

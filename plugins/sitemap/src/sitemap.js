@@ -42,9 +42,9 @@ export function lastmod(updatedAt, seconds) {
   return new Date(Number(seconds) * 1000).toISOString().replace('.000Z', 'Z');
 }
 
-const encoder = new TextEncoder();
-const TAIL_BYTES = encoder.encode(URLSET_TAIL).length;
-const HEAD_BYTES = encoder.encode(URLSET_HEAD).length;
+/** The length of ASCII-only `text` in bytes; URLs here are, once encoded. */
+const TAIL_BYTES = URLSET_TAIL.length;
+const HEAD_BYTES = URLSET_HEAD.length;
 
 export class SitemapSet {
   /**
@@ -83,11 +83,13 @@ export class SitemapSet {
   add(loc, modified) {
     const entry =
       `<url><loc>${escapeXml(encodeUrl(loc))}</loc>` + (modified ? `<lastmod>${escapeXml(modified)}</lastmod>` : '') + '</url>\n';
-    const bytes = encoder.encode(entry);
-    if (HEAD_BYTES + bytes.length + TAIL_BYTES > this.maxBytes) {
-      throw new Error(`a URL entry of ${bytes.length} bytes cannot fit in a sitemap of ${this.maxBytes} bytes`);
+    // Every character of an entry is ASCII (encodeUrl percent-encodes the
+    // rest; lastmod is digits and punctuation), so its length is its bytes.
+    const bytes = entry.length;
+    if (HEAD_BYTES + bytes + TAIL_BYTES > this.maxBytes) {
+      throw new Error(`a URL entry of ${bytes} bytes cannot fit in a sitemap of ${this.maxBytes} bytes`);
     }
-    if (this.partUrls === this.maxUrls || this.partBytes + bytes.length + TAIL_BYTES > this.maxBytes) {
+    if (this.partUrls === this.maxUrls || this.partBytes + bytes + TAIL_BYTES > this.maxBytes) {
       if (this.main && this.parts.length === 0) {
         // The first part is full: sitemap.xml will be the index.
         this.main.discard();
@@ -99,10 +101,10 @@ export class SitemapSet {
       }
       this.startPart();
     }
-    this.part.write(bytes);
-    if (this.main) this.main.write(bytes);
+    this.part.write(entry, bytes);
+    if (this.main) this.main.write(entry, bytes);
     this.partUrls += 1;
-    this.partBytes += bytes.length;
+    this.partBytes += bytes;
     this.urls += 1;
     if (modified > this.partLastmod) this.partLastmod = modified;
   }
