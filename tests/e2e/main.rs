@@ -9,6 +9,7 @@ mod custom_store;
 mod egress;
 mod egress_guests;
 mod layering;
+mod oauth;
 mod operations;
 mod records;
 mod records_cli;
