@@ -19,3 +19,4 @@ mod serve_cli;
 mod serve_faults;
 mod support;
 mod trust;
+mod xero;

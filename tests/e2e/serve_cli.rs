@@ -155,7 +155,7 @@ impl Server {
         panic!("no line with {needles:?} in:\n{}", self.output());
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()

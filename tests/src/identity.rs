@@ -233,6 +233,20 @@ impl FakeIdentity {
         self.idp().stats.clone()
     }
 
+    /// A check of bearer tokens for a fake resource server (the fake Xero):
+    /// true for an access token this server issued that has not expired
+    /// nor been revoked, as `/api/whoami` decides.
+    pub fn token_check(&self) -> crate::xero::TokenCheck {
+        let idp = self.idp.clone();
+        Arc::new(move |token: &str| {
+            let idp = lock(&idp);
+            let now = chrono::Utc::now().timestamp();
+            idp.access.get(token).is_some_and(|&exp| exp > now)
+                && !idp.revoked
+                && !idp.settings.refuse_api
+        })
+    }
+
     /// Every token issued so far (access and refresh), to look for in
     /// places they must not be.
     pub fn issued_tokens(&self) -> Vec<String> {
