@@ -99,14 +99,15 @@ impl Site {
 }
 
 /// A running `airlock serve` whose output is collected line by line.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
-    fn start(mut cmd: std::process::Command) -> Self {
+    /// Starts `cmd` (an `airlock serve`), collecting its output.
+    pub(crate) fn start(mut cmd: std::process::Command) -> Self {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -132,12 +133,12 @@ impl Server {
         }
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
 
     /// Waits until a line contains every one of `needles`.
-    fn wait_for(&self, needles: &[&str]) {
+    pub(crate) fn wait_for(&self, needles: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             let found = self
@@ -154,7 +155,7 @@ impl Server {
         panic!("no line with {needles:?} in:\n{}", self.output());
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()
@@ -163,7 +164,7 @@ impl Server {
     }
 
     /// SIGTERM, then the exit code and all it printed.
-    fn stop(mut self) -> (Option<i32>, String) {
+    pub(crate) fn stop(mut self) -> (Option<i32>, String) {
         self.signal("-TERM");
         let status = self.child.wait().unwrap();
         // The readers end when the process's output closes.

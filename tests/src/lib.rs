@@ -7,6 +7,7 @@
 pub mod differential;
 pub mod fake_api;
 pub mod fake_store;
+pub mod identity;
 pub mod tls;
 pub mod xero;
 

@@ -80,6 +80,8 @@ pub struct SeenRequest {
     pub idempotency_key: Option<String>,
     /// The status answered.
     pub status: u16,
+    /// When it arrived.
+    pub at: Instant,
     /// True if the answer was replayed from the idempotency cache.
     pub replayed: bool,
 }
@@ -223,6 +225,16 @@ impl FakeXero {
     pub fn payments(&self) -> Vec<Value> {
         self.org().payments.clone()
     }
+    /// When each request to the Accounting API (not `/connections`) arrived.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        let org = self.org();
+        org.seen
+            .iter()
+            .filter(|r| r.path.starts_with("/api.xro/"))
+            .map(|r| r.at)
+            .collect()
+    }
+
     /// Every request answered, in order.
     pub fn seen(&self) -> Vec<SeenRequest> {
         self.org().seen.clone()
@@ -292,6 +304,7 @@ fn respond(
             query: query.clone(),
             idempotency_key: key.clone(),
             status,
+            at: Instant::now(),
             replayed,
         })
     };

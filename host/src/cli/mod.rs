@@ -229,21 +229,46 @@ impl KeyArgs {
 
 /// A host on the database, with the network and cache options.
 pub fn open_host(db: &DbArgs, net: &NetArgs, cache: &CacheArgs) -> anyhow::Result<Airlock> {
-    open_host_with_limits(db, net, cache, airlock::runtime::HostLimits::default())
+    open_host_with_limits(
+        db,
+        net,
+        cache,
+        airlock::runtime::HostLimits::default(),
+        None,
+    )
+}
+
+/// [`open_host`] with the master keys, which the OAuth tokens it keeps
+/// need.
+pub fn open_host_keyed(
+    db: &DbArgs,
+    net: &NetArgs,
+    cache: &CacheArgs,
+    keyring: Option<Arc<Keyring>>,
+) -> anyhow::Result<Airlock> {
+    open_host_with_limits(
+        db,
+        net,
+        cache,
+        airlock::runtime::HostLimits::default(),
+        keyring,
+    )
 }
 
 /// [`open_host`] with these host maxima (`serve` sizes the instance pool
-/// from its concurrency).
+/// from its concurrency) and master keys.
 pub fn open_host_with_limits(
     db: &DbArgs,
     net: &NetArgs,
     cache: &CacheArgs,
     limits: airlock::runtime::HostLimits,
+    keyring: Option<Arc<Keyring>>,
 ) -> anyhow::Result<Airlock> {
     let store = db.open_backend()?;
     let mut options = AirlockOptions {
         cache_dir: cache.dir(),
         limits,
+        keyring,
         ..AirlockOptions::default()
     };
     net.apply(&mut options)?;

@@ -13,8 +13,8 @@ use airlock::storage::{ActiveRun, Holder, Registry, Settlement, Store};
 use airlock::{ConfigValues, Installation, Plugin};
 
 use super::{
-    CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, open_host, parse_rate,
-    parse_time, request_line, show_time, store_of, valid_id,
+    CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, parse_rate, parse_time,
+    request_line, show_time, store_of, valid_id,
 };
 
 /// Exit code: the run was interrupted (SIGINT/SIGTERM) before it ended.
@@ -73,6 +73,8 @@ pub struct RunArgs {
     grant_data: bool,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    key: super::KeyArgs,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
@@ -86,7 +88,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if args.attempt == 0 {
         bail!("--attempt starts at 1");
     }
-    let host = open_host(&args.db, &args.net, &args.cache)?;
+    // The master keys open the OAuth tokens the host keeps (a plugin with
+    // [oauth]); nothing else in a run needs them.
+    let keyring = args.key.keyring()?.map(std::sync::Arc::new);
+    let host = super::open_host_keyed(&args.db, &args.net, &args.cache, keyring)?;
     let store = store_of(&host);
     let installation = Installation {
         tenant: args.tenant.clone(),

@@ -213,13 +213,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         max_concurrent_runs: u32::try_from(args.max_concurrent).unwrap_or(u32::MAX),
         ..HostLimits::default()
     };
+    let keyring = args.key.keyring()?.map(Arc::new);
     let host = Arc::new(open_host_with_limits(
         &args.db,
         &args.net,
         &args.cache,
         limits,
+        keyring.clone(),
     )?);
-    let keyring = args.key.keyring()?.map(Arc::new);
     let chrono_secs = |d: Duration| chrono::Duration::seconds(d.as_secs() as i64);
     let options = ServeOptions {
         tick: args.tick.max(Duration::from_millis(100)),

@@ -27,6 +27,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 pub use crate::capability::http::HttpBudget;
+pub use crate::capability::oauth::OAuthSetup;
 pub use cache::CacheOutcome;
 
 use bindings::airlock::connector::types as wit;
@@ -199,6 +200,8 @@ pub struct RunSetup {
     /// HTTP requests and requests in flight asked for by the manifest (the
     /// audit cap is the host's).
     pub http_budget: HttpBudget,
+    /// The installation's OAuth2 access, for a plugin with `[oauth]`.
+    pub oauth: Option<OAuthSetup>,
 }
 
 /// What an export call produced, before anything is committed.
@@ -225,6 +228,10 @@ pub struct CallOutput<T> {
     /// The most memory the instance held at once (linear memories and
     /// tables), in bytes.
     pub peak_memory_bytes: u64,
+    /// Why the installation needs reauthorising, if the run found out (a
+    /// refreshed token refused, or the refresh refused): the run ends
+    /// `error` whatever the guest returned.
+    pub reauthorisation: Option<String>,
 }
 
 /// The feed-specific part of a `run` call.
@@ -476,6 +483,7 @@ impl Runtime {
         let (stderr, err_dropped) = state.stderr.take();
         let audit = state.http.take_audit();
         let peak_memory_bytes = state.limiter.peak_bytes() as u64;
+        let reauthorisation = state.oauth.reauthorisation();
         CallOutput {
             result,
             storage: state.kv.into_storage(),
@@ -487,6 +495,7 @@ impl Runtime {
             http: audit.calls,
             http_dropped: audit.dropped,
             peak_memory_bytes,
+            reauthorisation,
         }
     }
 }
@@ -502,6 +511,7 @@ fn link(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
     capability::config::add_to_linker(&mut linker, |s| &mut s.config)?;
     capability::kv::add_to_linker(&mut linker, |s| &mut s.kv)?;
     capability::records::add_to_linker(&mut linker, |s| &mut s.records)?;
+    capability::oauth::add_to_linker(&mut linker, |s| &mut s.oauth)?;
     capability::http::add_to_linker(&mut linker, |s| &mut s.http)?;
     Ok(linker)
 }

@@ -17,6 +17,8 @@ mod group_commit;
 mod history;
 mod installations;
 mod ledger;
+mod oauth;
+mod oauth_sqlite;
 mod queue;
 mod records;
 mod records_sqlite;
@@ -29,6 +31,7 @@ pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
 pub use ledger::{History, RunEffects, RunLedger, RunRow};
+pub use oauth::{OAuthStore, PendingAuthorization, StoredTokenSet};
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
 pub use records::{
     AckRow, AnnotationChange, Annotations, PLATFORM_WRITER, PageLimit, RecordAck, RecordAnnotation,
@@ -51,9 +54,15 @@ pub struct Scope {
 /// Every concern of the store together, for the composition root that opens
 /// one backend and hands it out as `Arc<dyn Store>`. Any type with all the
 /// concerns is one.
-pub trait Store: RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore {}
+pub trait Store:
+    RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore + OAuthStore
+{
+}
 
-impl<T: RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore> Store for T {}
+impl<T: RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore + OAuthStore> Store
+    for T
+{
+}
 
 /// A backend's own error, kept as the cause of a [`StorageError`].
 pub type BoxedCause = Box<dyn std::error::Error + Send + Sync + 'static>;
