@@ -13,8 +13,8 @@ use airlock::storage::{ActiveRun, Holder, Registry, Settlement, Store};
 use airlock::{ConfigValues, Installation, Plugin};
 
 use super::{
-    CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, open_host, parse_rate,
-    parse_time, request_line, show_time, store_of, valid_id,
+    CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, PublishArgs, open_host_with,
+    parse_rate, parse_time, request_line, show_time, store_of, valid_id,
 };
 
 /// Exit code: the run was interrupted (SIGINT/SIGTERM) before it ended.
@@ -73,6 +73,8 @@ pub struct RunArgs {
     grant_data: bool,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    publish: PublishArgs,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
@@ -86,7 +88,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if args.attempt == 0 {
         bail!("--attempt starts at 1");
     }
-    let host = open_host(&args.db, &args.net, &args.cache)?;
+    let host = open_host_with(
+        &args.db,
+        &args.net,
+        &args.cache,
+        airlock::runtime::HostLimits::default(),
+        &args.publish,
+    )?;
     let store = store_of(&host);
     let installation = Installation {
         tenant: args.tenant.clone(),
@@ -411,6 +419,18 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
     }
     if !report.records.is_empty() {
         outln!("records: {}", report.records.summary());
+    }
+    if !report.artifacts.is_empty() {
+        outln!("artifacts (published):");
+        for a in &report.artifacts {
+            outln!(
+                "  {}  {}  {} bytes  etag \"{}\"",
+                a.name,
+                a.content_type,
+                a.size,
+                a.sha256
+            );
+        }
     }
     if let Some(id) = report.run_id {
         outln!("run recorded as #{id} in {}", db.display());

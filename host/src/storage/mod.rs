@@ -12,6 +12,8 @@
 //! Data is always addressed by a [`Scope`] (tenant, installation): there is no
 //! call that reads across scopes.
 
+mod artifacts;
+mod artifacts_sqlite;
 mod audit;
 mod group_commit;
 mod history;
@@ -25,6 +27,7 @@ mod run_scope;
 mod sqlite;
 mod work;
 
+pub use artifacts::{ArtifactEffects, ArtifactPublish, ArtifactStore, ArtifactVersion};
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
@@ -51,9 +54,15 @@ pub struct Scope {
 /// Every concern of the store together, for the composition root that opens
 /// one backend and hands it out as `Arc<dyn Store>`. Any type with all the
 /// concerns is one.
-pub trait Store: RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore {}
+pub trait Store:
+    RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore + ArtifactStore
+{
+}
 
-impl<T: RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore> Store for T {}
+impl<T> Store for T where
+    T: RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore + ArtifactStore
+{
+}
 
 /// A backend's own error, kept as the cause of a [`StorageError`].
 pub type BoxedCause = Box<dyn std::error::Error + Send + Sync + 'static>;
