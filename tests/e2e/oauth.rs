@@ -3,7 +3,7 @@
 //! (`airlock_tests::identity`) at Xero's names over TLS, and the
 //! `oauth-probe` guest. The test acts as the operator's browser.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -555,5 +555,14 @@ async fn client_credentials_get_a_token_without_a_browser() {
         1,
         "acme/nope",
     );
-    let _ = Path::new(&plugin);
+    // The reviewer sees the section.
+    let shown = w.ok(&["inspect", &plugin]);
+    for line in [
+        "oauth (tokens held by the host; the guest gets access tokens only):",
+        "grants        authorization_code, client_credentials",
+        "client auth   basic, PKCE S256",
+        "secret in `client_secret` (host-only",
+    ] {
+        assert!(shown.contains(line), "{line} in:\n{shown}");
+    }
 }
