@@ -483,7 +483,7 @@ fn serve_serves_a_feed_with_etag_304_head_gzip_and_a_rotatable_token() {
 }
 
 #[test]
-fn remove_deletes_the_installations_artifacts_and_token() {
+fn older_versions_are_kept_as_asked_and_remove_deletes_them_with_the_token() {
     let site = Site::new();
     site.ok(&["tenant", "add", "acme"]);
     site.ok(&[
@@ -496,20 +496,57 @@ fn remove_deletes_the_installations_artifacts_and_token() {
         "--skip-check",
         "--yes",
     ]);
-    site.ok(&[
-        "run",
-        "plugins/artifacts-probe",
-        "--feed",
-        "publish",
-        "--tenant",
-        "acme",
-        "--installation",
-        "feeds",
-    ]);
+    for tag in ["v1", "v2", "v3"] {
+        let out = site.ok(&[
+            "run",
+            "plugins/artifacts-probe",
+            "--feed",
+            "publish",
+            "--tenant",
+            "acme",
+            "--installation",
+            "feeds",
+            "--artifact-versions",
+            "2",
+            "--config",
+            &format!("tag={tag}"),
+        ]);
+        assert!(
+            out.contains("feed.txt  text/plain; charset=utf-8  4096 bytes"),
+            "{out}"
+        );
+    }
+    let listed = site.ok(&["artifacts", "list", "acme/feeds"]);
     assert!(
-        site.ok(&["artifacts", "list", "acme/feeds"])
-            .contains("feed.txt")
+        listed.contains("feed.txt") && listed.contains("v3 published"),
+        "{listed}"
     );
+    assert!(listed.contains("(2 kept)"), "{listed}");
+    let old = site.ok(&[
+        "artifacts",
+        "get",
+        "acme/feeds",
+        "feed.txt",
+        "--version",
+        "2",
+    ]);
+    assert!(old.starts_with("v2-000000000\n"), "{old}");
+    let out = site.run(&[
+        "artifacts",
+        "get",
+        "acme/feeds",
+        "feed.txt",
+        "--version",
+        "1",
+    ]);
+    crate::cli::expect(
+        &out,
+        2,
+        "no version 1 of `feed.txt` in acme/feeds (kept: 3, 2)",
+    );
+    let out = site.run(&["artifacts", "get", "acme/feeds", "../x"]);
+    crate::cli::expect(&out, 2, "invalid name");
+
     site.ok(&["artifacts", "token", "acme/feeds"]);
     site.ok(&["remove", "acme/feeds", "--yes"]);
     let listed = site.ok(&["artifacts", "list", "acme/feeds"]);
@@ -522,6 +559,11 @@ fn remove_deletes_the_installations_artifacts_and_token() {
     );
     let out = site.run(&["artifacts", "token", "acme/feeds"]);
     crate::cli::expect(&out, 2, "no installation `acme/feeds`");
+    let conn = rusqlite::Connection::open(&site.db).unwrap();
+    let tokens: i64 = conn
+        .query_row("SELECT COUNT(*) FROM feed_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tokens, 0);
 }
 
 fn hex(bytes: &[u8]) -> String {
