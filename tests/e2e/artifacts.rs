@@ -569,3 +569,73 @@ fn older_versions_are_kept_as_asked_and_remove_deletes_them_with_the_token() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn staging_left_by_a_run_killed_mid_write_is_deleted_when_serve_starts() {
+    let site = Site::new();
+    // A server that accepts the guest's request and never answers: the
+    // run is held after it has written its artifact, unpublished.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (accepted, waiting) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (held, _) = listener.accept().unwrap();
+        accepted.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        drop(held);
+    });
+    let mut run = site
+        .cmd(&[
+            "run",
+            "plugins/artifacts-probe",
+            "--feed",
+            "publish",
+            "--tenant",
+            "acme",
+            "--installation",
+            "feeds",
+            "--config",
+            "kib=3000",
+            "--config",
+            &format!("wait_url=http://shop.test:{port}/hold"),
+            "--resolve",
+            "shop.test=127.0.0.1",
+            "--allow-network",
+            "127.0.0.0/8",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    waiting
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the run reached its wait");
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let conn = rusqlite::Connection::open(&site.db).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM artifact_versions WHERE version IS NULL"),
+        1
+    );
+    assert!(
+        count("SELECT COUNT(*) FROM artifact_chunks") >= 2,
+        "its chunks were stored"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM artifact_versions WHERE version IS NOT NULL"),
+        0
+    );
+    // An hour passes (the longest run takes 15 minutes).
+    conn.execute(
+        "UPDATE artifact_versions SET staged_at = staged_at - 3601",
+        [],
+    )
+    .unwrap();
+
+    let server = site.serve(&[]);
+    server.wait_for(&["deleted 1 artifact version(s) left staged by runs that died"]);
+    server.stop();
+    assert_eq!(count("SELECT COUNT(*) FROM artifact_versions"), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM artifact_chunks"), 0);
+}
