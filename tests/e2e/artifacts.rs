@@ -639,3 +639,38 @@ fn staging_left_by_a_run_killed_mid_write_is_deleted_when_serve_starts() {
     assert_eq!(count("SELECT COUNT(*) FROM artifact_versions"), 0);
     assert_eq!(count("SELECT COUNT(*) FROM artifact_chunks"), 0);
 }
+
+/// The host holds neither the guest's artifact nor its chunks whole: an
+/// `airlock run` publishing 64 MiB peaks well under a good run's RSS plus
+/// the guest's 16 MiB plus the artifact's 64 MiB.
+#[test]
+fn publishing_64_mib_keeps_the_hosts_memory_far_under_the_artifact() {
+    const GUEST_KIB: u64 = 16 << 10;
+    const ALLOWANCE_KIB: u64 = 24 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let measure = |args: &[&str]| {
+        let mut command = crate::cli::command(args, &db);
+        command.env("RUST_BACKTRACE", "1");
+        let (code, text, kib) = crate::caps::run_measured(command);
+        assert_eq!(code, Some(0), "{text}");
+        (kib, text)
+    };
+    let (baseline, _) = measure(&["run", "plugins/hello", "--feed", "greet"]);
+    let (kib, text) = measure(&[
+        "run",
+        "plugins/artifacts-probe",
+        "--feed",
+        "publish",
+        "--config",
+        "kib=65536",
+        "--config",
+        "chunk_kib=1024",
+    ]);
+    assert!(text.contains("67108864 bytes"), "{text}");
+    println!("peak RSS, KiB: {baseline} hello greet; {kib} publishing 64 MiB");
+    assert!(
+        kib <= baseline + GUEST_KIB + ALLOWANCE_KIB,
+        "publishing 64 MiB peaked at {kib} KiB: over {baseline} + {GUEST_KIB} + {ALLOWANCE_KIB}"
+    );
+}
