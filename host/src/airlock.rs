@@ -22,12 +22,15 @@ use crate::egress::{
     HttpCall, PermittedDomains, RateLimits, RequestCaps, ResolveOverrides, Throttle,
 };
 use crate::manifest::{DataSection, Direction, Plugin};
+use crate::oauth::{InstallationLocks, OAuthClient, TokenKeeper};
 use crate::records::run::MAX_RECORD_CHANGES;
 use crate::records::{DataGrants, RunRecords};
-use crate::runs::{Mode, RecordCounts, RunEnd, RunReport, RunRequest};
+use crate::runs::{Mode, RecordCounts, RunEnd, RunReport, RunRequest, Severity};
+use crate::runtime::OAuthSetup;
 use crate::runtime::{
     CallOutput, FeedCall, HostLimits, HttpBudget, LoadedComponent, RunSetup, Runtime, RuntimeError,
 };
+use crate::secrets::Keyring;
 use crate::storage::{
     ArtifactEffects, ArtifactPublish, KeyChange, KvBackend, RunEffects, RunLedger, RunRow,
     RunStorage, Scope, Settlement, StorageError, StorageLimits, Store,
@@ -89,6 +92,9 @@ pub struct AirlockOptions {
     pub extra_roots: ExtraRoots,
     /// Directory for compiled components; none disables the disk cache.
     pub cache_dir: Option<PathBuf>,
+    /// The master keys, for the OAuth tokens the host keeps sealed (runs of
+    /// plugins with `[oauth]` need it; nothing else does).
+    pub keyring: Option<Arc<Keyring>>,
     /// Published versions kept per artifact (0: the default, 3; at most
     /// 100); older ones are deleted when a new one is published.
     pub artifact_versions: u32,
@@ -136,6 +142,10 @@ pub struct Airlock {
     artifact_versions: u32,
     /// One throttle per installation, shared by all its runs.
     throttles: Mutex<HashMap<Scope, Arc<Throttle>>>,
+    /// The OAuth tokens of every installation, refreshed one at a time per
+    /// installation.
+    oauth: TokenKeeper,
+    keyring: Option<Arc<Keyring>>,
 }
 
 impl Airlock {
@@ -150,9 +160,17 @@ impl Airlock {
             &options.extra_roots,
         )
         .map_err(|e| HostError::Http(e.to_string()))?;
+        let oauth_store: Arc<dyn crate::storage::OAuthStore> = store.clone();
+        let oauth = TokenKeeper::new(
+            oauth_store,
+            options.keyring.clone(),
+            InstallationLocks::default(),
+        );
         Ok(Self {
             runtime,
             store,
+            oauth,
+            keyring: options.keyring,
             client,
             storage_limits: options.storage_limits,
             permitted: options.permitted,
@@ -172,6 +190,21 @@ impl Airlock {
     /// The store, as its traits offer it.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The keeper of the installations' OAuth tokens.
+    pub fn oauth_keeper(&self) -> &TokenKeeper {
+        &self.oauth
+    }
+
+    /// The master keys the host was given, if any.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.keyring.as_deref()
+    }
+
+    /// The enforcement point every outbound request goes through.
+    pub fn egress_client(&self) -> &EgressClient {
+        &self.client
     }
 
     /// Compiles (or loads from cache) the plugin's component. It blocks the
@@ -272,6 +305,11 @@ impl Airlock {
             (Some(approved), _) => approved,
         };
         let record_changes = limits.record_changes.min(MAX_RECORD_CHANGES) as usize;
+        let oauth = plugin.manifest.oauth.as_ref().map(|section| OAuthSetup {
+            keeper: self.oauth.clone(),
+            client: OAuthClient::new(section, &installation.config),
+            checking: matches!(writes, Writes::Check),
+        });
         Ok(RunSetup {
             tenant: installation.tenant.clone(),
             installation: installation.id.clone(),
@@ -309,6 +347,7 @@ impl Airlock {
                 max_in_flight: limits.http_concurrency,
                 max_audit_hops: u32::MAX,
             },
+            oauth,
         })
     }
 
@@ -372,6 +411,7 @@ impl Airlock {
             output_dropped_bytes,
             http,
             http_dropped,
+            reauthorisation,
         } = output;
         let end = match result {
             Ok(outcome) => RunEnd::Returned {
@@ -381,6 +421,10 @@ impl Airlock {
                 retry_after_seconds: outcome.retry_after_seconds,
             },
             Err(end) => end,
+        };
+        let end = match reauthorisation {
+            Some(why) => needs_reauthorisation(end, &why),
+            None => end,
         };
         let committed = end.severity().commits() && !dry_run;
         let kept = StorageOutcome::of(&mut storage, committed, dry_run);
@@ -519,18 +563,22 @@ impl Airlock {
         };
         let setup = self.setup_writing(plugin, &checking, Writes::Check)?;
         let output = self.runtime.call_check(&component, setup).await;
-        self.audit_check(plugin, &checking, output.http).await?;
+        self.audit_outside_runs(plugin, &checking, CHECK_FEED, output.http)
+            .await?;
         Ok(match output.result {
             Ok(answer) => answer.map_err(|m| installation.config.redact(&m)),
             Err(end) => Err(end.summary()),
         })
     }
 
-    /// Records the HTTP requests of a check in the egress audit.
-    async fn audit_check(
+    /// Records HTTP requests made outside a run (a check's, the OAuth
+    /// callback's token request) in the egress audit under the feed name
+    /// `feed`.
+    pub async fn audit_outside_runs(
         &self,
         plugin: &Plugin,
         installation: &Installation,
+        feed: &str,
         calls: Vec<HttpCall>,
     ) -> Result<(), HostError> {
         if calls.is_empty() {
@@ -543,9 +591,9 @@ impl Airlock {
             plugin_id: plugin.manifest.plugin.id.clone(),
             plugin_version: plugin.manifest.plugin.version.clone(),
             plugin_digest: plugin.digest.clone(),
-            feed: CHECK_FEED.to_string(),
+            feed: feed.to_string(),
             mode: installation.mode.as_str().to_string(),
-            trigger: CHECK_FEED.to_string(),
+            trigger: feed.to_string(),
             attempt: 1,
             scheduled_at: now,
             started_at: now,
@@ -555,6 +603,24 @@ impl Airlock {
             report: String::new(),
         };
         Ok(self.store.record_calls(row, calls).await?)
+    }
+}
+
+/// How a run ends when it found that its installation needs reauthorising
+/// (`why`): `error`, whatever the guest returned, saying so first.
+fn needs_reauthorisation(end: RunEnd, why: &str) -> RunEnd {
+    match end {
+        RunEnd::Returned { message, items, .. } => RunEnd::Returned {
+            status: Severity::Error,
+            message: if message.is_empty() {
+                why.to_string()
+            } else {
+                format!("{why} (the connector said: {message})")
+            },
+            items,
+            retry_after_seconds: None,
+        },
+        other => other,
     }
 }
 

@@ -106,7 +106,8 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    fn start(mut cmd: std::process::Command) -> Self {
+    /// Starts `cmd` (an `airlock serve`), collecting its output.
+    pub(crate) fn start(mut cmd: std::process::Command) -> Self {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -154,7 +155,7 @@ impl Server {
         panic!("no line with {needles:?} in:\n{}", self.output());
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()

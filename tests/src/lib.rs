@@ -7,7 +7,9 @@
 pub mod differential;
 pub mod fake_api;
 pub mod fake_store;
+pub mod identity;
 pub mod tls;
+pub mod xero;
 
 use std::path::PathBuf;
 

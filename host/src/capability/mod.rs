@@ -23,4 +23,5 @@ pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod log;
+pub(crate) mod oauth;
 pub(crate) mod records;

@@ -137,6 +137,34 @@ fn print_data(m: &Manifest) {
     );
 }
 
+fn print_oauth(m: &Manifest) {
+    let Some(oauth) = &m.oauth else {
+        return;
+    };
+    outln!();
+    outln!("oauth (tokens held by the host; the guest gets access tokens only):");
+    if let Some(url) = &oauth.authorize_url {
+        outln!("  authorize     {url}");
+    }
+    outln!("  token         {}", oauth.token_url);
+    let grants: Vec<&str> = oauth.grants.iter().map(|g| g.as_str()).collect();
+    outln!("  grants        {}", grants.join(", "));
+    outln!("  scopes        {}", oauth.scopes.join(" "));
+    let auth = match oauth.client_auth {
+        airlock::manifest::ClientAuth::Basic => "basic",
+        airlock::manifest::ClientAuth::Body => "body",
+    };
+    outln!(
+        "  client auth   {auth}, PKCE {}",
+        if oauth.pkce { "S256" } else { "off" }
+    );
+    outln!(
+        "  client        id in config `{}`, secret in `{}` (host-only: the guest cannot read it)",
+        oauth.client_id_field,
+        oauth.client_secret_field
+    );
+}
+
 fn print_rule(rule: &EgressRule, permitted: &PermittedDomains) {
     let source = match (&rule.source, permitted.covering(rule)) {
         (RuleSource::Manifest, Some(p)) => {
@@ -161,6 +189,7 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
     print_manifest(&plugin);
     print_egress(&plugin.manifest, &args.permitted.load()?);
     print_data(&plugin.manifest);
+    print_oauth(&plugin.manifest);
     let runtime = Runtime::new(HostLimits::default(), args.cache.dir())?;
     let component = runtime.load(&plugin.digest, &plugin.component)?;
     outln!();

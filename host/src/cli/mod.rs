@@ -237,18 +237,42 @@ impl KeyArgs {
 
 /// A host on the database, with the network and cache options.
 pub fn open_host(db: &DbArgs, net: &NetArgs, cache: &CacheArgs) -> anyhow::Result<Airlock> {
-    open_host_with_limits(db, net, cache, airlock::runtime::HostLimits::default())
+    open_host_with_limits(
+        db,
+        net,
+        cache,
+        airlock::runtime::HostLimits::default(),
+        None,
+    )
+}
+
+/// [`open_host`] with the master keys, which the OAuth tokens it keeps
+/// need.
+pub fn open_host_keyed(
+    db: &DbArgs,
+    net: &NetArgs,
+    cache: &CacheArgs,
+    keyring: Option<Arc<Keyring>>,
+) -> anyhow::Result<Airlock> {
+    open_host_with_limits(
+        db,
+        net,
+        cache,
+        airlock::runtime::HostLimits::default(),
+        keyring,
+    )
 }
 
 /// [`open_host`] with these host maxima (`serve` sizes the instance pool
-/// from its concurrency).
+/// from its concurrency) and master keys.
 pub fn open_host_with_limits(
     db: &DbArgs,
     net: &NetArgs,
     cache: &CacheArgs,
     limits: airlock::runtime::HostLimits,
+    keyring: Option<Arc<Keyring>>,
 ) -> anyhow::Result<Airlock> {
-    open_host_with(db, net, cache, limits, &PublishArgs::default())
+    open_host_with(db, net, cache, limits, &PublishArgs::default(), keyring)
 }
 
 /// [`open_host_with_limits`], keeping as many versions of each artifact as
@@ -259,11 +283,13 @@ pub fn open_host_with(
     cache: &CacheArgs,
     limits: airlock::runtime::HostLimits,
     publish: &PublishArgs,
+    keyring: Option<Arc<Keyring>>,
 ) -> anyhow::Result<Airlock> {
     let store = db.open_backend()?;
     let mut options = AirlockOptions {
         cache_dir: cache.dir(),
         limits,
+        keyring,
         artifact_versions: publish.artifact_versions,
         ..AirlockOptions::default()
     };
@@ -343,8 +369,10 @@ impl CacheArgs {
 pub struct NetArgs {
     /// Test resolver: connect to ADDRESS for HOST instead of asking DNS, like
     /// curl's --resolve. The egress policy still decides on the name first.
+    /// ADDRESS:PORT also sends URLs without a port of their own to PORT (a
+    /// fake of https://api.example.com on a free loopback port).
     /// Repeatable.
-    #[arg(long, value_name = "HOST=ADDRESS")]
+    #[arg(long, value_name = "HOST=ADDRESS[:PORT]")]
     resolve: Vec<String>,
     /// Allow connections to this network (CIDR, e.g. 127.0.0.0/8 for a local
     /// test server, 10.1.2.0/24 for an on-premises system). Only public
@@ -428,7 +456,13 @@ impl NetArgs {
             outln!("  NOT GRANTED {} [{}]: {}", r.host, r.service, r.reason);
         }
         for (host, addrs) in self.resolve_overrides()?.entries() {
-            let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            let addrs: Vec<String> = addrs
+                .iter()
+                .map(|a| match a.port() {
+                    0 => a.ip().to_string(),
+                    _ => a.to_string(),
+                })
+                .collect();
             outln!(
                 "  resolve    {host} -> {} (test resolver)",
                 addrs.join(", ")

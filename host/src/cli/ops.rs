@@ -362,8 +362,64 @@ pub struct ReauthoriseArgs {
     /// Approve record access the change adds (it is refused otherwise).
     #[arg(long)]
     approve_data: bool,
+    /// Authorise the installation's OAuth2 access (a plugin with [oauth])
+    /// instead of changing its config: with --redirect-uri, prints the URL
+    /// to open (the authorization-code flow, whose callback lands on `serve
+    /// --listen`); without, gets a token by client credentials.
+    #[arg(long)]
+    oauth: bool,
+    /// With --oauth: where the authorisation server sends the browser back,
+    /// `https://HOST/oauth/callback` on `airlock serve --listen`'s listener
+    /// (as registered with the third party).
+    #[arg(long, value_name = "URI", requires = "oauth")]
+    redirect_uri: Option<String>,
     #[command(flatten)]
     host: HostArgs,
+}
+
+/// `reauthorise --oauth`: starts the authorization-code flow (prints its
+/// URL), or gets a token by client credentials. Prints no token.
+async fn reauthorise_oauth(args: ReauthoriseArgs) -> anyhow::Result<u8> {
+    if !args.config.assignments()?.is_empty() {
+        bail!(
+            "--oauth authorises the installation as configured: change its config first with \
+             `airlock reauthorise {}` without --oauth",
+            args.installation
+        );
+    }
+    let keyring = args.host.key.keyring()?.map(std::sync::Arc::new);
+    let host = super::open_host_keyed(&args.host.db, &args.host.net, &args.host.cache, keyring)?;
+    let (tenant, id) = parse_reference(&args.installation)?;
+    let row = lifecycle::installation_row(store_of(&host), &tenant, &id).await?;
+    let (plugin, installation) = lifecycle::load(store_of(&host), host.keyring(), &row).await?;
+    match &args.redirect_uri {
+        Some(uri) => {
+            let start =
+                airlock::oauth::flow::start_authorization(&host, &plugin, &installation, uri)
+                    .await?;
+            outln!(
+                "authorise {} by opening this URL (valid until {}):",
+                row.label(),
+                show_time(start.expires_at)
+            );
+            outln!("{}", start.url);
+            outln!(
+                "the authorisation server sends the browser back to {uri}, which `airlock serve --listen` answers"
+            );
+        }
+        None => {
+            let set =
+                airlock::oauth::flow::client_credentials(&host, &plugin, &installation).await?;
+            let expiry = set.expires_at.map_or("no expiry given".to_string(), |at| {
+                format!("expires {}", show_time(at))
+            });
+            outln!(
+                "authorised {} by client credentials (access token {expiry})",
+                row.label()
+            );
+        }
+    }
+    Ok(0)
 }
 
 fn print_egress_diff(plan: &Plan) {
@@ -385,6 +441,9 @@ fn print_egress_diff(plan: &Plan) {
 }
 
 pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
+    if args.oauth {
+        return reauthorise_oauth(args).await;
+    }
     let host = open_host(&args.host.db, &args.host.net, &args.host.cache)?;
     let keyring = args.host.key.keyring()?;
     let (tenant, id) = parse_reference(&args.installation)?;

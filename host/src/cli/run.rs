@@ -74,6 +74,8 @@ pub struct RunArgs {
     #[command(flatten)]
     cache: CacheArgs,
     #[command(flatten)]
+    key: super::KeyArgs,
+    #[command(flatten)]
     publish: PublishArgs,
 }
 
@@ -88,12 +90,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if args.attempt == 0 {
         bail!("--attempt starts at 1");
     }
+    // The master keys open the OAuth tokens the host keeps (a plugin with
+    // [oauth]); nothing else in a run needs them.
+    let keyring = args.key.keyring()?.map(std::sync::Arc::new);
     let host = open_host_with(
         &args.db,
         &args.net,
         &args.cache,
         airlock::runtime::HostLimits::default(),
         &args.publish,
+        keyring,
     )?;
     let store = store_of(&host);
     let installation = Installation {

@@ -215,12 +215,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         max_concurrent_runs: u32::try_from(args.max_concurrent).unwrap_or(u32::MAX),
         ..HostLimits::default()
     };
+    let keyring = args.key.keyring()?.map(Arc::new);
     let host = Arc::new(open_host_with(
         &args.db,
         &args.net,
         &args.cache,
         limits,
         &args.publish,
+        keyring.clone(),
     )?);
     // Artifacts staged by runs of a process that died are deleted.
     let abandoned = host
@@ -230,7 +232,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     if abandoned > 0 {
         println!("deleted {abandoned} artifact version(s) left staged by runs that died");
     }
-    let keyring = args.key.keyring()?.map(Arc::new);
     let chrono_secs = |d: Duration| chrono::Duration::seconds(d.as_secs() as i64);
     let options = ServeOptions {
         tick: args.tick.max(Duration::from_millis(100)),

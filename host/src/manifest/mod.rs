@@ -15,8 +15,8 @@ use sha2::{Digest as _, Sha256};
 
 pub(crate) use schema::is_slug;
 pub use schema::{
-    ConfigField, ConfigType, DataSection, Direction, EgressEntry, EgressSection, Feed, Limits,
-    Manifest, PluginSection,
+    ClientAuth, ConfigField, ConfigType, DataSection, Direction, EgressEntry, EgressSection, Feed,
+    Limits, Manifest, OAuthGrant, OAuthSection, PluginSection,
 };
 
 /// The manifest's file name inside a plugin directory.

@@ -26,6 +26,84 @@ pub struct Manifest {
     /// write.
     #[serde(default)]
     pub data: DataSection,
+    /// `[oauth]`: OAuth2 access to the third party, held by the host.
+    #[serde(default)]
+    pub oauth: Option<OAuthSection>,
+}
+
+/// An OAuth2 grant type a plugin supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthGrant {
+    /// The authorization-code flow (with PKCE unless `pkce = false`): an
+    /// operator consents in a browser (`airlock reauthorise --oauth`).
+    AuthorizationCode,
+    /// Client credentials: the client id and secret alone get a token
+    /// (Xero's custom connections).
+    ClientCredentials,
+}
+
+impl OAuthGrant {
+    /// The grant's name as the manifest and RFC 6749 spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// `Authorization: Basic base64(client_id:client_secret)` (RFC 6749
+    /// §2.3.1; Xero, eBay).
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Body,
+}
+
+/// `[oauth]`: the third party's authorization server. The client id and
+/// secret are the operator's, in the installation's config: the manifest
+/// names the `[config]` fields holding them. The host keeps the client
+/// secret and the refresh token; the guest gets access tokens only
+/// (`docs/oauth.md`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSection {
+    /// The authorization endpoint (https, inside `[egress]`); needed for
+    /// the `authorization_code` grant.
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    /// The token endpoint (https, inside `[egress]`).
+    pub token_url: String,
+    /// The scopes asked for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The grants the plugin supports (default: `authorization_code`).
+    #[serde(default = "default_grants")]
+    pub grants: Vec<OAuthGrant>,
+    /// How the client authenticates at the token endpoint.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// Whether the authorization-code flow uses PKCE (S256).
+    #[serde(default = "default_true")]
+    pub pkce: bool,
+    /// The `[config]` field holding the client id (a string or secret).
+    pub client_id_field: String,
+    /// The `[config]` field holding the client secret (`type = "secret"`):
+    /// the host's only; the guest's `get-secret` does not return it.
+    pub client_secret_field: String,
+}
+
+fn default_grants() -> Vec<OAuthGrant> {
+    vec![OAuthGrant::AuthorizationCode]
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[data]`: the tenant's record collections a plugin may use, by name
@@ -310,7 +388,120 @@ impl Manifest {
         }
         self.validate_egress()?;
         self.validate_data()?;
+        self.validate_oauth()?;
         self.limits.validate()
+    }
+
+    fn validate_oauth(&self) -> Result<(), Invalid> {
+        let Some(oauth) = &self.oauth else {
+            return Ok(());
+        };
+        if oauth.grants.is_empty() {
+            return Err(invalid(
+                "oauth.grants",
+                "name at least one of authorization_code, client_credentials",
+            ));
+        }
+        let code = oauth.grants.contains(&OAuthGrant::AuthorizationCode);
+        match (&oauth.authorize_url, code) {
+            (None, true) => {
+                return Err(invalid(
+                    "oauth.authorize_url",
+                    "the authorization_code grant needs an authorize_url",
+                ));
+            }
+            (Some(url), _) => self.check_oauth_url("oauth.authorize_url", url)?,
+            (None, false) => {}
+        }
+        self.check_oauth_url("oauth.token_url", &oauth.token_url)?;
+        for (i, scope) in oauth.scopes.iter().enumerate() {
+            if scope.is_empty() || scope.len() > 200 || !scope.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(invalid(
+                    format!("oauth.scopes[{i}]"),
+                    "a scope is 1-200 printable ASCII characters without spaces",
+                ));
+            }
+        }
+        for (field, key, kinds) in [
+            (
+                "oauth.client_id_field",
+                &oauth.client_id_field,
+                &[ConfigType::String, ConfigType::Secret][..],
+            ),
+            (
+                "oauth.client_secret_field",
+                &oauth.client_secret_field,
+                &[ConfigType::Secret][..],
+            ),
+        ] {
+            match self.config.get(key) {
+                None => {
+                    return Err(invalid(
+                        field,
+                        format!("no config field `{key}` is declared"),
+                    ));
+                }
+                Some(f) if !kinds.contains(&f.kind) => {
+                    let want = if kinds.len() == 1 {
+                        "type = \"secret\""
+                    } else {
+                        "type = \"string\" or \"secret\""
+                    };
+                    return Err(invalid(
+                        field,
+                        format!("config field `{key}` must have {want}"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if oauth.client_id_field == oauth.client_secret_field {
+            return Err(invalid(
+                "oauth.client_secret_field",
+                "the client id and secret need fields of their own",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An OAuth endpoint: an https URL without credentials or fragment,
+    /// which the plugin's own `[egress]` allows.
+    fn check_oauth_url(&self, field: &str, url: &str) -> Result<(), Invalid> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| invalid(field, format!("`{url}` is not a URL: {e}")))?;
+        if parsed.scheme() != "https" {
+            return Err(invalid(field, format!("`{url}` must be an https URL")));
+        }
+        if !parsed.username().is_empty()
+            || parsed.password().is_some()
+            || parsed.fragment().is_some()
+        {
+            return Err(invalid(
+                field,
+                "must not hold user names, passwords or a fragment",
+            ));
+        }
+        let rules = self
+            .egress
+            .allow
+            .iter()
+            .filter_map(|e| crate::egress::EgressRule::from_manifest(e).ok())
+            .collect();
+        crate::egress::EgressPolicy::new(rules)
+            .check(url)
+            .map_err(|denial| {
+                invalid(
+                    field,
+                    format!(
+                        "`{}` is not inside the plugin's [egress] ({}): add its host to \
+                         [[egress.allow]]",
+                        parsed.host_str().unwrap_or_default(),
+                        denial.reason
+                    ),
+                )
+            })?;
+        Ok(())
     }
 
     fn validate_data(&self) -> Result<(), Invalid> {

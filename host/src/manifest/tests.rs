@@ -221,3 +221,127 @@ fn data_names_known_collections_once_each() {
         "limits.record_changes",
     );
 }
+
+/// `VALID` with an `[oauth]` section (and the client id field it names).
+fn with_oauth(oauth: &str) -> String {
+    VALID
+        .replacen(
+            "{ host = \"identity.xero.com\", service = \"Xero\" }",
+            "{ host = \"identity.xero.com\", service = \"Xero\" }, \
+             { host = \"login.xero.com\", service = \"Xero\" }",
+            1,
+        )
+        .replacen(
+            "endpoint = { type = \"url\" }",
+            "endpoint = { type = \"url\" }\nclient_id = { type = \"string\", required = true }",
+            1,
+        )
+        + "\n[oauth]\n"
+        + oauth
+}
+
+const OAUTH: &str = r#"
+authorize_url = "https://login.xero.com/identity/connect/authorize"
+token_url = "https://identity.xero.com/connect/token"
+scopes = ["offline_access", "accounting.transactions"]
+client_id_field = "client_id"
+client_secret_field = "client_secret"
+"#;
+
+/// `[oauth]` with `from` replaced by `to` is refused naming `expected`.
+fn check_oauth(from: &str, to: &str, expected: &str) {
+    assert!(OAUTH.contains(from), "test bug: `{from}` not in [oauth]");
+    let text = with_oauth(&OAUTH.replacen(from, to, 1));
+    let err = Manifest::parse(&text, Path::new("plugin.toml"))
+        .expect_err(&format!("`{to}` should be rejected"))
+        .to_string();
+    assert!(
+        err.contains(expected),
+        "replacing `{from}` with `{to}`:\n  got: {err}\n  expected to contain: {expected}"
+    );
+}
+
+#[test]
+fn an_oauth_section_parses_with_its_defaults() {
+    let m = Manifest::parse(&with_oauth(OAUTH), Path::new("plugin.toml")).unwrap();
+    let oauth = m.oauth.expect("[oauth]");
+    assert_eq!(oauth.grants, vec![OAuthGrant::AuthorizationCode]);
+    assert_eq!(oauth.client_auth, ClientAuth::Basic);
+    assert!(oauth.pkce);
+    assert_eq!(oauth.scopes.len(), 2);
+}
+
+#[test]
+fn oauth_endpoints_must_be_https_inside_egress_and_name_their_fields() {
+    // The login host is not in [egress]: refused, naming the field.
+    check_oauth(
+        "https://login.xero.com/identity/connect/authorize",
+        "https://login.example.com/authorize",
+        "oauth.authorize_url: `login.example.com` is not inside the plugin's [egress]",
+    );
+}
+
+#[test]
+fn oauth_section_errors_name_the_field() {
+    let login = OAUTH.replace("login.xero.com", "identity.xero.com");
+    let check = |from: &str, to: &str, expected: &str| {
+        let text = with_oauth(&login.replacen(from, to, 1));
+        let err = Manifest::parse(&text, Path::new("plugin.toml"))
+            .expect_err(&format!("`{to}` should be rejected"))
+            .to_string();
+        assert!(
+            err.contains(expected),
+            "replacing `{from}` with `{to}`:\n  got: {err}\n  expected: {expected}"
+        );
+    };
+    Manifest::parse(&with_oauth(&login), Path::new("plugin.toml")).expect("valid");
+    check(
+        "https://identity.xero.com/connect/token",
+        "http://identity.xero.com/connect/token",
+        "oauth.token_url: `http://identity.xero.com/connect/token` must be an https URL",
+    );
+    check(
+        "https://identity.xero.com/connect/token",
+        "https://evil.example/token",
+        "oauth.token_url: `evil.example` is not inside the plugin's [egress]",
+    );
+    check(
+        "https://identity.xero.com/connect/token",
+        "https://user:pw@identity.xero.com/connect/token",
+        "oauth.token_url: must not hold user names",
+    );
+    check(
+        "client_secret_field = \"client_secret\"",
+        "client_secret_field = \"client_id\"",
+        "oauth.client_secret_field: config field `client_id` must have type = \"secret\"",
+    );
+    check(
+        "client_id_field = \"client_id\"",
+        "client_id_field = \"nope\"",
+        "oauth.client_id_field: no config field `nope` is declared",
+    );
+    check(
+        "scopes = [",
+        "grants = []\nscopes = [",
+        "oauth.grants: name at least one",
+    );
+    check(
+        "authorize_url = \"https://identity.xero.com/identity/connect/authorize\"",
+        "",
+        "oauth.authorize_url: the authorization_code grant needs an authorize_url",
+    );
+    check("\"offline_access\"", "\"two words\"", "oauth.scopes[0]");
+    check(
+        "scopes = [",
+        "grants = [\"implicit\"]\nscopes = [",
+        "unknown variant `implicit`",
+    );
+    // Client credentials alone need no authorize_url.
+    let text = with_oauth(&login.replacen(
+        "authorize_url = \"https://identity.xero.com/identity/connect/authorize\"",
+        "grants = [\"client_credentials\"]",
+        1,
+    ));
+    let m = Manifest::parse(&text, Path::new("plugin.toml")).expect("client credentials only");
+    assert_eq!(m.oauth.unwrap().grants, vec![OAuthGrant::ClientCredentials]);
+}

@@ -27,6 +27,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 pub use crate::capability::http::HttpBudget;
+pub use crate::capability::oauth::OAuthSetup;
 pub use cache::CacheOutcome;
 
 use bindings::airlock::connector::types as wit;
@@ -204,6 +205,8 @@ pub struct RunSetup {
     /// HTTP requests and requests in flight asked for by the manifest (the
     /// audit cap is the host's).
     pub http_budget: HttpBudget,
+    /// The installation's OAuth2 access, for a plugin with `[oauth]`.
+    pub oauth: Option<OAuthSetup>,
 }
 
 /// What an export call produced, before anything is committed.
@@ -229,6 +232,10 @@ pub struct CallOutput<T> {
     /// HTTP audit records dropped over the cap (and requests refused over
     /// the request cap).
     pub http_dropped: u32,
+    /// Why the installation needs reauthorising, if the run found out (a
+    /// refreshed token refused, or the refresh refused): the run ends
+    /// `error` whatever the guest returned.
+    pub reauthorisation: Option<String>,
 }
 
 /// The feed-specific part of a `run` call.
@@ -479,6 +486,7 @@ impl Runtime {
         let (stdout, out_dropped) = state.stdout.take();
         let (stderr, err_dropped) = state.stderr.take();
         let audit = state.http.take_audit();
+        let reauthorisation = state.oauth.reauthorisation();
         let artifacts = state.artifacts.finish().await;
         CallOutput {
             result,
@@ -491,6 +499,7 @@ impl Runtime {
             output_dropped_bytes: out_dropped + err_dropped,
             http: audit.calls,
             http_dropped: audit.dropped,
+            reauthorisation,
         }
     }
 }
@@ -507,6 +516,7 @@ fn link(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
     capability::kv::add_to_linker(&mut linker, |s| &mut s.kv)?;
     capability::records::add_to_linker(&mut linker, |s| &mut s.records)?;
     capability::artifacts::add_to_linker(&mut linker, |s| &mut s.artifacts)?;
+    capability::oauth::add_to_linker(&mut linker, |s| &mut s.oauth)?;
     capability::http::add_to_linker(&mut linker, |s| &mut s.http)?;
     Ok(linker)
 }

@@ -18,6 +18,7 @@ use crate::capability::config::ConfigCapability;
 use crate::capability::http::{HttpCapability, WasiHttpState};
 use crate::capability::kv::KvCapability;
 use crate::capability::log::LogCapability;
+use crate::capability::oauth::OAuthCapability;
 use crate::capability::records::RecordsCapability;
 use crate::egress::SendMode;
 use crate::runs::{LogLimits, Mode};
@@ -121,6 +122,7 @@ pub struct RunState {
     pub kv: KvCapability,
     pub records: RecordsCapability,
     pub artifacts: ArtifactsCapability,
+    pub oauth: OAuthCapability,
     pub http: HttpCapability,
     pub wasi_http: WasiHttpState,
     pub stdout: CappedOutput,
@@ -151,6 +153,18 @@ impl RunState {
             setup.http_budget,
             redactor.clone(),
         );
+        let scope = crate::storage::Scope {
+            tenant: setup.tenant.clone(),
+            installation: setup.installation.clone(),
+        };
+        let host_only: Vec<String> = setup
+            .oauth
+            .as_ref()
+            .and_then(|o| o.client.as_ref().ok())
+            .map(|c| c.section.client_secret_field.clone())
+            .into_iter()
+            .collect();
+        let oauth = OAuthCapability::new(setup.oauth, scope, &http);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         Self {
@@ -158,7 +172,7 @@ impl RunState {
             table,
             limiter: MemoryLimiter::new(memory_bytes),
             log: LogCapability::new(log, redactor, Instant::now()),
-            config: ConfigCapability::new(setup.config),
+            config: ConfigCapability::new(setup.config).hiding(host_only),
             kv: KvCapability::new(setup.storage),
             artifacts: ArtifactsCapability::new(
                 setup.artifact_store,
@@ -174,6 +188,7 @@ impl RunState {
                 setup.installation,
                 setup.records,
             ),
+            oauth,
             wasi_http: WasiHttpState::new(&http),
             http,
             stdout: stdout.clone(),

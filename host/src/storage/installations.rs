@@ -489,7 +489,14 @@ impl SqliteStore {
                 "no installation `{tenant}/{id}`"
             )));
         }
-        for table in ["secrets", "kv", "schedules", "queue"] {
+        for table in [
+            "secrets",
+            "kv",
+            "schedules",
+            "queue",
+            "oauth_tokens",
+            "oauth_pending",
+        ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE tenant = ?1 AND installation = ?2"),
                 params![tenant, id],

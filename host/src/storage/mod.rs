@@ -19,6 +19,8 @@ mod group_commit;
 mod history;
 mod installations;
 mod ledger;
+mod oauth;
+mod oauth_sqlite;
 mod queue;
 mod records;
 mod records_sqlite;
@@ -32,6 +34,7 @@ pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
 pub use ledger::{History, RunEffects, RunLedger, RunRow};
+pub use oauth::{OAuthStore, PendingAuthorization, StoredTokenSet};
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
 pub use records::{
     AckRow, AnnotationChange, Annotations, PLATFORM_WRITER, PageLimit, RecordAck, RecordAnnotation,
@@ -55,12 +58,19 @@ pub struct Scope {
 /// one backend and hands it out as `Arc<dyn Store>`. Any type with all the
 /// concerns is one.
 pub trait Store:
-    RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore + ArtifactStore
+    RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore + ArtifactStore + OAuthStore
 {
 }
 
 impl<T> Store for T where
-    T: RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore + ArtifactStore
+    T: RunLedger
+        + History
+        + WorkQueue
+        + Registry
+        + KvBackend
+        + RecordStore
+        + ArtifactStore
+        + OAuthStore
 {
 }
 

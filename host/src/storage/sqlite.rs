@@ -316,7 +316,34 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE installations ADD COLUMN approved_data TEXT;
     CREATE INDEX records_live_by_version ON records (tenant, collection, version)
         WHERE body IS NOT NULL;",
-    // 9: published artifacts (`artifacts_sqlite.rs`): each version of an
+    // 9: OAuth2 credentials (`oauth_sqlite.rs`): each installation's token
+    // set, the access and refresh tokens sealed together like a secret, and
+    // the authorizations started and not finished, by the hash of their
+    // state, with the sealed PKCE verifier, single use (`used_at`).
+    "CREATE TABLE oauth_tokens (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        key_id       TEXT NOT NULL,
+        nonce        BLOB NOT NULL,
+        ciphertext   BLOB NOT NULL,
+        expires_at   INTEGER,
+        scopes       TEXT NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (tenant, installation)
+    ) WITHOUT ROWID;
+    CREATE TABLE oauth_pending (
+        state_key    TEXT PRIMARY KEY,
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        key_id       TEXT,
+        nonce        BLOB,
+        ciphertext   BLOB,
+        redirect_uri TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        used_at      INTEGER
+    ) WITHOUT ROWID;",
+    // 10: published artifacts (`artifacts_sqlite.rs`): each version of an
     // installation's artifact (staged while a run writes it: no version
     // number yet), its bytes in chunks deleted with it, and each
     // installation's feed access token, as its sha256 only. No foreign key

@@ -9,6 +9,9 @@ impl config::Host for ConfigCapability {
     }
 
     async fn get_secret(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        if self.host_only.contains(&key) {
+            return Ok(None);
+        }
         Ok(self.values.secret(&key).map(str::to_string))
     }
 }
@@ -43,5 +46,14 @@ mod tests {
         check("endpoint", Some("https://shop.example/api"), None).await;
         check("password", None, Some("not-a-real-password")).await;
         check("missing", None, None).await;
+    }
+
+    #[tokio::test]
+    async fn a_host_only_secret_is_not_returned() {
+        let mut config = capability().hiding(["password".to_string()]);
+        let got = config::Host::get_secret(&mut config, "password".into())
+            .await
+            .unwrap();
+        assert_eq!(got, None);
     }
 }

@@ -10,7 +10,7 @@ mod host;
 mod wasi_http;
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
@@ -54,6 +54,18 @@ struct HttpRunBudget {
     in_flight: Arc<Semaphore>,
     requests: AtomicU32,
     audit: Mutex<HttpAudit>,
+    /// Told of every response a guest's request got (the OAuth capability,
+    /// which watches for a refreshed token refused with 401).
+    watch: OnceLock<Weak<dyn ResponseWatch>>,
+}
+
+/// What another capability may learn of a guest's responses: the status,
+/// and the bearer token the request carried, if any. Nothing else (no body,
+/// no URL).
+pub trait ResponseWatch: Send + Sync {
+    /// A guest's request carrying `bearer` (its `Authorization: Bearer`
+    /// token, if any) got `status`.
+    fn note_response(&self, status: u16, bearer: Option<&str>);
 }
 
 /// Held while one request is in flight; frees its slot when dropped.
@@ -97,6 +109,7 @@ impl HttpCapability {
             in_flight: Arc::new(Semaphore::new(budget.max_in_flight.max(1) as usize)),
             requests: AtomicU32::new(0),
             audit: Mutex::new(HttpAudit::default()),
+            watch: OnceLock::new(),
         };
         Self {
             client,
@@ -139,11 +152,26 @@ impl HttpCapability {
 
     /// [`send`](Self::send) for a request already [admitted](Self::admit).
     pub async fn send_admitted(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let bearer = bearer_token(&request.headers).map(str::to_string);
+        let result = self.send_in_mode(self.mode, request).await;
+        if let (Ok(response), Some(watch)) = (&result, self.run.watch.get()) {
+            if let Some(watch) = watch.upgrade() {
+                watch.note_response(response.status, bearer.as_deref());
+            }
+        }
+        result
+    }
+
+    async fn send_in_mode(
+        &self,
+        mode: SendMode,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, HttpError> {
         let (result, hops) = self
             .client
             .send_throttled(
                 &self.policy,
-                self.mode,
+                mode,
                 Some(&self.throttle),
                 Some(self.caps),
                 request,
@@ -151,6 +179,23 @@ impl HttpCapability {
             .await;
         self.record(hops);
         result
+    }
+
+    /// A request the host makes for the run (an OAuth token request): like
+    /// a guest's, it is checked by the egress policy, counted against the
+    /// run's requests and audited; unlike one, it is sent in test mode too
+    /// (getting a token changes nothing at the third party), and no
+    /// [`ResponseWatch`] hears of it.
+    pub async fn send_for_host(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let _slot = self.admit().await?;
+        self.send_in_mode(SendMode::Live, request).await
+    }
+
+    /// Tells `watch` of every response a guest's request gets from now on
+    /// (once per run; a second watch is ignored). Held weakly: the watch
+    /// may hold this capability.
+    pub fn watch_responses(&self, watch: Weak<dyn ResponseWatch>) {
+        let _ = self.run.watch.set(watch);
     }
 
     /// Keeps `hops` in the audit up to its cap; counts the rest.
@@ -177,6 +222,17 @@ impl HttpCapability {
     pub fn take_audit(&self) -> HttpAudit {
         std::mem::take(&mut *self.audit())
     }
+}
+
+/// The token of an `Authorization: Bearer …` header, if `headers` have one.
+fn bearer_token(headers: &[(String, String)]) -> Option<&str> {
+    headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, value)| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
 }
 
 /// Registers `airlock:connector/http`, served by the [`HttpCapability`] that
