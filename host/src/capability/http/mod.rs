@@ -154,10 +154,10 @@ impl HttpCapability {
     pub async fn send_admitted(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let bearer = bearer_token(&request.headers).map(str::to_string);
         let result = self.send_in_mode(self.mode, request).await;
-        if let (Ok(response), Some(watch)) = (&result, self.run.watch.get()) {
-            if let Some(watch) = watch.upgrade() {
-                watch.note_response(response.status, bearer.as_deref());
-            }
+        if let (Ok(response), Some(watch)) = (&result, self.run.watch.get())
+            && let Some(watch) = watch.upgrade()
+        {
+            watch.note_response(response.status, bearer.as_deref());
         }
         result
     }
@@ -231,7 +231,9 @@ fn bearer_token(headers: &[(String, String)]) -> Option<&str> {
         .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
         .and_then(|(_, value)| {
             let (scheme, token) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(token.trim())
         })
 }
 
@@ -306,6 +308,22 @@ mod tests {
         };
         assert!(refused.contains("limit of 4 HTTP requests"), "{refused}");
         assert_eq!(http.take_audit().dropped, 1, "the refusal is counted");
+    }
+
+    #[test]
+    fn the_bearer_token_a_watch_is_told_of() {
+        let check = |headers: &[(&str, &str)], expected: Option<&str>| {
+            let headers: Vec<(String, String)> = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(bearer_token(&headers), expected, "{headers:?}");
+        };
+        check(&[("Authorization", "Bearer abc")], Some("abc"));
+        check(&[("authorization", "bearer  abc ")], Some("abc"));
+        check(&[("authorization", "Basic YWJj")], None);
+        check(&[("x-token", "Bearer abc")], None);
+        check(&[], None);
     }
 
     #[tokio::test]
