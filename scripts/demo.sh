@@ -7,7 +7,11 @@
 # `airlock egress check|log|audit` tell a reviewer. Finally operations: two
 # tenants with connectors installed, `airlock serve` running their feeds on
 # schedule, a "Run now" of a failing feed, the feed executions and the
-# notification it raised.
+# notification it raised. Last, the tenant data hub: a shop's catalogue,
+# orders, returns, purchase orders, payments and refunds imported as records,
+# synced to a fake Xero over TLS (OAuth2 held by the host), and published as
+# a Google Shopping feed and a sitemap that curl fetches from `airlock serve
+# --listen`.
 #
 # Usage: scripts/demo.sh        (work files go to a temporary directory)
 set -euo pipefail
@@ -102,5 +106,82 @@ cat "$work/serve.log"
 say "feed executions and the notification that waits for a person"
 "$bin/airlock" runs list --limit 12
 "$bin/airlock" notifications list
+
+say "the tenant data hub: one shop's records flow to Xero (a fake, over TLS) and out as live feeds"
+"$bin/airlock-fake-xero" --ca-out "$work/xero-ca.pem" --secrets-out "$work/xero-secrets.toml" \
+  > "$work/xero.log" 2>&1 &
+xero_pid=$!
+trap 'kill $shop_pid $serve_pid $xero_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "fake xero listening" "$work/xero.log" 2>/dev/null && break; sleep 0.1; done
+idp_port=$(sed -n 's/.*identity on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/xero.log" | head -1)
+api_port=$(sed -n 's/.*api on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/xero.log" | head -1)
+[[ -n $idp_port && -n $api_port ]] || { cat "$work/xero.log"; exit 1; }
+head -3 "$work/xero.log"
+xero_net=(--resolve "identity.xero.com=127.0.0.1:$idp_port" --resolve "api.xero.com=127.0.0.1:$api_port"
+  --trust-root "$work/xero-ca.pem" --allow-network 127.0.0.0/8)
+
+say "the shop's data, imported as the platform: a catalogue, orders, returns, purchase orders, payments, refunds"
+"$bin/airlock" tenant add hadley --name "Hadley Homeware"
+for c in products categories category-mappings stock; do
+  "$bin/airlock" records import hadley "$c" "tests/fixtures/catalog/$c.jsonl"
+done
+for c in orders returns purchase-orders payments refunds; do
+  "$bin/airlock" records import hadley "$c" "tests/fixtures/shop/$c.jsonl"
+done
+
+say "the operator's permitted domains: the shipped table plus Xero, added here visibly"
+cp permitted-domains.toml "$work/permitted.toml"
+printf '\n# Added by this operator for the Xero connector.\n"xero.com" = "Xero accounting"\n' \
+  >> "$work/permitted.toml"
+tail -2 "$work/permitted.toml"
+export AIRLOCK_PERMITTED_DOMAINS=$work/permitted.toml
+
+say "install Xero (OAuth2 by client credentials, held by the host), Google Shopping (Python) and the sitemap (JavaScript)"
+"$bin/airlock" install plugins/xero --tenant hadley --mode live --config client_id=fake-client-id \
+  --config-file "$work/xero-secrets.toml" --config credit_note_status=authorised "${xero_net[@]}" --yes
+"$bin/airlock" reauthorise hadley/xero --oauth "${xero_net[@]}"
+"$bin/airlock" install plugins/google-shopping --tenant hadley --mode live \
+  --config store_url=https://shop.example.co.uk --config local_inventory=true --yes
+"$bin/airlock" install plugins/sitemap --tenant hadley --mode live \
+  --config base_url=https://shop.example.co.uk --yes
+
+say "airlock serve --listen: run all three now (Xero's calls paced to its 60 a minute: about a minute)"
+# The earlier tenants' schedules are switched off, so this server's log is the hub's.
+for inst in acme/shop acme/hello globex/hello globex/broken; do "$bin/airlock" disable "$inst"; done
+"$bin/airlock" serve --listen 127.0.0.1:0 --jitter 0s "${xero_net[@]}" > "$work/serve-hub.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 100); do grep -q "^listening on http://" "$work/serve-hub.log" 2>/dev/null && break; sleep 0.1; done
+listen=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$work/serve-hub.log" | head -1)
+[[ -n $listen ]] || { cat "$work/serve-hub.log"; exit 1; }
+"$bin/airlock" run-now hadley/xero sync
+"$bin/airlock" run-now hadley/google-shopping products
+"$bin/airlock" run-now hadley/sitemap sitemap
+for _ in $(seq 600); do
+  [[ $(grep -cE '^[0-9:]+ (OK|INFO|RETRY|ERROR) +hadley/' "$work/serve-hub.log") -ge 3 ]] && break
+  sleep 0.1
+done
+cat "$work/serve-hub.log"
+
+say "the live feeds, fetched with curl (the token is shown once, stored hashed)"
+"$bin/airlock" artifacts list hadley/google-shopping
+feed_url() {
+  "$bin/airlock" artifacts token "$1" --rotate --base-url "$listen" \
+    | sed -n 's/^  \(http.*\)/\1/p' | sed "s/{name}/$2/"
+}
+shopping=$(feed_url hadley/google-shopping google-shopping.xml)
+curl -sS --compressed "$shopping" | head -24
+curl -sSI "$shopping" | grep -iE '^(HTTP|etag|last-modified|content-type)'
+curl -sS -o /dev/null -w 'again with If-None-Match: HTTP %{http_code}\n' \
+  -H "If-None-Match: $(curl -sSI "$shopping" | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p' | tr -d '\r')" "$shopping"
+curl -sS -o /dev/null -w 'with a wrong token: HTTP %{http_code}\n' "${shopping%token=*}token=wrong"
+curl -sS --compressed "$(feed_url hadley/sitemap sitemap.xml)" | head -8
+
+say "what the fake Xero holds, and the orders still pending for it (cancelled, draft, quote, abandoned: never exported)"
+kill -TERM $serve_pid
+wait $serve_pid || true
+kill -TERM $xero_pid
+wait $xero_pid || true
+tail -1 "$work/xero.log"
+"$bin/airlock" records list hadley orders --pending-for xero --limit 5
 
 say "done: database $AIRLOCK_DB"
