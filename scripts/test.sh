@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-plugins.sh
+# The guest SDK's and connectors' pure logic, natively (their own workspace).
+cargo test --manifest-path plugins/Cargo.toml --locked --quiet \
+  --target-dir "${HOME:-/tmp}/.cache/airlock/plugins-clippy" -p airlock-sdk -p xero
 cargo test --workspace --locked -- "$@"

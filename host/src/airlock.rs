@@ -12,6 +12,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::artifacts::{
+    ArtifactLimits, ArtifactsEnd, DEFAULT_KEPT_VERSIONS, MAX_KEPT_VERSIONS, PublishedArtifact,
+    RunArtifacts,
+};
 use crate::config::ConfigValues;
 use crate::egress::{
     AddressPolicy, ApprovedRule, EgressClient, EgressLimits, EgressPolicy, ExtraRoots, Grants,
@@ -28,8 +32,8 @@ use crate::runtime::{
 };
 use crate::secrets::Keyring;
 use crate::storage::{
-    KeyChange, KvBackend, RunEffects, RunLedger, RunRow, RunStorage, Scope, Settlement,
-    StorageError, StorageLimits, Store,
+    ArtifactEffects, ArtifactPublish, KeyChange, KvBackend, RunEffects, RunLedger, RunRow,
+    RunStorage, Scope, Settlement, StorageError, StorageLimits, Store,
 };
 
 /// One plugin enabled for one tenant, with its config and mode.
@@ -91,6 +95,9 @@ pub struct AirlockOptions {
     /// The master keys, for the OAuth tokens the host keeps sealed (runs of
     /// plugins with `[oauth]` need it; nothing else does).
     pub keyring: Option<Arc<Keyring>>,
+    /// Published versions kept per artifact (0: the default, 3; at most
+    /// 100); older ones are deleted when a new one is published.
+    pub artifact_versions: u32,
 }
 
 /// Why the host itself failed (as opposed to a guest failing a run).
@@ -131,6 +138,8 @@ pub struct Airlock {
     client: EgressClient,
     storage_limits: StorageLimits,
     permitted: PermittedDomains,
+    /// Published versions kept per artifact.
+    artifact_versions: u32,
     /// One throttle per installation, shared by all its runs.
     throttles: Mutex<HashMap<Scope, Arc<Throttle>>>,
     /// The OAuth tokens of every installation, refreshed one at a time per
@@ -165,6 +174,10 @@ impl Airlock {
             client,
             storage_limits: options.storage_limits,
             permitted: options.permitted,
+            artifact_versions: match options.artifact_versions {
+                0 => DEFAULT_KEPT_VERSIONS,
+                n => n.min(MAX_KEPT_VERSIONS),
+            },
             throttles: Mutex::new(HashMap::new()),
         })
     }
@@ -303,6 +316,17 @@ impl Airlock {
             config: installation.config.clone(),
             storage,
             record_store: self.store.clone(),
+            artifact_store: self.store.clone(),
+            // A check publishes nothing; every run may, dry runs included
+            // (an artifact is the installation's own output).
+            artifacts: RunArtifacts::new(
+                ArtifactLimits::within_host(
+                    limits.artifact_mb,
+                    limits.artifact_run_mb,
+                    limits.artifacts,
+                ),
+                !matches!(writes, Writes::Check),
+            ),
             records: RunRecords::new(
                 DataGrants::of(data),
                 record_changes,
@@ -380,6 +404,7 @@ impl Airlock {
             result,
             mut storage,
             records,
+            artifacts,
             log,
             stdout,
             stderr,
@@ -406,6 +431,9 @@ impl Airlock {
         // The tenant's records are shared with other installations and the
         // shop: a test-mode run, inbound or outbound, changes none of them.
         let records_kept = committed && installation.mode == Mode::Live;
+        // Artifacts are the installation's own output: published whenever
+        // the run succeeds, in test mode and dry runs too.
+        let (artifacts, published) = self.artifact_effects(artifacts, end.severity().commits())?;
         let mut report = RunReport {
             run_id: None,
             tenant: installation.tenant.clone(),
@@ -425,6 +453,7 @@ impl Airlock {
             storage_discarded: kept.discarded,
             storage_note: kept.note,
             records: RecordCounts::of(&records, records_kept),
+            artifacts: published,
             log: log.0,
             log_dropped: log.1,
             stdout: installation.config.redact(&stdout),
@@ -444,12 +473,54 @@ impl Airlock {
             } else {
                 Default::default()
             },
+            artifacts,
             http_calls: report.http.clone(),
             settlement: settlement.clone(),
             settled_at: now,
         };
         report.run_id = Some(RunLedger::finish_run(&*self.store, effects).await?);
         Ok((report, settlement))
+    }
+
+    /// What a finished run does to its artifacts: publishes what it wrote
+    /// if it succeeded (`publish`), else drops it. Bytes that could not be
+    /// stored fail the run's record (a host failure: nothing of it is
+    /// published, and the scheduler tries again).
+    fn artifact_effects(
+        &self,
+        end: ArtifactsEnd,
+        publish: bool,
+    ) -> Result<(ArtifactEffects, Vec<PublishedArtifact>), HostError> {
+        let (begun, mut drop) = end.run.into_parts();
+        if let (Some(e), true) = (end.error, publish) {
+            return Err(HostError::Storage(e));
+        }
+        let mut effects = ArtifactEffects {
+            keep_versions: self.artifact_versions,
+            ..ArtifactEffects::default()
+        };
+        let mut published = Vec::new();
+        for (name, b) in begun {
+            if !publish {
+                drop.push(b.staged);
+                continue;
+            }
+            let sha256 = b.sha256();
+            effects.publish.push(ArtifactPublish {
+                staged: b.staged,
+                name: name.clone(),
+                size: b.size,
+                sha256: sha256.clone(),
+            });
+            published.push(PublishedArtifact {
+                name,
+                content_type: b.content_type,
+                size: b.size,
+                sha256,
+            });
+        }
+        effects.drop = drop;
+        Ok((effects, published))
     }
 
     /// The row that records `report`.

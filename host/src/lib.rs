@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod airlock;
+pub mod artifacts;
 mod blocking;
 mod capability;
 pub mod config;

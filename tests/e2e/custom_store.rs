@@ -290,6 +290,59 @@ async fn an_https_fake_is_reached_only_with_its_root_trusted() {
     );
 }
 
+/// A fixed https host (a URL without a port, as `https://api.xero.com`)
+/// reaches a fake on any free loopback port through `--resolve
+/// HOST=ADDRESS:PORT`; the policy decides on the URL as written (port 443).
+#[tokio::test]
+async fn a_url_without_a_port_reaches_a_fake_on_the_port_the_resolver_names() {
+    let ca = airlock_tests::tls::TestCa::for_names(&["shop.test"]);
+    let shop = FakeStore::start_tls("demo", "right-password", &ca)
+        .await
+        .expect("fake store");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let db = dir.path().join("airlock.db");
+    let resolve = format!("shop.test=127.0.0.1:{}", shop.addr.port());
+    let out = tokio::task::spawn_blocking(move || {
+        let ca_file = ca_file.display().to_string();
+        let args = [
+            "run",
+            "plugins/custom-store",
+            "--feed",
+            "orders",
+            "--tenant",
+            "acme",
+            "--config",
+            "endpoint=https://shop.test/api/v1",
+            "--config",
+            "username=demo",
+            "--config",
+            "password=right-password",
+            "--resolve",
+            &resolve,
+            "--allow-network",
+            "127.0.0.0/8",
+            "--trust-root",
+            &ca_file,
+        ];
+        crate::cli::command(&args, &db).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "resolve    shop.test -> 127.0.0.1:{}",
+            shop.addr.port()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("outcome: INFO  no orders modified"), "{text}");
+    assert!(shop.request_count() >= 1, "the fake was reached");
+}
+
 /// The operator's side of the same: `airlock run --trust-root FILE` says it
 /// trusts the file's root, and the run reaches the https fake.
 #[tokio::test]

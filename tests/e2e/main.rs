@@ -2,6 +2,7 @@
 //! `scripts/build-plugins.sh`, run by a real host on a real SQLite file,
 //! against fake third-party servers on loopback.
 
+mod artifacts;
 mod caps;
 mod cli;
 mod coverage;
@@ -19,3 +20,4 @@ mod serve_cli;
 mod serve_faults;
 mod support;
 mod trust;
+mod xero;

@@ -14,13 +14,13 @@ use airlock_tests::fake_store::FakeStore;
 use crate::cli::{airlock, command, expect, text};
 
 /// A database, a master key and the environment every command shares.
-struct Site {
+pub(crate) struct Site {
     dir: tempfile::TempDir,
-    db: PathBuf,
+    pub(crate) db: PathBuf,
 }
 
 impl Site {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("airlock.db");
         let site = Self { dir, db };
@@ -32,23 +32,23 @@ impl Site {
         site
     }
 
-    fn key(&self) -> PathBuf {
+    pub(crate) fn key(&self) -> PathBuf {
         self.dir.path().join("master.key")
     }
 
-    fn cmd(&self, args: &[&str]) -> std::process::Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = command(args, &self.db);
         cmd.env("AIRLOCK_MASTER_KEY_FILE", self.key())
             .stdin(Stdio::null());
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("airlock runs")
     }
 
     /// Runs and asserts success.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert_eq!(
             out.status.code(),
@@ -77,7 +77,7 @@ impl Site {
         ]);
     }
 
-    fn serve(&self, extra: &[&str]) -> Server {
+    pub(crate) fn serve(&self, extra: &[&str]) -> Server {
         let mut args = vec![
             "serve",
             "--jitter",
@@ -155,7 +155,7 @@ impl Server {
         panic!("no line with {needles:?} in:\n{}", self.output());
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()
@@ -403,7 +403,7 @@ fn sigterm_lets_runs_finish_within_the_grace_period_then_interrupts() {
     assert_eq!(queue, ("retry".to_string(), 2));
 }
 
-fn file_bytes(db: &Path) -> Vec<u8> {
+pub(crate) fn file_bytes(db: &Path) -> Vec<u8> {
     let mut bytes = std::fs::read(db).unwrap();
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");

@@ -683,6 +683,7 @@ async fn a_runs_effects_come_back_through_the_history() {
             run,
             kv_changes: Vec::new(),
             records: Default::default(),
+            artifacts: Default::default(),
             http_calls: Vec::new(),
             settlement: Some(Settlement {
                 active,

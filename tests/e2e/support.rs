@@ -116,6 +116,24 @@ pub async fn run(
         .expect("the host itself does not fail")
 }
 
+/// Runs `feed` on `host` (a host of the test's own), due now.
+pub async fn run_with(
+    host: &Airlock,
+    plugin: &Plugin,
+    inst: &Installation,
+    feed: &str,
+) -> RunReport {
+    let request = RunRequest {
+        feed: feed.into(),
+        trigger: Trigger::Manual,
+        scheduled_at: 0,
+        attempt: 1,
+    };
+    host.run_feed(plugin, inst, request)
+        .await
+        .expect("the host itself does not fail")
+}
+
 /// `path` as text, for error messages.
 #[allow(dead_code)]
 pub fn show(path: &Path) -> String {

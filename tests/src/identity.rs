@@ -223,18 +223,6 @@ impl FakeIdentity {
         self.idp().revoked = true;
     }
 
-    /// Whether `access_token` is one this server issued, unexpired and not
-    /// revoked: for a fake API on another server (a fake Xero) to check the
-    /// bearer tokens it is sent. Cheap to clone.
-    pub fn validator(&self) -> impl Fn(&str) -> bool + Send + Sync + Clone + 'static {
-        let idp = self.idp.clone();
-        move |token: &str| {
-            let idp = lock(&idp);
-            let now = chrono::Utc::now().timestamp();
-            !idp.revoked && idp.access.get(token).is_some_and(|&exp| exp > now)
-        }
-    }
-
     /// Lets the requests parked at `/_test/hold` (and later ones) answer.
     pub fn release_holds(&self) {
         self.idp().released = true;
@@ -243,6 +231,20 @@ impl FakeIdentity {
     /// The counters.
     pub fn stats(&self) -> IdentityStats {
         self.idp().stats.clone()
+    }
+
+    /// A check of bearer tokens for a fake resource server (the fake Xero):
+    /// true for an access token this server issued that has not expired
+    /// nor been revoked, as `/api/whoami` decides.
+    pub fn token_check(&self) -> crate::xero::TokenCheck {
+        let idp = self.idp.clone();
+        Arc::new(move |token: &str| {
+            let idp = lock(&idp);
+            let now = chrono::Utc::now().timestamp();
+            idp.access.get(token).is_some_and(|&exp| exp > now)
+                && !idp.revoked
+                && !idp.settings.refuse_api
+        })
     }
 
     /// Every token issued so far (access and refresh), to look for in

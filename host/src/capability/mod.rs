@@ -18,6 +18,7 @@
 //! `add_to_linker` and its state. WASI itself (with the guest's captured
 //! stdout and stderr) is the runtime's too: it is the sandbox, not a grant.
 
+pub(crate) mod artifacts;
 pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod kv;

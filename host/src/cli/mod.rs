@@ -25,6 +25,7 @@ macro_rules! out {
     }};
 }
 
+mod artifacts;
 mod egress;
 mod history;
 mod inspect;
@@ -124,8 +125,9 @@ enum Command {
     /// Move an installation to another version of its plugin, showing what
     /// changes; more egress needs --approve-egress.
     Upgrade(Box<ops::UpgradeArgs>),
-    /// Remove an installation: deletes its config, secrets, storage and
-    /// schedules. Its run history is kept, and its name is not reused.
+    /// Remove an installation: deletes its config, secrets, storage,
+    /// schedules, published artifacts and feed token. Its run history is
+    /// kept, and its name is not reused.
     Remove(ops::RemoveArgs),
     /// Override a feed's schedule for one installation (or go back to the
     /// manifest's default with --default).
@@ -160,6 +162,12 @@ enum Command {
     Records {
         #[command(subcommand)]
         command: records::RecordsCommand,
+    },
+    /// The files installations' feeds publish (product feeds, sitemaps):
+    /// list, download, and the feed access token for `serve --listen`.
+    Artifacts {
+        #[command(subcommand)]
+        command: artifacts::ArtifactsCommand,
     },
 }
 
@@ -264,11 +272,25 @@ pub fn open_host_with_limits(
     limits: airlock::runtime::HostLimits,
     keyring: Option<Arc<Keyring>>,
 ) -> anyhow::Result<Airlock> {
+    open_host_with(db, net, cache, limits, &PublishArgs::default(), keyring)
+}
+
+/// [`open_host_with_limits`], keeping as many versions of each artifact as
+/// `publish` says (`run` and `serve` publish).
+pub fn open_host_with(
+    db: &DbArgs,
+    net: &NetArgs,
+    cache: &CacheArgs,
+    limits: airlock::runtime::HostLimits,
+    publish: &PublishArgs,
+    keyring: Option<Arc<Keyring>>,
+) -> anyhow::Result<Airlock> {
     let store = db.open_backend()?;
     let mut options = AirlockOptions {
         cache_dir: cache.dir(),
         limits,
         keyring,
+        artifact_versions: publish.artifact_versions,
         ..AirlockOptions::default()
     };
     net.apply(&mut options)?;
@@ -301,6 +323,17 @@ pub fn show_time(secs: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
         .unwrap_or_else(|| secs.to_string())
+}
+
+/// How runs publish artifacts.
+#[derive(Debug, Default, clap::Args)]
+pub struct PublishArgs {
+    /// Published versions kept of each artifact (1 to 100); older ones are
+    /// deleted when a new one is published. `airlock artifacts get
+    /// --version N` downloads one still kept.
+    #[arg(long, env = "AIRLOCK_ARTIFACT_VERSIONS", value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    artifact_versions: u32,
 }
 
 /// Options shared by commands that load components.
@@ -336,8 +369,10 @@ impl CacheArgs {
 pub struct NetArgs {
     /// Test resolver: connect to ADDRESS for HOST instead of asking DNS, like
     /// curl's --resolve. The egress policy still decides on the name first.
+    /// ADDRESS:PORT also sends URLs without a port of their own to PORT (a
+    /// fake of https://api.example.com on a free loopback port).
     /// Repeatable.
-    #[arg(long, value_name = "HOST=ADDRESS")]
+    #[arg(long, value_name = "HOST=ADDRESS[:PORT]")]
     resolve: Vec<String>,
     /// Allow connections to this network (CIDR, e.g. 127.0.0.0/8 for a local
     /// test server, 10.1.2.0/24 for an on-premises system). Only public
@@ -421,7 +456,13 @@ impl NetArgs {
             outln!("  NOT GRANTED {} [{}]: {}", r.host, r.service, r.reason);
         }
         for (host, addrs) in self.resolve_overrides()?.entries() {
-            let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            let addrs: Vec<String> = addrs
+                .iter()
+                .map(|a| match a.port() {
+                    0 => a.ip().to_string(),
+                    _ => a.to_string(),
+                })
+                .collect();
             outln!(
                 "  resolve    {host} -> {} (test resolver)",
                 addrs.join(", ")
@@ -546,6 +587,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs { command } => history::runs(command).await,
         Command::Notifications { command } => history::notifications(command).await,
         Command::Records { command } => records::records(command).await,
+        Command::Artifacts { command } => artifacts::artifacts(command).await,
     }
 }
 

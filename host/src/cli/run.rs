@@ -13,8 +13,8 @@ use airlock::storage::{ActiveRun, Holder, Registry, Settlement, Store};
 use airlock::{ConfigValues, Installation, Plugin};
 
 use super::{
-    CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, parse_rate, parse_time,
-    request_line, show_time, store_of, valid_id,
+    CacheArgs, ConfigArgs, DbArgs, EXIT_ERROR, EXIT_RETRY, NetArgs, PublishArgs, open_host_with,
+    parse_rate, parse_time, request_line, show_time, store_of, valid_id,
 };
 
 /// Exit code: the run was interrupted (SIGINT/SIGTERM) before it ended.
@@ -75,6 +75,8 @@ pub struct RunArgs {
     cache: CacheArgs,
     #[command(flatten)]
     key: super::KeyArgs,
+    #[command(flatten)]
+    publish: PublishArgs,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
@@ -91,7 +93,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     // The master keys open the OAuth tokens the host keeps (a plugin with
     // [oauth]); nothing else in a run needs them.
     let keyring = args.key.keyring()?.map(std::sync::Arc::new);
-    let host = super::open_host_keyed(&args.db, &args.net, &args.cache, keyring)?;
+    let host = open_host_with(
+        &args.db,
+        &args.net,
+        &args.cache,
+        airlock::runtime::HostLimits::default(),
+        &args.publish,
+        keyring,
+    )?;
     let store = store_of(&host);
     let installation = Installation {
         tenant: args.tenant.clone(),
@@ -416,6 +425,18 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
     }
     if !report.records.is_empty() {
         outln!("records: {}", report.records.summary());
+    }
+    if !report.artifacts.is_empty() {
+        outln!("artifacts (published):");
+        for a in &report.artifacts {
+            outln!(
+                "  {}  {}  {} bytes  etag \"{}\"",
+                a.name,
+                a.content_type,
+                a.size,
+                a.sha256
+            );
+        }
     }
     if let Some(id) = report.run_id {
         outln!("run recorded as #{id} in {}", db.display());

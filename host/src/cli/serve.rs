@@ -24,7 +24,7 @@ use airlock::storage::QueuedRun;
 use airlock::web::{WebServer, WebState};
 
 use super::{
-    CacheArgs, DbArgs, KeyArgs, NetArgs, open_host_with_limits, parse_duration, show_time,
+    CacheArgs, DbArgs, KeyArgs, NetArgs, PublishArgs, open_host_with, parse_duration, show_time,
 };
 
 #[derive(Debug, clap::Args)]
@@ -37,6 +37,8 @@ pub struct ServeArgs {
     cache: CacheArgs,
     #[command(flatten)]
     key: KeyArgs,
+    #[command(flatten)]
+    publish: PublishArgs,
     /// Guests running at once, over all tenants (a run whose guest has
     /// ended is recorded without holding a slot; its feed stays busy until
     /// then).
@@ -214,13 +216,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         ..HostLimits::default()
     };
     let keyring = args.key.keyring()?.map(Arc::new);
-    let host = Arc::new(open_host_with_limits(
+    let host = Arc::new(open_host_with(
         &args.db,
         &args.net,
         &args.cache,
         limits,
+        &args.publish,
         keyring.clone(),
     )?);
+    // Artifacts staged by runs of a process that died are deleted.
+    let abandoned = host
+        .store()
+        .drop_abandoned_artifacts(Utc::now().timestamp() - airlock::artifacts::ABANDONED_AFTER_SECS)
+        .await?;
+    if abandoned > 0 {
+        println!("deleted {abandoned} artifact version(s) left staged by runs that died");
+    }
     let chrono_secs = |d: Duration| chrono::Duration::seconds(d.as_secs() as i64);
     let options = ServeOptions {
         tick: args.tick.max(Duration::from_millis(100)),

@@ -25,9 +25,15 @@ pub trait Lookup: Send + Sync {
 /// Name → address overrides used instead of DNS: the explicit test resolver
 /// (like curl's `--resolve`). The policy still runs first; this only decides
 /// which address an allowed name connects to.
+///
+/// An address may carry a port (`127.0.0.1:8443`): a URL without a port of
+/// its own then connects there, so a fake of a fixed https host
+/// (`https://api.xero.com/…`) listens on any free loopback port. A URL with
+/// an explicit port keeps it. The egress policy decides on the URL as
+/// written (its port included) before any of this.
 #[derive(Clone, Default)]
 pub struct ResolveOverrides {
-    map: HashMap<String, Vec<IpAddr>>,
+    map: HashMap<String, Vec<SocketAddr>>,
     hook: Option<Arc<dyn Lookup>>,
 }
 
@@ -41,20 +47,30 @@ impl fmt::Debug for ResolveOverrides {
 }
 
 impl ResolveOverrides {
-    /// Parses `HOST=ADDR` (repeatable for several addresses).
+    /// Parses `HOST=ADDRESS` or `HOST=ADDRESS:PORT` (`[v6]:PORT`);
+    /// repeatable for several addresses.
     pub fn add_spec(&mut self, spec: &str) -> Result<(), String> {
         let (host, addr) = spec
             .split_once('=')
             .ok_or_else(|| format!("`{spec}` is not HOST=ADDRESS"))?;
-        let ip: IpAddr = addr
-            .trim_matches(['[', ']'])
-            .parse()
-            .map_err(|_| format!("`{addr}` is not an IP address"))?;
+        let socket = match addr.parse::<SocketAddr>() {
+            Ok(socket) if socket.port() == 0 => {
+                return Err(format!("`{addr}`: port 0 is not a port to connect to"));
+            }
+            Ok(socket) => socket,
+            Err(_) => {
+                let ip: IpAddr = addr
+                    .trim_matches(['[', ']'])
+                    .parse()
+                    .map_err(|_| format!("`{addr}` is not an IP address (or ADDRESS:PORT)"))?;
+                SocketAddr::new(ip, 0)
+            }
+        };
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty() {
             return Err(format!("`{spec}` has no host"));
         }
-        self.map.entry(host).or_default().push(ip);
+        self.map.entry(host).or_default().push(socket);
         Ok(())
     }
 
@@ -64,8 +80,8 @@ impl ResolveOverrides {
         self
     }
 
-    /// The overrides, sorted by host, for display.
-    pub fn entries(&self) -> Vec<(String, Vec<IpAddr>)> {
+    /// The overrides, sorted by host, for display (port 0: the URL's).
+    pub fn entries(&self) -> Vec<(String, Vec<SocketAddr>)> {
         let mut v: Vec<_> = self
             .map
             .iter()
@@ -80,10 +96,11 @@ impl ResolveOverrides {
         self.map.is_empty() && self.hook.is_none()
     }
 
-    /// The hook's or the overrides' answer for `host`, if any.
-    fn answer(&self, host: &str) -> Option<Vec<IpAddr>> {
+    /// The hook's or the overrides' answer for `host`, if any (port 0:
+    /// the URL's port).
+    fn answer(&self, host: &str) -> Option<Vec<SocketAddr>> {
         if let Some(ips) = self.hook.as_ref().and_then(|h| h.lookup(host)) {
-            return Some(ips);
+            return Some(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect());
         }
         self.map.get(host).cloned()
     }
@@ -120,7 +137,7 @@ impl CheckingResolver {
     pub(crate) async fn resolve_checked(&self, host: &str) -> Result<Vec<SocketAddr>, BoxError> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         let addrs: Vec<SocketAddr> = match self.overrides.answer(&host) {
-            Some(ips) => ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
+            Some(addrs) => addrs,
             None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
         };
         for addr in &addrs {
@@ -146,5 +163,38 @@ impl reqwest::dns::Resolve for CheckingResolver {
             let addrs = resolver.resolve_checked(&host).await?;
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_override_may_carry_a_port_and_nothing_else() {
+        let mut o = ResolveOverrides::default();
+        o.add_spec("API.Example.com.=127.0.0.1:8443").unwrap();
+        o.add_spec("api.example.com=[::1]:9443").unwrap();
+        o.add_spec("shop.test=127.0.0.2").unwrap();
+        assert_eq!(
+            o.answer("api.example.com").unwrap(),
+            vec![
+                "127.0.0.1:8443".parse::<SocketAddr>().unwrap(),
+                "[::1]:9443".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            o.answer("shop.test").unwrap(),
+            vec!["127.0.0.2:0".parse::<SocketAddr>().unwrap()]
+        );
+        for bad in [
+            "no-equals",
+            "=127.0.0.1",
+            "a.test=localhost",
+            "a.test=127.0.0.1:0",
+            "a.test=127.0.0.1:99999",
+        ] {
+            assert!(o.add_spec(bad).is_err(), "{bad} was accepted");
+        }
     }
 }

@@ -271,6 +271,27 @@ pub struct Limits {
     /// together.
     #[serde(default = "default_record_changes")]
     pub record_changes: u32,
+    /// Largest artifact a run may write, in MiB.
+    #[serde(default = "default_artifact_mb")]
+    pub artifact_mb: u32,
+    /// Bytes one run may write to artifacts in all, in MiB.
+    #[serde(default = "default_artifact_run_mb")]
+    pub artifact_run_mb: u32,
+    /// Artifacts (names) the installation may keep published.
+    #[serde(default = "default_artifacts")]
+    pub artifacts: u32,
+}
+
+fn default_artifact_mb() -> u32 {
+    64
+}
+
+fn default_artifact_run_mb() -> u32 {
+    256
+}
+
+fn default_artifacts() -> u32 {
+    100
 }
 
 fn default_record_changes() -> u32 {
@@ -321,6 +342,9 @@ impl Default for Limits {
             storage_mb: default_storage_mb(),
             storage_keys: default_storage_keys(),
             record_changes: default_record_changes(),
+            artifact_mb: default_artifact_mb(),
+            artifact_run_mb: default_artifact_run_mb(),
+            artifacts: default_artifacts(),
         }
     }
 }
@@ -640,6 +664,9 @@ impl Limits {
             ("limits.storage_mb", self.storage_mb),
             ("limits.storage_keys", self.storage_keys),
             ("limits.record_changes", self.record_changes),
+            ("limits.artifact_mb", self.artifact_mb),
+            ("limits.artifact_run_mb", self.artifact_run_mb),
+            ("limits.artifacts", self.artifacts),
         ] {
             if value == 0 {
                 return Err(invalid(field, "must be at least 1"));

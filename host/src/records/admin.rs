@@ -283,6 +283,7 @@ mod tests {
                     acks,
                     ..RecordEffects::default()
                 },
+                artifacts: Default::default(),
                 http_calls: Vec::new(),
                 settlement: None,
                 settled_at: 2,

@@ -271,6 +271,9 @@ pub struct RunReport {
     /// kept (on the same terms as its storage writes).
     #[serde(default, skip_serializing_if = "RecordCounts::is_empty")]
     pub records: RecordCounts,
+    /// The artifacts the run published (it ended `ok` or `info`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<crate::artifacts::PublishedArtifact>,
     /// The guest's log lines (secrets redacted).
     pub log: Vec<LogLine>,
     /// Log lines dropped over the cap.

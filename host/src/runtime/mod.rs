@@ -37,12 +37,13 @@ use engine::{EpochTicker, engine_config};
 use state::RunState;
 use stdio::CappedOutput;
 
+use crate::artifacts::{ArtifactsEnd, RunArtifacts};
 use crate::capability;
 use crate::config::ConfigValues;
 use crate::egress::{EgressClient, EgressPolicy, HttpCall, RequestCaps, Throttle};
 use crate::records::RunRecords;
 use crate::runs::{LogLimits, LogLine, Mode, RunEnd, Severity, Trigger};
-use crate::storage::{RecordEffects, RecordStore, RunStorage};
+use crate::storage::{ArtifactStore, RecordEffects, RecordStore, RunStorage};
 
 /// Host-wide maxima. A manifest may ask for less, never more. Each is
 /// documented, with its default, in `docs/limits.md`.
@@ -183,6 +184,10 @@ pub struct RunSetup {
     pub record_store: Arc<dyn RecordStore>,
     /// The run's grants on the records, and its changes to them.
     pub records: RunRecords,
+    /// Where the run stages its artifacts.
+    pub artifact_store: Arc<dyn ArtifactStore>,
+    /// The run's artifacts: its caps, and what it has begun.
+    pub artifacts: RunArtifacts,
     /// The installation's egress policy.
     pub policy: Arc<EgressPolicy>,
     /// The HTTP client (the enforcement point).
@@ -212,6 +217,8 @@ pub struct CallOutput<T> {
     pub storage: RunStorage,
     /// The run's changes to the records, not applied yet.
     pub records: RecordEffects,
+    /// The run's artifacts, staged and not published yet.
+    pub artifacts: ArtifactsEnd,
     /// Log lines and the count dropped.
     pub log: (Vec<LogLine>, u32),
     /// Captured stdout.
@@ -480,10 +487,12 @@ impl Runtime {
         let (stderr, err_dropped) = state.stderr.take();
         let audit = state.http.take_audit();
         let reauthorisation = state.oauth.reauthorisation();
+        let artifacts = state.artifacts.finish().await;
         CallOutput {
             result,
             storage: state.kv.into_storage(),
             records: state.records.into_effects(),
+            artifacts,
             log: state.log.into_parts(),
             stdout,
             stderr,
@@ -506,6 +515,7 @@ fn link(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
     capability::config::add_to_linker(&mut linker, |s| &mut s.config)?;
     capability::kv::add_to_linker(&mut linker, |s| &mut s.kv)?;
     capability::records::add_to_linker(&mut linker, |s| &mut s.records)?;
+    capability::artifacts::add_to_linker(&mut linker, |s| &mut s.artifacts)?;
     capability::oauth::add_to_linker(&mut linker, |s| &mut s.oauth)?;
     capability::http::add_to_linker(&mut linker, |s| &mut s.http)?;
     Ok(linker)

@@ -1,7 +1,7 @@
 //! The data a run's wasmtime `Store` holds: a WASI context with nothing
 //! granted, the memory limiter (all memories and tables of the instance
 //! together), and one field per capability (log, config, kv storage,
-//! records, HTTP with its per-run budget), each built from the run's
+//! records, artifacts, HTTP with its per-run budget), each built from the run's
 //! [`RunSetup`].
 
 use std::time::Instant;
@@ -13,6 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use super::RunSetup;
 use super::stdio::CappedOutput;
+use crate::capability::artifacts::ArtifactsCapability;
 use crate::capability::config::ConfigCapability;
 use crate::capability::http::{HttpCapability, WasiHttpState};
 use crate::capability::kv::KvCapability;
@@ -120,6 +121,7 @@ pub struct RunState {
     pub config: ConfigCapability,
     pub kv: KvCapability,
     pub records: RecordsCapability,
+    pub artifacts: ArtifactsCapability,
     pub oauth: OAuthCapability,
     pub http: HttpCapability,
     pub wasi_http: WasiHttpState,
@@ -172,6 +174,14 @@ impl RunState {
             log: LogCapability::new(log, redactor, Instant::now()),
             config: ConfigCapability::new(setup.config).hiding(host_only),
             kv: KvCapability::new(setup.storage),
+            artifacts: ArtifactsCapability::new(
+                setup.artifact_store,
+                crate::storage::Scope {
+                    tenant: setup.tenant.clone(),
+                    installation: setup.installation.clone(),
+                },
+                setup.artifacts,
+            ),
             records: RecordsCapability::new(
                 setup.record_store,
                 setup.tenant,

@@ -197,6 +197,7 @@ impl Scheduler {
                 run: row,
                 kv_changes: Vec::new(),
                 records: Default::default(),
+                artifacts: Default::default(),
                 http_calls: Vec::new(),
                 settlement: Some(settlement.clone()),
                 settled_at: now,

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
-use super::{SqliteStore, StorageError};
+use super::{Scope, SqliteStore, StorageError};
 use crate::egress::ApprovedRule;
 use crate::manifest::DataSection;
 use crate::secrets::SealedSecret;
@@ -502,6 +502,11 @@ impl SqliteStore {
                 params![tenant, id],
             )?;
         }
+        let scope = Scope {
+            tenant: tenant.to_string(),
+            installation: id.to_string(),
+        };
+        super::artifacts_sqlite::remove_in(&tx, &scope)?;
         tx.commit()?;
         Ok(())
     }

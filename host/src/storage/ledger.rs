@@ -4,8 +4,8 @@
 //! (runs, the egress audit, notifications).
 
 use super::{
-    AuditFilter, AuditRow, NotificationRow, RecordEffects, RuleUsage, RunFilter, RunSummary, Scope,
-    Settlement, StorageError,
+    ArtifactEffects, AuditFilter, AuditRow, NotificationRow, RecordEffects, RuleUsage, RunFilter,
+    RunSummary, Scope, Settlement, StorageError,
 };
 use crate::egress::HttpCall;
 
@@ -58,6 +58,8 @@ pub struct RunEffects {
     /// Its changes to the tenant's records (writes, acknowledgements and
     /// annotations, as its installation); empty when they are discarded.
     pub records: RecordEffects,
+    /// Its artifacts: staged versions published (it succeeded) or dropped.
+    pub artifacts: ArtifactEffects,
     /// Its HTTP calls, for the egress audit.
     pub http_calls: Vec<HttpCall>,
     /// For a scheduled run: how it leaves the runs in progress.

@@ -12,6 +12,8 @@
 //! Data is always addressed by a [`Scope`] (tenant, installation): there is no
 //! call that reads across scopes.
 
+mod artifacts;
+mod artifacts_sqlite;
 mod audit;
 mod group_commit;
 mod history;
@@ -27,6 +29,7 @@ mod run_scope;
 mod sqlite;
 mod work;
 
+pub use artifacts::{ArtifactEffects, ArtifactPublish, ArtifactStore, ArtifactVersion};
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
@@ -55,12 +58,19 @@ pub struct Scope {
 /// one backend and hands it out as `Arc<dyn Store>`. Any type with all the
 /// concerns is one.
 pub trait Store:
-    RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore + OAuthStore
+    RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore + ArtifactStore + OAuthStore
 {
 }
 
-impl<T: RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore + OAuthStore> Store
-    for T
+impl<T> Store for T where
+    T: RunLedger
+        + History
+        + WorkQueue
+        + Registry
+        + KvBackend
+        + RecordStore
+        + ArtifactStore
+        + OAuthStore
 {
 }
 

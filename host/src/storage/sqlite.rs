@@ -343,6 +343,46 @@ const MIGRATIONS: &[&str] = &[
         expires_at   INTEGER NOT NULL,
         used_at      INTEGER
     ) WITHOUT ROWID;",
+    // 10: published artifacts (`artifacts_sqlite.rs`): each version of an
+    // installation's artifact (staged while a run writes it: no version
+    // number yet), its bytes in chunks deleted with it, and each
+    // installation's feed access token, as its sha256 only. No foreign key
+    // to installations: a trial run (`airlock run`) publishes under a name
+    // that may not be installed; removing an installation deletes them.
+    // AUTOINCREMENT: an id is never reused, so neither a run's list of
+    // versions to drop nor a reader of a version deleted meanwhile can
+    // name a newer one.
+    "CREATE TABLE artifact_versions (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        version      INTEGER,
+        content_type TEXT NOT NULL,
+        size         INTEGER NOT NULL DEFAULT 0,
+        sha256       TEXT,
+        staged_at    INTEGER NOT NULL,
+        published_at INTEGER,
+        run_id       INTEGER,
+        chunks       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX artifact_versions_published
+        ON artifact_versions (tenant, installation, name, version) WHERE version IS NOT NULL;
+    CREATE INDEX artifact_versions_staged ON artifact_versions (staged_at)
+        WHERE version IS NULL;
+    CREATE TABLE artifact_chunks (
+        version_id INTEGER NOT NULL REFERENCES artifact_versions (id) ON DELETE CASCADE,
+        seq        INTEGER NOT NULL,
+        data       BLOB NOT NULL,
+        PRIMARY KEY (version_id, seq)
+    );
+    CREATE TABLE feed_tokens (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        token_sha256 BLOB NOT NULL,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (tenant, installation)
+    ) WITHOUT ROWID;",
 ];
 
 /// How many read-only connections a file database has.
@@ -969,6 +1009,7 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
         run,
         kv_changes,
         records,
+        artifacts,
         http_calls,
         settlement,
         settled_at,
@@ -1006,6 +1047,9 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
         run.report
     ])?;
     let run_id = tx.last_insert_rowid();
+    if !artifacts.is_empty() {
+        super::artifacts_sqlite::apply_in(tx, &scope, artifacts, run_id, *settled_at)?;
+    }
     super::audit::insert_calls(tx, run, Some(run_id), http_calls)?;
     if let Some(s) = settlement {
         super::queue::settle_in(tx, s, Some(run_id), *settled_at)?;
@@ -1109,6 +1153,7 @@ mod tests {
             run,
             kv_changes: vec![("cursor".into(), Some(b"42".to_vec()))],
             records: Default::default(),
+            artifacts: Default::default(),
             http_calls: Vec::new(),
             settlement,
             settled_at: 11,

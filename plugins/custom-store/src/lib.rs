@@ -18,11 +18,9 @@
 //! Build with `scripts/build-plugins.sh`; run against the fake store with
 //! `scripts/demo.sh`.
 
-wit_bindgen::generate!({ path: "../../wit", world: "connector" });
-
-use airlock::connector::http::{self, HttpError};
-use airlock::connector::types::Status;
-use airlock::connector::{config, log, storage};
+use airlock_sdk::bindings::Guest;
+use airlock_sdk::bindings::airlock::connector::http::{self, HttpError};
+use airlock_sdk::{Failure, Outcome, RunContext, Status, config, log, outcome, storage};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 
@@ -30,32 +28,7 @@ const CURSOR_KEY: &str = "cursor/orders";
 
 struct CustomStore;
 
-export!(CustomStore);
-
-/// Why a run stops early, in the host's severities.
-enum Failure {
-    Retry(String),
-    Error(String),
-}
-
-impl Failure {
-    fn into_outcome(self) -> Outcome {
-        let (status, message) = match self {
-            Failure::Retry(m) => (Status::Retry, m),
-            Failure::Error(m) => (Status::Error, m),
-        };
-        outcome(status, message, 0)
-    }
-}
-
-fn outcome(status: Status, message: String, items: u32) -> Outcome {
-    Outcome {
-        status,
-        message,
-        items,
-        retry_after_seconds: None,
-    }
-}
+airlock_sdk::bindings::export_connector!(CustomStore);
 
 /// The installation's config.
 struct Settings {
@@ -70,10 +43,10 @@ struct Settings {
 impl Settings {
     fn load() -> Result<Self, Failure> {
         let required = |key: &str| {
-            config::get(key).ok_or_else(|| Failure::Error(format!("config `{key}` is not set")))
+            config::get(key).ok_or_else(|| Failure::error(format!("config `{key}` is not set")))
         };
         let password = config::get_secret("password")
-            .ok_or_else(|| Failure::Error("config `password` is not set".into()))?;
+            .ok_or_else(|| Failure::error("config `password` is not set"))?;
         Ok(Self {
             endpoint: required("endpoint")?.trim_end_matches('/').to_string(),
             username: required("username")?,
@@ -106,13 +79,13 @@ fn get(settings: &Settings, url: String) -> Result<http::Response, Failure> {
         timeout_ms: Some(20_000),
     };
     http::send(&request).map_err(|e| match e {
-        HttpError::ConnectionFailed(m) => Failure::Retry(format!("store unreachable: {m}")),
-        HttpError::Timeout => Failure::Retry("store did not answer in time".into()),
-        HttpError::Denied(d) => Failure::Error(format!(
+        HttpError::ConnectionFailed(m) => Failure::retry(format!("store unreachable: {m}")),
+        HttpError::Timeout => Failure::retry("store did not answer in time"),
+        HttpError::Denied(d) => Failure::error(format!(
             "the host refused the request ({}): {}",
             d.rule, d.reason
         )),
-        other => Failure::Error(format!("request failed: {other:?}")),
+        other => Failure::error(format!("request failed: {other:?}")),
     })
 }
 
@@ -122,15 +95,15 @@ fn check_status(response: &http::Response, what: &str) -> Result<(), Failure> {
     let first_line = body.lines().next().unwrap_or("").trim();
     match response.status {
         200..=299 => Ok(()),
-        401 | 403 => Err(Failure::Error(format!(
+        401 | 403 => Err(Failure::error(format!(
             "the store rejected the user name and password ({}): {first_line}",
             response.status
         ))),
-        408 | 429 | 500..=599 => Err(Failure::Retry(format!(
+        408 | 429 | 500..=599 => Err(Failure::retry(format!(
             "{what}: the store answered {}",
             response.status
         ))),
-        status => Err(Failure::Error(format!(
+        status => Err(Failure::error(format!(
             "{what}: the store answered {status}: {first_line}"
         ))),
     }
@@ -147,7 +120,7 @@ fn authenticate(settings: &Settings) -> Result<(), Failure> {
     if body.trim().eq_ignore_ascii_case("ok") {
         Ok(())
     } else {
-        Err(Failure::Error(format!(
+        Err(Failure::error(format!(
             "the store refused authentication: {}",
             body.trim()
         )))
@@ -165,14 +138,14 @@ fn window(
     ctx: &RunContext,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), Failure> {
     let max = DateTime::from_timestamp(ctx.scheduled_at, 0)
-        .ok_or_else(|| Failure::Error(format!("bad scheduled time {}", ctx.scheduled_at)))?;
+        .ok_or_else(|| Failure::error(format!("bad scheduled time {}", ctx.scheduled_at)))?;
     let stored = storage::get(CURSOR_KEY)
-        .map_err(|e| Failure::Retry(format!("storage unavailable: {e:?}")))?;
+        .map_err(|e| Failure::retry(format!("storage unavailable: {e:?}")))?;
     let min = match stored {
         Some(bytes) => {
             let text = String::from_utf8_lossy(&bytes).into_owned();
             DateTime::parse_from_rfc3339(&text)
-                .map_err(|e| Failure::Error(format!("stored cursor `{text}` is damaged: {e}")))?
+                .map_err(|e| Failure::error(format!("stored cursor `{text}` is damaged: {e}")))?
                 .with_timezone(&Utc)
         }
         None => max - chrono::Duration::hours(settings.initial_lookback_hours),
@@ -196,21 +169,17 @@ fn orders_url(settings: &Settings, min: DateTime<Utc>, max: DateTime<Utc>) -> St
 /// The orders in a response body, with their order numbers.
 fn parse_orders(body: &[u8]) -> Result<Vec<(String, serde_json::Value)>, Failure> {
     let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Failure::Error(format!("the store's orders are not JSON: {e}")))?;
+        .map_err(|e| Failure::error(format!("the store's orders are not JSON: {e}")))?;
     let list = match value {
         serde_json::Value::Array(list) => list,
         serde_json::Value::Object(mut map) => match map.remove("Orders") {
             Some(serde_json::Value::Array(list)) => list,
             _ => {
-                return Err(Failure::Error(
-                    "the store's answer has no `Orders` list".into(),
-                ));
+                return Err(Failure::error("the store's answer has no `Orders` list"));
             }
         },
         _ => {
-            return Err(Failure::Error(
-                "the store's answer is not a list of orders".into(),
-            ));
+            return Err(Failure::error("the store's answer is not a list of orders"));
         }
     };
     list.into_iter()
@@ -219,7 +188,7 @@ fn parse_orders(body: &[u8]) -> Result<Vec<(String, serde_json::Value)>, Failure
                 Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
                 Some(serde_json::Value::Number(n)) => n.to_string(),
                 _ => {
-                    return Err(Failure::Error(format!(
+                    return Err(Failure::error(format!(
                         "an order has no OrderNumber: {}",
                         order.to_string().chars().take(200).collect::<String>()
                     )));
@@ -256,14 +225,14 @@ fn sync_orders(ctx: &RunContext) -> Result<Outcome, Failure> {
     for (number, order) in &orders {
         let key = format!("order/{number}");
         let existed = storage::get(&key)
-            .map_err(|e| Failure::Retry(format!("storage unavailable: {e:?}")))?
+            .map_err(|e| Failure::retry(format!("storage unavailable: {e:?}")))?
             .is_some();
         storage::set(&key, order.to_string().as_bytes())
-            .map_err(|e| Failure::Retry(format!("could not store order {number}: {e:?}")))?;
+            .map_err(|e| Failure::retry(format!("could not store order {number}: {e:?}")))?;
         if existed { updated += 1 } else { new += 1 }
     }
     storage::set(CURSOR_KEY, iso(max).as_bytes())
-        .map_err(|e| Failure::Retry(format!("could not store the cursor: {e:?}")))?;
+        .map_err(|e| Failure::retry(format!("could not store the cursor: {e:?}")))?;
     let count = new + updated;
     if count == 0 {
         return Ok(outcome(
@@ -286,17 +255,13 @@ fn sync_orders(ctx: &RunContext) -> Result<Outcome, Failure> {
 impl Guest for CustomStore {
     fn run(ctx: RunContext) -> Outcome {
         match ctx.feed.as_str() {
-            "orders" => sync_orders(&ctx).unwrap_or_else(Failure::into_outcome),
+            "orders" => sync_orders(&ctx).unwrap_or_else(|f| f.into_outcome(0)),
             other => outcome(Status::Error, format!("unknown feed `{other}`"), 0),
         }
     }
 
     fn check() -> Result<(), String> {
-        let settings = Settings::load().map_err(|f| match f {
-            Failure::Retry(m) | Failure::Error(m) => m,
-        })?;
-        authenticate(&settings).map_err(|f| match f {
-            Failure::Retry(m) | Failure::Error(m) => m,
-        })
+        let settings = Settings::load().map_err(|f| f.message().to_string())?;
+        authenticate(&settings).map_err(|f| f.message().to_string())
     }
 }

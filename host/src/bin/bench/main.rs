@@ -13,7 +13,8 @@
 //! server.
 //!
 //! With `--records N`, it measures the tenant's records instead: see
-//! `records.rs`.
+//! `records.rs`. With `--artifacts MIB`, publishing and serving an artifact:
+//! see `artifacts.rs`.
 //!
 //! Run with `cargo run --release -p airlock --bin airlock-bench [-- --calls]`
 //! after `scripts/build-plugins.sh`.
@@ -29,6 +30,7 @@ use airlock::runs::{Mode, RunRequest, Trigger};
 use airlock::runtime::{FeedCall, HostLimits, Runtime};
 use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, SqliteStore};
 
+mod artifacts;
 mod calls;
 mod records;
 
@@ -62,6 +64,10 @@ struct Args {
     /// pending set.
     #[arg(long, value_name = "ORDERS")]
     records: Option<usize>,
+    /// Instead of the per-run cost, measure publishing and serving an
+    /// artifact of this many MiB (with `plugins/artifacts-probe`).
+    #[arg(long, value_name = "MIB")]
+    artifacts: Option<u64>,
 }
 
 struct Stats {
@@ -98,6 +104,9 @@ fn print(name: &str, s: &Stats) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(mib) = args.artifacts {
+        return artifacts::measure(mib).await;
+    }
     if let Some(orders) = args.records {
         return records::measure(orders).await;
     }

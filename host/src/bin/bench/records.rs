@@ -168,6 +168,7 @@ pub async fn measure(n: usize) -> anyhow::Result<()> {
                     acks,
                     ..Default::default()
                 },
+                artifacts: Default::default(),
                 http_calls: Vec::new(),
                 settlement: None,
                 settled_at: 0,

@@ -1,0 +1,512 @@
+//! SQLite's side of [`ArtifactStore`]: `artifact_versions` (staged and
+//! published versions; a staged one has no version number),
+//! `artifact_chunks` (their bytes, at most a chunk per row, deleted with
+//! their version) and `feed_tokens` (each installation's token's sha256).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::artifacts::{ArtifactEffects, ArtifactStore, ArtifactVersion};
+use super::{Scope, SqliteStore, StorageError};
+use crate::artifacts::ABANDONED_AFTER_SECS;
+
+const VERSION_COLUMNS: &str =
+    "id, name, version, content_type, size, sha256, published_at, run_id, chunks";
+
+fn version_from_row(r: &Row<'_>) -> rusqlite::Result<ArtifactVersion> {
+    Ok(ArtifactVersion {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        version: r.get(2)?,
+        content_type: r.get(3)?,
+        size: r.get::<_, i64>(4)? as u64,
+        sha256: r.get(5)?,
+        published_at: r.get(6)?,
+        run_id: r.get(7)?,
+        chunks: r.get(8)?,
+    })
+}
+
+/// Applies a finished run's artifact `effects` in the caller's transaction:
+/// publishes its staged versions as run `run_id` at `now`, deletes what
+/// retention no longer keeps, its dropped versions and abandoned ones.
+pub(super) fn apply_in(
+    tx: &Connection,
+    scope: &Scope,
+    effects: &ArtifactEffects,
+    run_id: i64,
+    now: i64,
+) -> Result<(), StorageError> {
+    drop_in(tx, &effects.drop)?;
+    let keep = i64::from(effects.keep_versions.max(1));
+    for p in &effects.publish {
+        let published = tx
+            .prepare_cached(
+                "UPDATE artifact_versions SET
+                    version = (SELECT COALESCE(MAX(version), 0) + 1 FROM artifact_versions
+                        WHERE tenant = ?2 AND installation = ?3 AND name = ?4
+                          AND version IS NOT NULL),
+                    size = ?5, sha256 = ?6, published_at = ?7, run_id = ?8,
+                    chunks = (SELECT COUNT(*) FROM artifact_chunks WHERE version_id = ?1)
+                 WHERE id = ?1 AND tenant = ?2 AND installation = ?3 AND name = ?4
+                   AND version IS NULL",
+            )?
+            .execute(params![
+                p.staged,
+                scope.tenant,
+                scope.installation,
+                p.name,
+                p.size as i64,
+                p.sha256,
+                now,
+                run_id
+            ])?;
+        if published != 1 {
+            return Err(StorageError::NotFound(format!(
+                "the staged version of artifact `{}` is gone (abandoned after an hour?)",
+                p.name
+            )));
+        }
+        tx.prepare_cached(
+            "DELETE FROM artifact_versions
+             WHERE tenant = ?1 AND installation = ?2 AND name = ?3 AND version IS NOT NULL
+               AND version <= (SELECT MAX(version) FROM artifact_versions
+                   WHERE tenant = ?1 AND installation = ?2 AND name = ?3) - ?4",
+        )?
+        .execute(params![scope.tenant, scope.installation, p.name, keep])?;
+    }
+    if !effects.publish.is_empty() {
+        drop_abandoned_in(tx, now - ABANDONED_AFTER_SECS)?;
+    }
+    Ok(())
+}
+
+fn drop_in(tx: &Connection, staged: &[i64]) -> Result<(), StorageError> {
+    for id in staged {
+        tx.prepare_cached("DELETE FROM artifact_versions WHERE id = ?1 AND version IS NULL")?
+            .execute([id])?;
+    }
+    Ok(())
+}
+
+fn drop_abandoned_in(tx: &Connection, before: i64) -> Result<u64, StorageError> {
+    Ok(tx
+        .prepare_cached("DELETE FROM artifact_versions WHERE version IS NULL AND staged_at < ?1")?
+        .execute([before])? as u64)
+}
+
+/// Deletes every artifact and the feed token of `scope` in the caller's
+/// transaction (the installation is removed).
+pub(super) fn remove_in(tx: &Connection, scope: &Scope) -> Result<(), StorageError> {
+    for table in ["artifact_versions", "feed_tokens"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE tenant = ?1 AND installation = ?2"),
+            params![scope.tenant, scope.installation],
+        )?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// See [`ArtifactStore::stage_artifact`].
+    pub fn stage_artifact(
+        &self,
+        scope: &Scope,
+        name: &str,
+        content_type: &str,
+        now: i64,
+    ) -> Result<i64, StorageError> {
+        let (scope, name, content_type) =
+            (scope.clone(), name.to_string(), content_type.to_string());
+        self.write_grouped(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO artifact_versions (tenant, installation, name, content_type,
+                    staged_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                scope.tenant,
+                scope.installation,
+                name,
+                content_type,
+                now
+            ])?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// See [`ArtifactStore::append_artifact`].
+    pub fn append_artifact(
+        &self,
+        staged: i64,
+        first: i64,
+        chunks: Vec<Vec<u8>>,
+    ) -> Result<(), StorageError> {
+        self.write_grouped(move |tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO artifact_chunks (version_id, seq, data) VALUES (?1, ?2, ?3)",
+            )?;
+            for (i, chunk) in chunks.iter().enumerate() {
+                insert.execute(params![staged, first + i as i64, chunk])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// See [`ArtifactStore::drop_staged_artifacts`].
+    pub fn drop_staged_artifacts(&self, staged: Vec<i64>) -> Result<(), StorageError> {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        self.write_grouped(move |tx| drop_in(tx, &staged))
+    }
+
+    /// See [`ArtifactStore::drop_abandoned_artifacts`].
+    pub fn drop_abandoned_artifacts(&self, before: i64) -> Result<u64, StorageError> {
+        self.write_grouped(move |tx| drop_abandoned_in(tx, before))
+    }
+
+    /// See [`ArtifactStore::artifacts`].
+    pub fn artifacts(&self, scope: &Scope) -> Result<Vec<ArtifactVersion>, StorageError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM artifact_versions v
+             WHERE tenant = ?1 AND installation = ?2 AND version = (
+                SELECT MAX(version) FROM artifact_versions w
+                WHERE w.tenant = v.tenant AND w.installation = v.installation
+                  AND w.name = v.name)
+             ORDER BY name"
+        ))?;
+        let rows = stmt.query_map(params![scope.tenant, scope.installation], version_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// See [`ArtifactStore::artifact_versions`].
+    pub fn artifact_versions(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Vec<ArtifactVersion>, StorageError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM artifact_versions
+             WHERE tenant = ?1 AND installation = ?2 AND name = ?3 AND version IS NOT NULL
+             ORDER BY version DESC"
+        ))?;
+        let rows = stmt.query_map(
+            params![scope.tenant, scope.installation, name],
+            version_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// See [`ArtifactStore::artifact`].
+    pub fn artifact(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<Option<ArtifactVersion>, StorageError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM artifact_versions
+             WHERE tenant = ?1 AND installation = ?2 AND name = ?3 AND version IS NOT NULL
+               AND (?4 IS NULL OR version = ?4)
+             ORDER BY version DESC LIMIT 1"
+        ))?;
+        Ok(stmt
+            .query_row(
+                params![scope.tenant, scope.installation, name, version],
+                version_from_row,
+            )
+            .optional()?)
+    }
+
+    /// See [`ArtifactStore::artifact_chunk`].
+    pub fn artifact_chunk(
+        &self,
+        scope: &Scope,
+        id: i64,
+        seq: i64,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.data FROM artifact_chunks c
+             JOIN artifact_versions v ON v.id = c.version_id
+             WHERE c.version_id = ?1 AND c.seq = ?2 AND v.tenant = ?3 AND v.installation = ?4
+               AND v.version IS NOT NULL",
+        )?;
+        Ok(stmt
+            .query_row(params![id, seq, scope.tenant, scope.installation], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// See [`ArtifactStore::feed_token_hash`].
+    pub fn feed_token_hash(&self, scope: &Scope) -> Result<Option<[u8; 32]>, StorageError> {
+        let conn = self.reader();
+        let hash: Option<Vec<u8>> = conn
+            .prepare_cached(
+                "SELECT token_sha256 FROM feed_tokens WHERE tenant = ?1 AND installation = ?2",
+            )?
+            .query_row(params![scope.tenant, scope.installation], |r| r.get(0))
+            .optional()?;
+        Ok(hash.and_then(|h| <[u8; 32]>::try_from(h).ok()))
+    }
+
+    /// See [`ArtifactStore::set_feed_token_hash`].
+    pub fn set_feed_token_hash(
+        &self,
+        scope: &Scope,
+        hash: [u8; 32],
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let scope = scope.clone();
+        self.write_grouped(move |tx| {
+            tx.execute(
+                "INSERT INTO feed_tokens (tenant, installation, token_sha256, created_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant, installation) DO UPDATE
+                 SET token_sha256 = excluded.token_sha256, created_at = excluded.created_at",
+                params![scope.tenant, scope.installation, &hash[..], now],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ArtifactStore for SqliteStore {
+    async fn stage_artifact(
+        &self,
+        scope: &Scope,
+        name: &str,
+        content_type: &str,
+        now: i64,
+    ) -> Result<i64, StorageError> {
+        let (scope, name, ct) = (scope.clone(), name.to_string(), content_type.to_string());
+        self.off_worker(move |s| SqliteStore::stage_artifact(s, &scope, &name, &ct, now))
+            .await
+    }
+
+    async fn append_artifact(
+        &self,
+        staged: i64,
+        first: i64,
+        chunks: Vec<Vec<u8>>,
+    ) -> Result<(), StorageError> {
+        self.off_worker(move |s| SqliteStore::append_artifact(s, staged, first, chunks))
+            .await
+    }
+
+    async fn drop_staged_artifacts(&self, staged: Vec<i64>) -> Result<(), StorageError> {
+        self.off_worker(move |s| SqliteStore::drop_staged_artifacts(s, staged))
+            .await
+    }
+
+    async fn drop_abandoned_artifacts(&self, before: i64) -> Result<u64, StorageError> {
+        self.off_worker(move |s| SqliteStore::drop_abandoned_artifacts(s, before))
+            .await
+    }
+
+    async fn artifacts(&self, scope: &Scope) -> Result<Vec<ArtifactVersion>, StorageError> {
+        let scope = scope.clone();
+        self.off_worker(move |s| SqliteStore::artifacts(s, &scope))
+            .await
+    }
+
+    async fn artifact_versions(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Vec<ArtifactVersion>, StorageError> {
+        let (scope, name) = (scope.clone(), name.to_string());
+        self.off_worker(move |s| SqliteStore::artifact_versions(s, &scope, &name))
+            .await
+    }
+
+    async fn artifact(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<Option<ArtifactVersion>, StorageError> {
+        let (scope, name) = (scope.clone(), name.to_string());
+        self.off_worker(move |s| SqliteStore::artifact(s, &scope, &name, version))
+            .await
+    }
+
+    async fn artifact_chunk(
+        &self,
+        scope: &Scope,
+        id: i64,
+        seq: i64,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let scope = scope.clone();
+        self.off_worker(move |s| SqliteStore::artifact_chunk(s, &scope, id, seq))
+            .await
+    }
+
+    async fn feed_token_hash(&self, scope: &Scope) -> Result<Option<[u8; 32]>, StorageError> {
+        let scope = scope.clone();
+        self.off_worker(move |s| SqliteStore::feed_token_hash(s, &scope))
+            .await
+    }
+
+    async fn set_feed_token_hash(
+        &self,
+        scope: &Scope,
+        hash: [u8; 32],
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let scope = scope.clone();
+        self.off_worker(move |s| SqliteStore::set_feed_token_hash(s, &scope, hash, now))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::ArtifactPublish;
+
+    fn scope(installation: &str) -> Scope {
+        Scope {
+            tenant: "acme".into(),
+            installation: installation.into(),
+        }
+    }
+
+    /// Stages `bytes` as `name` and publishes it as run `run`, keeping `keep`.
+    fn publish(store: &SqliteStore, name: &str, bytes: &[u8], run: i64, keep: u32) -> i64 {
+        let s = scope("shop");
+        let staged = store.stage_artifact(&s, name, "text/plain", run).unwrap();
+        store
+            .append_artifact(staged, 0, vec![bytes.to_vec()])
+            .unwrap();
+        let effects = ArtifactEffects {
+            publish: vec![ArtifactPublish {
+                staged,
+                name: name.into(),
+                size: bytes.len() as u64,
+                sha256: "x".into(),
+            }],
+            drop: Vec::new(),
+            keep_versions: keep,
+        };
+        let mut conn = store.conn();
+        let tx = conn.transaction().unwrap();
+        apply_in(&tx, &s, &effects, run, run).unwrap();
+        tx.commit().unwrap();
+        staged
+    }
+
+    #[test]
+    fn a_staged_version_is_served_only_once_published() {
+        let store = SqliteStore::in_memory().unwrap();
+        let s = scope("shop");
+        let staged = store.stage_artifact(&s, "feed.xml", "text/xml", 1).unwrap();
+        store
+            .append_artifact(staged, 0, vec![b"<a/>".to_vec()])
+            .unwrap();
+        assert_eq!(store.artifact(&s, "feed.xml", None).unwrap(), None);
+        assert_eq!(store.artifact_chunk(&s, staged, 0).unwrap(), None);
+        assert!(store.artifacts(&s).unwrap().is_empty());
+
+        publish(&store, "feed.xml", b"v1", 10, 3);
+        let current = store.artifact(&s, "feed.xml", None).unwrap().unwrap();
+        assert_eq!((current.version, current.size, current.chunks), (1, 2, 1));
+        assert_eq!(
+            store.artifact_chunk(&s, current.id, 0).unwrap(),
+            Some(b"v1".to_vec())
+        );
+        // Another installation's scope reads nothing of it.
+        assert_eq!(
+            store
+                .artifact_chunk(&scope("other"), current.id, 0)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.artifact(&scope("other"), "feed.xml", None).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_versions_and_deletes_their_chunks() {
+        let store = SqliteStore::in_memory().unwrap();
+        let s = scope("shop");
+        for run in 1..=5 {
+            publish(&store, "feed.xml", format!("v{run}").as_bytes(), run, 2);
+        }
+        let versions: Vec<i64> = store
+            .artifact_versions(&s, "feed.xml")
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(versions, [5, 4]);
+        let chunks: i64 = store
+            .conn()
+            .query_row("SELECT COUNT(*) FROM artifact_chunks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(chunks, 2, "the chunks of deleted versions are gone");
+        let v4 = store.artifact(&s, "feed.xml", Some(4)).unwrap().unwrap();
+        assert_eq!(
+            store.artifact_chunk(&s, v4.id, 0).unwrap(),
+            Some(b"v4".to_vec())
+        );
+    }
+
+    #[test]
+    fn abandoned_staging_is_deleted_at_the_next_publish_and_on_demand() {
+        let store = SqliteStore::in_memory().unwrap();
+        let s = scope("shop");
+        let old = store.stage_artifact(&s, "a", "text/plain", 0).unwrap();
+        store.append_artifact(old, 0, vec![vec![1; 10]]).unwrap();
+        let now = ABANDONED_AFTER_SECS + 10;
+        let young = store
+            .stage_artifact(&s, "b", "text/plain", now - 5)
+            .unwrap();
+        publish(&store, "c", b"c", now, 3);
+        let staged: Vec<i64> = store
+            .conn()
+            .prepare("SELECT id FROM artifact_versions WHERE version IS NULL")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            staged,
+            [young],
+            "the hour-old staging is gone, a live run's is not"
+        );
+        assert_eq!(store.drop_abandoned_artifacts(now).unwrap(), 1);
+    }
+
+    #[test]
+    fn an_id_is_never_given_again_so_a_drop_list_names_only_its_own_versions() {
+        let store = SqliteStore::in_memory().unwrap();
+        let s = scope("shop");
+        let first = store
+            .stage_artifact(&s, "big.bin", "text/plain", 1)
+            .unwrap();
+        store.drop_staged_artifacts(vec![first]).unwrap();
+        let second = store
+            .stage_artifact(&s, "second.bin", "text/plain", 1)
+            .unwrap();
+        assert_ne!(first, second, "the dropped version's id was reused");
+    }
+
+    #[test]
+    fn the_token_is_kept_as_its_hash_and_replaced_at_once() {
+        let store = SqliteStore::in_memory().unwrap();
+        let s = scope("shop");
+        assert_eq!(store.feed_token_hash(&s).unwrap(), None);
+        store.set_feed_token_hash(&s, [1; 32], 1).unwrap();
+        store.set_feed_token_hash(&s, [2; 32], 2).unwrap();
+        assert_eq!(store.feed_token_hash(&s).unwrap(), Some([2; 32]));
+        assert_eq!(store.feed_token_hash(&scope("other")).unwrap(), None);
+    }
+}
