@@ -411,6 +411,7 @@ impl Airlock {
             output_dropped_bytes,
             http,
             http_dropped,
+            peak_memory_bytes,
             reauthorisation,
         } = output;
         let end = match result {
@@ -461,6 +462,7 @@ impl Airlock {
             output_dropped_bytes,
             http,
             http_dropped,
+            peak_memory_bytes,
         };
         let settlement = settle(&report);
         let row = Self::run_row(plugin, &report);

@@ -483,7 +483,7 @@ fn serve_serves_a_feed_with_etag_304_head_gzip_and_a_rotatable_token() {
 }
 
 #[test]
-fn remove_deletes_the_installations_artifacts_and_token() {
+fn older_versions_are_kept_as_asked_and_remove_deletes_them_with_the_token() {
     let site = Site::new();
     site.ok(&["tenant", "add", "acme"]);
     site.ok(&[
@@ -496,20 +496,57 @@ fn remove_deletes_the_installations_artifacts_and_token() {
         "--skip-check",
         "--yes",
     ]);
-    site.ok(&[
-        "run",
-        "plugins/artifacts-probe",
-        "--feed",
-        "publish",
-        "--tenant",
-        "acme",
-        "--installation",
-        "feeds",
-    ]);
+    for tag in ["v1", "v2", "v3"] {
+        let out = site.ok(&[
+            "run",
+            "plugins/artifacts-probe",
+            "--feed",
+            "publish",
+            "--tenant",
+            "acme",
+            "--installation",
+            "feeds",
+            "--artifact-versions",
+            "2",
+            "--config",
+            &format!("tag={tag}"),
+        ]);
+        assert!(
+            out.contains("feed.txt  text/plain; charset=utf-8  4096 bytes"),
+            "{out}"
+        );
+    }
+    let listed = site.ok(&["artifacts", "list", "acme/feeds"]);
     assert!(
-        site.ok(&["artifacts", "list", "acme/feeds"])
-            .contains("feed.txt")
+        listed.contains("feed.txt") && listed.contains("v3 published"),
+        "{listed}"
     );
+    assert!(listed.contains("(2 kept)"), "{listed}");
+    let old = site.ok(&[
+        "artifacts",
+        "get",
+        "acme/feeds",
+        "feed.txt",
+        "--version",
+        "2",
+    ]);
+    assert!(old.starts_with("v2-000000000\n"), "{old}");
+    let out = site.run(&[
+        "artifacts",
+        "get",
+        "acme/feeds",
+        "feed.txt",
+        "--version",
+        "1",
+    ]);
+    crate::cli::expect(
+        &out,
+        2,
+        "no version 1 of `feed.txt` in acme/feeds (kept: 3, 2)",
+    );
+    let out = site.run(&["artifacts", "get", "acme/feeds", "../x"]);
+    crate::cli::expect(&out, 2, "invalid name");
+
     site.ok(&["artifacts", "token", "acme/feeds"]);
     site.ok(&["remove", "acme/feeds", "--yes"]);
     let listed = site.ok(&["artifacts", "list", "acme/feeds"]);
@@ -522,8 +559,118 @@ fn remove_deletes_the_installations_artifacts_and_token() {
     );
     let out = site.run(&["artifacts", "token", "acme/feeds"]);
     crate::cli::expect(&out, 2, "no installation `acme/feeds`");
+    let conn = rusqlite::Connection::open(&site.db).unwrap();
+    let tokens: i64 = conn
+        .query_row("SELECT COUNT(*) FROM feed_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tokens, 0);
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn staging_left_by_a_run_killed_mid_write_is_deleted_when_serve_starts() {
+    let site = Site::new();
+    // A server that accepts the guest's request and never answers: the
+    // run is held after it has written its artifact, unpublished.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (accepted, waiting) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (held, _) = listener.accept().unwrap();
+        accepted.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        drop(held);
+    });
+    let mut run = site
+        .cmd(&[
+            "run",
+            "plugins/artifacts-probe",
+            "--feed",
+            "publish",
+            "--tenant",
+            "acme",
+            "--installation",
+            "feeds",
+            "--config",
+            "kib=3000",
+            "--config",
+            &format!("wait_url=http://shop.test:{port}/hold"),
+            "--resolve",
+            "shop.test=127.0.0.1",
+            "--allow-network",
+            "127.0.0.0/8",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    waiting
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the run reached its wait");
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let conn = rusqlite::Connection::open(&site.db).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM artifact_versions WHERE version IS NULL"),
+        1
+    );
+    assert!(
+        count("SELECT COUNT(*) FROM artifact_chunks") >= 2,
+        "its chunks were stored"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM artifact_versions WHERE version IS NOT NULL"),
+        0
+    );
+    // An hour passes (the longest run takes 15 minutes).
+    conn.execute(
+        "UPDATE artifact_versions SET staged_at = staged_at - 3601",
+        [],
+    )
+    .unwrap();
+
+    let server = site.serve(&[]);
+    server.wait_for(&["deleted 1 artifact version(s) left staged by runs that died"]);
+    server.stop();
+    assert_eq!(count("SELECT COUNT(*) FROM artifact_versions"), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM artifact_chunks"), 0);
+}
+
+/// The host holds neither the guest's artifact nor its chunks whole: an
+/// `airlock run` publishing 64 MiB peaks well under a good run's RSS plus
+/// the guest's 16 MiB plus the artifact's 64 MiB.
+#[test]
+fn publishing_64_mib_keeps_the_hosts_memory_far_under_the_artifact() {
+    const GUEST_KIB: u64 = 16 << 10;
+    const ALLOWANCE_KIB: u64 = 24 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let measure = |args: &[&str]| {
+        let mut command = crate::cli::command(args, &db);
+        command.env("RUST_BACKTRACE", "1");
+        let (code, text, kib) = crate::caps::run_measured(command);
+        assert_eq!(code, Some(0), "{text}");
+        (kib, text)
+    };
+    let (baseline, _) = measure(&["run", "plugins/hello", "--feed", "greet"]);
+    let (kib, text) = measure(&[
+        "run",
+        "plugins/artifacts-probe",
+        "--feed",
+        "publish",
+        "--config",
+        "kib=65536",
+        "--config",
+        "chunk_kib=1024",
+    ]);
+    assert!(text.contains("67108864 bytes"), "{text}");
+    println!("peak RSS, KiB: {baseline} hello greet; {kib} publishing 64 MiB");
+    assert!(
+        kib <= baseline + GUEST_KIB + ALLOWANCE_KIB,
+        "publishing 64 MiB peaked at {kib} KiB: over {baseline} + {GUEST_KIB} + {ALLOWANCE_KIB}"
+    );
 }

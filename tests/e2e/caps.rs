@@ -457,7 +457,7 @@ async fn requests_started_at_once_wait_for_the_runs_in_flight_cap() {
 }
 
 /// The peak resident set size of process `pid` so far (`VmHWM`), in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -468,7 +468,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// millisecond until it exits (it only grows, so a sample holds every
 /// earlier peak). Not `wait4`'s `ru_maxrss`: Linux carries the forking
 /// parent's RSS into it, and this test process is far larger than a run.
-fn run_measured(mut cmd: std::process::Command) -> (Option<i32>, String, u64) {
+pub(crate) fn run_measured(mut cmd: std::process::Command) -> (Option<i32>, String, u64) {
     use std::io::Read;
     use std::process::Stdio;
     let mut child = cmd

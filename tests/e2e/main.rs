@@ -9,6 +9,7 @@ mod coverage;
 mod custom_store;
 mod egress;
 mod egress_guests;
+mod feeds;
 mod layering;
 mod oauth;
 mod operations;

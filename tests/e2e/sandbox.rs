@@ -56,6 +56,13 @@ async fn memory_growth_is_stopped_at_the_cap() {
             limit_bytes: 32 << 20
         }
     );
+    // The report's peak is what the instance was granted at most: close to
+    // the cap it was stopped at, never over it.
+    assert!(
+        report.peak_memory_bytes > 16 << 20 && report.peak_memory_bytes <= 32 << 20,
+        "peak {}",
+        report.peak_memory_bytes
+    );
 }
 
 #[tokio::test]

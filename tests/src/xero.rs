@@ -84,6 +84,8 @@ pub struct SeenRequest {
     pub at: Instant,
     /// True if the answer was replayed from the idempotency cache.
     pub replayed: bool,
+    /// The request body (empty for reads).
+    pub body: Bytes,
 }
 
 #[derive(Default)]
@@ -306,6 +308,7 @@ fn respond(
             status,
             at: Instant::now(),
             replayed,
+            body: body.clone(),
         })
     };
 

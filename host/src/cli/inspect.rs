@@ -36,6 +36,12 @@ fn print_manifest(plugin: &Plugin) {
         m.limits.memory_mb,
         m.limits.run_timeout_secs
     );
+    outln!(
+        "artifacts  at most {} MiB each, {} MiB per run, {} kept by an installation",
+        m.limits.artifact_mb,
+        m.limits.artifact_run_mb,
+        m.limits.artifacts
+    );
     outln!();
     outln!("feeds:");
     outln!(

@@ -319,6 +319,14 @@ impl RunArgs {
     }
 }
 
+/// `peak memory 23.4 MiB`: what the guest's instance held at its largest.
+fn peak_memory(report: &RunReport) -> String {
+    format!(
+        "peak memory {:.1} MiB",
+        report.peak_memory_bytes as f64 / f64::from(1 << 20)
+    )
+}
+
 fn print_report(report: &RunReport, db: &std::path::Path) {
     let severity = report.severity().as_str().to_uppercase();
     outln!();
@@ -333,9 +341,9 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
         if let Some(s) = retry_after_seconds {
             out!(", retry after {s}s");
         }
-        outln!(", {} ms", report.duration_ms);
+        outln!(", {} ms, {}", report.duration_ms, peak_memory(report));
     } else {
-        outln!("  {} ms", report.duration_ms);
+        outln!("  {} ms, {}", report.duration_ms, peak_memory(report));
     }
     if !report.log.is_empty() || report.log_dropped > 0 {
         outln!("log:");

@@ -290,6 +290,9 @@ pub struct RunReport {
     /// HTTP audit records dropped over the cap, and requests refused over
     /// the run's request cap.
     pub http_dropped: u32,
+    /// The most memory the guest's instance held at once (its linear
+    /// memories and tables, what `memory_mb` caps), in bytes.
+    pub peak_memory_bytes: u64,
 }
 
 impl RunReport {

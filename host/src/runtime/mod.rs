@@ -232,6 +232,9 @@ pub struct CallOutput<T> {
     /// HTTP audit records dropped over the cap (and requests refused over
     /// the request cap).
     pub http_dropped: u32,
+    /// The most memory the instance held at once (linear memories and
+    /// tables), in bytes.
+    pub peak_memory_bytes: u64,
     /// Why the installation needs reauthorising, if the run found out (a
     /// refreshed token refused, or the refresh refused): the run ends
     /// `error` whatever the guest returned.
@@ -486,6 +489,7 @@ impl Runtime {
         let (stdout, out_dropped) = state.stdout.take();
         let (stderr, err_dropped) = state.stderr.take();
         let audit = state.http.take_audit();
+        let peak_memory_bytes = state.limiter.peak_bytes() as u64;
         let reauthorisation = state.oauth.reauthorisation();
         let artifacts = state.artifacts.finish().await;
         CallOutput {
@@ -499,6 +503,7 @@ impl Runtime {
             output_dropped_bytes: out_dropped + err_dropped,
             http: audit.calls,
             http_dropped: audit.dropped,
+            peak_memory_bytes,
             reauthorisation,
         }
     }

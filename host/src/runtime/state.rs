@@ -43,6 +43,8 @@ pub struct MemoryLimiter {
     used_bytes: usize,
     /// The last growth granted, taken back if wasmtime then fails to grow.
     last_grant: usize,
+    /// The most `used_bytes` has been: the instance's peak memory.
+    peak_bytes: usize,
     /// Set when the guest asked for more than `max_bytes` in all.
     pub exceeded: bool,
 }
@@ -53,6 +55,7 @@ impl MemoryLimiter {
             max_bytes,
             used_bytes: 0,
             last_grant: 0,
+            peak_bytes: 0,
             exceeded: false,
         }
     }
@@ -72,7 +75,14 @@ impl MemoryLimiter {
         }
         self.used_bytes = total;
         self.last_grant = more;
+        self.peak_bytes = self.peak_bytes.max(total);
         Ok(true)
+    }
+
+    /// The most memory (linear memories and tables) the instance has held
+    /// at once, in bytes.
+    pub fn peak_bytes(&self) -> usize {
+        self.peak_bytes
     }
 
     /// Takes back the last grant: wasmtime could not grow after all.

@@ -250,7 +250,7 @@ fn chunks(
         scope,
         version,
         next: 0,
-        gzip: gzip.then(|| GzEncoder::new(Vec::new(), Compression::default())),
+        gzip: gzip.then(|| GzEncoder::new(Vec::new(), Compression::fast())),
     };
     futures_util::stream::try_unfold(reading, |mut r| async move {
         loop {

@@ -93,8 +93,8 @@ fn publish() -> Outcome {
     let content_type = config::get("content_type").unwrap_or_default();
     let bytes = number("kib", 4) << 10;
     let chunk = number("chunk_kib", 64) << 10;
-    let written = artifacts::begin(&name, &content_type)
-        .and_then(|()| write(&name, bytes, chunk, &tag));
+    let written =
+        artifacts::begin(&name, &content_type).and_then(|()| write(&name, bytes, chunk, &tag));
     if let Err(e) = written {
         return outcome(Status::Error, format!("write: {}", describe(&e)));
     }
@@ -158,27 +158,45 @@ fn hostile() -> String {
     match attack.as_str() {
         "names" => {
             for name in ["", "../etc", ".hidden", "a/b", "a b", &"x".repeat(129)] {
-                note(&format!("name[{}]", name.len()), artifacts::begin(name, "text/plain"));
+                note(
+                    &format!("name[{}]", name.len()),
+                    artifacts::begin(name, "text/plain"),
+                );
             }
             note("type", artifacts::begin("ok.txt", "text"));
-            note("header", artifacts::begin("ok.txt", "text/csv\r\nX-Evil: 1"));
+            note(
+                "header",
+                artifacts::begin("ok.txt", "text/csv\r\nX-Evil: 1"),
+            );
             note("unbegun", artifacts::append("never.txt", b"x"));
             note("discard-unbegun", artifacts::discard("never.txt"));
         }
         "count" => {
             for i in 0..7 {
-                note(&format!("n{i}"), artifacts::begin(&format!("n{i}.txt"), "text/plain"));
+                note(
+                    &format!("n{i}"),
+                    artifacts::begin(&format!("n{i}.txt"), "text/plain"),
+                );
             }
         }
         "size" => {
             // 64 MiB fills the artifact; the next chunk is over its cap.
-            note("big", artifacts::begin("big.bin", "application/octet-stream"));
+            note(
+                "big",
+                artifacts::begin("big.bin", "application/octet-stream"),
+            );
             note("fill", write("big.bin", 64 << 20, 1 << 20, "big"));
             note("over", artifacts::append("big.bin", b"x"));
             // The run may write 96 MiB in all, discarded bytes included.
             note("discard", artifacts::discard("big.bin"));
-            note("second", artifacts::begin("second.bin", "application/octet-stream"));
-            note("run-total", write("second.bin", 64 << 20, 1 << 20, "second"));
+            note(
+                "second",
+                artifacts::begin("second.bin", "application/octet-stream"),
+            );
+            note(
+                "run-total",
+                write("second.bin", 64 << 20, 1 << 20, "second"),
+            );
         }
         other => seen.push(format!("unknown attack {other}")),
     }

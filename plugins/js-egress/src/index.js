@@ -3,7 +3,7 @@
 // host applies the same egress policy, test-mode suppression and audit as
 // to airlock:connector/http.
 //
-// Build with `scripts/build-plugins.sh` (runs `npm ci && node build.mjs` here).
+// Build with `scripts/build-plugins.sh` (componentize-js, through plugins/js-tools/build.mjs).
 //
 // Feed `probe` makes four requests named by config and logs each result:
 //   allowed_url  (GET, should be allowed)

@@ -131,13 +131,13 @@ impl ArtifactsCapability {
         }
         self.pending.extend_from_slice(&chunk);
         drop(chunk);
-        if self.pending.len() >= ROW_BYTES {
-            if let Err(e) = self.flush(false).await {
-                // Its bytes are not all stored: it can never be published.
-                self.forget_pending(name);
-                let _ = self.run.discard(name);
-                return Err(unavailable(e));
-            }
+        if self.pending.len() >= ROW_BYTES
+            && let Err(e) = self.flush(false).await
+        {
+            // Its bytes are not all stored: it can never be published.
+            self.forget_pending(name);
+            let _ = self.run.discard(name);
+            return Err(unavailable(e));
         }
         Ok(())
     }
