@@ -223,18 +223,6 @@ impl FakeIdentity {
         self.idp().revoked = true;
     }
 
-    /// Whether `access_token` is one this server issued, unexpired and not
-    /// revoked: for a fake API on another server (a fake Xero) to check the
-    /// bearer tokens it is sent. Cheap to clone.
-    pub fn validator(&self) -> impl Fn(&str) -> bool + Send + Sync + Clone + 'static {
-        let idp = self.idp.clone();
-        move |token: &str| {
-            let idp = lock(&idp);
-            let now = chrono::Utc::now().timestamp();
-            !idp.revoked && idp.access.get(token).is_some_and(|&exp| exp > now)
-        }
-    }
-
     /// Lets the requests parked at `/_test/hold` (and later ones) answer.
     pub fn release_holds(&self) {
         self.idp().released = true;
