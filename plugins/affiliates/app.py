@@ -39,22 +39,11 @@ def load_category_paths():
     return out
 
 
-def load_stock():
-    """Units by SKU: the total record (no `location`) if any, else the sum."""
-    totals, summed = {}, {}
-    for record in sdk.iter_records("stock", page_size=PAGE):
-        body = record.body
-        if body.get("location"):
-            summed[body["sku"]] = summed.get(body["sku"], 0) + body["quantity"]
-        else:
-            totals[body["sku"]] = body["quantity"]
-    summed.update(totals)
-    return summed
 
 
 def publish(store_url):
     categories = load_category_paths()
-    stock = load_stock()
+    stock = sdk.stock_by_sku(page_size=PAGE)
     written = skipped = 0
     with sdk.ArtifactWriter(FEED_NAME, CONTENT_TYPE) as out:
         out.write(feed.HEADER)

@@ -83,18 +83,6 @@ def load_google_mappings():
     return out
 
 
-def load_stock():
-    """Units available by SKU: the SKU's total record (no `location`) if it
-    has one, else the sum over its locations."""
-    totals, summed = {}, {}
-    for record in sdk.iter_records("stock", page_size=PAGE):
-        body = record.body
-        if body.get("location"):
-            summed[body["sku"]] = summed.get(body["sku"], 0) + body["quantity"]
-        else:
-            totals[body["sku"]] = body["quantity"]
-    summed.update(totals)
-    return summed
 
 
 def availability(product, stock):
@@ -199,7 +187,7 @@ def write_local_inventory(out, settings, published):
 def publish(settings):
     categories = load_categories()
     mappings = load_google_mappings()
-    stock = load_stock()
+    stock = sdk.stock_by_sku(page_size=PAGE)
     counts = Counts()
     published = {} if settings.local_inventory else None
     if not mappings:

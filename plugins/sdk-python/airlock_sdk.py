@@ -202,6 +202,21 @@ def iter_records(collection, pending=False, page_size=500, include_deleted=False
                 yield record
 
 
+def stock_by_sku(page_size=500):
+    """Units available by SKU from the `stock` collection: the SKU's total
+    record (one without a `location`) if it has one, else the sum over its
+    locations."""
+    totals, summed = {}, {}
+    for record in iter_records("stock", page_size=page_size):
+        body = record.body
+        if body.get("location"):
+            summed[body["sku"]] = summed.get(body["sku"], 0) + body["quantity"]
+        else:
+            totals[body["sku"]] = body["quantity"]
+    summed.update(totals)
+    return summed
+
+
 def get_record(collection, id):
     """The record, or None."""
     raw = _host_call("records", _records.get, collection, id)

@@ -290,11 +290,13 @@ async fn an_https_fake_is_reached_only_with_its_root_trusted() {
     );
 }
 
-/// A fixed https host (a URL without a port, as `https://api.xero.com`)
-/// reaches a fake on any free loopback port through `--resolve
-/// HOST=ADDRESS:PORT`; the policy decides on the URL as written (port 443).
-#[tokio::test]
-async fn a_url_without_a_port_reaches_a_fake_on_the_port_the_resolver_names() {
+/// `airlock run plugins/custom-store` against an https fake shop with its
+/// test root trusted (`--trust-root`): the shop, and what the run printed.
+/// `endpoint` and `resolve` are made from the fake's port.
+async fn run_against_https_shop(
+    endpoint: impl Fn(u16) -> String,
+    resolve: impl Fn(u16) -> String,
+) -> (FakeStore, std::process::Output) {
     let ca = airlock_tests::tls::TestCa::for_names(&["shop.test"]);
     let shop = FakeStore::start_tls("demo", "right-password", &ca)
         .await
@@ -303,33 +305,49 @@ async fn a_url_without_a_port_reaches_a_fake_on_the_port_the_resolver_names() {
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &ca.ca_pem).unwrap();
     let db = dir.path().join("airlock.db");
-    let resolve = format!("shop.test=127.0.0.1:{}", shop.addr.port());
+    let args: Vec<String> = [
+        "run",
+        "plugins/custom-store",
+        "--feed",
+        "orders",
+        "--tenant",
+        "acme",
+        "--config",
+        &format!("endpoint={}", endpoint(shop.addr.port())),
+        "--config",
+        "username=demo",
+        "--config",
+        "password=right-password",
+        "--resolve",
+        &resolve(shop.addr.port()),
+        "--allow-network",
+        "127.0.0.0/8",
+        "--trust-root",
+        &ca_file.display().to_string(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
     let out = tokio::task::spawn_blocking(move || {
-        let ca_file = ca_file.display().to_string();
-        let args = [
-            "run",
-            "plugins/custom-store",
-            "--feed",
-            "orders",
-            "--tenant",
-            "acme",
-            "--config",
-            "endpoint=https://shop.test/api/v1",
-            "--config",
-            "username=demo",
-            "--config",
-            "password=right-password",
-            "--resolve",
-            &resolve,
-            "--allow-network",
-            "127.0.0.0/8",
-            "--trust-root",
-            &ca_file,
-        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         crate::cli::command(&args, &db).output().unwrap()
     })
     .await
     .unwrap();
+    drop(dir);
+    (shop, out)
+}
+
+/// A fixed https host (a URL without a port, as `https://api.xero.com`)
+/// reaches a fake on any free loopback port through `--resolve
+/// HOST=ADDRESS:PORT`; the policy decides on the URL as written (port 443).
+#[tokio::test]
+async fn a_url_without_a_port_reaches_a_fake_on_the_port_the_resolver_names() {
+    let (shop, out) = run_against_https_shop(
+        |_| "https://shop.test/api/v1".to_string(),
+        |port| format!("shop.test=127.0.0.1:{port}"),
+    )
+    .await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -347,41 +365,11 @@ async fn a_url_without_a_port_reaches_a_fake_on_the_port_the_resolver_names() {
 /// trusts the file's root, and the run reaches the https fake.
 #[tokio::test]
 async fn airlock_run_trusts_a_root_it_is_given_and_says_so() {
-    let ca = airlock_tests::tls::TestCa::for_names(&["shop.test"]);
-    let shop = FakeStore::start_tls("demo", "right-password", &ca)
-        .await
-        .expect("fake store");
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
-    let db = dir.path().join("airlock.db");
-    let endpoint = format!("endpoint=https://shop.test:{}/api/v1", shop.addr.port());
-    let out = tokio::task::spawn_blocking(move || {
-        let ca_file = ca_file.display().to_string();
-        let args = [
-            "run",
-            "plugins/custom-store",
-            "--feed",
-            "orders",
-            "--tenant",
-            "acme",
-            "--config",
-            &endpoint,
-            "--config",
-            "username=demo",
-            "--config",
-            "password=right-password",
-            "--resolve",
-            "shop.test=127.0.0.1",
-            "--allow-network",
-            "127.0.0.0/8",
-            "--trust-root",
-            &ca_file,
-        ];
-        crate::cli::command(&args, &db).output().unwrap()
-    })
-    .await
-    .unwrap();
+    let (shop, out) = run_against_https_shop(
+        |port| format!("https://shop.test:{port}/api/v1"),
+        |_| "shop.test=127.0.0.1".to_string(),
+    )
+    .await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(

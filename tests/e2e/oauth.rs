@@ -166,17 +166,9 @@ impl World {
 
     /// `airlock serve --listen 127.0.0.1:0` and the address it listens on.
     fn serve(&self) -> (Server, String) {
-        let args = self.with_net(&[
-            "serve",
-            "--jitter",
-            "0s",
-            "--tick",
-            "100ms",
-            "--retry-base",
-            "1s",
-            "--listen",
-            "127.0.0.1:0",
-        ]);
+        let mut serve = crate::serve_cli::QUICK_SERVE.to_vec();
+        serve.extend(["--listen", "127.0.0.1:0"]);
+        let args = self.with_net(&serve);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let server = Server::start(self.cmd(&args));
         server.wait_for(&["listening on http://"]);

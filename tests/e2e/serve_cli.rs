@@ -78,15 +78,7 @@ impl Site {
     }
 
     pub(crate) fn serve(&self, extra: &[&str]) -> Server {
-        let mut args = vec![
-            "serve",
-            "--jitter",
-            "0s",
-            "--tick",
-            "100ms",
-            "--retry-base",
-            "1s",
-        ];
+        let mut args = QUICK_SERVE.to_vec();
         args.extend_from_slice(extra);
         Server::start(self.cmd(&args))
     }
@@ -97,6 +89,18 @@ impl Site {
         serde_json::from_str(&self.ok(&all)).unwrap()
     }
 }
+
+/// `airlock serve` as the tests run it: no jitter, a quick tick, retries
+/// after a second.
+pub(crate) const QUICK_SERVE: [&str; 7] = [
+    "serve",
+    "--jitter",
+    "0s",
+    "--tick",
+    "100ms",
+    "--retry-base",
+    "1s",
+];
 
 /// A running `airlock serve` whose output is collected line by line.
 pub(crate) struct Server {

@@ -298,18 +298,10 @@ impl Shop {
 
     /// `airlock serve` on the database, retrying soon after a failure.
     async fn serve(&self) -> crate::serve_cli::Server {
-        let mut args: Vec<String> = [
-            "serve",
-            "--jitter",
-            "0s",
-            "--tick",
-            "100ms",
-            "--retry-base",
-            "1s",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args: Vec<String> = crate::serve_cli::QUICK_SERVE
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         args.extend(self.net.iter().cloned());
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {

@@ -37,6 +37,13 @@ class RecordsTest(unittest.TestCase):
         every = list(sdk.iter_records("products", include_deleted=True))
         self.assertEqual([(r.id, r.deleted) for r in every], [("a", False), ("b", True)])
 
+    def test_stock_by_sku_prefers_a_total_record_else_sums_locations(self):
+        self.host.add("stock", {"id": "s1", "sku": "A", "quantity": 2, "location": "leeds"})
+        self.host.add("stock", {"id": "s2", "sku": "A", "quantity": 3, "location": "york"})
+        self.host.add("stock", {"id": "s3", "sku": "B", "quantity": 4, "location": "leeds"})
+        self.host.add("stock", {"id": "s4", "sku": "B", "quantity": 9})
+        self.assertEqual(sdk.stock_by_sku(page_size=2), {"A": 5, "B": 9})
+
     def test_an_empty_collection_is_one_empty_page(self):
         self.assertEqual(list(sdk.iter_pages("stock")), [[]])
 
