@@ -278,15 +278,7 @@ fn serve_serves_a_feed_with_etag_304_head_gzip_and_a_rotatable_token() {
     let site = Site::new();
     for tenant in ["acme", "globex"] {
         site.ok(&["tenant", "add", tenant]);
-        let out = site.ok(&[
-            "run",
-            "plugins/artifacts-probe",
-            "--feed",
-            "publish",
-            "--tenant",
-            tenant,
-            "--installation",
-            "feeds",
+        let config = [
             "--config",
             "kib=3000",
             "--config",
@@ -295,7 +287,32 @@ fn serve_serves_a_feed_with_etag_304_head_gzip_and_a_rotatable_token() {
             "name=products.xml",
             "--config",
             "content_type=application/rss+xml",
-        ]);
+        ];
+        // Installed: only an installation's artifacts are served.
+        let mut install = vec![
+            "install",
+            "plugins/artifacts-probe",
+            "--tenant",
+            tenant,
+            "--name",
+            "feeds",
+            "--skip-check",
+            "--yes",
+        ];
+        install.extend_from_slice(&config);
+        site.ok(&install);
+        let mut run = vec![
+            "run",
+            "plugins/artifacts-probe",
+            "--feed",
+            "publish",
+            "--tenant",
+            tenant,
+            "--installation",
+            "feeds",
+        ];
+        run.extend_from_slice(&config);
+        let out = site.ok(&run);
         assert!(out.contains("artifacts (published):"), "{out}");
         assert!(
             out.contains("products.xml  application/rss+xml  3072000 bytes"),
@@ -355,6 +372,34 @@ fn serve_serves_a_feed_with_etag_304_head_gzip_and_a_rotatable_token() {
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default()
     };
+
+    // A trial run's artifacts under a name never installed are not served,
+    // even with the token `artifacts token` gave for them.
+    site.ok(&[
+        "run",
+        "plugins/artifacts-probe",
+        "--feed",
+        "publish",
+        "--tenant",
+        "acme",
+        "--installation",
+        "trial",
+        "--config",
+        "kib=1",
+        "--config",
+        "name=products.xml",
+    ]);
+    let trial = token_of(&site.ok(&["artifacts", "token", "acme/trial"]));
+    let (status, _, body) = get(
+        format!("{addr}/feeds/acme/trial/products.xml?token={trial}"),
+        &[],
+        reqwest::Method::GET,
+    );
+    assert_eq!(
+        (status, body.len()),
+        (404, 0),
+        "a trial's artifact is not served"
+    );
 
     // The feed, whole, with its validators.
     let (status, headers, body) = get(
@@ -497,6 +542,15 @@ fn older_versions_are_kept_as_asked_and_remove_deletes_them_with_the_token() {
         "--yes",
     ]);
     for tag in ["v1", "v2", "v3"] {
+        // Each version from other config, set as an operator would.
+        site.ok(&[
+            "reauthorise",
+            "acme/feeds",
+            "--config",
+            &format!("tag={tag}"),
+            "--skip-check",
+            "--yes",
+        ]);
         let out = site.ok(&[
             "run",
             "plugins/artifacts-probe",
@@ -508,8 +562,6 @@ fn older_versions_are_kept_as_asked_and_remove_deletes_them_with_the_token() {
             "feeds",
             "--artifact-versions",
             "2",
-            "--config",
-            &format!("tag={tag}"),
         ]);
         assert!(
             out.contains("feed.txt  text/plain; charset=utf-8  4096 bytes"),

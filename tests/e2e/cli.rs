@@ -849,3 +849,98 @@ fn run_now_names_its_queue_entry_once() {
     expect(&out, 0, "queued acme/misbehaving count now (queue #1)");
     assert_eq!(text(&out).matches("queue #").count(), 1, "{}", text(&out));
 }
+
+/// A trial run of an installed installation uses its installed config and
+/// secrets (none retyped on the command line), and refuses other config:
+/// it must never publish or export with settings its scheduled runs do not
+/// have.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_of_an_installed_installation_uses_its_config_and_refuses_other_config() {
+    let shop = FakeStore::start(0, "demo", "hunter2-secret").await.unwrap();
+    shop.put_order("R1001", Utc::now() - Duration::hours(1));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let key = dir.path().join("master.key");
+    let secrets = dir.path().join("secrets.toml");
+    std::fs::write(&secrets, "password = \"hunter2-secret\"\n").unwrap();
+    let endpoint = format!("endpoint=http://shop.test:{}/api/v1", shop.addr.port());
+    let (key_s, secrets_s) = (key.to_str().unwrap(), secrets.to_str().unwrap());
+    let net = [
+        "--resolve",
+        "shop.test=127.0.0.1",
+        "--allow-network",
+        "127.0.0.0/8",
+        "--master-key-file",
+        key_s,
+    ];
+    let with_net = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(net.iter())
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let call = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        airlock(&args, &db)
+    };
+    expect(&airlock(&["keygen", key_s], &db), 0, "");
+    expect(
+        &airlock(&["tenant", "add", "acme"], &db),
+        0,
+        "added tenant acme",
+    );
+    let install = call(with_net(&[
+        "install",
+        "plugins/custom-store",
+        "--tenant",
+        "acme",
+        "--name",
+        "shop",
+        "--mode",
+        "live",
+        "--config",
+        &endpoint,
+        "--config",
+        "username=demo",
+        "--config-file",
+        secrets_s,
+        "--yes",
+    ]));
+    expect(&install, 0, "installed acme/shop");
+
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "plugins/custom-store",
+            "--feed",
+            "orders",
+            "--tenant",
+            "acme",
+            "--installation",
+            "shop",
+            "--mode",
+            "live",
+        ];
+        args.extend_from_slice(extra);
+        call(with_net(&args))
+    };
+    let out = run(&[]);
+    expect(&out, 0, "imported 1 orders");
+    assert!(!text(&out).contains("hunter2-secret"), "{}", text(&out));
+
+    let other = run(&["--config", &endpoint, "--config", "username=someone-else"]);
+    expect(
+        &other,
+        1,
+        "acme/shop is installed with other config than given here",
+    );
+    let same = run(&[
+        "--config",
+        &endpoint,
+        "--config",
+        "username=demo",
+        "--config-file",
+        secrets_s,
+    ]);
+    expect(&same, 0, "outcome:");
+}

@@ -579,3 +579,27 @@ async fn the_default_pace_keeps_to_xeros_sixty_calls_a_minute() {
         assert!(in_window <= 60, "{in_window} calls within a minute");
     }
 }
+
+/// "Test connection" proves the client id and secret: the host asks the
+/// identity server for a token by client credentials, so a wrong secret
+/// fails the check and `reauthorise` saves nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_client_secret_fails_the_connection_test_and_is_not_saved() {
+    let shop = Shop::new(&[]).await;
+    let wrong = shop.path().join("wrong.toml");
+    std::fs::write(&wrong, "client_secret = \"not-the-secret\"\n").unwrap();
+    let wrong = format!("--config-file={}", wrong.display());
+    let out = shop
+        .cli(&["reauthorise", "acme/xero", &wrong, "--yes"], true)
+        .await;
+    let text = crate::cli::text(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("invalid_client"), "{text}");
+    assert!(
+        !text.contains("not-the-secret"),
+        "the secret is never printed: {text}"
+    );
+    // The right secret is still installed: a run works.
+    let (code, out) = shop.sync().await;
+    assert_eq!(code, Some(0), "{out}");
+}

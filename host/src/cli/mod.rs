@@ -235,19 +235,8 @@ impl KeyArgs {
     }
 }
 
-/// A host on the database, with the network and cache options.
-pub fn open_host(db: &DbArgs, net: &NetArgs, cache: &CacheArgs) -> anyhow::Result<Airlock> {
-    open_host_with_limits(
-        db,
-        net,
-        cache,
-        airlock::runtime::HostLimits::default(),
-        None,
-    )
-}
-
-/// [`open_host`] with the master keys, which the OAuth tokens it keeps
-/// need.
+/// A host on the database, with the network and cache options and the
+/// master keys (the OAuth tokens it keeps are sealed with them).
 pub fn open_host_keyed(
     db: &DbArgs,
     net: &NetArgs,
@@ -263,7 +252,7 @@ pub fn open_host_keyed(
     )
 }
 
-/// [`open_host`] with these host maxima (`serve` sizes the instance pool
+/// [`open_host_keyed`] with these host maxima (`serve` sizes the instance pool
 /// from its concurrency) and master keys.
 pub fn open_host_with_limits(
     db: &DbArgs,

@@ -14,9 +14,7 @@ use airlock::runs::Mode;
 use airlock::secrets::MasterKey;
 use airlock::storage::TenantRow;
 
-use super::{
-    CacheArgs, ConfigArgs, DbArgs, KeyArgs, NetArgs, confirm, open_host, show_time, store_of,
-};
+use super::{CacheArgs, ConfigArgs, DbArgs, KeyArgs, NetArgs, confirm, show_time, store_of};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TenantCommand {
@@ -203,8 +201,15 @@ fn parse_schedules(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 pub async fn install(args: InstallArgs) -> anyhow::Result<u8> {
-    let host = open_host(&args.host.db, &args.host.net, &args.host.cache)?;
-    let keyring = args.host.key.keyring()?;
+    let keyring = args.host.key.keyring()?.map(std::sync::Arc::new);
+    // The host holds the master keys too: the connection test of a plugin
+    // with [oauth] gets a token from the sealed set, proving the client.
+    let host = super::open_host_keyed(
+        &args.host.db,
+        &args.host.net,
+        &args.host.cache,
+        keyring.clone(),
+    )?;
     let request = InstallRequest {
         tenant: args.tenant.clone(),
         id: args.name.clone(),
@@ -234,7 +239,7 @@ pub async fn install(args: InstallArgs) -> anyhow::Result<u8> {
     confirm(question, args.host.yes)?;
     let row = lifecycle::commit_install(
         store_of(&host),
-        keyring.as_ref(),
+        keyring.as_deref(),
         &plan,
         Utc::now().timestamp(),
     )
@@ -444,12 +449,19 @@ pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
     if args.oauth {
         return reauthorise_oauth(args).await;
     }
-    let host = open_host(&args.host.db, &args.host.net, &args.host.cache)?;
-    let keyring = args.host.key.keyring()?;
+    let keyring = args.host.key.keyring()?.map(std::sync::Arc::new);
+    // The host holds the master keys too: the connection test of a plugin
+    // with [oauth] gets a token from the sealed set, proving the client.
+    let host = super::open_host_keyed(
+        &args.host.db,
+        &args.host.net,
+        &args.host.cache,
+        keyring.clone(),
+    )?;
     let (tenant, id) = parse_reference(&args.installation)?;
     let row = lifecycle::installation_row(store_of(&host), &tenant, &id).await?;
     let assignments = args.config.assignments()?;
-    let plan = lifecycle::plan_reauthorise(&host, keyring.as_ref(), &row, &assignments).await?;
+    let plan = lifecycle::plan_reauthorise(&host, keyring.as_deref(), &row, &assignments).await?;
     outln!("reauthorise {}", row.label());
     print_plan(&plan);
     print_egress_diff(&plan);
@@ -459,7 +471,7 @@ pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
     confirm("Save the new settings?", args.host.yes)?;
     lifecycle::commit_change(
         store_of(&host),
-        keyring.as_ref(),
+        keyring.as_deref(),
         &row,
         &plan,
         Utc::now().timestamp(),
@@ -489,13 +501,20 @@ pub struct UpgradeArgs {
 }
 
 pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
-    let host = open_host(&args.host.db, &args.host.net, &args.host.cache)?;
-    let keyring = args.host.key.keyring()?;
+    let keyring = args.host.key.keyring()?.map(std::sync::Arc::new);
+    // The host holds the master keys too: the connection test of a plugin
+    // with [oauth] gets a token from the sealed set, proving the client.
+    let host = super::open_host_keyed(
+        &args.host.db,
+        &args.host.net,
+        &args.host.cache,
+        keyring.clone(),
+    )?;
     let (tenant, id) = parse_reference(&args.installation)?;
     let row = lifecycle::installation_row(store_of(&host), &tenant, &id).await?;
     let plan = lifecycle::plan_upgrade(
         &host,
-        keyring.as_ref(),
+        keyring.as_deref(),
         &row,
         &args.plugin_dir,
         &args.config.assignments()?,
@@ -519,7 +538,7 @@ pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
     confirm("Upgrade?", args.host.yes)?;
     let new_row = lifecycle::commit_change(
         store_of(&host),
-        keyring.as_ref(),
+        keyring.as_deref(),
         &row,
         &plan,
         Utc::now().timestamp(),

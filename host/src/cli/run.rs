@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use chrono::Utc;
 
 use airlock::egress::{Decision, RateLimits};
@@ -85,7 +85,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         valid_id("--installation", id)?;
     }
     let plugin = Plugin::load(&args.plugin_dir)?;
-    let config = ConfigValues::from_assignments(&plugin.manifest, &args.config_assignments()?)?;
+    let assignments = args.config_assignments()?;
     let scheduled_at = args.at.unwrap_or_else(|| Utc::now().timestamp());
     if args.attempt == 0 {
         bail!("--attempt starts at 1");
@@ -102,12 +102,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         keyring,
     )?;
     let store = store_of(&host);
+    let id = args
+        .installation
+        .clone()
+        .unwrap_or_else(|| plugin.manifest.plugin.id.clone());
+    let config = run_config(&host, &plugin, &args.tenant, &id, &assignments).await?;
     let installation = Installation {
         tenant: args.tenant.clone(),
-        id: args
-            .installation
-            .clone()
-            .unwrap_or_else(|| plugin.manifest.plugin.id.clone()),
+        id,
         config,
         mode: args.mode,
         rate_limits: RateLimits {
@@ -219,6 +221,51 @@ async fn interrupted() {
 /// component, only the egress the operator approved, never a removed or
 /// disabled installation, and live only if the installation is live. A name
 /// that is not stored is a trial run of its own.
+/// The config a run uses: an installed installation's own (secrets opened
+/// with the master key), so a trial run of it needs none on the command
+/// line and never publishes or exports with other settings than its
+/// scheduled runs (config given that differs is refused); otherwise the
+/// config given.
+async fn run_config(
+    host: &airlock::Airlock,
+    plugin: &Plugin,
+    tenant: &str,
+    id: &str,
+    assignments: &[String],
+) -> anyhow::Result<ConfigValues> {
+    let store = store_of(host);
+    let row = store
+        .installation(tenant, id)
+        .await?
+        .filter(|row| row.removed_at.is_none() && row.plugin_digest == plugin.digest);
+    let Some(row) = row else {
+        return Ok(ConfigValues::from_assignments(
+            &plugin.manifest,
+            assignments,
+        )?);
+    };
+    let label = row.label();
+    let (_, installed) = airlock::lifecycle::load(store, host.keyring(), &row)
+        .await
+        .with_context(|| format!("{label}'s installed config"))?;
+    if !assignments.is_empty() {
+        let given = ConfigValues::from_assignments_partial(&plugin.manifest, assignments)?;
+        let value = |c: &ConfigValues, key: &str| c.get(key).or(c.secret(key)).map(str::to_owned);
+        let differs = assignments
+            .iter()
+            .filter_map(|a| a.split_once('=').map(|(k, _)| k.trim()))
+            .any(|key| value(&given, key) != value(&installed.config, key));
+        if differs {
+            bail!(
+                "{label} is installed with other config than given here: a run of it uses its \
+                 installed config (leave out --config and --config-file), change that with \
+                 `airlock reauthorise {label}`, or try this config under another --installation"
+            );
+        }
+    }
+    Ok(installed.config)
+}
+
 async fn held_to_what_was_installed(
     store: &dyn Registry,
     plugin: &Plugin,

@@ -41,8 +41,12 @@ pub enum OAuthFailure {
     /// No `[oauth]`, no client id or secret, or no master key.
     #[error("{0}")]
     NotConfigured(String),
-    /// Never authorised, or the server refused the refresh token or client:
-    /// an operator must reauthorise.
+    /// Never authorised: no token set is stored and no grant the host can
+    /// use alone (client credentials). An operator must authorise it.
+    #[error("{0}")]
+    NotAuthorised(String),
+    /// The server refused the refresh token or the client (a wrong client
+    /// id or secret): an operator must reauthorise.
     #[error("{0}")]
     ReauthorisationNeeded(String),
     /// The token endpoint or the store failed: try again later.
@@ -208,7 +212,7 @@ impl TokenKeeper {
             Some(refresh_token) => Grant::Refresh { refresh_token },
             None if client.supports(OAuthGrant::ClientCredentials) => Grant::ClientCredentials,
             None => {
-                return Err(OAuthFailure::ReauthorisationNeeded(format!(
+                return Err(OAuthFailure::NotAuthorised(format!(
                     "{} has no OAuth authorisation{}: {}",
                     label(scope),
                     if current.is_some() {

@@ -23,10 +23,15 @@ pub use keeper::{
 };
 pub use token::{Grant, OAuthClient, TokenError, TokenSet};
 
-/// The reauthorisation command for `tenant/installation`, for messages.
+/// The reauthorisation commands for `tenant/installation`, for messages:
+/// a refused client (`invalid_client`) needs its id or secret set again, a
+/// refused grant a new authorisation.
 pub fn reauthorise_hint(tenant: &str, installation: &str) -> String {
+    let label = format!("{tenant}/{installation}");
     format!(
-        "run `airlock reauthorise {tenant}/{installation} --oauth --redirect-uri \
-         https://HOST/oauth/callback` and open the URL it prints"
+        "if the client id or secret changed, set them with `airlock reauthorise {label} \
+         --config-file FILE`; then authorise again with `airlock reauthorise {label} --oauth` \
+         (client credentials) or `airlock reauthorise {label} --oauth --redirect-uri \
+         https://HOST/oauth/callback` (prints a URL to open in a browser)"
     )
 }

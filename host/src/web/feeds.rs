@@ -95,7 +95,9 @@ fn presented_token(query: Option<&str>, headers: &HeaderMap) -> Option<String> {
 }
 
 /// The current version of `name`, if `presented` is the installation's
-/// token.
+/// token and the installation is installed and enabled: what a trial
+/// `airlock run` published under a name never installed, or what a
+/// disabled installation published, is not served.
 async fn find(
     store: &dyn Store,
     scope: &Scope,
@@ -113,6 +115,14 @@ async fn find(
         .await
         .map_err(|_| Refused::Unavailable)?;
     if !token::matches(presented, stored.as_ref()) {
+        return Err(Refused::NotFound);
+    }
+    let live = store
+        .installation(&scope.tenant, &scope.installation)
+        .await
+        .map_err(|_| Refused::Unavailable)?
+        .is_some_and(|row| row.removed_at.is_none() && row.enabled);
+    if !live {
         return Err(Refused::NotFound);
     }
     store

@@ -113,6 +113,15 @@ impl Xero {
         Ok(xero)
     }
 
+    /// Has the host get a fresh token now (client credentials or the
+    /// refresh token), proving the client id and secret as configured:
+    /// "Test connection" calls it, since a stored token would otherwise
+    /// hide a wrong secret until the next refresh.
+    pub fn prove_client(&mut self) -> Result<(), Failure> {
+        self.token = oauth::refresh(&self.token)?;
+        Ok(())
+    }
+
     fn only_connection(&mut self) -> Result<String, Failure> {
         let response = self
             .call("GET", &format!("{API}/connections"), None, None)?

@@ -146,13 +146,15 @@ impl Guest for XeroConnector {
 
     fn check() -> Result<(), String> {
         let settings = Settings::load("check").map_err(|f| f.message().to_string())?;
-        match Xero::connect(settings.tenant_id, settings.pacing) {
-            Ok(_) => Ok(()),
-            // Installed but not authorised yet: the config is all `check`
-            // can prove; `airlock reauthorise` authorises it.
-            Err(Failure::Error(m)) if m.contains("reauthoris") || m.contains("not configured") => {
-                Ok(())
-            }
+        // A fresh token is asked for (client credentials, or the refresh
+        // token), so a wrong client id or secret fails here ("Test
+        // connection"), then the organisation is looked up. Only a host
+        // that gives `check` no token at all leaves the config as all there
+        // is to prove.
+        match Xero::connect(settings.tenant_id, settings.pacing).and_then(|mut x| x.prove_client())
+        {
+            Ok(()) => Ok(()),
+            Err(Failure::Error(m)) if m.starts_with("OAuth is not configured") => Ok(()),
             Err(f) => Err(f.message().to_string()),
         }
     }

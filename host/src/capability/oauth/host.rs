@@ -14,7 +14,9 @@ fn guest_token(set: TokenSet) -> oauth::AccessToken {
 fn guest_error(e: OAuthFailure) -> oauth::OauthError {
     match e {
         OAuthFailure::NotConfigured(m) => oauth::OauthError::NotConfigured(m),
-        OAuthFailure::ReauthorisationNeeded(m) => oauth::OauthError::ReauthorisationNeeded(m),
+        OAuthFailure::ReauthorisationNeeded(m) | OAuthFailure::NotAuthorised(m) => {
+            oauth::OauthError::ReauthorisationNeeded(m)
+        }
         OAuthFailure::Unavailable(m) => oauth::OauthError::Unavailable(m),
     }
 }

@@ -30,8 +30,9 @@ pub struct OAuthSetup {
     pub keeper: TokenKeeper,
     /// Its client, or why it has none (no client id or secret).
     pub client: Result<OAuthClient, String>,
-    /// A `check()`: a missing authorisation is `not-configured`, and
-    /// nothing the check meets flags the installation.
+    /// A `check()`: a missing authorisation is `not-configured` (a refused
+    /// client or grant is not), and nothing the check meets flags the
+    /// installation.
     pub checking: bool,
 }
 
@@ -142,10 +143,15 @@ impl OAuthRun {
                 }
                 Ok(set)
             }
-            Err(OAuthFailure::ReauthorisationNeeded(why)) if self.setup.checking => {
+            // A check of an installation not authorised yet proves what it
+            // can without a token; a refused client or grant fails it.
+            Err(OAuthFailure::NotAuthorised(why)) if self.setup.checking => {
                 Err(OAuthFailure::NotConfigured(why))
             }
-            Err(OAuthFailure::ReauthorisationNeeded(why)) => {
+            Err(failure @ OAuthFailure::ReauthorisationNeeded(_)) if self.setup.checking => {
+                Err(failure)
+            }
+            Err(OAuthFailure::ReauthorisationNeeded(why) | OAuthFailure::NotAuthorised(why)) => {
                 seen.reauthorisation.get_or_insert_with(|| why.clone());
                 Err(OAuthFailure::ReauthorisationNeeded(why))
             }

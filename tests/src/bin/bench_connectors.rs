@@ -1,12 +1,19 @@
-//! Benchmark: the Xero connector syncing N orders (default 1,000, each with
-//! a completed payment) to the fake Xero over TLS, against a baseline in the
-//! same run: the very requests the connector made, replayed natively (one
-//! reqwest client, keep-alive) against a fresh fake. The ratio is what the
-//! sandbox, the host's egress checks and the records interface cost on top
-//! of the HTTP work itself.
+//! Benchmarks of the seed connectors, each against a baseline in the same
+//! run (build the plugins first: `scripts/build-plugins.sh`):
 //!
-//! `cargo run --release -p airlock-tests --bin airlock-bench-xero -- [N]`
-//! (build the plugins first: `scripts/build-plugins.sh`).
+//! - `xero [N]`: the Xero connector syncing N orders (default 1,000, each
+//!   with a completed payment) to the fake Xero over TLS; baseline: the
+//!   very requests the connector made, replayed natively (one reqwest
+//!   client, keep-alive) against a fresh fake. The ratio is what the
+//!   sandbox, the host's egress checks and the records interface cost on
+//!   top of the HTTP work itself.
+//! - `sitemap [N]`: the JavaScript sitemap connector over N products
+//!   (default 100,000) under its manifest's memory cap, publishing the
+//!   index and its parts; baseline: the same walk of the records and the
+//!   same XML written natively (no artifact stored). Also the guest's peak
+//!   memory.
+//!
+//! `cargo run --release -p airlock-tests --bin airlock-bench-connectors -- xero 1000`
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -48,11 +55,17 @@ fn orders(n: usize) -> (String, String) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(1000);
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_default();
+    let n: Option<usize> = args.next().map(|a| a.parse()).transpose()?;
+    match which.as_str() {
+        "xero" => xero(n.unwrap_or(1000)).await,
+        "sitemap" => sitemap(n.unwrap_or(100_000)).await,
+        _ => anyhow::bail!("usage: airlock-bench-connectors xero [ORDERS] | sitemap [PRODUCTS]"),
+    }
+}
+
+async fn xero(n: usize) -> anyhow::Result<()> {
     let ca = TestCa::for_names(&["api.xero.com", "identity.xero.com", "login.xero.com"]);
     let identity = FakeIdentity::start_tls(IdentitySettings::default(), &ca).await?;
     let mut settings = XeroSettings::accepting(&[]);
@@ -192,6 +205,127 @@ async fn main() -> anyhow::Result<()> {
         "sandboxed connector: {:.2} s ({:.0} orders/s); native replay of the same requests: {:.2} s; ratio {:.2}",
         sandboxed.as_secs_f64(),
         n as f64 / sandboxed.as_secs_f64(),
+        native.as_secs_f64(),
+        sandboxed.as_secs_f64() / native.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn products(n: usize) -> String {
+    let mut out = String::with_capacity(n * 200);
+    for i in 0..n {
+        let product = json!({
+            "id": format!("p{i:06}"), "title": format!("Product {i}"),
+            "url": format!("https://shop.example.co.uk/p/{i:06}"),
+            "price": "19.99", "currency": "GBP", "status": "active",
+            "category_ids": ["c1"], "updated_at": "2026-11-20T10:00:00Z",
+        });
+        out.push_str(&format!("{product}\n"));
+    }
+    out
+}
+
+async fn sitemap(n: usize) -> anyhow::Result<()> {
+    use airlock::storage::{PageLimit, RecordStore};
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db"))?);
+    let options = AirlockOptions {
+        cache_dir: Some(dir.path().join("cache")),
+        ..AirlockOptions::default()
+    };
+    let host = Airlock::new(store.clone(), options)?;
+    Registry::add_tenant(
+        &*store,
+        TenantRow {
+            id: "bench".into(),
+            name: "Bench".into(),
+            created_at: 0,
+        },
+    )
+    .await?;
+    let started = Instant::now();
+    import_jsonl(
+        &*store,
+        "bench",
+        "products",
+        Cursor::new(products(n).into_bytes()),
+        &mut |_| {},
+    )
+    .await?;
+    println!(
+        "imported {n} products in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let plugin = Plugin::load(&airlock_tests::plugin_dir("sitemap"))?;
+    let config = ConfigValues::from_assignments(
+        &plugin.manifest,
+        &["base_url=https://shop.example.co.uk".into()],
+    )?;
+    let installation = Installation {
+        tenant: "bench".into(),
+        id: "sitemap".into(),
+        config,
+        mode: Mode::Live,
+        rate_limits: Default::default(),
+        approved_egress: None,
+        approved_data: Some(plugin.manifest.data.clone()),
+    };
+    host.load(&plugin)?;
+    let request = RunRequest {
+        feed: "sitemap".into(),
+        trigger: Trigger::Manual,
+        scheduled_at: 0,
+        attempt: 1,
+    };
+    let started = Instant::now();
+    let report = host.run_feed(&plugin, &installation, request).await?;
+    let sandboxed = started.elapsed();
+    println!("sitemap of {n} products: {}", report.end.summary());
+
+    // Baseline: the same records walked and the same XML written, natively.
+    let started = Instant::now();
+    let (mut after, mut urls, mut bytes) = (0i64, 0usize, 0usize);
+    let mut xml = Vec::with_capacity(64 * 1024);
+    loop {
+        let page = RecordStore::record_changes(
+            &*store,
+            "bench",
+            "products",
+            after,
+            PageLimit::records(500),
+        )
+        .await?;
+        for record in &page.records {
+            after = record.version;
+            let Some(body) = &record.body else { continue };
+            let body: serde_json::Value = serde_json::from_str(body)?;
+            let loc = body["url"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('&', "&amp;");
+            let line = format!(
+                "<url><loc>{loc}</loc><lastmod>{}</lastmod></url>\n",
+                body["updated_at"].as_str().unwrap_or_default()
+            );
+            xml.extend_from_slice(line.as_bytes());
+            urls += 1;
+            if xml.len() >= 64 * 1024 {
+                bytes += xml.len();
+                xml.clear();
+            }
+        }
+        if !page.more {
+            break;
+        }
+    }
+    bytes += xml.len();
+    let native = started.elapsed();
+    println!(
+        "sandboxed connector: {:.2} s, guest peak memory {:.1} MiB (cap {} MiB); native walk and XML ({urls} URLs, {:.1} MB): {:.2} s; ratio {:.2}",
+        sandboxed.as_secs_f64(),
+        report.peak_memory_bytes as f64 / (1024.0 * 1024.0),
+        plugin.manifest.limits.memory_mb,
+        bytes as f64 / 1e6,
         native.as_secs_f64(),
         sandboxed.as_secs_f64() / native.as_secs_f64()
     );
