@@ -172,6 +172,17 @@ fn print_plan(plan: &Plan) {
 }
 
 /// Runs check() unless skipped; an error if it fails.
+impl HostArgs {
+    /// The host and the master keys. The host holds the keys too: the
+    /// connection test of a plugin with [oauth] gets a token from the
+    /// sealed set, proving the client.
+    fn open(&self) -> anyhow::Result<(Airlock, Option<std::sync::Arc<airlock::secrets::Keyring>>)> {
+        let keyring = self.key.keyring()?.map(std::sync::Arc::new);
+        let host = super::open_host_keyed(&self.db, &self.net, &self.cache, keyring.clone())?;
+        Ok((host, keyring))
+    }
+}
+
 async fn test_connection(host: &Airlock, plan: &Plan, args: &HostArgs) -> anyhow::Result<()> {
     if args.skip_check {
         outln!("test connection: skipped (--skip-check)");
@@ -201,15 +212,7 @@ fn parse_schedules(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 pub async fn install(args: InstallArgs) -> anyhow::Result<u8> {
-    let keyring = args.host.key.keyring()?.map(std::sync::Arc::new);
-    // The host holds the master keys too: the connection test of a plugin
-    // with [oauth] gets a token from the sealed set, proving the client.
-    let host = super::open_host_keyed(
-        &args.host.db,
-        &args.host.net,
-        &args.host.cache,
-        keyring.clone(),
-    )?;
+    let (host, keyring) = args.host.open()?;
     let request = InstallRequest {
         tenant: args.tenant.clone(),
         id: args.name.clone(),
@@ -449,15 +452,7 @@ pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
     if args.oauth {
         return reauthorise_oauth(args).await;
     }
-    let keyring = args.host.key.keyring()?.map(std::sync::Arc::new);
-    // The host holds the master keys too: the connection test of a plugin
-    // with [oauth] gets a token from the sealed set, proving the client.
-    let host = super::open_host_keyed(
-        &args.host.db,
-        &args.host.net,
-        &args.host.cache,
-        keyring.clone(),
-    )?;
+    let (host, keyring) = args.host.open()?;
     let (tenant, id) = parse_reference(&args.installation)?;
     let row = lifecycle::installation_row(store_of(&host), &tenant, &id).await?;
     let assignments = args.config.assignments()?;
@@ -501,15 +496,7 @@ pub struct UpgradeArgs {
 }
 
 pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
-    let keyring = args.host.key.keyring()?.map(std::sync::Arc::new);
-    // The host holds the master keys too: the connection test of a plugin
-    // with [oauth] gets a token from the sealed set, proving the client.
-    let host = super::open_host_keyed(
-        &args.host.db,
-        &args.host.net,
-        &args.host.cache,
-        keyring.clone(),
-    )?;
+    let (host, keyring) = args.host.open()?;
     let (tenant, id) = parse_reference(&args.installation)?;
     let row = lifecycle::installation_row(store_of(&host), &tenant, &id).await?;
     let plan = lifecycle::plan_upgrade(

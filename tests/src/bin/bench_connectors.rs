@@ -104,15 +104,7 @@ async fn xero(n: usize) -> anyhow::Result<()> {
         ..AirlockOptions::default()
     };
     let host = Airlock::new(store.clone(), options)?;
-    Registry::add_tenant(
-        &*store,
-        TenantRow {
-            id: "bench".into(),
-            name: "Bench".into(),
-            created_at: 0,
-        },
-    )
-    .await?;
+    add_bench_tenant(&store).await?;
     let (order_lines, payment_lines) = orders(n);
     for (collection, lines) in [("orders", order_lines), ("payments", payment_lines)] {
         import_jsonl(
@@ -234,15 +226,7 @@ async fn sitemap(n: usize) -> anyhow::Result<()> {
         ..AirlockOptions::default()
     };
     let host = Airlock::new(store.clone(), options)?;
-    Registry::add_tenant(
-        &*store,
-        TenantRow {
-            id: "bench".into(),
-            name: "Bench".into(),
-            created_at: 0,
-        },
-    )
-    .await?;
+    add_bench_tenant(&store).await?;
     let started = Instant::now();
     import_jsonl(
         &*store,
@@ -329,5 +313,16 @@ async fn sitemap(n: usize) -> anyhow::Result<()> {
         native.as_secs_f64(),
         sandboxed.as_secs_f64() / native.as_secs_f64()
     );
+    Ok(())
+}
+
+/// Adds the tenant `bench` the benchmarks' records belong to.
+async fn add_bench_tenant(store: &SqliteStore) -> anyhow::Result<()> {
+    let tenant = TenantRow {
+        id: "bench".into(),
+        name: "Bench".into(),
+        created_at: 0,
+    };
+    Registry::add_tenant(store, tenant).await?;
     Ok(())
 }
