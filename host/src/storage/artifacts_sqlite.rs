@@ -29,6 +29,11 @@ fn version_from_row(r: &Row<'_>) -> rusqlite::Result<ArtifactVersion> {
 /// Applies a finished run's artifact `effects` in the caller's transaction:
 /// publishes its staged versions as run `run_id` at `now`, deletes what
 /// retention no longer keeps, its dropped versions and abandoned ones.
+///
+/// A version's publication time (its `Last-Modified`, in whole seconds) is
+/// always after the previous version's, a second later if both came in the
+/// same second: otherwise a client that saw the first and asks with
+/// `If-Modified-Since` would be told the second is not modified.
 pub(super) fn apply_in(
     tx: &Connection,
     scope: &Scope,
@@ -45,7 +50,11 @@ pub(super) fn apply_in(
                     version = (SELECT COALESCE(MAX(version), 0) + 1 FROM artifact_versions
                         WHERE tenant = ?2 AND installation = ?3 AND name = ?4
                           AND version IS NOT NULL),
-                    size = ?5, sha256 = ?6, published_at = ?7, run_id = ?8,
+                    size = ?5, sha256 = ?6, run_id = ?8,
+                    published_at = MAX(?7, (SELECT COALESCE(MAX(published_at), 0) + 1
+                        FROM artifact_versions
+                        WHERE tenant = ?2 AND installation = ?3 AND name = ?4
+                          AND version IS NOT NULL)),
                     chunks = (SELECT COUNT(*) FROM artifact_chunks WHERE version_id = ?1)
                  WHERE id = ?1 AND tenant = ?2 AND installation = ?3 AND name = ?4
                    AND version IS NULL",
@@ -430,6 +439,21 @@ mod tests {
             store.artifact(&scope("other"), "feed.xml", None).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn a_version_published_in_the_same_second_is_a_second_later() {
+        let store = SqliteStore::in_memory().unwrap();
+        let s = scope("shop");
+        publish(&store, "feed.xml", b"v1", 10, 3);
+        publish(&store, "feed.xml", b"v2", 10, 3);
+        let v1 = store.artifact(&s, "feed.xml", Some(1)).unwrap().unwrap();
+        let v2 = store.artifact(&s, "feed.xml", Some(2)).unwrap().unwrap();
+        assert_eq!((v1.published_at, v2.published_at), (10, 11));
+        // Later publications keep the clock's time.
+        publish(&store, "feed.xml", b"v3", 50, 3);
+        let v3 = store.artifact(&s, "feed.xml", None).unwrap().unwrap();
+        assert_eq!(v3.published_at, 50);
     }
 
     #[test]
