@@ -330,6 +330,12 @@ fn serve_serves_a_feed_with_etag_304_head_gzip_and_a_rotatable_token() {
         shown.contains("\"artifacts\""),
         "the run report lists them: {shown}"
     );
+    let text = site.ok(&["runs", "show", &id]);
+    assert!(
+        text.contains("  artifact   products.xml  application/rss+xml  3072000 bytes  etag \"")
+            && text.contains("(published)"),
+        "and so does its text: {text}"
+    );
 
     let token_of = |out: &str| out.lines().nth(1).unwrap().trim().to_string();
     let acme = token_of(&site.ok(&["artifacts", "token", "acme/feeds"]));

@@ -220,6 +220,17 @@ async fn show(id: i64, json: bool, db: &DbArgs) -> anyhow::Result<u8> {
     if let Some(records) = records {
         writeln!(out, "  records    {}", records.summary())?;
     }
+    for artifact in list_of(&report, "artifacts") {
+        let published: Option<airlock::artifacts::PublishedArtifact> =
+            serde_json::from_value(artifact.clone()).ok();
+        if let Some(a) = published {
+            writeln!(
+                out,
+                "  artifact   {}  {}  {} bytes  etag \"{}\" (published)",
+                a.name, a.content_type, a.size, a.sha256
+            )?;
+        }
+    }
     Ok(0)
 }
 
