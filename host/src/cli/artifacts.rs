@@ -96,8 +96,9 @@ pub struct TokenArgs {
     #[arg(long)]
     rotate: bool,
     /// Where `airlock serve --listen` is reached from outside (e.g.
-    /// https://feeds.example.com), to print whole URLs.
-    #[arg(long, value_name = "URL")]
+    /// https://feeds.example.com), to print whole URLs: an http or https
+    /// URL without a query or fragment.
+    #[arg(long, value_name = "URL", value_parser = parse_base_url)]
     base_url: Option<String>,
     #[command(flatten)]
     db: DbArgs,
@@ -122,6 +123,17 @@ fn parse_target(s: &str) -> Result<Scope, String> {
         tenant: tenant.to_string(),
         installation: installation.to_string(),
     })
+}
+
+fn parse_base_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("an http or https URL with a host, e.g. https://feeds.example.com".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("no query, fragment or user name: the feed path and token follow it".into());
+    }
+    Ok(s.trim_end_matches('/').to_string())
 }
 
 fn parse_name(s: &str) -> Result<String, String> {
@@ -313,9 +325,7 @@ async fn token_command(args: TokenArgs) -> anyhow::Result<u8> {
     let base = args
         .base_url
         .as_deref()
-        .map_or("http://ADDRESS-OF-SERVE--listen", |b| {
-            b.trim_end_matches('/')
-        });
+        .unwrap_or("http://HOST:PORT-of-serve--listen");
     let has_one = store.feed_token_hash(scope).await?.is_some();
     if has_one && !args.rotate {
         outln!(
@@ -346,4 +356,31 @@ async fn token_command(args: TokenArgs) -> anyhow::Result<u8> {
     outln!("feed URLs ({{name}}: an artifact's name, see `airlock artifacts list`):");
     outln!("  {base}{}?token={new}", feed_path(scope, "{name}"));
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_base_url;
+
+    #[test]
+    fn a_base_url_is_an_http_origin_or_path_and_nothing_else() {
+        assert_eq!(
+            parse_base_url("https://feeds.example.com/").unwrap(),
+            "https://feeds.example.com"
+        );
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:8440/airlock").unwrap(),
+            "http://127.0.0.1:8440/airlock"
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "feeds.example.com",
+            "ftp://feeds.example.com",
+            "https://feeds.example.com/?a=b",
+            "https://feeds.example.com/#x",
+            "https://user@feeds.example.com",
+        ] {
+            assert!(parse_base_url(bad).is_err(), "{bad} was accepted");
+        }
+    }
 }
