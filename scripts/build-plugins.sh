@@ -123,6 +123,19 @@ ensure_componentize_py() {
   local venv=$cache/componentize-py-$componentize_py_version
   say "installing componentize-py $componentize_py_version into $venv (once per version)"
   rm -rf "$venv"
+  if ! python3 -m venv "$venv" 2>/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then
+    # Neither venv nor pip (a bare Debian python3): install them as the
+    # Rust toolchain's packages are installed, when run as root.
+    rm -rf "$venv"
+    if [[ $(id -u) -ne 0 ]]; then
+      say "python3 has neither venv nor pip: install them with: sudo apt-get install -y python3-venv python3-pip"
+      exit 1
+    fi
+    say "installing python3-venv and python3-pip (Debian) for componentize-py"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip >/dev/null
+  fi
+  rm -rf "$venv"
   if python3 -m venv "$venv" 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$componentize_py_version"
   else
