@@ -15,19 +15,7 @@ use sha2::{Digest, Sha256};
 use airlock::artifacts::{check_name, token};
 use airlock::storage::{ArtifactVersion, Scope, Store};
 
-use super::{DbArgs, show_time, shown};
-
-/// Exit code: the input named on the command line is wrong.
-const EXIT_BAD_INPUT: u8 = 2;
-
-/// Input the command line named that is wrong (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct BadInput(String);
-
-fn bad(message: impl Into<String>) -> anyhow::Error {
-    BadInput(message.into()).into()
-}
+use super::{DbArgs, bad, bad_input_exits, show_time, shown};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ArtifactsCommand {
@@ -147,13 +135,7 @@ pub async fn artifacts(command: ArtifactsCommand) -> anyhow::Result<u8> {
         ArtifactsCommand::Get(args) => get(args).await,
         ArtifactsCommand::Token(args) => token_command(args).await,
     };
-    match result {
-        Err(e) if e.is::<BadInput>() => {
-            eprintln!("error: {e}");
-            Ok(EXIT_BAD_INPUT)
-        }
-        other => other,
-    }
+    bad_input_exits(result)
 }
 
 fn feed_path(scope: &Scope, name: &str) -> String {

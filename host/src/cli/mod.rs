@@ -56,6 +56,32 @@ pub const EXIT_HOST_FAILURE: u8 = 1;
 pub const EXIT_RETRY: u8 = 3;
 /// Exit code: the run ended `error` (including trap, timeout, memory limit).
 pub const EXIT_ERROR: u8 = 4;
+/// Exit code: the input named on the command line is wrong (a record or
+/// artifact that does not exist, a file that is not valid), as opposed to
+/// the host failing.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Input the command line named that is wrong (exit [`EXIT_BAD_INPUT`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(String);
+
+/// A [`BadInput`] error.
+pub fn bad(message: impl Into<String>) -> anyhow::Error {
+    BadInput(message.into()).into()
+}
+
+/// A command's result with [`BadInput`] printed and turned into its exit
+/// code; other errors go on to the caller (exit 1).
+pub fn bad_input_exits(result: anyhow::Result<u8>) -> anyhow::Result<u8> {
+    match result {
+        Err(e) if e.is::<BadInput>() => {
+            eprintln!("error: {e}");
+            Ok(EXIT_BAD_INPUT)
+        }
+        other => other,
+    }
+}
 
 /// Airlock runs commerce connectors as sandboxed WebAssembly components.
 ///

@@ -16,20 +16,7 @@ use airlock::records::import::{self, BATCH, ImportError, ImportProgress};
 use airlock::records::{COLLECTIONS, check_record_id, is_collection};
 use airlock::storage::Store;
 
-use super::{DbArgs, show_time, shown};
-
-/// Exit code: the input named on the command line is wrong.
-const EXIT_BAD_INPUT: u8 = 2;
-
-/// Input the command line named that is wrong (exit 2), as opposed to the
-/// host failing (exit 1).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct BadInput(String);
-
-fn bad(message: impl Into<String>) -> anyhow::Error {
-    BadInput(message.into()).into()
-}
+use super::{DbArgs, bad, bad_input_exits, show_time, shown};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RecordsCommand {
@@ -202,13 +189,7 @@ pub async fn records(command: RecordsCommand) -> anyhow::Result<u8> {
         RecordsCommand::Export(args) => export(args).await,
         RecordsCommand::Unack(args) => unack(args).await,
     };
-    match result {
-        Err(e) if e.is::<BadInput>() => {
-            eprintln!("error: {e}");
-            Ok(EXIT_BAD_INPUT)
-        }
-        other => other,
-    }
+    bad_input_exits(result)
 }
 
 /// Opens the database and checks the tenant exists.
