@@ -566,3 +566,48 @@ async fn client_credentials_get_a_token_without_a_browser() {
         assert!(shown.contains(line), "{line} in:\n{shown}");
     }
 }
+
+/// A hostile guest asking for a fresh token again and again: the host
+/// renews it at most `MAX_RENEWALS_PER_RUN` times in a run, then refuses
+/// with `unavailable`, so the authorisation server sees a bounded number of
+/// token requests.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_refreshing_in_a_loop_gets_a_bounded_number_of_renewals() {
+    let w = World::new(IdentitySettings::default()).await;
+    w.install();
+    let args = w.with_net(&["reauthorise", "acme/probe", "--oauth"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    w.ok(&args);
+    let before = w.idp.stats().client_credentials;
+    let plugin = w.plugin.display().to_string();
+    let api = format!("api=https://api.xero.com:{}", w.idp.addr.port());
+    let secrets = w.path("secrets.toml");
+    let args = w.with_net(&[
+        "run",
+        &plugin,
+        "--feed",
+        "refresh-loop",
+        "--tenant",
+        "acme",
+        "--installation",
+        "probe",
+        "--config",
+        "client_id=fake-client-id",
+        "--config",
+        &api,
+        "--config-file",
+        &secrets,
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = w.run(&args);
+    expect(
+        &run,
+        0,
+        "renewals granted: 3; then unavailable: this run has renewed its access token 3 times",
+    );
+    assert_eq!(
+        w.idp.stats().client_credentials - before,
+        3,
+        "three token requests, not twenty"
+    );
+}

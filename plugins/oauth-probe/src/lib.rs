@@ -98,12 +98,39 @@ fn peek_secrets() -> Outcome {
     outcome(Status::Ok, format!("client_secret: {secret}"))
 }
 
+/// Hostile: refreshes the current token 20 times in a row and says how
+/// many renewals the host granted before refusing.
+fn refresh_loop() -> Outcome {
+    let mut token = match oauth::token() {
+        Ok(t) => t.token,
+        Err(e) => return failed("token", e),
+    };
+    for granted in 0..20 {
+        match oauth::refresh(&token) {
+            Ok(t) => token = t.token,
+            Err(e) => {
+                let (case, m) = match e {
+                    OauthError::Unavailable(m) => ("unavailable", m),
+                    OauthError::ReauthorisationNeeded(m) => ("reauthorisation-needed", m),
+                    OauthError::NotConfigured(m) => ("not-configured", m),
+                };
+                return outcome(
+                    Status::Ok,
+                    format!("renewals granted: {granted}; then {case}: {m}"),
+                );
+            }
+        }
+    }
+    outcome(Status::Ok, "renewals granted: 20".into())
+}
+
 impl Guest for Probe {
     fn run(ctx: RunContext) -> Outcome {
         match ctx.feed.as_str() {
             "whoami" => whoami(),
             "token-then-hold" => token_then_hold(),
             "peek-secrets" => peek_secrets(),
+            "refresh-loop" => refresh_loop(),
             other => outcome(Status::Error, format!("unknown feed {other}")),
         }
     }

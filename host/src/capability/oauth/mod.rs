@@ -36,6 +36,10 @@ pub struct OAuthSetup {
     pub checking: bool,
 }
 
+/// Access tokens one run may have renewed through `refresh` (each a token
+/// request); more are refused with `unavailable`.
+pub const MAX_RENEWALS_PER_RUN: usize = 3;
+
 /// One run's OAuth state.
 pub struct OAuthRun {
     setup: OAuthSetup,
@@ -99,6 +103,14 @@ impl OAuthCapability {
     async fn refresh(&self, rejected: &str) -> Result<TokenSet, OAuthFailure> {
         let run = self.configured()?;
         let client = run.client()?;
+        // A guest that asks again and again would have the host hammer the
+        // authorisation server (and rotate the refresh token each time).
+        if run.seen().renewed.len() >= MAX_RENEWALS_PER_RUN {
+            return Err(OAuthFailure::Unavailable(format!(
+                "this run has renewed its access token {MAX_RENEWALS_PER_RUN} times: no more \
+                 renewals in one run (docs/limits.md)"
+            )));
+        }
         let now = chrono::Utc::now().timestamp();
         let result = run
             .setup
