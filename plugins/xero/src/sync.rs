@@ -67,8 +67,7 @@ impl<'a> Sync<'a> {
         records::walk("purchase-orders", Feed::Pending, PAGE, |r| {
             self.purchase_order(r)
         })?;
-        let unpaid = self.unpaid("Invoices", "InvoiceID", "AmountDue", UNPAID_INVOICES)?;
-        let mut unpaid = unpaid;
+        let mut unpaid = self.unpaid("Invoices", "InvoiceID", "AmountDue", UNPAID_INVOICES)?;
         records::walk("payments", Feed::Pending, PAGE, |r| {
             self.payment(r, &mut unpaid)
         })?;
