@@ -102,7 +102,11 @@ impl Xero {
             tenant_id: String::new(),
             token: oauth::token()?,
             refreshed: false,
-            pacer: Pacer::new(pacing.calls_per_minute, Duration::from_secs(60)),
+            // Xero counts calls as they arrive; the pacer as they leave. A
+            // second of margin keeps network jitter (a slow first TLS
+            // handshake, a fast later call) from putting one call too many
+            // into Xero's minute.
+            pacer: Pacer::new(pacing.calls_per_minute, Duration::from_secs(61)),
             pacing,
             calls: 0,
         };
