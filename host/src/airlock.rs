@@ -25,15 +25,16 @@ use crate::manifest::{DataSection, Direction, Plugin};
 use crate::oauth::{InstallationLocks, OAuthClient, TokenKeeper};
 use crate::records::run::MAX_RECORD_CHANGES;
 use crate::records::{DataGrants, RunRecords};
-use crate::runs::{Mode, RecordCounts, RunEnd, RunReport, RunRequest, Severity};
+use crate::runs::{Mode, RecordCounts, RunEnd, RunReport, RunRequest, Severity, Trigger};
 use crate::runtime::OAuthSetup;
 use crate::runtime::{
     CallOutput, FeedCall, HostLimits, HttpBudget, LoadedComponent, RunSetup, Runtime, RuntimeError,
+    WebhookDelivery,
 };
 use crate::secrets::Keyring;
 use crate::storage::{
-    ArtifactEffects, ArtifactPublish, KeyChange, KvBackend, RunEffects, RunLedger, RunRow,
-    RunStorage, Scope, Settlement, StorageError, StorageLimits, Store,
+    ArtifactEffects, ArtifactPublish, DeliveryReceipt, KeyChange, KvBackend, RunEffects, RunLedger,
+    RunRow, RunStorage, Scope, Settlement, StorageError, StorageLimits, Store,
 };
 
 /// One plugin enabled for one tenant, with its config and mode.
@@ -378,7 +379,49 @@ impl Airlock {
         request: RunRequest,
         settle: impl FnOnce(&RunReport) -> Option<Settlement>,
     ) -> Result<(RunReport, Option<Settlement>), HostError> {
-        let direction = feed_direction(plugin, &request.feed)?;
+        self.run_settled(plugin, installation, request, None, settle)
+            .await
+    }
+
+    /// Handles one webhook `delivery` as a run of the feed named after the
+    /// webhook (trigger `webhook`): the component's `webhook-handler.handle` is
+    /// called like a feed's `run`, under the same limits, and its effects
+    /// are committed with its record in the same way, with
+    /// `settle`'s notification. A delivery with an id, handled by a run that
+    /// committed, is remembered in that transaction so a replay is not run
+    /// again (see [`crate::storage::WebhookStore::handled_delivery`]).
+    pub async fn run_webhook_settled(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+        delivery: WebhookDelivery,
+        settle: impl FnOnce(&RunReport) -> Option<Settlement>,
+    ) -> Result<(RunReport, Option<Settlement>), HostError> {
+        let request = RunRequest {
+            feed: delivery.name.clone(),
+            trigger: Trigger::Webhook,
+            scheduled_at: delivery.received_at,
+            attempt: 1,
+        };
+        self.run_settled(plugin, installation, request, Some(delivery), settle)
+            .await
+    }
+
+    /// A feed's run, or with `delivery` a webhook's.
+    async fn run_settled(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+        request: RunRequest,
+        delivery: Option<WebhookDelivery>,
+        settle: impl FnOnce(&RunReport) -> Option<Settlement>,
+    ) -> Result<(RunReport, Option<Settlement>), HostError> {
+        // A delivery brings data in: it runs in test mode too, like an
+        // inbound feed (its writes to third parties are still not sent).
+        let direction = match &delivery {
+            Some(_) if plugin.manifest.webhook(&request.feed).is_some() => Direction::Inbound,
+            _ => feed_direction(plugin, &request.feed)?,
+        };
         let component = self.load_off_worker(plugin).await?;
         let scope = installation.scope();
         let last_success_at = RunLedger::last_success(&*self.store, &scope, &request.feed).await?;
@@ -399,7 +442,21 @@ impl Airlock {
             attempt: request.attempt,
             last_success_at,
         };
-        let output = self.runtime.call_run(&component, setup, feed).await;
+        let receipt = delivery.as_ref().and_then(|d| {
+            Some(DeliveryReceipt {
+                webhook: d.name.clone(),
+                delivery_id: d.delivery_id.clone()?,
+                received_at: d.received_at,
+            })
+        });
+        let output = match delivery {
+            Some(delivery) => {
+                self.runtime
+                    .call_webhook(&component, setup, feed, delivery)
+                    .await
+            }
+            None => self.runtime.call_run(&component, setup, feed).await,
+        };
         let CallOutput {
             result,
             mut storage,
@@ -479,6 +536,7 @@ impl Airlock {
             http_calls: report.http.clone(),
             settlement: settlement.clone(),
             settled_at: now,
+            webhook_delivery: receipt.filter(|_| report.committed),
         };
         report.run_id = Some(RunLedger::finish_run(&*self.store, effects).await?);
         Ok((report, settlement))

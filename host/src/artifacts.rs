@@ -352,35 +352,7 @@ fn not_begun(name: &str) -> ArtifactError {
 
 /// The feed access token of an installation: 256 bits from the operating
 /// system's RNG, URL-safe base64. Only its sha256 is stored.
-pub mod token {
-    use base64::Engine as _;
-    use chacha20poly1305::aead::OsRng;
-    use chacha20poly1305::aead::rand_core::RngCore as _;
-    use sha2::{Digest, Sha256};
-    use subtle::ConstantTimeEq as _;
-
-    /// A new token.
-    pub fn generate() -> String {
-        let mut bytes = [0u8; 32];
-        OsRng.fill_bytes(&mut bytes);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    /// What the store keeps of `token`.
-    pub fn hash(token: &str) -> [u8; 32] {
-        Sha256::digest(token.as_bytes()).into()
-    }
-
-    /// Whether `presented` is the token whose hash is `stored`, compared in
-    /// constant time. With none stored, nothing matches (the comparison is
-    /// still made, against a hash no token has).
-    pub fn matches(presented: Option<&str>, stored: Option<&[u8; 32]>) -> bool {
-        let presented = hash(presented.unwrap_or_default());
-        let nothing = [0u8; 32];
-        let same: bool = presented.ct_eq(stored.unwrap_or(&nothing)).into();
-        same && stored.is_some()
-    }
-}
+pub use crate::url_secret as token;
 
 #[cfg(test)]
 mod tests {

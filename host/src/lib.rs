@@ -46,7 +46,9 @@ pub mod runtime;
 pub mod scheduler;
 pub mod secrets;
 pub mod storage;
+pub mod url_secret;
 pub mod web;
+pub mod webhooks;
 
 pub use airlock::{Airlock, AirlockOptions, HostError, Installation};
 pub use config::ConfigValues;

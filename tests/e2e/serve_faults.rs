@@ -691,6 +691,7 @@ async fn a_runs_effects_come_back_through_the_history() {
                 notification: Some("greet keeps failing".into()),
             }),
             settled_at: 11,
+            webhook_delivery: None,
         })
         .await
         .unwrap();

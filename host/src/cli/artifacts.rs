@@ -92,7 +92,7 @@ pub struct TokenArgs {
     db: DbArgs,
 }
 
-fn parse_target(s: &str) -> Result<Scope, String> {
+pub(super) fn parse_target(s: &str) -> Result<Scope, String> {
     let Some((tenant, installation)) = s.split_once('/') else {
         return Err(format!(
             "`{}` is not TENANT/INSTALLATION (e.g. acme/google-shopping)",
@@ -113,7 +113,7 @@ fn parse_target(s: &str) -> Result<Scope, String> {
     })
 }
 
-fn parse_base_url(s: &str) -> Result<String, String> {
+pub(super) fn parse_base_url(s: &str) -> Result<String, String> {
     let url = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err("an http or https URL with a host, e.g. https://feeds.example.com".into());
@@ -142,7 +142,7 @@ fn feed_path(scope: &Scope, name: &str) -> String {
     format!("/feeds/{}/{}/{name}", scope.tenant, scope.installation)
 }
 
-fn label(scope: &Scope) -> String {
+pub(super) fn label(scope: &Scope) -> String {
     format!("{}/{}", scope.tenant, scope.installation)
 }
 

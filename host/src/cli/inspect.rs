@@ -60,6 +60,30 @@ fn print_manifest(plugin: &Plugin) {
             f.description.as_deref().unwrap_or("")
         );
     }
+    if !m.webhooks.is_empty() {
+        outln!();
+        outln!(
+            "webhooks (at /hooks/{{tenant}}/{{installation}}/{{name}}/{{secret}}; {} deliveries a \
+             minute per installation):",
+            m.limits.webhook_deliveries_per_minute
+        );
+        for w in &m.webhooks {
+            let signed = match &w.signature {
+                Some(s) => format!(
+                    "signed: hmac-sha256 in {} with config {}",
+                    s.header, s.secret_field
+                ),
+                None => "unsigned".to_string(),
+            };
+            outln!(
+                "  {:<20} {:<9} max {} KiB, {signed}  {}",
+                w.name,
+                w.methods.join(","),
+                w.max_body_kb,
+                w.description.as_deref().unwrap_or("")
+            );
+        }
+    }
     outln!();
     outln!("config:");
     outln!(

@@ -34,6 +34,7 @@ mod parse;
 mod records;
 mod run;
 mod serve;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -152,8 +153,8 @@ enum Command {
     /// changes; more egress needs --approve-egress.
     Upgrade(Box<ops::UpgradeArgs>),
     /// Remove an installation: deletes its config, secrets, storage,
-    /// schedules, published artifacts and feed token. Its run history is
-    /// kept, and its name is not reused.
+    /// schedules, published artifacts, feed token and webhook secret. Its
+    /// run history is kept, and its name is not reused.
     Remove(ops::RemoveArgs),
     /// Override a feed's schedule for one installation (or go back to the
     /// manifest's default with --default).
@@ -194,6 +195,12 @@ enum Command {
     Artifacts {
         #[command(subcommand)]
         command: artifacts::ArtifactsCommand,
+    },
+    /// Inbound webhooks (third parties calling a connector): list an
+    /// installation's, and make or rotate the secret their URLs hold.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
     },
 }
 
@@ -603,6 +610,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Notifications { command } => history::notifications(command).await,
         Command::Records { command } => records::records(command).await,
         Command::Artifacts { command } => artifacts::artifacts(command).await,
+        Command::Webhooks { command } => webhooks::webhooks(command).await,
     }
 }
 

@@ -277,14 +277,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     }
     let web = match args.listen {
         Some(addr) => {
-            let server = WebServer::bind(
-                addr,
-                WebState {
-                    host: Arc::clone(&host),
-                },
-            )
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+            let server = WebServer::bind(addr, WebState::new(Arc::clone(&host)))
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
             println!("listening on http://{}", server.local_addr()?);
             Some(tokio::spawn(server.run()))
         }

@@ -120,6 +120,15 @@ pub enum LifecycleError {
         /// What it is instead, when known.
         detail: String,
     },
+    /// The manifest declares webhooks the component cannot handle.
+    #[error(
+        "{path} declares [[webhooks]] but does not export `webhook-handler`: build it for the \
+         `webhook-connector` world"
+    )]
+    NoWebhookHandler {
+        /// The component file.
+        path: String,
+    },
     /// The plugin store failed.
     #[error(transparent)]
     PluginStore(#[from] PluginStoreError),

@@ -14,7 +14,8 @@ use crate::storage::{InstallationRow, Registry};
 
 /// Checks that `plugin`'s component is a component and compiles it (which
 /// also fills the compile cache), so a bad file is refused at install even
-/// when its check() is skipped.
+/// when its check() is skipped; a plugin that declares webhooks must export
+/// their handler.
 pub(super) fn validate_component(host: &Airlock, plugin: &Plugin) -> Result<(), LifecycleError> {
     if let Some(detail) = crate::runtime::not_a_component(&plugin.component) {
         return Err(LifecycleError::NotAComponent {
@@ -22,7 +23,12 @@ pub(super) fn validate_component(host: &Airlock, plugin: &Plugin) -> Result<(), 
             detail: detail.to_string(),
         });
     }
-    host.load(plugin)?;
+    let loaded = host.load(plugin)?;
+    if !plugin.manifest.webhooks.is_empty() && !loaded.handles_webhooks() {
+        return Err(LifecycleError::NoWebhookHandler {
+            path: plugin.component_path.display().to_string(),
+        });
+    }
     Ok(())
 }
 

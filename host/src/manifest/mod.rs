@@ -16,7 +16,8 @@ use sha2::{Digest as _, Sha256};
 pub(crate) use schema::is_slug;
 pub use schema::{
     ClientAuth, ConfigField, ConfigType, DataSection, Direction, EgressEntry, EgressSection, Feed,
-    Limits, Manifest, OAuthGrant, OAuthSection, PluginSection,
+    Limits, MAX_WEBHOOK_BODY_KB, Manifest, OAuthGrant, OAuthSection, PluginSection, Webhook,
+    WebhookSignature,
 };
 
 /// The manifest's file name inside a plugin directory.
@@ -136,6 +137,11 @@ impl Manifest {
     /// The feed called `name`, if the manifest declares it.
     pub fn feed(&self, name: &str) -> Option<&Feed> {
         self.feeds.iter().find(|f| f.name == name)
+    }
+
+    /// The webhook called `name`, if the manifest declares it.
+    pub fn webhook(&self, name: &str) -> Option<&Webhook> {
+        self.webhooks.iter().find(|w| w.name == name)
     }
 }
 

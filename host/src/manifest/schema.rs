@@ -29,6 +29,83 @@ pub struct Manifest {
     /// `[oauth]`: OAuth2 access to the third party, held by the host.
     #[serde(default)]
     pub oauth: Option<OAuthSection>,
+    /// `[[webhooks]]`: URLs third parties may call (the component then
+    /// exports `webhook-handler`, world `webhook-connector`).
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
+}
+
+/// The most a webhook's body may be, whatever its manifest asks: 1 MiB.
+pub const MAX_WEBHOOK_BODY_KB: u32 = 1024;
+
+/// `[[webhooks]]`: one URL a third party calls, at
+/// `/hooks/{tenant}/{installation}/{name}/{secret}` on `serve`'s listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// The webhook's name, unique among feeds and webhooks: its deliveries
+    /// are runs of a feed of this name.
+    pub name: String,
+    /// HTTP methods accepted (GET, POST, PUT); default POST.
+    #[serde(default = "default_webhook_methods")]
+    pub methods: Vec<String>,
+    /// Largest body accepted, in KiB (default 64, at most 1024); a larger
+    /// one gets 413 and nothing runs.
+    #[serde(default = "default_webhook_body_kb")]
+    pub max_body_kb: u32,
+    /// The header carrying the sender's delivery id, if it sends one: a
+    /// delivery whose id was already handled is answered 200 and not run
+    /// again.
+    #[serde(default)]
+    pub delivery_id_header: Option<String>,
+    /// The signature the sender puts on each delivery, verified by the host
+    /// before anything runs.
+    #[serde(default)]
+    pub signature: Option<WebhookSignature>,
+    /// One line for operators.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// How a sender signs its deliveries: an HMAC of the body (or of
+/// `{timestamp}.{body}` when it sends a timestamp) with a shared secret.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSignature {
+    /// The header carrying the signature.
+    pub header: String,
+    /// The `[config]` field (of type secret) holding the shared secret.
+    pub secret_field: String,
+    /// The MAC: `hmac-sha256` (the only one for now).
+    #[serde(default = "default_signature_algorithm")]
+    pub algorithm: String,
+    /// How the MAC is written: `hex` or `base64`.
+    #[serde(default = "default_signature_encoding")]
+    pub encoding: String,
+    /// Text before the MAC in the header (`sha256=`), if any.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// The header carrying the signing time (Unix seconds); the signed text
+    /// is then `{timestamp}.{body}`, and a delivery signed more than five
+    /// minutes away from now is refused (a replay).
+    #[serde(default)]
+    pub timestamp_header: Option<String>,
+}
+
+fn default_webhook_methods() -> Vec<String> {
+    vec!["POST".to_string()]
+}
+
+fn default_webhook_body_kb() -> u32 {
+    64
+}
+
+fn default_signature_algorithm() -> String {
+    "hmac-sha256".to_string()
+}
+
+fn default_signature_encoding() -> String {
+    "hex".to_string()
 }
 
 /// An OAuth2 grant type a plugin supports.
@@ -280,6 +357,14 @@ pub struct Limits {
     /// Artifacts (names) the installation may keep published.
     #[serde(default = "default_artifacts")]
     pub artifacts: u32,
+    /// Webhook deliveries the installation accepts per minute, all its
+    /// webhooks together (bursts up to this many); more get 429.
+    #[serde(default = "default_webhook_deliveries_per_minute")]
+    pub webhook_deliveries_per_minute: u32,
+}
+
+fn default_webhook_deliveries_per_minute() -> u32 {
+    60
 }
 
 fn default_artifact_mb() -> u32 {
@@ -345,6 +430,7 @@ impl Default for Limits {
             artifact_mb: default_artifact_mb(),
             artifact_run_mb: default_artifact_run_mb(),
             artifacts: default_artifacts(),
+            webhook_deliveries_per_minute: default_webhook_deliveries_per_minute(),
         }
     }
 }
@@ -389,7 +475,97 @@ impl Manifest {
         self.validate_egress()?;
         self.validate_data()?;
         self.validate_oauth()?;
+        self.validate_webhooks(&names)?;
         self.limits.validate()
+    }
+
+    fn validate_webhooks(&self, feeds: &HashSet<&str>) -> Result<(), Invalid> {
+        let mut names = HashSet::new();
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            let field = format!("webhooks[{i}]");
+            if !is_slug(&hook.name) {
+                return Err(invalid(
+                    format!("{field}.name"),
+                    format!(
+                        "`{}` is not a webhook name: use lower-case letters, digits, `-` and `_`",
+                        hook.name
+                    ),
+                ));
+            }
+            if feeds.contains(hook.name.as_str()) || !names.insert(hook.name.as_str()) {
+                return Err(invalid(
+                    format!("{field}.name"),
+                    format!(
+                        "`{}` is already a feed or webhook name: deliveries are runs of a feed of this name",
+                        hook.name
+                    ),
+                ));
+            }
+            if hook.methods.is_empty()
+                || hook
+                    .methods
+                    .iter()
+                    .any(|m| !matches!(m.as_str(), "GET" | "POST" | "PUT"))
+            {
+                return Err(invalid(
+                    format!("{field}.methods"),
+                    "list one or more of GET, POST and PUT",
+                ));
+            }
+            if hook.max_body_kb == 0 || hook.max_body_kb > MAX_WEBHOOK_BODY_KB {
+                return Err(invalid(
+                    format!("{field}.max_body_kb"),
+                    format!("must be 1 to {MAX_WEBHOOK_BODY_KB}"),
+                ));
+            }
+            for (name, header) in [
+                ("delivery_id_header", hook.delivery_id_header.as_deref()),
+                (
+                    "signature.header",
+                    hook.signature.as_ref().map(|s| s.header.as_str()),
+                ),
+                (
+                    "signature.timestamp_header",
+                    hook.signature
+                        .as_ref()
+                        .and_then(|s| s.timestamp_header.as_deref()),
+                ),
+            ] {
+                if let Some(header) = header
+                    && http::HeaderName::from_bytes(header.as_bytes()).is_err()
+                {
+                    return Err(invalid(
+                        format!("{field}.{name}"),
+                        format!("`{header}` is not an HTTP header name"),
+                    ));
+                }
+            }
+            if let Some(signature) = &hook.signature {
+                let secret = self.config.get(&signature.secret_field);
+                if secret.map(|f| f.kind) != Some(ConfigType::Secret) {
+                    return Err(invalid(
+                        format!("{field}.signature.secret_field"),
+                        format!(
+                            "`{}` is not a [config] field of type secret",
+                            signature.secret_field
+                        ),
+                    ));
+                }
+                if signature.algorithm != "hmac-sha256" {
+                    return Err(invalid(
+                        format!("{field}.signature.algorithm"),
+                        "the only algorithm is hmac-sha256",
+                    ));
+                }
+                if !matches!(signature.encoding.as_str(), "hex" | "base64") {
+                    return Err(invalid(
+                        format!("{field}.signature.encoding"),
+                        "use hex or base64",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate_oauth(&self) -> Result<(), Invalid> {
@@ -667,6 +843,10 @@ impl Limits {
             ("limits.artifact_mb", self.artifact_mb),
             ("limits.artifact_run_mb", self.artifact_run_mb),
             ("limits.artifacts", self.artifacts),
+            (
+                "limits.webhook_deliveries_per_minute",
+                self.webhook_deliveries_per_minute,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(field, "must be at least 1"));

@@ -345,3 +345,62 @@ fn oauth_section_errors_name_the_field() {
     let m = Manifest::parse(&text, Path::new("plugin.toml")).expect("client credentials only");
     assert_eq!(m.oauth.unwrap().grants, vec![OAuthGrant::ClientCredentials]);
 }
+
+#[test]
+fn webhooks_are_checked_field_by_field() {
+    let base = "[limits]\nmemory_mb = 32\n";
+    let hook = |body: &str| format!("[[webhooks]]\n{body}\n{base}");
+    let ok = hook(
+        "name = \"opt-out\"\nmethods = [\"GET\", \"POST\"]\ndelivery_id_header = \"X-Id\"\n\
+         [webhooks.signature]\nheader = \"X-Sig\"\nsecret_field = \"client_secret\"\nencoding = \"base64\"",
+    );
+    let manifest = Manifest::parse(&VALID.replace(base, &ok), Path::new("plugin.toml")).unwrap();
+    let parsed = manifest.webhook("opt-out").unwrap();
+    assert_eq!(parsed.max_body_kb, 64, "the default body cap");
+    assert_eq!(manifest.limits.webhook_deliveries_per_minute, 60);
+    for (body, expected) in [
+        (
+            "name = \"invoices\"",
+            "webhooks[0].name: `invoices` is already a feed or webhook name",
+        ),
+        (
+            "name = \"Bad Name\"",
+            "webhooks[0].name: `Bad Name` is not a webhook name",
+        ),
+        (
+            "name = \"a\"\nmethods = [\"DELETE\"]",
+            "webhooks[0].methods: list one or more of GET, POST and PUT",
+        ),
+        ("name = \"a\"\nmethods = []", "webhooks[0].methods"),
+        (
+            "name = \"a\"\nmax_body_kb = 2048",
+            "webhooks[0].max_body_kb: must be 1 to 1024",
+        ),
+        (
+            "name = \"a\"\ndelivery_id_header = \"bad header\"",
+            "is not an HTTP header name",
+        ),
+        (
+            "name = \"a\"\n[webhooks.signature]\nheader = \"X-Sig\"\nsecret_field = \"endpoint\"",
+            "webhooks[0].signature.secret_field: `endpoint` is not a [config] field of type secret",
+        ),
+        (
+            "name = \"a\"\n[webhooks.signature]\nheader = \"X-Sig\"\nsecret_field = \"client_secret\"\nalgorithm = \"md5\"",
+            "the only algorithm is hmac-sha256",
+        ),
+    ] {
+        let text = VALID.replace(base, &hook(body));
+        let err = Manifest::parse(&text, Path::new("plugin.toml"))
+            .expect_err(body)
+            .to_string();
+        assert!(err.contains(expected), "{body}: {err}");
+    }
+    let twice = VALID.replace(
+        base,
+        &format!("[[webhooks]]\nname = \"a\"\n{}", hook("name = \"a\"")),
+    );
+    let err = Manifest::parse(&twice, Path::new("plugin.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("webhooks[1].name"), "{err}");
+}

@@ -287,6 +287,7 @@ mod tests {
                 http_calls: Vec::new(),
                 settlement: None,
                 settled_at: 2,
+                webhook_delivery: None,
             })
             .unwrap();
     }

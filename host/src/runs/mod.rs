@@ -33,6 +33,8 @@ pub enum Trigger {
     Manual,
     /// A retry after `retry`.
     Retry,
+    /// A third party called one of the installation's webhooks.
+    Webhook,
 }
 
 impl Mode {
@@ -46,12 +48,13 @@ impl Mode {
 }
 
 impl Trigger {
-    /// `schedule`, `manual` or `retry`.
+    /// `schedule`, `manual`, `retry` or `webhook`.
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
             Trigger::Retry => "retry",
+            Trigger::Webhook => "webhook",
         }
     }
 }

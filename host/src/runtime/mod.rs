@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 pub use crate::capability::http::HttpBudget;
@@ -128,6 +128,9 @@ pub fn not_a_component(bytes: &[u8]) -> Option<&'static str> {
 pub struct LoadedComponent {
     pre: ConnectorPre<RunState>,
     component: Component,
+    /// Its `webhook-handler.handle` export (world `webhook-connector`), if
+    /// it has one.
+    handle_webhook: Option<ComponentExportIndex>,
     /// Whether it came from the disk cache.
     pub cache: CacheOutcome,
     /// How long compiling or loading took.
@@ -135,6 +138,11 @@ pub struct LoadedComponent {
 }
 
 impl LoadedComponent {
+    /// Whether it exports `webhook-handler` (world `webhook-connector`).
+    pub fn handles_webhooks(&self) -> bool {
+        self.handle_webhook.is_some()
+    }
+
     /// `(name, kind)` of every import of the component, sorted.
     pub fn imports(&self, engine: &Engine) -> Vec<(String, String)> {
         let ty = self.component.component_type();
@@ -255,6 +263,53 @@ pub struct FeedCall {
     pub last_success_at: Option<i64>,
 }
 
+/// The interface a component exports to handle webhooks (world
+/// `webhook-connector`).
+const WEBHOOK_HANDLER: &str = "airlock:connector/webhook-handler@0.1.0";
+
+/// An instantiated component: its `connector` world exports, and the
+/// instance for exports beyond them (`webhook-handler`).
+struct Guest {
+    connector: Connector,
+    instance: wasmtime::component::Instance,
+}
+
+/// One inbound webhook delivery, as the guest is given it (WIT
+/// `webhook-delivery`).
+#[derive(Debug, Clone)]
+pub struct WebhookDelivery {
+    /// The webhook's name.
+    pub name: String,
+    /// GET, POST or PUT.
+    pub method: String,
+    /// The query's parameters, decoded.
+    pub query: Vec<(String, String)>,
+    /// Headers, names lower-case, credentials left out.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The sender's delivery id, if it sent one.
+    pub delivery_id: Option<String>,
+    /// When it was received, Unix seconds.
+    pub received_at: i64,
+}
+
+impl From<wit::Outcome> for GuestOutcome {
+    fn from(outcome: wit::Outcome) -> Self {
+        GuestOutcome {
+            status: match outcome.status {
+                wit::Status::Ok => Severity::Ok,
+                wit::Status::Info => Severity::Info,
+                wit::Status::Retry => Severity::Retry,
+                wit::Status::Error => Severity::Error,
+            },
+            message: outcome.message,
+            items: outcome.items,
+            retry_after_seconds: outcome.retry_after_seconds,
+        }
+    }
+}
+
 /// The guest's `outcome`, in host types.
 #[derive(Debug, Clone)]
 pub struct GuestOutcome {
@@ -340,9 +395,13 @@ impl Runtime {
         let (component, cache) = self.cache.load(&self.engine, digest, bytes).map_err(err)?;
         let pre = self.linker.instantiate_pre(&component).map_err(err)?;
         let pre = ConnectorPre::new(pre).map_err(err)?;
+        let handle_webhook = component
+            .get_export_index(None, WEBHOOK_HANDLER)
+            .and_then(|interface| component.get_export_index(Some(&interface), "handle"));
         let loaded = Arc::new(LoadedComponent {
             pre,
             component,
+            handle_webhook,
             cache,
             load_time: started.elapsed(),
         });
@@ -371,19 +430,46 @@ impl Runtime {
         feed: FeedCall,
     ) -> CallOutput<GuestOutcome> {
         let ctx = run_context(&setup, feed);
-        self.call(component, setup, async move |connector, store| {
-            let outcome = connector.call_run(store, &ctx).await?;
-            Ok(GuestOutcome {
-                status: match outcome.status {
-                    wit::Status::Ok => Severity::Ok,
-                    wit::Status::Info => Severity::Info,
-                    wit::Status::Retry => Severity::Retry,
-                    wit::Status::Error => Severity::Error,
-                },
-                message: outcome.message,
-                items: outcome.items,
-                retry_after_seconds: outcome.retry_after_seconds,
-            })
+        self.call(component, setup, async move |guest, store| {
+            let outcome = guest.connector.call_run(store, &ctx).await?;
+            Ok(GuestOutcome::from(outcome))
+        })
+        .await
+    }
+
+    /// Calls the guest's `webhook-handler.handle` export with `delivery` in a fresh
+    /// store (the component must have it: see
+    /// [`LoadedComponent::handles_webhooks`]).
+    pub async fn call_webhook(
+        &self,
+        component: &LoadedComponent,
+        setup: RunSetup,
+        feed: FeedCall,
+        delivery: WebhookDelivery,
+    ) -> CallOutput<GuestOutcome> {
+        let ctx = run_context(&setup, feed);
+        let index = component.handle_webhook;
+        let delivery = wit::WebhookDelivery {
+            name: delivery.name,
+            method: delivery.method,
+            query: delivery.query,
+            headers: delivery.headers,
+            body: delivery.body,
+            delivery_id: delivery.delivery_id,
+            received_at: delivery.received_at,
+        };
+        self.call(component, setup, async move |guest, store| {
+            let index = index.ok_or_else(|| {
+                wasmtime::Error::msg("the component does not export webhook-handler")
+            })?;
+            let handle = guest
+                .instance
+                .get_typed_func::<(wit::RunContext, wit::WebhookDelivery), (wit::Outcome,)>(
+                    &mut *store,
+                    &index,
+                )?;
+            let (outcome,) = handle.call_async(&mut *store, (ctx, delivery)).await?;
+            Ok(GuestOutcome::from(outcome))
         })
         .await
     }
@@ -414,8 +500,8 @@ impl Runtime {
         component: &LoadedComponent,
         setup: RunSetup,
     ) -> CallOutput<Result<(), String>> {
-        self.call(component, setup, async |connector, store| {
-            connector.call_check(store).await
+        self.call(component, setup, async |guest, store| {
+            guest.connector.call_check(store).await
         })
         .await
     }
@@ -426,7 +512,7 @@ impl Runtime {
         &self,
         component: &LoadedComponent,
         setup: RunSetup,
-        f: impl AsyncFnOnce(&Connector, &mut Store<RunState>) -> wasmtime::Result<T>,
+        f: impl AsyncFnOnce(&Guest, &mut Store<RunState>) -> wasmtime::Result<T>,
     ) -> CallOutput<T> {
         let memory_bytes = setup.memory_bytes.min(self.limits.max_memory_bytes);
         let timeout = setup.timeout.min(self.limits.max_run_timeout);
@@ -462,9 +548,15 @@ impl Runtime {
 
         let pre = &component.pre;
         let call = async {
-            let instantiated = pre.instantiate_async(&mut store).await;
-            let connector = match instantiated {
-                Ok(connector) => connector,
+            let instantiated = match pre.instance_pre().instantiate_async(&mut store).await {
+                Ok(instance) => Connector::new(&mut store, &instance).map(|connector| Guest {
+                    connector,
+                    instance,
+                }),
+                Err(e) => Err(e),
+            };
+            let guest = match instantiated {
+                Ok(guest) => guest,
                 Err(e) => {
                     return Err(instantiation_failure(
                         e,
@@ -474,7 +566,7 @@ impl Runtime {
                     ));
                 }
             };
-            let returned = f(&connector, &mut store).await;
+            let returned = f(&guest, &mut store).await;
             returned.map_err(|e| classify(e, store.data(), memory_bytes, timeout))
         };
         // The epoch deadline stops guest code; this outer deadline also stops
@@ -543,6 +635,7 @@ fn run_context(setup: &RunSetup, feed: FeedCall) -> wit::RunContext {
             Trigger::Schedule => wit::Trigger::Schedule,
             Trigger::Manual => wit::Trigger::Manual,
             Trigger::Retry => wit::Trigger::Retry,
+            Trigger::Webhook => wit::Trigger::Webhook,
         },
         scheduled_at: feed.scheduled_at,
         attempt: feed.attempt,

@@ -201,6 +201,7 @@ impl Scheduler {
                 http_calls: Vec::new(),
                 settlement: Some(settlement.clone()),
                 settled_at: now,
+                webhook_delivery: None,
             })
             .await?;
         self.finished(run, Some(id), status, &message, &settlement);

@@ -496,6 +496,8 @@ impl SqliteStore {
             "queue",
             "oauth_tokens",
             "oauth_pending",
+            "webhook_secrets",
+            "webhook_deliveries",
         ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE tenant = ?1 AND installation = ?2"),

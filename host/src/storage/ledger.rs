@@ -3,6 +3,7 @@
 //! by one store call in one transaction; and [`History`], what it gives back
 //! (runs, the egress audit, notifications).
 
+use super::webhooks::DeliveryReceipt;
 use super::{
     ArtifactEffects, AuditFilter, AuditRow, NotificationRow, RecordEffects, RuleUsage, RunFilter,
     RunSummary, Scope, Settlement, StorageError,
@@ -66,6 +67,9 @@ pub struct RunEffects {
     pub settlement: Option<Settlement>,
     /// When it is settled (Unix seconds).
     pub settled_at: i64,
+    /// For a webhook delivery with an id, handled by a run that committed:
+    /// the id, remembered so a replay is not run again.
+    pub webhook_delivery: Option<DeliveryReceipt>,
 }
 
 /// The record of runs, as a backend offers it to async code. Every call is

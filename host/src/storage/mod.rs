@@ -27,6 +27,8 @@ mod records_sqlite;
 mod registry;
 mod run_scope;
 mod sqlite;
+mod webhooks;
+mod webhooks_sqlite;
 mod work;
 
 pub use artifacts::{ArtifactEffects, ArtifactPublish, ArtifactStore, ArtifactVersion};
@@ -43,6 +45,7 @@ pub use records::{
 pub use registry::Registry;
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};
 pub use sqlite::SqliteStore;
+pub use webhooks::{DELIVERY_ID_RETENTION_SECS, DeliveryReceipt, WebhookStore};
 pub use work::{Holder, WorkQueue};
 
 /// Whose data: one installation of one tenant.
@@ -58,7 +61,15 @@ pub struct Scope {
 /// one backend and hands it out as `Arc<dyn Store>`. Any type with all the
 /// concerns is one.
 pub trait Store:
-    RunLedger + History + WorkQueue + Registry + KvBackend + RecordStore + ArtifactStore + OAuthStore
+    RunLedger
+    + History
+    + WorkQueue
+    + Registry
+    + KvBackend
+    + RecordStore
+    + ArtifactStore
+    + OAuthStore
+    + WebhookStore
 {
 }
 
@@ -71,6 +82,7 @@ impl<T> Store for T where
         + RecordStore
         + ArtifactStore
         + OAuthStore
+        + WebhookStore
 {
 }
 

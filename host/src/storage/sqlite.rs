@@ -383,6 +383,25 @@ const MIGRATIONS: &[&str] = &[
         created_at   INTEGER NOT NULL,
         PRIMARY KEY (tenant, installation)
     ) WITHOUT ROWID;",
+    // 11: inbound webhooks (`webhooks_sqlite.rs`): each installation's
+    // webhook secret, as its sha256 only, and the delivery ids its
+    // webhooks handled (recorded with the run that handled each).
+    "CREATE TABLE webhook_secrets (
+        tenant        TEXT NOT NULL,
+        installation  TEXT NOT NULL,
+        secret_sha256 BLOB NOT NULL,
+        created_at    INTEGER NOT NULL,
+        PRIMARY KEY (tenant, installation)
+    ) WITHOUT ROWID;
+    CREATE TABLE webhook_deliveries (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        webhook      TEXT NOT NULL,
+        delivery_id  TEXT NOT NULL,
+        run_id       INTEGER NOT NULL,
+        received_at  INTEGER NOT NULL,
+        PRIMARY KEY (tenant, installation, webhook, delivery_id)
+    ) WITHOUT ROWID;",
 ];
 
 /// How many read-only connections a file database has.
@@ -1013,6 +1032,7 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
         http_calls,
         settlement,
         settled_at,
+        webhook_delivery,
     } = effects;
     let scope = Scope {
         tenant: run.tenant.clone(),
@@ -1051,6 +1071,9 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
         super::artifacts_sqlite::apply_in(tx, &scope, artifacts, run_id, *settled_at)?;
     }
     super::audit::insert_calls(tx, run, Some(run_id), http_calls)?;
+    if let Some(receipt) = webhook_delivery {
+        super::webhooks_sqlite::record_in(tx, &scope, receipt, run_id)?;
+    }
     if let Some(s) = settlement {
         super::queue::settle_in(tx, s, Some(run_id), *settled_at)?;
     }
@@ -1157,6 +1180,7 @@ mod tests {
             http_calls: Vec::new(),
             settlement,
             settled_at: 11,
+            webhook_delivery: None,
         }
     }
 

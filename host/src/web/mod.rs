@@ -2,11 +2,13 @@
 //! fetch from the host. Each capability that needs a URL adds its routes in
 //! a module here:
 //! - [`feeds`]: published artifacts at `/feeds/{tenant}/{installation}/{name}`;
-//! - [`oauth`]: the OAuth2 authorization-code callback, `/oauth/callback`.
+//! - [`oauth`]: the OAuth2 authorization-code callback, `/oauth/callback`;
+//! - [`hooks`]: inbound webhooks at
+//!   `/hooks/{tenant}/{installation}/{webhook}/{secret}`.
 //!
 //! The listener serves nothing else: no admin API, no listing of tenants.
 //! Every route checks its own credential (a feed's access token, an
-//! authorization's `state`) and answers a bare 404 to anything it does not
+//! authorization's `state`, a webhook's secret) and answers a bare 404 to anything it does not
 //! recognise, so the listener tells a stranger nothing.
 
 use std::net::SocketAddr;
@@ -18,8 +20,10 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::Airlock;
+use crate::webhooks::Deliveries;
 
 pub mod feeds;
+pub mod hooks;
 pub mod oauth;
 
 /// What every route handler may use.
@@ -27,6 +31,18 @@ pub mod oauth;
 pub struct WebState {
     /// The host: its store, egress client and options.
     pub host: Arc<Airlock>,
+    /// Webhook deliveries' rate limiters, locks and slots.
+    pub deliveries: Arc<Deliveries>,
+}
+
+impl WebState {
+    /// The state of a listener for `host`.
+    pub fn new(host: Arc<Airlock>) -> Self {
+        Self {
+            host,
+            deliveries: Arc::default(),
+        }
+    }
 }
 
 /// All routes of the listener.
@@ -35,6 +51,7 @@ pub fn router(state: WebState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(feeds::routes())
         .merge(oauth::routes())
+        .merge(hooks::routes())
         .with_state(state)
 }
 
@@ -105,7 +122,7 @@ mod tests {
     async fn server(timeout: Duration) -> SocketAddr {
         let store = Arc::new(crate::SqliteStore::in_memory().unwrap());
         let host = Arc::new(crate::Airlock::new(store, crate::AirlockOptions::default()).unwrap());
-        let server = WebServer::bind("127.0.0.1:0".parse().unwrap(), WebState { host })
+        let server = WebServer::bind("127.0.0.1:0".parse().unwrap(), WebState::new(host))
             .await
             .unwrap()
             .with_header_read_timeout(timeout);

@@ -3,6 +3,7 @@
 //!
 //! - [`bindings`]: the generated bindings for the `connector` world, and
 //!   [`export_connector!`] to export a connector from its own crate;
+//!   [`webhook_bindings`] the same for a connector that handles webhooks;
 //! - [`Failure`]: a run that stops early, as `retry` (with a delay) or
 //!   `error`, turned into an [`Outcome`];
 //! - [`http`]: requests with JSON bodies, and what a status means
@@ -30,13 +31,40 @@ pub mod bindings {
     });
 }
 
+/// The generated bindings of the `webhook-connector` world (a connector
+/// that also handles inbound webhooks), sharing every imported interface
+/// with [`bindings`]. A webhook connector implements
+/// `webhook_bindings::Guest` (run, check) and
+/// `webhook_bindings::exports::airlock::connector::webhook_handler::Guest`
+/// (handle), and exports itself with [`export_webhook_connector!`].
+#[allow(missing_docs)]
+pub mod webhook_bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "webhook-connector",
+        default_bindings_module: "airlock_sdk::webhook_bindings",
+        pub_export_macro: true,
+        export_macro_name: "export_webhook_connector",
+        with: {
+            "airlock:connector/types@0.1.0": crate::bindings::airlock::connector::types,
+            "airlock:connector/log@0.1.0": crate::bindings::airlock::connector::log,
+            "airlock:connector/config@0.1.0": crate::bindings::airlock::connector::config,
+            "airlock:connector/storage@0.1.0": crate::bindings::airlock::connector::storage,
+            "airlock:connector/records@0.1.0": crate::bindings::airlock::connector::records,
+            "airlock:connector/artifacts@0.1.0": crate::bindings::airlock::connector::artifacts,
+            "airlock:connector/oauth@0.1.0": crate::bindings::airlock::connector::oauth,
+            "airlock:connector/http@0.1.0": crate::bindings::airlock::connector::http,
+        },
+    });
+}
+
 pub mod artifacts;
 mod failure;
 pub mod http;
 pub mod oauth;
 pub mod records;
 
-pub use bindings::airlock::connector::types::{Mode, Status, Trigger};
+pub use bindings::airlock::connector::types::{Mode, Status, Trigger, WebhookDelivery};
 pub use bindings::airlock::connector::{config, log, storage};
 pub use bindings::{Outcome, RunContext};
 pub use failure::{Failure, outcome};

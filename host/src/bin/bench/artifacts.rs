@@ -99,7 +99,7 @@ pub async fn measure(mib: u64) -> anyhow::Result<()> {
     let direct = started.elapsed();
     anyhow::ensure!(read == bytes, "read {read} bytes");
 
-    let server = WebServer::bind("127.0.0.1:0".parse()?, WebState { host }).await?;
+    let server = WebServer::bind("127.0.0.1:0".parse()?, WebState::new(host)).await?;
     let addr = server.local_addr()?;
     let serving = tokio::spawn(server.run());
     let url = format!("http://{addr}/feeds/bench/feeds/feed.txt?token={secret}");

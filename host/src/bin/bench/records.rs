@@ -172,6 +172,7 @@ pub async fn measure(n: usize) -> anyhow::Result<()> {
                 http_calls: Vec::new(),
                 settlement: None,
                 settled_at: 0,
+                webhook_delivery: None,
             },
         )
         .await?;

@@ -1,0 +1,228 @@
+//! Inbound webhooks at `/hooks/{tenant}/{installation}/{webhook}/{secret}`:
+//! each delivery checked in the order `crate::webhooks` gives, then handled
+//! as a run of the installation (trigger `webhook`).
+//!
+//! Answers: 404 (bare) for a wrong secret or anything unknown or disabled;
+//! 405 for a method the webhook does not take; 429 past the installation's
+//! rate; 413 for a body over the webhook's cap; 401 for a signature that
+//! does not verify; 200 for a replay of a handled delivery; then the run's:
+//! 200 for `ok`/`info`, 503 with `Retry-After` for `retry` (and when the
+//! host is busy), 500 for `error` or a failed run. Nothing runs before the
+//! checks pass, and no answer carries the run's message (it is the
+//! operator's, in `airlock runs`).
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+
+use super::WebState;
+use crate::lifecycle;
+use crate::manifest::Webhook;
+use crate::runs::{RunReport, Severity};
+use crate::runtime::WebhookDelivery;
+use crate::storage::{ActiveRun, Scope, Settlement};
+use crate::url_secret;
+use crate::webhooks::verify_signature;
+
+/// The webhook routes.
+pub fn routes() -> Router<WebState> {
+    Router::new().route(
+        "/hooks/{tenant}/{installation}/{webhook}/{secret}",
+        any(deliver),
+    )
+}
+
+/// A bare answer with `status`.
+fn bare(status: StatusCode) -> Response {
+    status.into_response()
+}
+
+/// A bare answer asking the sender to come back after `secs`.
+fn come_back(status: StatusCode, secs: u64) -> Response {
+    let mut response = bare(status);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    response
+}
+
+type HookPath = Path<(String, String, String, String)>;
+
+async fn deliver(
+    State(state): State<WebState>,
+    method: Method,
+    path: Result<HookPath, axum::extract::rejection::PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Ok(Path((tenant, installation, webhook, secret))) = path else {
+        return bare(StatusCode::NOT_FOUND);
+    };
+    let scope = Scope {
+        tenant,
+        installation,
+    };
+    let host = &state.host;
+    let store = host.store();
+
+    // 1. The secret, before anything about the installation is looked at.
+    let ids_ok = [&scope.tenant, &scope.installation]
+        .iter()
+        .all(|id| lifecycle::check_id(id).is_ok());
+    if !ids_ok {
+        return bare(StatusCode::NOT_FOUND);
+    }
+    let stored = match store.webhook_secret_hash(&scope).await {
+        Ok(stored) => stored,
+        Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 5),
+    };
+    if !url_secret::matches(Some(&secret), stored.as_ref()) {
+        return bare(StatusCode::NOT_FOUND);
+    }
+    let row = match store.installation(&scope.tenant, &scope.installation).await {
+        Ok(Some(row)) if row.removed_at.is_none() && row.enabled => row,
+        Ok(_) => return bare(StatusCode::NOT_FOUND),
+        Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 5),
+    };
+    let (plugin, installation) = match lifecycle::load(&**store, host.keyring(), &row).await {
+        Ok(pair) => pair,
+        Err(lifecycle::LifecycleError::Storage(_)) => {
+            return come_back(StatusCode::SERVICE_UNAVAILABLE, 5);
+        }
+        // The installed plugin cannot run (its component changed on disk,
+        // its secrets cannot be unsealed): the operator's problem, which
+        // `airlock runs` of its feeds shows.
+        Err(_) => return bare(StatusCode::INTERNAL_SERVER_ERROR),
+    };
+    let Some(hook) = plugin.manifest.webhook(&webhook).cloned() else {
+        return bare(StatusCode::NOT_FOUND);
+    };
+
+    // 2. Method and rate.
+    if !hook.methods.iter().any(|m| m == method.as_str()) {
+        let mut response = bare(StatusCode::METHOD_NOT_ALLOWED);
+        if let Ok(allow) = HeaderValue::from_str(&hook.methods.join(", ")) {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        return response;
+    }
+    let limits = &plugin.manifest.limits;
+    let limiter = state
+        .deliveries
+        .limiter(&scope, limits.webhook_deliveries_per_minute);
+    if let Err(wait) = limiter.take(Instant::now()) {
+        return come_back(
+            StatusCode::TOO_MANY_REQUESTS,
+            wait.as_secs_f64().ceil() as u64,
+        );
+    }
+
+    // 3. The body, never more of it than the cap (plus one byte to tell).
+    let cap = (hook.max_body_kb as usize) << 10;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > cap as u64) {
+        return bare(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let body = match axum::body::to_bytes(body, cap).await {
+        Ok(body) => body,
+        Err(_) => return bare(StatusCode::PAYLOAD_TOO_LARGE),
+    };
+    let now = chrono::Utc::now().timestamp();
+
+    // 4. The signature.
+    if let Some(spec) = &hook.signature {
+        let secret = installation.config.secret(&spec.secret_field).unwrap_or("");
+        if secret.is_empty() || verify_signature(spec, secret, &headers, &body, now).is_err() {
+            return bare(StatusCode::UNAUTHORIZED);
+        }
+    }
+
+    // 5. One delivery of an installation at a time; a replay of a handled
+    // one is answered without running.
+    let Some(_slot) = state.deliveries.try_slot() else {
+        return come_back(StatusCode::SERVICE_UNAVAILABLE, 1);
+    };
+    let lock = state.deliveries.installation_lock(&scope);
+    let _one_at_a_time = lock.lock().await;
+    let delivery_id = delivery_id(&hook, &headers);
+    if let Some(id) = &delivery_id {
+        match store.handled_delivery(&scope, &hook.name, id).await {
+            Ok(Some(_)) => return (StatusCode::OK, "already handled\n").into_response(),
+            Ok(None) => {}
+            Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 5),
+        }
+    }
+    let delivery = WebhookDelivery {
+        name: hook.name.clone(),
+        method: method.as_str().to_string(),
+        query: query
+            .as_deref()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default(),
+        headers: crate::webhooks::headers_for_guest(&headers),
+        body: body.to_vec(),
+        delivery_id,
+        received_at: now,
+    };
+    let settle = |report: &RunReport| Some(settlement(report, now));
+    match host
+        .run_webhook_settled(&plugin, &installation, delivery, settle)
+        .await
+    {
+        Ok((report, _)) => match report.severity() {
+            Severity::Ok | Severity::Info => (StatusCode::OK, "ok\n").into_response(),
+            Severity::Retry => {
+                let after = match &report.end {
+                    crate::runs::RunEnd::Returned {
+                        retry_after_seconds: Some(s),
+                        ..
+                    } => u64::from(*s),
+                    _ => 60,
+                };
+                come_back(StatusCode::SERVICE_UNAVAILABLE, after)
+            }
+            Severity::Error => bare(StatusCode::INTERNAL_SERVER_ERROR),
+        },
+        Err(_) => come_back(StatusCode::SERVICE_UNAVAILABLE, 60),
+    }
+}
+
+/// The sender's delivery id, when the webhook names its header and the
+/// delivery has one (at most 256 bytes of text; longer is no id).
+fn delivery_id(hook: &Webhook, headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(hook.delivery_id_header.as_deref()?)?;
+    let id = value.to_str().ok()?.trim();
+    (!id.is_empty() && id.len() <= 256).then(|| id.to_string())
+}
+
+/// How a delivery's run settles: an `error` (or a failed run) raises the
+/// installation's notification for the webhook, like a feed's; nothing is
+/// retried by the host (the sender delivers again on 503 and 500).
+fn settlement(report: &RunReport, received_at: i64) -> Settlement {
+    Settlement {
+        active: ActiveRun {
+            tenant: report.tenant.clone(),
+            installation: report.installation.clone(),
+            feed: report.feed.clone(),
+            trigger: report.trigger.as_str().to_string(),
+            attempt: 1,
+            scheduled_at: received_at,
+            started_at: report.started_at,
+        },
+        follow_up: None,
+        notification: (report.severity() == Severity::Error).then(|| report.end.summary()),
+    }
+}

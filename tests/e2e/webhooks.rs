@@ -1,0 +1,394 @@
+//! Inbound webhooks through a real `airlock serve --listen`: the
+//! `webhook-probe` connector (world `webhook-connector`) installed for a
+//! tenant, its deliveries sent over HTTP as a third party would, and what
+//! each answer left behind read back with the CLI (`runs`, `records`,
+//! `notifications`) and from the fake the connector forwards to.
+
+use std::collections::HashMap;
+
+use airlock_tests::fake_api::FakeApi;
+use hmac::{KeyInit as _, Mac as _};
+
+use crate::serve_cli::Site;
+
+/// A delivery's answer: status, headers, body.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+}
+
+/// Sends deliveries to one `serve --listen`.
+struct Sender {
+    base: String,
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Sender {
+    fn send(&self, method: &str, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        self.rt.block_on(async {
+            let resp = req.send().await.unwrap();
+            Answer {
+                status: resp.status().as_u16(),
+                headers: resp.headers().clone(),
+            }
+        })
+    }
+
+    /// POSTs `chunks` chunks of `size` bytes with no Content-Length, over
+    /// a raw connection; the answer's status.
+    fn chunked(&self, path: &str, chunks: usize, size: usize) -> u16 {
+        use std::io::{Read as _, Write as _};
+        let addr = self.base.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        for _ in 0..chunks {
+            request.extend(format!("{size:x}\r\n").bytes());
+            request.extend(std::iter::repeat_n(b'y', size));
+            request.extend(b"\r\n");
+        }
+        request.extend(b"0\r\n\r\n");
+        // The server may answer and close before it has read everything.
+        let _ = conn.write_all(&request);
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, String)], body: &str) -> u16 {
+        self.send("POST", path, headers, body.as_bytes().to_vec())
+            .status
+    }
+}
+
+/// The runs of `acme/hooks`, newest first: (trigger, feed, status).
+fn runs(site: &Site) -> Vec<(String, String, String)> {
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&site.ok(&["runs", "list", "--json"])).unwrap();
+    listed
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (s("trigger"), s("feed"), s("status"))
+        })
+        .collect()
+}
+
+fn sign(key: &str, text: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(text);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn deliveries_run_as_runs_and_every_refused_one_runs_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let site = Site::new();
+    site.ok(&["tenant", "add", "acme"]);
+    let secrets = site.db.with_file_name("secrets.toml");
+    std::fs::write(&secrets, "signing_secret = \"k3y-for-hmac\"\n").unwrap();
+    let forward_url = format!("forward_url=http://fwd.test:{}/echo", forward.addr.port());
+    site.ok(&[
+        "install",
+        "plugins/webhook-probe",
+        "--tenant",
+        "acme",
+        "--name",
+        "hooks",
+        "--mode",
+        "live",
+        "--config",
+        &forward_url,
+        "--config-file",
+        secrets.to_str().unwrap(),
+        "--skip-check",
+        "--yes",
+    ]);
+    let listed = site.ok(&["webhooks", "list", "acme/hooks"]);
+    assert!(
+        listed.contains("inbox  POST,GET  max 4 KiB  unsigned  delivery id: X-Delivery-Id")
+            && listed.contains("/hooks/acme/hooks/signed/{secret}")
+            && listed.contains("no webhook secret yet"),
+        "{listed}"
+    );
+    let made = site.ok(&[
+        "webhooks",
+        "secret",
+        "acme/hooks",
+        "--base-url",
+        "https://hooks.example.com",
+    ]);
+    let secret = made
+        .split("shown only now (it is stored hashed): ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert_eq!(secret.len(), 16, "{made}");
+    assert!(
+        made.contains(&format!(
+            "inbox  https://hooks.example.com/hooks/acme/hooks/inbox/{secret}"
+        )),
+        "{made}"
+    );
+
+    let server = site.serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--resolve",
+        "fwd.test=127.0.0.1",
+        "--allow-network",
+        "127.0.0.0/8",
+    ]);
+    server.wait_for(&["listening on http://"]);
+    let base = server
+        .output()
+        .lines()
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_string))
+        .unwrap();
+    let sender = Sender {
+        base,
+        rt: tokio::runtime::Runtime::new().unwrap(),
+        client: reqwest::Client::new(),
+    };
+    let inbox = format!("/hooks/acme/hooks/inbox/{secret}");
+    let id = |n: &str| vec![("x-delivery-id", n.to_string())];
+
+    // Refusals: nothing runs for any of them.
+    let wrong = "/hooks/acme/hooks/inbox/AAAAAAAAAAAAAAAA";
+    for path in [
+        wrong,
+        &format!("/hooks/acme/other/inbox/{secret}"),
+        &format!("/hooks/globex/hooks/inbox/{secret}"),
+        &format!("/hooks/acme/hooks/nosuch/{secret}"),
+        &format!("/hooks/acme/hooks/inbox/{secret}x"),
+    ] {
+        assert_eq!(sender.post(path, &[], "{}"), 404, "{path}");
+    }
+    assert_eq!(
+        sender.send("PUT", &inbox, &[], b"{}".to_vec()).status,
+        405,
+        "inbox takes POST and GET only"
+    );
+    let oversized = vec![b'x'; 4 * 1024 + 1];
+    assert_eq!(sender.send("POST", &inbox, &[], oversized).status, 413);
+    // The same without a Content-Length (chunked): cut off at the cap.
+    let streamed = sender.chunked(&inbox, 5, 1024);
+    assert_eq!(streamed, 413);
+    let signed = format!("/hooks/acme/hooks/signed/{secret}");
+    let now = chrono::Utc::now().timestamp().to_string();
+    let body = r#"{"email":"signed@example.com"}"#;
+    let bad_sig = vec![
+        ("x-timestamp", now.clone()),
+        (
+            "x-signature",
+            sign("not-the-key", format!("{now}.{body}").as_bytes()),
+        ),
+    ];
+    assert_eq!(sender.post(&signed, &bad_sig, body), 401);
+    let stale = (chrono::Utc::now().timestamp() - 3600).to_string();
+    let replayed_sig = vec![
+        ("x-timestamp", stale.clone()),
+        (
+            "x-signature",
+            sign("k3y-for-hmac", format!("{stale}.{body}").as_bytes()),
+        ),
+    ];
+    assert_eq!(
+        sender.post(&signed, &replayed_sig, body),
+        401,
+        "a stale signature is a replay"
+    );
+    assert!(
+        runs(&site).is_empty(),
+        "refused deliveries ran: {:?}",
+        runs(&site)
+    );
+    assert!(forward.hits().is_empty());
+
+    // A delivery runs: trigger webhook, feed = the webhook, effects kept.
+    let first = r#"{"email":"ann@example.com"}"#;
+    let status = sender.post(&format!("{inbox}?source=sm"), &id("d-1"), first);
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        site.run(&["runs", "show", "1"]).stdout.escape_ascii()
+    );
+    assert_eq!(
+        runs(&site),
+        [("webhook".into(), "inbox".into(), "ok".into())]
+    );
+    let record = site.ok(&["records", "show", "acme", "customers", "ann@example.com"]);
+    assert!(
+        record.contains("\"newsletter\": true") || record.contains("\"newsletter\":true"),
+        "{record}"
+    );
+    assert_eq!(
+        forward.hits(),
+        ["/echo"],
+        "the delivery was forwarded once: {}",
+        site.ok(&["runs", "show", "1"])
+    );
+    let shown = site.ok(&["runs", "show", "1"]);
+    assert!(
+        shown.contains("delivery 1 (inbox): sent: 200") && shown.contains("trigger  webhook")
+            || shown.contains("delivery 1 (inbox): sent: 200"),
+        "{shown}"
+    );
+
+    // A replay of a handled delivery id is answered and not run again.
+    assert_eq!(sender.post(&inbox, &id("d-1"), first), 200);
+    assert_eq!(runs(&site).len(), 1, "the replay ran");
+    assert_eq!(forward.hits().len(), 1);
+
+    // A signed delivery verifies and runs.
+    let good_sig = vec![
+        ("x-timestamp", now.clone()),
+        (
+            "x-signature",
+            sign("k3y-for-hmac", format!("{now}.{body}").as_bytes()),
+        ),
+    ];
+    assert_eq!(sender.post(&signed, &good_sig, body), 200);
+    assert_eq!(
+        runs(&site)[0],
+        ("webhook".into(), "signed".into(), "ok".into())
+    );
+
+    // error → 500 and a notification; retry → 503 with its Retry-After.
+    let fail = format!("/hooks/acme/hooks/fail/{secret}");
+    assert_eq!(sender.post(&fail, &[], "{}"), 500);
+    let failed = site.ok(&["runs", "show", &runs(&site).len().to_string()]);
+    assert!(
+        failed.contains("storage    0 committed, 1 discarded"),
+        "a failed delivery's writes are not kept: {failed}"
+    );
+    let notes = site.ok(&["notifications", "list"]);
+    assert!(
+        notes.contains("fail") && notes.contains("asked to fail"),
+        "{notes}"
+    );
+    let busy = sender.send("POST", &format!("{fail}?retry=1"), &[], b"{}".to_vec());
+    assert_eq!(busy.status, 503);
+    assert_eq!(busy.headers.get("retry-after").unwrap(), "120");
+
+    // Test mode: the delivery runs, but the forward (a POST) is not sent
+    // and the record it writes is not kept.
+    site.ok(&["mode", "acme/hooks", "test"]);
+    let forwarded = forward.hits().len();
+    assert_eq!(forwarded, 2, "inbox and signed forwarded once each");
+    let second = r#"{"email":"bob@example.com"}"#;
+    assert_eq!(sender.post(&inbox, &id("d-2"), second), 200);
+    assert_eq!(
+        forward.hits().len(),
+        forwarded,
+        "test mode sent the forward"
+    );
+    assert!(
+        site.ok(&["runs", "show", &runs(&site).len().to_string()])
+            .contains("suppressed in test mode"),
+        "the guest was told its POST was not sent"
+    );
+    let missing = site.run(&["records", "show", "acme", "customers", "bob@example.com"]);
+    assert_ne!(missing.status.code(), Some(0), "test mode kept a record");
+    let last: HashMap<String, String> = runs(&site)
+        .into_iter()
+        .take(1)
+        .map(|(t, f, s)| (format!("{t}/{f}"), s))
+        .collect();
+    assert_eq!(last.get("webhook/inbox").map(String::as_str), Some("ok"));
+
+    // Rotating the secret retires the old URL at once.
+    site.ok(&["mode", "acme/hooks", "live"]);
+    let rotated = site.ok(&["webhooks", "secret", "acme/hooks", "--rotate"]);
+    assert!(rotated.contains("new webhook secret"), "{rotated}");
+    let before = runs(&site).len();
+    assert_eq!(sender.post(&inbox, &id("d-3"), "{}"), 404);
+    assert_eq!(runs(&site).len(), before);
+
+    // The rate: 30 a minute for this plugin, then 429 with Retry-After.
+    let new_secret = rotated
+        .split("shown only now (it is stored hashed): ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let get = format!("/hooks/acme/hooks/inbox/{new_secret}");
+    let mut limited = None;
+    for n in 0..40 {
+        let answer = sender.send("GET", &get, &[], Vec::new());
+        if answer.status == 429 {
+            limited = Some((n, answer));
+            break;
+        }
+        assert_eq!(answer.status, 200, "delivery {n}");
+    }
+    let (n, answer) = limited.expect("40 deliveries at once were not rate limited");
+    assert!(n <= 30, "{n} deliveries passed before 429");
+    assert!(answer.headers.get("retry-after").is_some());
+
+    // No secret in the server's output or the database.
+    let (_, output) = server.stop();
+    for s in [&secret, &new_secret, &"k3y-for-hmac".to_string()] {
+        assert!(
+            !output.contains(s.as_str()),
+            "serve printed a secret: {output}"
+        );
+        let db = crate::serve_cli::file_bytes(&site.db);
+        assert!(
+            !db.windows(s.len()).any(|w| w == s.as_bytes()),
+            "the database holds a secret"
+        );
+    }
+}
+
+#[test]
+fn a_plugin_that_declares_webhooks_must_export_their_handler() {
+    let site = Site::new();
+    site.ok(&["tenant", "add", "acme"]);
+    let hello = airlock_tests::plugin_dir("hello");
+    let dir = site.db.with_file_name("hello-with-hooks");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(hello.join("plugin.wasm"), dir.join("plugin.wasm")).unwrap();
+    let manifest = std::fs::read_to_string(hello.join("plugin.toml")).unwrap();
+    std::fs::write(
+        dir.join("plugin.toml"),
+        format!("{manifest}\n[[webhooks]]\nname = \"inbox\"\n"),
+    )
+    .unwrap();
+    let out = site.run(&[
+        "install",
+        dir.to_str().unwrap(),
+        "--tenant",
+        "acme",
+        "--name",
+        "h",
+        "--skip-check",
+        "--yes",
+    ]);
+    let text = crate::cli::text(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("declares [[webhooks]] but does not export `webhook-handler`"),
+        "{text}"
+    );
+    let listed = site.ok(&["installations"]);
+    assert!(!listed.contains("acme/h"), "{listed}");
+}
