@@ -16,6 +16,7 @@ mod operations;
 mod records;
 mod records_cli;
 mod runtime;
+mod salesmanago;
 mod sandbox;
 mod serve_cli;
 mod serve_faults;

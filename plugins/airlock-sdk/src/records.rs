@@ -90,6 +90,19 @@ pub fn walk(
     page_size: u32,
     mut each: impl FnMut(Record) -> Result<(), Failure>,
 ) -> Result<u64, Failure> {
+    walk_while(collection, feed, page_size, |record| {
+        each(record).map(|()| true)
+    })
+}
+
+/// Like [`walk`], and stops early (reading no further page) once `each`
+/// returns `Ok(false)`: for a run that takes at most so many records.
+pub fn walk_while(
+    collection: &str,
+    feed: Feed,
+    page_size: u32,
+    mut each: impl FnMut(Record) -> Result<bool, Failure>,
+) -> Result<u64, Failure> {
     let mut cursor: Option<String> = None;
     let mut seen = 0u64;
     loop {
@@ -100,7 +113,9 @@ pub fn walk(
         .map_err(failure)?;
         for record in page.records {
             seen += 1;
-            each(parse(record)?)?;
+            if !each(parse(record)?)? {
+                return Ok(seen);
+            }
         }
         match page.next_cursor {
             Some(next) => cursor = Some(next),
