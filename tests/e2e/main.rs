@@ -10,6 +10,7 @@ mod custom_store;
 mod egress;
 mod egress_guests;
 mod feeds;
+mod google_store_reviews;
 mod layering;
 mod oauth;
 mod operations;
