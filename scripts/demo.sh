@@ -11,7 +11,9 @@
 # orders, returns, purchase orders, payments and refunds imported as records,
 # synced to a fake Xero over TLS (OAuth2 held by the host), and published as
 # a Google Shopping feed and a sitemap that curl fetches from `airlock serve
-# --listen`.
+# --listen`. And marketing: a Polish shop's contacts and purchases sent to a
+# fake SALESmanago, and SALESmanago's opt-out callback (a webhook) received
+# by `airlock serve --listen`.
 #
 # Usage: scripts/demo.sh        (work files go to a temporary directory)
 set -euo pipefail
@@ -183,5 +185,57 @@ kill -TERM $xero_pid
 wait $xero_pid || true
 tail -1 "$work/xero.log"
 "$bin/airlock" records list hadley orders --pending-for xero --limit 5
+
+say "marketing and webhooks: SALESmanago (seed 003) for a Polish shop, against a fake over TLS"
+"$bin/airlock-fake-salesmanago" --ca-out "$work/sm-ca.pem" --secrets-out "$work/sm-secrets.toml" \
+  > "$work/sm.log" 2>&1 &
+sm_pid=$!
+trap 'kill $shop_pid $serve_pid $xero_pid $sm_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "fake salesmanago listening" "$work/sm.log" 2>/dev/null && break; sleep 0.1; done
+sm_port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/sm.log" | head -1)
+[[ -n $sm_port ]] || { cat "$work/sm.log"; exit 1; }
+head -3 "$work/sm.log"
+sm_net=(--resolve "app2.salesmanago.pl=127.0.0.1:$sm_port" --trust-root "$work/sm-ca.pem"
+  --allow-network 127.0.0.0/8)
+printf '"salesmanago.pl" = "SALESmanago marketing automation"\n"salesmanago.com" = "SALESmanago marketing automation"\n' >> "$work/permitted.toml"
+"$bin/airlock" tenant add wisla --name "Wisła Home"
+for c in customers categories products orders; do
+  "$bin/airlock" records import wisla "$c" "tests/fixtures/marketing/$c.jsonl"
+done
+"$bin/airlock" install plugins/salesmanago --tenant wisla --mode live --check-mode live \
+  --config endpoint=https://app2.salesmanago.pl --config client_id=demo-client \
+  --config owner=owner@shop.example --config consent=all --config location=krakow \
+  --config-file "$work/sm-secrets.toml" "${sm_net[@]}" --yes
+
+say "serve: contacts (tags rejestracja / newsletter) and purchases (category-path tags) now"
+for inst in hadley/xero hadley/google-shopping hadley/sitemap; do "$bin/airlock" disable "$inst"; done
+"$bin/airlock" serve --listen 127.0.0.1:0 --jitter 0s "${sm_net[@]}" > "$work/serve-sm.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 100); do grep -q "^listening on http://" "$work/serve-sm.log" 2>/dev/null && break; sleep 0.1; done
+listen=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$work/serve-sm.log" | head -1)
+[[ -n $listen ]] || { cat "$work/serve-sm.log"; exit 1; }
+"$bin/airlock" run-now wisla/salesmanago contacts
+"$bin/airlock" run-now wisla/salesmanago purchases
+for _ in $(seq 300); do
+  [[ $(grep -cE '^[0-9:]+ (OK|INFO|RETRY|ERROR) +wisla/' "$work/serve-sm.log") -ge 2 ]] && break
+  sleep 0.1
+done
+
+say "SALESmanago's opt-out callback, a webhook: its URL holds the installation's 16-character secret"
+"$bin/airlock" webhooks list wisla/salesmanago
+hooks=$("$bin/airlock" webhooks secret wisla/salesmanago --base-url "$listen")
+sed 's/\(hooks\/wisla\/salesmanago\/[a-z-]*\/\)[A-Za-z0-9]*/\1<secret>/; s/(it is stored hashed): .*/(it is stored hashed): <secret>/' <<<"$hooks"
+optout=$(sed -n 's/^  opt-out  \(http.*\)/\1/p' <<<"$hooks")
+curl -sS -o /dev/null -w 'opt-out of ann@example.com: HTTP %{http_code}\n' "$optout?email=ann@example.com"
+curl -sS -o /dev/null -w 'the same with a wrong secret: HTTP %{http_code}\n' \
+  "${optout%/*}/WRONGSECRET00000?email=ann@example.com"
+"$bin/airlock" records show wisla customers cust-ann | grep -E '"(newsletter|marketing_consent)"'
+kill -TERM $serve_pid
+wait $serve_pid || true
+cat "$work/serve-sm.log"
+"$bin/airlock" runs list --tenant wisla --limit 4
+kill -TERM $sm_pid
+wait $sm_pid || true
+sed -n '/SALESmanago holds/,$p' "$work/sm.log"
 
 say "done: database $AIRLOCK_DB"
