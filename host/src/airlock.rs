@@ -450,11 +450,7 @@ impl Airlock {
             })
         });
         let output = match delivery {
-            Some(delivery) => {
-                self.runtime
-                    .call_webhook(&component, setup, feed, delivery)
-                    .await
-            }
+            Some(delivery) => self.runtime.call_webhook(&component, setup, delivery).await,
             None => self.runtime.call_run(&component, setup, feed).await,
         };
         let CallOutput {

@@ -64,10 +64,11 @@ pub mod http;
 pub mod oauth;
 pub mod records;
 
-pub use bindings::airlock::connector::types::{Mode, Status, Trigger, WebhookDelivery};
+pub use bindings::airlock::connector::types::{Mode, Status, Trigger};
 pub use bindings::airlock::connector::{config, log, storage};
 pub use bindings::{Outcome, RunContext};
 pub use failure::{Failure, outcome};
+pub use webhook_bindings::exports::airlock::connector::webhook_handler::WebhookDelivery;
 
 /// A config value that must be set.
 pub fn required_config(key: &str) -> Result<String, Failure> {

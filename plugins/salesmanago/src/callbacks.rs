@@ -119,6 +119,9 @@ mod tests {
 
     fn delivery(query: &[(&str, &str)], body: &str) -> WebhookDelivery {
         WebhookDelivery {
+            tenant: "acme".into(),
+            installation: "salesmanago".into(),
+            mode: airlock_sdk::Mode::Live,
             name: "opt-out".into(),
             method: "POST".into(),
             query: query

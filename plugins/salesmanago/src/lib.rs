@@ -95,7 +95,7 @@ impl airlock_sdk::webhook_bindings::Guest for Salesmanago {
 }
 
 impl webhook_handler::Guest for Salesmanago {
-    fn handle(_ctx: RunContext, delivery: WebhookDelivery) -> Outcome {
+    fn handle(delivery: WebhookDelivery) -> Outcome {
         match delivery.name.as_str() {
             "opt-in" => callbacks::handle(&delivery, true),
             "opt-out" => callbacks::handle(&delivery, false),

@@ -88,7 +88,7 @@ fn inbox(delivery: &WebhookDelivery) -> Result<Outcome, String> {
 }
 
 impl webhook_handler::Guest for WebhookProbe {
-    fn handle(_ctx: RunContext, delivery: WebhookDelivery) -> Outcome {
+    fn handle(delivery: WebhookDelivery) -> Outcome {
         let result = match delivery.name.as_str() {
             "fail" => set("fail", b"must not be kept").map(|()| {
                 if delivery.query.iter().any(|(k, _)| k == "retry") {
