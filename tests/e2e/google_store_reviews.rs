@@ -87,6 +87,11 @@ fn successful_orders_are_published_for_the_snippet_once_and_settings_are_recheck
     );
     let file = published(&db);
     assert_eq!(file["merchant_id"], 123456);
+    assert_eq!(
+        file["badge"],
+        serde_json::json!({"merchant_id": 123456, "position": "BOTTOM_RIGHT"}),
+        "the floating review badge's settings"
+    );
     let orders = file["orders"].as_object().unwrap();
     assert_eq!(
         orders.keys().collect::<Vec<_>>(),

@@ -17,6 +17,7 @@ export const STYLES = [
   'TOP_LEFT_DIALOG',
   'BOTTOM_TRAY',
 ];
+export const BADGE_POSITIONS = ['BOTTOM_RIGHT', 'BOTTOM_LEFT', 'INLINE', 'none'];
 const SUCCESSFUL = new Set(['processing', 'despatched', 'completed']);
 const DAY = 86400;
 
@@ -32,6 +33,7 @@ export function readSettings(get) {
     windowDays: int('window_days', 14),
     defaultCountry: (get('default_country') ?? 'GB').trim().toUpperCase(),
     style: get('opt_in_style') ?? 'CENTER_DIALOG',
+    badge: get('badge_position') ?? 'BOTTOM_RIGHT',
   };
 }
 
@@ -48,6 +50,9 @@ export function settingsProblems(s) {
   }
   if (!/^[A-Z]{2}$/.test(s.defaultCountry)) {
     problems.push('`default_country` must be a two-letter country code such as GB');
+  }
+  if (!BADGE_POSITIONS.includes(s.badge)) {
+    problems.push(`\`badge_position\` must be one of ${BADGE_POSITIONS.join(', ')}`);
   }
   if (!STYLES.includes(s.style)) {
     problems.push(`\`opt_in_style\` must be one of ${STYLES.join(', ')}`);
@@ -133,7 +138,10 @@ export function build(sdk, settings, now) {
   entries.sort((a, b) => (a.order_id < b.order_id ? -1 : a.order_id > b.order_id ? 1 : 0));
   const orders = {};
   for (const e of entries) orders[e.order_id] = e;
-  const text = `${JSON.stringify({ merchant_id: settings.merchantId, orders }, null, 1)}\n`;
+  // The floating review badge the seed describes (gapi.ratingbadge), for
+  // every page of the storefront; null when the operator wants none.
+  const badge = settings.badge === 'none' ? null : { merchant_id: settings.merchantId, position: settings.badge };
+  const text = `${JSON.stringify({ merchant_id: settings.merchantId, badge, orders }, null, 1)}\n`;
   return { text, orders: entries.length, skipped };
 }
 

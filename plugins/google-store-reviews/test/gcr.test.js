@@ -41,6 +41,7 @@ test('successful orders in the window get the snippet values; others are counted
   const result = build(sdk, settings, NOW);
   const file = JSON.parse(result.text);
   assert.equal(file.merchant_id, 123456);
+  assert.deepEqual(file.badge, { merchant_id: 123456, position: 'BOTTOM_RIGHT' });
   assert.deepEqual(Object.keys(file.orders), ['N-a', 'N-b']);
   assert.deepEqual(file.orders['N-a'], {
     merchant_id: 123456,
@@ -71,8 +72,11 @@ test('settings are checked and lines without a GTIN give no products', () => {
   assert.deepEqual(settingsProblems(readSettings(() => undefined)), [
     '`merchant_id` must be the Merchant Center account id (a positive number)',
   ]);
-  const bad = readSettings((k) => ({ merchant_id: '1', default_country: 'GBR', opt_in_style: 'POPUP' })[k]);
-  assert.equal(settingsProblems(bad).length, 2);
+  const bad = readSettings((k) => ({ merchant_id: '1', default_country: 'GBR', opt_in_style: 'POPUP', badge_position: 'TOP' })[k]);
+  assert.equal(settingsProblems(bad).length, 3);
+  const none = readSettings((k) => ({ merchant_id: '1', badge_position: 'none' })[k]);
+  const { sdk } = setup();
+  assert.equal(JSON.parse(build(sdk, none, NOW).text).badge, null);
   const s = readSettings((k) => ({ merchant_id: '1' })[k]);
   const { values } = optInOf(order('z', 'completed', '2026-11-24T00:00:00Z'), s, new Map());
   assert.equal(values.products, undefined);
