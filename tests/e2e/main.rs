@@ -7,6 +7,7 @@ mod caps;
 mod cli;
 mod coverage;
 mod custom_store;
+mod ebay;
 mod egress;
 mod egress_guests;
 mod feeds;

@@ -5,6 +5,7 @@
 //! `scripts/build-plugins.sh` (the README's test command runs it first).
 
 pub mod differential;
+pub mod ebay;
 pub mod fake_api;
 pub mod fake_store;
 pub mod identity;
