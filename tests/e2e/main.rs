@@ -11,6 +11,7 @@ mod ebay;
 mod egress;
 mod egress_guests;
 mod feeds;
+mod instagram;
 mod layering;
 mod oauth;
 mod operations;

@@ -9,6 +9,7 @@ pub mod ebay;
 pub mod fake_api;
 pub mod fake_store;
 pub mod identity;
+pub mod instagram;
 pub mod tls;
 pub mod xero;
 
