@@ -279,7 +279,8 @@ async fn a_media_run_killed_mid_read_and_retried_refreshes_once_and_publishes_on
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn throttling_is_retry_a_refused_token_is_an_error_and_test_mode_refreshes_nothing() {
+async fn throttling_is_retry_a_refused_token_is_an_error_with_a_notification_and_test_mode_refreshes_nothing()
+ {
     let shop = Shop::new(55, &[]).await;
     // test mode: the refresh is due but not sent; the media are read.
     let (code, out) = shop.run_in("media", "test").await;
@@ -310,6 +311,15 @@ async fn throttling_is_retry_a_refused_token_is_an_error_and_test_mode_refreshes
         out.contains("airlock reauthorise acme/instagram --config-file FILE"),
         "{out}"
     );
+    // Under serve, the error raises a notification.
+    let server = tokio::task::block_in_place(|| shop.serve());
+    shop.ok(&["run-now", "acme/instagram", "media"], false)
+        .await;
+    tokio::task::block_in_place(|| server.wait_for(&["ERROR", "acme/instagram media"]));
+    drop(server);
+    let open = shop.ok(&["notifications", "list"], false).await;
+    assert!(open.contains("acme/instagram media"), "{open}");
+    assert!(open.contains("code 190"), "{open}");
     shop.assert_no_token_leaked().await;
 }
 
