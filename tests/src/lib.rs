@@ -5,9 +5,11 @@
 //! `scripts/build-plugins.sh` (the README's test command runs it first).
 
 pub mod differential;
+pub mod ebay;
 pub mod fake_api;
 pub mod fake_store;
 pub mod identity;
+pub mod instagram;
 pub mod salesmanago;
 pub mod tls;
 pub mod xero;
