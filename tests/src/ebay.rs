@@ -62,9 +62,8 @@ pub struct EbaySettings {
     pub client_secret: String,
     /// Access-token lifetime (eBay: 7,200 s).
     pub access_ttl_secs: i64,
-    /// The token response's `token_type`. eBay's own answer says `User
-    /// Access Token`; see `docs/integrations/ebay.md` on why the tests
-    /// use `Bearer`.
+    /// The token response's `token_type`: `User Access Token`, as eBay
+    /// answers (the host takes it as a bearer token).
     pub token_type: String,
     /// RuName → the accept URL eBay sends the browser to.
     pub ru_names: BTreeMap<String, String>,
@@ -76,7 +75,7 @@ impl Default for EbaySettings {
             client_id: "Shop-Airlock-PRD-0123456789-abcdef".into(),
             client_secret: "PRD-ebay-cert-secret-9876".into(),
             access_ttl_secs: 7200,
-            token_type: "Bearer".into(),
+            token_type: "User Access Token".into(),
             ru_names: BTreeMap::new(),
         }
     }

@@ -378,7 +378,8 @@ pub struct ReauthoriseArgs {
     oauth: bool,
     /// With --oauth: where the authorisation server sends the browser back,
     /// `https://HOST/oauth/callback` on `airlock serve --listen`'s listener
-    /// (as registered with the third party).
+    /// (as registered with the third party), or the name registered for it
+    /// where the service wants one (eBay's RuName).
     #[arg(long, value_name = "URI", requires = "oauth")]
     redirect_uri: Option<String>,
     #[command(flatten)]

@@ -361,8 +361,21 @@ impl TokenKeeper {
     }
 }
 
-/// A redirect URI must be an absolute http(s) URL without a fragment.
+/// A redirect URI must be an absolute http(s) URL without a fragment, or
+/// the name a service registered for one: eBay's RuName
+/// (`Shop-Airlock-Shop-A-abcdefg`), which it sends as `redirect_uri` and
+/// maps to the accept URL registered with it (there, `serve --listen`'s
+/// `/oauth/callback`): 1-128 letters, digits, `-`, `_` and `.`.
 fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    let registered_name = !uri.is_empty()
+        && uri.len() <= 128
+        && uri
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && uri.as_bytes()[0].is_ascii_alphanumeric();
+    if registered_name {
+        return Ok(());
+    }
     match url::Url::parse(uri) {
         Ok(u)
             if matches!(u.scheme(), "https" | "http")
@@ -373,7 +386,7 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
         }
         _ => Err(format!(
             "--redirect-uri `{}` is not an absolute http(s) URL like \
-             https://HOST/oauth/callback",
+             https://HOST/oauth/callback, nor a registered redirect name (eBay's RuName)",
             uri.chars().take(200).collect::<String>()
         )),
     }
@@ -410,6 +423,28 @@ fn failure(scope: &Scope, e: TokenError) -> OAuthFailure {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn redirect_uris_are_urls_or_registered_names() {
+        for ok in [
+            "https://hooks.example.com/oauth/callback",
+            "http://127.0.0.1:8440/oauth/callback",
+            "Shop-Airlock-Shop-A-abcdefg",
+        ] {
+            assert!(check_redirect_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "javascript:alert(1)",
+            "https://h/cb#frag",
+            "-leading-dash",
+            "has space",
+            "ftp://h/cb",
+        ] {
+            assert!(check_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
+
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;

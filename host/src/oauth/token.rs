@@ -233,6 +233,16 @@ struct TokenResponse {
     scope: Option<String>,
 }
 
+/// Whether a token response's `token_type` names a bearer token: `bearer`
+/// in any case (RFC 6749 §7.1), or the names eBay's identity service gives
+/// its bearer tokens (`User Access Token`, `Application Access Token`),
+/// which it sends as `Authorization: Bearer` like any other.
+fn is_bearer_type(token_type: &str) -> bool {
+    ["bearer", "user access token", "application access token"]
+        .iter()
+        .any(|t| token_type.trim().eq_ignore_ascii_case(t))
+}
+
 /// An error response's JSON (RFC 6749 §5.2).
 #[derive(Deserialize)]
 struct ErrorResponse {
@@ -269,7 +279,7 @@ pub fn token_set(
         || parsed
             .token_type
             .as_deref()
-            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+            .is_some_and(|t| !is_bearer_type(t))
     {
         return Err(TokenError::Unavailable(
             "its answer has no bearer access token".into(),
@@ -441,6 +451,11 @@ mod tests {
             Err(TokenError::Unavailable(
                 "its answer is not a token response (JSON with access_token)".into(),
             )),
+        );
+        check(
+            200,
+            r#"{"access_token":"at","token_type":"User Access Token","expires_in":7200}"#,
+            Ok(("at", Some(8200), Some("old"))),
         );
         check(
             200,
