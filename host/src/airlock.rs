@@ -349,6 +349,7 @@ impl Airlock {
                 max_audit_hops: u32::MAX,
             },
             oauth,
+            keyring: self.keyring.clone(),
         })
     }
 

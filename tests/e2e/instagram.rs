@@ -158,8 +158,9 @@ impl Shop {
         Server::start(self.command(&crate::serve_cli::QUICK_SERVE, true))
     }
 
-    /// No token is in any command's output or the egress log; the
-    /// configured one is not in the database either (sealed).
+    /// No token is in any command's output or the egress log, nor in the
+    /// database: the configured one is a sealed secret, the refreshed ones
+    /// are kept under a `sealed/` storage key, sealed by the host.
     async fn assert_no_token_leaked(&self) {
         let audit = self.ok(&["egress", "log", "--tenant", "acme"], false).await;
         let outputs = self.outputs.lock().unwrap().join("\n");
@@ -176,6 +177,12 @@ impl Shop {
             !db.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
             "the configured token is sealed"
         );
+        for token in self.ig.issued_tokens() {
+            assert!(
+                !db.windows(token.len()).any(|w| w == token.as_bytes()),
+                "a refreshed token is in the database unsealed"
+            );
+        }
     }
 }
 

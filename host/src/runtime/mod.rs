@@ -215,6 +215,8 @@ pub struct RunSetup {
     pub http_budget: HttpBudget,
     /// The installation's OAuth2 access, for a plugin with `[oauth]`.
     pub oauth: Option<OAuthSetup>,
+    /// The master keys, sealing the values of `sealed/` storage keys.
+    pub keyring: Option<Arc<crate::secrets::Keyring>>,
 }
 
 /// What an export call produced, before anything is committed.

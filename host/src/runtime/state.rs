@@ -183,7 +183,7 @@ impl RunState {
             limiter: MemoryLimiter::new(memory_bytes),
             log: LogCapability::new(log, redactor, Instant::now()),
             config: ConfigCapability::new(setup.config).hiding(host_only),
-            kv: KvCapability::new(setup.storage),
+            kv: KvCapability::new(setup.storage, setup.keyring),
             artifacts: ArtifactsCapability::new(
                 setup.artifact_store,
                 crate::storage::Scope {

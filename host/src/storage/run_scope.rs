@@ -129,6 +129,11 @@ impl RunStorage {
         Ok(())
     }
 
+    /// The installation whose storage this is.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
     /// The value of `key` as this run sees it.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         self.check_key(key)?;

@@ -6,7 +6,8 @@ import { GRAPH, Instagram, TokenRefused } from './client.js';
 import { HTML_NAME, JSON_NAME, fetchMedia, readSettings, renderHtml, renderJson, settingsProblems } from './feed.js';
 import { currentToken, fingerprint, parseTime, refreshDecision, refreshed } from './token.js';
 
-const TOKEN_KEY = 'token';
+// Under `sealed/`: the host seals the value with its master key at rest.
+const TOKEN_KEY = 'sealed/token';
 const PUBLISHED_KEY = 'published';
 
 function hostCall(fn) {

@@ -25,7 +25,7 @@ function setup({ config = {}, stored } = {}) {
   const host = createFakeHost();
   for (const [k, v] of Object.entries({ max_items: '3', ...config })) host.state.config.set(k, v);
   const kv = new Map();
-  if (stored) kv.set('token', enc(stored));
+  if (stored) kv.set('sealed/token', enc(stored));
   let checkpoints = 0;
   const storage = {
     get: (k) => kv.get(k),
@@ -52,8 +52,8 @@ test('a token is refreshed when 24 h old and within the margin, never in test mo
   assert.equal(out.status, 'ok', out.message);
   assert.match(host.state.requests[0].url, /^https:\/\/graph\.instagram\.com\/refresh_access_token\?grant_type=ig_refresh_token&access_token=IGAA-config-token$/);
   assert.match(host.state.requests[1].url, /access_token=IGAA-new$/);
-  assert.equal(stored('token').token, 'IGAA-new');
-  assert.equal(stored('token').source, fingerprint('IGAA-config-token'));
+  assert.equal(stored('sealed/token').token, 'IGAA-new');
+  assert.equal(stored('sealed/token').source, fingerprint('IGAA-config-token'));
   assert.ok(!host.state.logs.some(([, m]) => m.includes('IGAA')), 'no token in the log');
 
   const t = setup({ config: { token_issued_at: '2026-09-25T00:00:00Z' } });

@@ -18,10 +18,22 @@ type StorageResult<T> = wasmtime::Result<Result<T, storage::StorageError>>;
 
 impl storage::Host for KvCapability {
     async fn get(&mut self, key: String) -> StorageResult<Option<Vec<u8>>> {
-        Ok(self.storage.get(&key).map_err(guest_storage_error))
+        let stored = self.storage.get(&key).map_err(guest_storage_error);
+        Ok(match (stored, super::sealed::is_sealed(&key)) {
+            (Ok(Some(value)), true) => self.open(&key, &value).map(Some),
+            (other, _) => other,
+        })
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> StorageResult<()> {
+        let value = if super::sealed::is_sealed(&key) {
+            match self.seal(&key, value) {
+                Ok(sealed) => sealed,
+                Err(e) => return Ok(Err(e)),
+            }
+        } else {
+            value
+        };
         Ok(self.storage.set(&key, value).map_err(guest_storage_error))
     }
 

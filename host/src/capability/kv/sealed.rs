@@ -1,0 +1,110 @@
+//! Values of `sealed/` keys, sealed with the host's master key at rest:
+//! XChaCha20-Poly1305 bound to (tenant, installation, `storage:` + key), so
+//! a value copied to another installation or key does not open. Stored as
+//! one version byte, the key id's length and bytes, the 24-byte nonce, then
+//! the ciphertext and tag.
+
+use crate::runtime::bindings::airlock::connector::storage::StorageError;
+use crate::secrets::{SealedSecret, SecretSlot};
+
+use super::KvCapability;
+
+/// Keys under this prefix have their values sealed.
+pub(super) const SEALED_PREFIX: &str = "sealed/";
+
+const FORMAT: u8 = 1;
+const NONCE: usize = 24;
+
+/// Whether `key`'s value is sealed.
+pub(super) fn is_sealed(key: &str) -> bool {
+    key.starts_with(SEALED_PREFIX)
+}
+
+fn no_keyring() -> StorageError {
+    StorageError::Unavailable(
+        "`sealed/` keys need the host's master key (--master-key-file), and this host has none"
+            .into(),
+    )
+}
+
+fn encode(sealed: &SealedSecret) -> Vec<u8> {
+    let mut out = vec![FORMAT, sealed.key_id.len() as u8];
+    out.extend_from_slice(sealed.key_id.as_bytes());
+    out.extend_from_slice(&sealed.nonce);
+    out.extend_from_slice(&sealed.ciphertext);
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<SealedSecret> {
+    let (&format, rest) = bytes.split_first()?;
+    let (&id_len, rest) = rest.split_first()?;
+    if format != FORMAT || rest.len() < usize::from(id_len) + NONCE {
+        return None;
+    }
+    let (id, rest) = rest.split_at(usize::from(id_len));
+    let (nonce, ciphertext) = rest.split_at(NONCE);
+    Some(SealedSecret {
+        key_id: String::from_utf8(id.to_vec()).ok()?,
+        nonce: nonce.to_vec(),
+        ciphertext: ciphertext.to_vec(),
+    })
+}
+
+impl KvCapability {
+    fn slot<'a>(&'a self, key: &'a str) -> (String, &'a str, &'a str) {
+        let scope = self.storage.scope();
+        (format!("storage:{key}"), &scope.tenant, &scope.installation)
+    }
+
+    /// `value` of `key`, sealed (it must be UTF-8 text: tokens are).
+    pub(super) fn seal(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+        let keyring = self.keyring.as_ref().ok_or_else(no_keyring)?;
+        let text = String::from_utf8(value).map_err(|_| {
+            StorageError::InvalidKey(format!("the value of `{key}` must be UTF-8 text to be sealed"))
+        })?;
+        let (slot_key, tenant, installation) = self.slot(key);
+        let slot = SecretSlot {
+            tenant,
+            installation,
+            key: &slot_key,
+        };
+        Ok(encode(&keyring.seal(slot, &text)))
+    }
+
+    /// The plaintext of `key`'s stored `value`.
+    pub(super) fn open(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, StorageError> {
+        let keyring = self.keyring.as_ref().ok_or_else(no_keyring)?;
+        let sealed = decode(value).ok_or_else(|| {
+            StorageError::Unavailable(format!("the stored value of `{key}` is not sealed"))
+        })?;
+        let (slot_key, tenant, installation) = self.slot(key);
+        let slot = SecretSlot {
+            tenant,
+            installation,
+            key: &slot_key,
+        };
+        keyring
+            .open(slot, &sealed)
+            .map(String::into_bytes)
+            .map_err(|e| StorageError::Unavailable(format!("`{key}` cannot be opened: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_form_round_trips_and_garbage_is_refused() {
+        let sealed = SealedSecret {
+            key_id: "k1".into(),
+            nonce: vec![7; NONCE],
+            ciphertext: vec![1, 2, 3],
+        };
+        assert_eq!(decode(&encode(&sealed)), Some(sealed));
+        assert_eq!(decode(b""), None);
+        assert_eq!(decode(&[FORMAT, 200, 1, 2]), None);
+        assert_eq!(decode(&[9, 0]), None);
+        assert!(is_sealed("sealed/token") && !is_sealed("token"));
+    }
+}
