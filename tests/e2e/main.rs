@@ -21,4 +21,5 @@ mod serve_cli;
 mod serve_faults;
 mod support;
 mod trust;
+mod xcart;
 mod xero;

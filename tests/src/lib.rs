@@ -9,6 +9,7 @@ pub mod fake_api;
 pub mod fake_store;
 pub mod identity;
 pub mod tls;
+pub mod xcart;
 pub mod xero;
 
 use std::path::PathBuf;

@@ -24,6 +24,8 @@
 
 use airlock_sdk::bindings::airlock::connector::records as wit;
 use airlock_sdk::{Failure, Outcome, Status, info, outcome, records, warn};
+use std::collections::BTreeSet;
+
 use serde_json::{Value, json};
 
 use crate::Run;
@@ -54,6 +56,19 @@ struct Tally {
     held: u32,
     remember: Vec<(String, Value)>,
     forget: Vec<String>,
+    /// The `aside/` and `held/` keys stored when the run began.
+    stored: BTreeSet<String>,
+}
+
+impl Tally {
+    /// Forgets the order's `aside/` and `held/` entries, if it has any.
+    fn forget_order(&mut self, xid: &str) {
+        for key in [format!("aside/{xid}"), format!("held/{xid}")] {
+            if self.stored.contains(&key) {
+                self.forget.push(key);
+            }
+        }
+    }
 }
 
 /// `import-orders`.
@@ -66,6 +81,8 @@ pub fn import(run: &Run) -> Result<Outcome, Failure> {
     };
     let mut t = Tally::default();
     let aside = state::all("aside/")?;
+    let held = state::all("held/")?;
+    t.stored = aside.iter().chain(&held).map(|(k, _)| k.clone()).collect();
     for (key, entry) in &aside {
         let id = key.trim_start_matches("aside/");
         if entry["next_check"].as_i64().unwrap_or(0) > now + 60 {
@@ -84,7 +101,6 @@ pub fn import(run: &Run) -> Result<Outcome, Failure> {
     }
     // Orders held for a person are looked at again every run: once the
     // config knows their shipping method they are imported.
-    let held = state::all("held/")?;
     for (key, _) in &held {
         let id = key.trim_start_matches("held/");
         match shop.get_one("order", id)? {
@@ -119,19 +135,19 @@ fn consider(run: &Run, order: &Value, t: &mut Tally) -> Result<(), Failure> {
     let xid = id_text(&order["order_id"]);
     let (aside, held) = (format!("aside/{xid}"), format!("held/{xid}"));
     if records::get("orders", &order_record_id(&rules.installation, order))?.is_some() {
-        t.forget.extend([aside, held]);
+        t.forget_order(&xid);
         return Ok(());
     }
     match mapping::decide(order, rules) {
         Decision::Import(body) => {
             put("orders", &body)?;
             t.imported += 1;
-            t.forget.extend([aside, held]);
+            t.forget_order(&xid);
         }
         Decision::Skip(why) => {
             info(&why);
             t.skipped.push(why);
-            t.forget.extend([aside, held]);
+            t.forget_order(&xid);
         }
         Decision::PendingPayment(why) => {
             info(&why);

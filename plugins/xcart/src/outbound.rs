@@ -30,13 +30,14 @@ struct Tally {
 }
 
 impl Tally {
-    fn message(&self, what: &str) -> String {
+    /// `3 {what}, 1 {skipped}, …`.
+    fn message(&self, what: &str, skipped: &str) -> String {
         let mut m = format!("{} {what}", self.sent);
         if self.already > 0 {
             m.push_str(&format!(", {} already in X-Cart", self.already));
         }
         if self.skipped > 0 {
-            m.push_str(&format!(", {} not for this shop", self.skipped));
+            m.push_str(&format!(", {} {skipped}", self.skipped));
         }
         if self.suppressed > 0 {
             m.push_str(&format!(
@@ -50,13 +51,13 @@ impl Tally {
         m
     }
 
-    fn outcome(&self, what: &str) -> Outcome {
+    fn outcome(&self, what: &str, skipped: &str) -> Outcome {
         let status = if self.sent > 0 {
             Status::Ok
         } else {
             Status::Info
         };
-        outcome(status, self.message(what), self.sent)
+        outcome(status, self.message(what, skipped), self.sent)
     }
 }
 
@@ -99,7 +100,10 @@ pub fn export_stock(run: &Run) -> Result<Outcome, Failure> {
             }
         }
     })?;
-    Ok(t.outcome("stock levels sent to X-Cart"))
+    Ok(t.outcome(
+        "stock levels sent to X-Cart",
+        "not sent (per location, or imported from X-Cart)",
+    ))
 }
 
 /// `shipping-confirmation`: each pending shipment of an order this
@@ -110,7 +114,7 @@ pub fn confirm_shipments(run: &Run) -> Result<Outcome, Failure> {
     records::walk("shipments", Feed::Pending, PAGE, |s| {
         confirm(run, &s, &mut t)
     })?;
-    Ok(t.outcome("shipments confirmed in X-Cart"))
+    Ok(t.outcome("shipments confirmed in X-Cart", "not for this shop"))
 }
 
 fn confirm(run: &Run, shipment: &Record, t: &mut Tally) -> Result<(), Failure> {
@@ -212,8 +216,12 @@ pub fn stock_check(run: &Run) -> Result<Outcome, Failure> {
     }
     let mut message = format!("{matched} SKUs match, {} differed", differ.len());
     if !differ.is_empty() {
-        message.push_str(&format!(": {}", t.message("corrected in X-Cart")));
-    } else if let Some(first) = t.unknown.first() {
+        message.push_str(&format!(": {} corrected in X-Cart", t.sent));
+    }
+    if t.suppressed > 0 {
+        message.push_str(&format!(", {} writes not sent (test mode)", t.suppressed));
+    }
+    if let Some(first) = t.unknown.first() {
         message.push_str(&format!("; {} unknown to X-Cart: {first}", t.unknown.len()));
     }
     let status = if t.sent > 0 { Status::Ok } else { Status::Info };
