@@ -424,6 +424,11 @@ fn respond(
 
 type Failed = (StatusCode, String);
 
+/// Whether an entity's numeric id is the `id` of a `_path`.
+fn same_id(value: &Value, id: &str) -> bool {
+    value.as_i64().is_some() && value.as_i64() == id.parse::<i64>().ok()
+}
+
 fn bad(message: impl Into<String>) -> Failed {
     (StatusCode::BAD_REQUEST, message.into())
 }
@@ -448,7 +453,7 @@ fn read(shop: &Shop, path: &str, query: &[(String, String)]) -> Result<Value, Fa
     if let Some(id) = id {
         return items
             .iter()
-            .find(|e| e[id_field].to_string() == id)
+            .find(|e| same_id(&e[id_field], id))
             .cloned()
             .ok_or((StatusCode::NOT_FOUND, format!("No {entity} {id}")));
     }
@@ -518,7 +523,7 @@ fn write(
             let order = shop
                 .orders
                 .iter_mut()
-                .find(|o| o["order_id"].to_string() == id)
+                .find(|o| same_id(&o["order_id"], id))
                 .ok_or((StatusCode::NOT_FOUND, format!("No order {id}")))?;
             for (field, value) in fields {
                 match field.as_str() {
@@ -549,7 +554,7 @@ fn write(
             let product = shop
                 .products
                 .iter_mut()
-                .find(|p| p["product_id"].to_string() == id)
+                .find(|p| same_id(&p["product_id"], id))
                 .ok_or((StatusCode::NOT_FOUND, format!("No product {id}")))?;
             for (field, value) in fields {
                 match field.as_str() {
