@@ -826,6 +826,96 @@ async fn a_run_killed_mid_way_and_retried_duplicates_nothing() {
     assert_eq!(site.shop.writes().len(), 6);
 }
 
+/// `serve` killed with SIGKILL while `import-products` waited for its
+/// second page: nothing of the run was kept, and the retried run writes
+/// each product once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_killed_mid_way_keeps_nothing_and_its_retry_writes_each_record_once() {
+    let site = Site::new(&[]).await;
+    site.shop.stall_reads_after(1);
+    let server = site.serve().await;
+    site.ok(&["run-now", "acme/xcart", "import-products"], false)
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while site
+        .shop
+        .seen()
+        .iter()
+        .filter(|s| s.path == "product")
+        .count()
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", server.output());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.signal("-KILL");
+    drop(server);
+    assert!(
+        site.records("products").await.is_empty(),
+        "a killed run keeps no record"
+    );
+    site.shop.unstall();
+    let server = site.serve().await;
+    tokio::task::block_in_place(|| server.wait_for(&["OK", "acme/xcart import-products"]));
+    let output = server.output();
+    assert!(output.contains("INTERRUPTED"), "{output}");
+    assert!(output.contains("60 new products imported"), "{output}");
+    drop(server);
+    site.outputs.lock().unwrap().push(output);
+    let versions = site.versions("products").await;
+    assert_eq!(versions.len(), 60);
+    site.run("import-products", "INFO").await;
+    assert_eq!(site.versions("products").await, versions);
+}
+
+/// Bad config gets a clear error naming the field, never a panic, and
+/// never the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_config_is_a_clear_error() {
+    let site = Site::new(&[]).await;
+    for (config, said) in [
+        ("currency=pounds", "config `currency` is `POUNDS`"),
+        (
+            "initial_lookback_days=-5",
+            "config `initial_lookback_days` is `-5`",
+        ),
+        (
+            "endpoint=https://shop.example.com/xcart?_key=x",
+            "config `endpoint` must be the shop's address",
+        ),
+    ] {
+        let mut args: Vec<String> = [
+            "run",
+            "plugins/xcart",
+            "--feed",
+            "import-orders",
+            "--tenant",
+            "acme",
+            "--installation",
+            "trial",
+            "--mode",
+            "live",
+            "--config",
+            &format!("endpoint=https://{SHOP_HOST}/xcart"),
+            "--config",
+            &format!("api_key={KEY}"),
+            "--config",
+            config,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(site.net.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = site.cli(&args, false).await;
+        let text = crate::cli::text(&out);
+        assert_eq!(out.status.code(), Some(4), "exit 4 = error: {text}");
+        assert!(text.contains(said), "{config}: {text}");
+        assert!(!text.contains("panicked"), "{text}");
+    }
+    site.assert_key_kept(&[]).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reauthorisation_takes_a_new_end_point_and_key_and_re_checks_them() {
     let site = Site::new(&[]).await;

@@ -31,7 +31,8 @@
 //! products `product_id`, `sku`, `name`, `description`, `price`, `amount`
 //! (stock), `enabled`, `updateDate`, and `images[]` (`url`) on a single
 //! product only. Every request is recorded (without `_key`), and every
-//! write it applied.
+//! write it applied. It can stop answering after N writes (the write is
+//! applied) or N reads, to stand in for a host killed mid-run.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -91,6 +92,8 @@ struct Shop {
     seen: Vec<Seen>,
     writes: Vec<Write>,
     stall_after: Option<usize>,
+    reads: usize,
+    stall_reads_after: Option<usize>,
 }
 
 /// A running fake shop.
@@ -268,9 +271,16 @@ impl FakeXCart {
         let mut shop = self.shop();
         shop.stall_after = Some(shop.writes.len() + writes);
     }
-    /// Lets writes be answered again.
+    /// After `reads` more reads, the next ones are never answered.
+    pub fn stall_reads_after(&self, reads: usize) {
+        let mut shop = self.shop();
+        shop.stall_reads_after = Some(shop.reads + reads);
+    }
+    /// Lets writes and reads be answered again.
     pub fn unstall(&self) {
-        self.shop().stall_after = None;
+        let mut shop = self.shop();
+        shop.stall_after = None;
+        shop.stall_reads_after = None;
     }
     /// The orders as they are now.
     pub fn orders(&self) -> Vec<Value> {
@@ -294,6 +304,7 @@ impl FakeXCart {
         shop.seen.clear();
         shop.writes.clear();
         shop.stall_after = None;
+        shop.stall_reads_after = None;
     }
 }
 
@@ -412,8 +423,10 @@ fn respond(
                 Err((status, message)) => (error(status, &message), status.as_u16(), false),
             }
         } else {
+            shop.reads += 1;
+            let stall = shop.stall_reads_after.is_some_and(|n| shop.reads > n);
             match read(&shop, &path, &query) {
-                Ok(answer) => (axum::Json(answer).into_response(), 200, false),
+                Ok(answer) => (axum::Json(answer).into_response(), 200, stall),
                 Err((status, message)) => (error(status, &message), status.as_u16(), false),
             }
         };
