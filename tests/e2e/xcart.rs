@@ -868,6 +868,27 @@ async fn an_import_killed_mid_way_keeps_nothing_and_its_retry_writes_each_record
     assert_eq!(site.versions("products").await, versions);
 }
 
+/// A shop in maintenance (503 with `Retry-After`) or failing (500):
+/// the run ends `retry` (after the shop's delay when it gives one) and
+/// keeps nothing; the next run imports.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shop_that_is_down_is_retried_later() {
+    let site = Site::new(&[]).await;
+    site.shop.inject(&[(503, Some(120))]);
+    let (code, out) = site.run_at("import-orders", "live", 0).await;
+    assert_eq!(code, Some(3), "exit 3 = retry:\n{out}");
+    assert!(out.contains("X-Cart answered 503"), "{out}");
+    assert!(out.contains("retry after 120s"), "{out}");
+    site.shop.inject(&[(500, None)]);
+    let (code, out) = site.run_at("import-products", "live", 0).await;
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("X-Cart answered 500"), "{out}");
+    assert!(site.records("orders").await.is_empty());
+    assert!(site.records("products").await.is_empty());
+    site.run("import-orders", "OK").await;
+    assert_eq!(site.records("orders").await.len(), 26);
+}
+
 /// Bad config gets a clear error naming the field, never a panic, and
 /// never the key.
 #[tokio::test(flavor = "multi_thread")]

@@ -94,6 +94,7 @@ struct Shop {
     stall_after: Option<usize>,
     reads: usize,
     stall_reads_after: Option<usize>,
+    inject: Vec<(u16, Option<u32>)>,
 }
 
 /// A running fake shop.
@@ -271,6 +272,12 @@ impl FakeXCart {
         let mut shop = self.shop();
         shop.stall_after = Some(shop.writes.len() + writes);
     }
+    /// The next API calls (with a right key) answer these statuses, with
+    /// `Retry-After` seconds when given, instead of being served: a shop
+    /// in maintenance or overloaded.
+    pub fn inject(&self, answers: &[(u16, Option<u32>)]) {
+        self.shop().inject.extend(answers.iter().rev());
+    }
     /// After `reads` more reads, the next ones are never answered.
     pub fn stall_reads_after(&self, reads: usize) {
         let mut shop = self.shop();
@@ -388,6 +395,16 @@ fn respond(
             )
         } else if !key_ok && !read_only {
             (error(StatusCode::FORBIDDEN, "Access denied"), 403, false)
+        } else if let Some((status, after)) = shop.inject.pop() {
+            let mut r = error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "Service temporarily unavailable",
+            );
+            if let Some(after) = after {
+                r.headers_mut()
+                    .insert("retry-after", after.to_string().parse().unwrap());
+            }
+            (r, status, false)
         } else if writes && read_only {
             (
                 error(StatusCode::FORBIDDEN, "The read-only key cannot write"),
