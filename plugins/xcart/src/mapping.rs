@@ -254,6 +254,107 @@ fn on_shipping(s: &Value) -> bool {
     text(s, "code").to_ascii_uppercase().starts_with("SHIPPING")
 }
 
+/// The order's customer: its login email and billing name.
+fn customer(order: &Value) -> Result<Value, String> {
+    let billing = &order["billingAddress"];
+    let email = text(&order["profile"], "login").trim().to_string();
+    if !email.contains('@') {
+        return Err("no customer email".into());
+    }
+    let name = format!(
+        "{} {}",
+        text(billing, "firstname"),
+        text(billing, "lastname")
+    );
+    let name = match name.trim() {
+        "" => email.clone(),
+        n => n.to_string(),
+    };
+    let mut customer = json!({ "email": email, "name": name });
+    for (to, from) in [("first_name", "firstname"), ("last_name", "lastname")] {
+        if !text(billing, from).is_empty() {
+            customer[to] = json!(text(billing, from));
+        }
+    }
+    Ok(customer)
+}
+
+/// The order's lines from its items (at least one).
+fn lines(order: &Value) -> Result<Vec<Value>, String> {
+    let mut lines = Vec::new();
+    for (i, item) in order["items"].as_array().into_iter().flatten().enumerate() {
+        let n = i + 1;
+        let description = match (text(item, "name"), text(item, "sku")) {
+            ("", "") => return Err(format!("line {n}: no name or sku")),
+            ("", sku) => sku,
+            (name, _) => name,
+        };
+        let mut line = json!({
+            "id": match id_text(&item["item_id"]).as_str() { "" => n.to_string(), id => id.to_string() },
+            "sku": text(item, "sku"),
+            "description": description,
+            "quantity": item["amount"].as_u64().ok_or(format!("line {n}: no quantity"))?,
+            "unit_price": money(&item["price"]).ok_or(format!("line {n}: no price"))?,
+        });
+        if let Some(total) = money(&item["total"]) {
+            line["total"] = json!(total);
+        }
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        return Err("no lines".into());
+    }
+    Ok(lines)
+}
+
+/// The order's totals, with shipping and tax as the rules say; and
+/// whether its prices include X-Cart's tax (None: X-Cart's tax not used).
+fn totals(order: &Value, rules: &Rules) -> Result<(Value, Option<bool>), String> {
+    let named = |s: &&Value| text(s, "name") == rules.shipping_surcharge_name;
+    let others: Vec<&str> = surcharges(order, "shipping")
+        .filter(|s| !named(s))
+        .map(|s| text(s, "name"))
+        .collect();
+    if !others.is_empty() {
+        return Err(format!(
+            "a shipping surcharge named `{}`, not `{}` as config `shipping_surcharge_name` says",
+            others.join("`, `"),
+            rules.shipping_surcharge_name
+        ));
+    }
+    let shipping = sum(surcharges(order, "shipping")
+        .filter(named)
+        .map(|s| number(&s["value"])));
+    let taxes = |on: bool| {
+        sum(surcharges(order, "tax")
+            .filter(|s| on_shipping(s) == on)
+            .map(|s| number(&s["value"])))
+    };
+    let (goods_tax, shipping_tax) = (taxes(false), taxes(true));
+    let with_shipping_tax = rules.use_xcart_tax_for_shipping;
+    let amount = |x: f64| money(&json!(x)).unwrap_or_else(|| "0".into());
+    let mut totals = json!({
+        "total": money(&order["total"]).ok_or("no total")?,
+        "shipping": amount(if with_shipping_tax { shipping + shipping_tax } else { shipping }),
+    });
+    if let Some(subtotal) = money(&order["subtotal"]) {
+        totals["subtotal"] = json!(subtotal);
+    }
+    if !rules.use_xcart_tax {
+        return Ok((totals, None));
+    }
+    let tax = if with_shipping_tax {
+        goods_tax + shipping_tax
+    } else {
+        goods_tax
+    };
+    totals["tax"] = json!(amount(tax));
+    let included = surcharges(order, "tax")
+        .filter(|s| !on_shipping(s))
+        .any(|s| s["include"] == true);
+    Ok((totals, Some(included)))
+}
+
 /// The `orders` body of a paid X-Cart order.
 pub fn order_body(order: &Value, rules: &Rules) -> Result<Value, String> {
     let order_no = order_number(order);
@@ -268,76 +369,11 @@ pub fn order_body(order: &Value, rules: &Rules) -> Result<Value, String> {
     if currency.len() != 3 {
         return Err("no currency".into());
     }
-    let billing = &order["billingAddress"];
-    let email = text(&order["profile"], "login").trim().to_string();
-    if !email.contains('@') {
-        return Err("no customer email".into());
-    }
-    let name = format!(
-        "{} {}",
-        text(billing, "firstname"),
-        text(billing, "lastname")
-    )
-    .trim()
-    .to_string();
-    let mut customer =
-        json!({ "email": email, "name": if name.is_empty() { email.clone() } else { name } });
-    for (to, from) in [("first_name", "firstname"), ("last_name", "lastname")] {
-        if !text(billing, from).is_empty() {
-            customer[to] = json!(text(billing, from));
-        }
-    }
-    let mut lines = Vec::new();
-    for (i, item) in order["items"].as_array().into_iter().flatten().enumerate() {
-        let mut line = json!({
-            "id": match id_text(&item["item_id"]).as_str() { "" => (i + 1).to_string(), id => id.to_string() },
-            "sku": text(item, "sku"),
-            "description": match text(item, "name") { "" => text(item, "sku"), n => n },
-            "quantity": item["amount"].as_u64().ok_or(format!("line {}: no quantity", i + 1))?,
-            "unit_price": money(&item["price"]).ok_or(format!("line {}: no price", i + 1))?,
-        });
-        if let Some(total) = money(&item["total"]) {
-            line["total"] = json!(total);
-        }
-        if line["description"] == "" {
-            return Err(format!("line {}: no name or sku", i + 1));
-        }
-        lines.push(line);
-    }
-    if lines.is_empty() {
-        return Err("no lines".into());
-    }
-    let shipping_net = sum(surcharges(order, "shipping")
-        .filter(|s| text(s, "name") == rules.shipping_surcharge_name)
-        .map(|s| number(&s["value"])));
-    let other_shipping: Vec<&str> = surcharges(order, "shipping")
-        .filter(|s| text(s, "name") != rules.shipping_surcharge_name)
-        .map(|s| text(s, "name"))
-        .collect();
-    if !other_shipping.is_empty() {
-        return Err(format!(
-            "a shipping surcharge named `{}`, not `{}` as config `shipping_surcharge_name` says",
-            other_shipping.join("`, `"),
-            rules.shipping_surcharge_name
-        ));
-    }
-    let shipping_tax = sum(surcharges(order, "tax")
-        .filter(|s| on_shipping(s))
-        .map(|s| number(&s["value"])));
-    let goods_tax = sum(surcharges(order, "tax")
-        .filter(|s| !on_shipping(s))
-        .map(|s| number(&s["value"])));
+    let (totals, prices_include_tax) = totals(order, rules)?;
     let (status, paid) = statuses(
         &code(&order["paymentStatus"]),
         &code(&order["shippingStatus"]),
     );
-    let mut totals = json!({
-        "total": money(&order["total"]).ok_or("no total")?,
-        "shipping": money(&json!(if rules.use_xcart_tax_for_shipping { shipping_net + shipping_tax } else { shipping_net })).unwrap_or_else(|| "0".into()),
-    });
-    if let Some(subtotal) = money(&order["subtotal"]) {
-        totals["subtotal"] = json!(subtotal);
-    }
     let mut body = json!({
         "id": order_record_id(&rules.installation, order),
         "number": order_no,
@@ -347,26 +383,16 @@ pub fn order_body(order: &Value, rules: &Rules) -> Result<Value, String> {
         "channel_order_ref": order_no,
         "placed_at": placed_at,
         "currency": currency,
-        "customer": customer,
+        "customer": customer(order)?,
         "shipping_method": text(order, "shipping_method_name"),
-        "lines": lines,
+        "lines": lines(order)?,
         "totals": totals,
         "shipping_includes_tax": rules.use_xcart_tax_for_shipping,
         "xcart_order_id": id_text(&order["order_id"]),
         "xcart_installation": rules.installation,
     });
-    if rules.use_xcart_tax {
-        let tax = if rules.use_xcart_tax_for_shipping {
-            goods_tax + shipping_tax
-        } else {
-            goods_tax
-        };
-        body["totals"]["tax"] = json!(money(&json!(tax)).unwrap_or_else(|| "0".into()));
-        body["prices_include_tax"] = json!(
-            surcharges(order, "tax")
-                .filter(|s| !on_shipping(s))
-                .any(|s| s["include"] == true)
-        );
+    if let Some(included) = prices_include_tax {
+        body["prices_include_tax"] = json!(included);
     }
     if let Some(updated) = time(&order["lastRenewDate"]) {
         body["updated_at"] = json!(updated);
