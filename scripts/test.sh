@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 scripts/build-plugins.sh
 # The guest SDK's and connectors' pure logic, natively (their own workspace).
 cargo test --manifest-path plugins/Cargo.toml --locked --quiet \
-  --target-dir "${HOME:-/tmp}/.cache/airlock/plugins-clippy" -p airlock-sdk -p salesmanago -p xero -p ebay
+  --target-dir "${HOME:-/tmp}/.cache/airlock/plugins-clippy" -p airlock-sdk -p salesmanago -p xero -p ebay -p xcart
 
 echo "== Python connectors and SDK (python3 -m unittest)"
 for tests in plugins/*/tests; do

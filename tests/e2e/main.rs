@@ -26,4 +26,5 @@ mod serve_faults;
 mod support;
 mod trust;
 mod webhooks;
+mod xcart;
 mod xero;

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod instagram;
 pub mod salesmanago;
 pub mod tls;
+pub mod xcart;
 pub mod xero;
 
 use std::path::PathBuf;
