@@ -19,6 +19,7 @@ mod runtime;
 mod sandbox;
 mod serve_cli;
 mod serve_faults;
+mod staingard;
 mod storefeeder;
 mod support;
 mod trust;

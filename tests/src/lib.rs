@@ -8,6 +8,7 @@ pub mod differential;
 pub mod fake_api;
 pub mod fake_store;
 pub mod identity;
+pub mod staingard;
 pub mod storefeeder;
 pub mod tls;
 pub mod xero;
