@@ -16,8 +16,9 @@ as Staingard answers:
 Annotations and acknowledgements commit only with a run that ends ok/info,
 so `settle` re-applies, at the end of every run and after its last
 checkpoint, what storage says: the note with the warranty number (once),
-the flag, the acknowledgement; then moves `submitted/` to `done/`, in the
-same commit.
+the flag, the acknowledgement; then forgets `submitted/`, in the same
+commit: from then on the order's annotations (its external reference) are
+what says it was submitted, so storage does not grow with every order.
 """
 
 import json
@@ -122,10 +123,9 @@ def settle(tally):
         order_id = key[len("submitted/"):]
         entry = sdk.load_json(key)
         record = sdk.get_record("orders", order_id)
-        if record is not None:
+        if record is not None:  # a deleted order keeps no annotations
             _note(order_id, entry["warranty"])
             sdk.acknowledge(record)
-        sdk.save_json(f"done/{order_id}", entry)
         sdk.forget(key)
     for key in list(sdk.stored_keys("failed/")):
         order_id = key[len("failed/"):]
@@ -170,7 +170,7 @@ def submit_pending(staingard, settings, tally, live):
         if verdict == mapping.LATER:
             tally.later += 1  # stays pending: looked at again when it changes
             continue
-        if sdk.load_json(f"done/{record.id}") or sdk.load_json(f"submitted/{record.id}"):
+        if sdk.load_json(f"submitted/{record.id}") or sdk.annotations("orders", record.id).external_ref:
             sdk.acknowledge(record)  # no update exists: a change is not sent
             tally.before += 1
             continue

@@ -11,10 +11,13 @@ writes and acknowledgements commit with the run:
   an order marked downloaded is never lost; records are keyed by order
   number, so nothing is imported twice.
 - `despatches`: a batch's shipments are stored as `despatching/{id}` and
-  checkpointed before the call, and `despatched/{id}` after it. A run
-  killed in between finds `despatching/` next time and asks StoreFeeder
-  for the order (`GET /orders/{n}`): one already despatched is not sent
-  again.
+  checkpointed before the call, and each order despatched as
+  `despatched-order/{n}` after it. A run killed in between finds
+  `despatching/` next time and asks StoreFeeder for the order
+  (`GET /orders/{n}`): one already despatched is not sent again. At the
+  end of a run (after its last checkpoint) `despatched-order/` becomes a
+  note on the order (`DESPATCHED_NOTE`), committed with the run, so
+  storage does not grow with every order.
 - `listings`: stock and prices are absolute; what was sent is remembered
   per SKU (`stock/`, `price/`) and checkpointed per call, so a retry sends
   only what StoreFeeder does not have yet, and a second run sends nothing.
@@ -25,6 +28,8 @@ import mapping
 from client import BATCH
 
 PAGE = 200
+#: The note on an order despatched at StoreFeeder.
+DESPATCHED_NOTE = "despatched at StoreFeeder"
 
 
 class Tally:
@@ -116,8 +121,7 @@ def import_orders(sf, tally):
 
 
 def _finish_despatch(shipment, number, tally):
-    sdk.save_json(f"despatched/{shipment.id}", {"order": number})
-    sdk.save_json(f"despatched-order/{number}", shipment.id)
+    sdk.save_json(f"despatched-order/{number}", shipment.body["order_id"])
     sdk.forget(f"despatching/{shipment.id}")
     sdk.acknowledge(shipment)
     tally.despatched += 1
@@ -160,7 +164,7 @@ def pending_despatches(tally):
             sdk.acknowledge(shipment)
             tally.not_ours += 1
             continue
-        if number in numbers or sdk.load_json(f"despatched-order/{number}") is not None:
+        if number in numbers or _despatched(order.id, number):
             # StoreFeeder despatches an order once: a second shipment of it
             # has nothing to add there.
             sdk.acknowledge(shipment)
@@ -171,9 +175,27 @@ def pending_despatches(tally):
     return out
 
 
+def _despatched(order_id, number):
+    """Whether StoreFeeder order `number` was despatched by this installation."""
+    if sdk.load_json(f"despatched-order/{number}") is not None:
+        return True
+    return DESPATCHED_NOTE in sdk.annotations("orders", order_id).notes
+
+
+def settle_despatches():
+    """Turns `despatched-order/` into notes on the orders; call after the
+    run's last checkpoint (both commit with the run, or neither)."""
+    for key in list(sdk.stored_keys("despatched-order/")):
+        order_id = sdk.load_json(key)
+        if DESPATCHED_NOTE not in sdk.annotations("orders", order_id).notes:
+            sdk.annotate_note("orders", order_id, DESPATCHED_NOTE)
+        sdk.forget(key)
+
+
 def push_despatches(sf, tally):
     for batch in chunks(pending_despatches(tally)):
         _send_despatches(sf, batch, tally)
+    settle_despatches()
 
 
 # ---------------------------------------------------------------- listings

@@ -423,6 +423,11 @@ async fn despatches_and_listings_push_once_to_existing_listings_only() {
         shop.records("shipments", true).await.is_empty(),
         "every shipment acknowledged"
     );
+    let shown = shop.record("orders", "storefeeder-5070").await;
+    assert!(
+        shown.contains("note          despatched at StoreFeeder"),
+        "{shown}"
+    );
 
     // Stock (absolute, the shop's totals) and prices, to listed SKUs only.
     let listed = shop.sf.skus();
