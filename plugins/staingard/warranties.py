@@ -142,6 +142,8 @@ def _submit(staingard, settings, record, tally):
     try:
         warranty, reused = staingard.submit(mapping.submission(order, settings.retailer_id))
     except sdk.HttpFailure as exc:
+        if exc.status is None:
+            raise  # not sent (egress refused…): the run's failure, not the order's
         reason = str(exc)
         sdk.save_json(f"failed/{record.id}", {"reason": reason, "version": record.version})
         sdk.checkpoint()
