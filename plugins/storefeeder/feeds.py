@@ -261,7 +261,13 @@ def push_prices(sf, settings, catalogue, tally):
         tally.prices += 1
 
 
+def _has_pending(collection):
+    return bool(next(sdk.iter_pages(collection, pending=True, page_size=1), []))
+
+
 def push_listings(sf, settings, tally):
+    if not (_has_pending("stock") or _has_pending("products")):
+        return  # StoreFeeder's catalogue is read only when there is something to send
     catalogue = sf.products()
     sdk.info(f"StoreFeeder lists {len(catalogue)} products")
     push_stock(sf, settings, catalogue, tally)

@@ -478,6 +478,19 @@ async fn despatches_and_listings_push_once_to_existing_listings_only() {
     let out2 = shop.run_ok("listings").await;
     assert!(out2.contains("outcome: INFO"), "{out2}");
     assert_eq!(shop.sf.writes().len(), writes, "second runs change nothing");
+    let catalogue_reads = |sf: &FakeStoreFeeder| {
+        sf.seen()
+            .iter()
+            .filter(|s| s.path == "/products" && s.method == "GET")
+            .count()
+    };
+    let reads = catalogue_reads(&shop.sf);
+    shop.run_ok("listings").await;
+    assert_eq!(
+        catalogue_reads(&shop.sf),
+        reads,
+        "nothing pending: the catalogue is not read"
+    );
     shop.assert_no_secret_anywhere(&format!("{out}{out2}"))
         .await;
 }
