@@ -17,6 +17,9 @@ does `import airlock_sdk as sdk`. Docs: `docs/sdk.md`.
   answer: 429, 500, 502, 503, 504 and network failures raise `RetryLater`
   (with the `Retry-After` seconds when given), other 4xx and refusals raise
   `HttpFailure`.
+- Storage and record writes: `load_json`/`save_json`/`forget`/`stored_keys`
+  and `checkpoint` over the installation's private storage; `put_record`,
+  `annotations` and `annotate` for the tenant's records.
 - Logging and outcomes: `debug`/`info`/`warn`/`error`, and `ok`, `info_outcome`,
   `retry`, `fail` to build the `Outcome` a feed returns; `outcome_for` maps
   the errors above to one.
@@ -30,6 +33,7 @@ from wit_world.imports import config as _config
 from wit_world.imports import http as _http
 from wit_world.imports import log as _log
 from wit_world.imports import records as _records
+from wit_world.imports import storage as _storage
 from wit_world.imports import types as _types
 
 #: The size of the chunks an `ArtifactWriter` appends, in bytes.
@@ -383,3 +387,77 @@ def request_json(method, url, payload=None, headers=(), timeout_ms=None):
         headers.append(("content-type", "application/json"))
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
     return classify(send(method, url, headers, body, timeout_ms))
+
+
+# ---------------------------------------------------------------- storage
+
+
+def load_json(key, default=None):
+    """The JSON value stored under `key` in the installation's private
+    storage (this run's writes included), or `default`."""
+    raw = _host_call("storage", _storage.get, key)
+    return default if raw is None else json.loads(raw)
+
+
+def save_json(key, value):
+    """Stores `value` as JSON under `key`: kept if the run ends ok/info, or
+    at once by `checkpoint`."""
+    data = json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    _host_call("storage", _storage.set, key, data)
+
+
+def forget(key):
+    """Removes `key` (a missing key is not an error)."""
+    _host_call("storage", _storage.delete, key)
+
+
+def stored_keys(prefix, page_size=500):
+    """Every stored key starting with `prefix`, in byte order."""
+    cursor = None
+    while True:
+        page = _host_call("storage", _storage.list_keys, prefix, cursor, page_size)
+        yield from page.keys
+        cursor = page.next_cursor
+        if cursor is None:
+            return
+
+
+def checkpoint():
+    """Commits the run's storage writes so far (not its record changes):
+    what must be remembered even if the run is killed next."""
+    _host_call("storage", _storage.checkpoint)
+
+
+# ---------------------------------------------------------------- record writes and annotations
+
+
+def put_record(collection, id, body):
+    """Creates or replaces a record; `body` (a dict) is sent as compact JSON
+    and checked against the collection's schema at once (`HostError`
+    `invalid` names the field)."""
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    _host_call("records", _records.put, collection, id, text)
+
+
+def annotations(collection, id):
+    """This installation's annotations on a record: `external_ref`, `notes`
+    (oldest first) and `flag`, as this run left them."""
+    return _host_call("records", _records.annotations, collection, id)
+
+
+def annotate_note(collection, id, note):
+    """Appends a note to this installation's annotations on the record."""
+    change = _records.AnnotationChange_Note(note)
+    _host_call("records", _records.annotate, collection, id, change)
+
+
+def annotate_flag(collection, id, flag):
+    """Sets (None: clears) this installation's flag on the record."""
+    change = _records.AnnotationChange_Flag(flag)
+    _host_call("records", _records.annotate, collection, id, change)
+
+
+def annotate_external_ref(collection, id, ref):
+    """Sets (None: clears) the record's reference at the third party."""
+    change = _records.AnnotationChange_ExternalRef(ref)
+    _host_call("records", _records.annotate, collection, id, change)

@@ -23,6 +23,8 @@ mod salesmanago;
 mod sandbox;
 mod serve_cli;
 mod serve_faults;
+mod staingard;
+mod storefeeder;
 mod support;
 mod trust;
 mod webhooks;

@@ -11,6 +11,8 @@ pub mod fake_store;
 pub mod identity;
 pub mod instagram;
 pub mod salesmanago;
+pub mod staingard;
+pub mod storefeeder;
 pub mod tls;
 pub mod xcart;
 pub mod xero;

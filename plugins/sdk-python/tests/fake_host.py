@@ -134,6 +134,23 @@ RECORDS_ERRORS = _variants(
 ARTIFACT_ERRORS = _variants(
     "ArtifactError", ["InvalidName", "InvalidArgument", "QuotaExceeded", "NotAllowed", "Unavailable"]
 )
+STORAGE_ERRORS = _variants("StorageError", ["InvalidKey", "QuotaExceeded", "Unavailable"])
+ANNOTATION_CHANGES = _variants("AnnotationChange", ["ExternalRef", "Note", "Flag"])
+
+
+@dataclass
+class RecordAnnotations:
+    external_ref: Optional[str]
+    notes: list
+    flag: Optional[str]
+
+
+@dataclass
+class KeyPage:
+    keys: list
+    next_cursor: Optional[str]
+
+
 HTTP_ERRORS = _variants(
     "HttpError",
     ["Denied", "SuppressedInTestMode", "InvalidRequest", "Timeout", "ConnectionFailed", "ResponseTooLarge"],
@@ -160,6 +177,12 @@ class FakeHost:
         self.page_calls = 0
         self.max_page = 1000
         self.fail_with = None  # a records error case name to raise
+        self.storage = {}  # key -> bytes (the run's view)
+        self.checkpointed = {}  # what the last checkpoint committed
+        self.checkpoints = 0
+        self.puts = []  # (collection, id, body text) written by the guest
+        self.acked = {}  # (collection, id) -> version
+        self.notes = {}  # (collection, id) -> RecordAnnotations
 
     # -- set-up
     def add(self, collection, body, updated_at=1_700_000_000, deleted=False):
@@ -205,6 +228,37 @@ class FakeHost:
     def _get(self, collection, id):
         record = self.collections.get(collection, {}).get(id)
         return None if record is None or record.body is None else record
+
+    def _put(self, collection, id, body):
+        import json
+
+        self.puts.append((collection, id, body))
+        rows = self.collections.setdefault(collection, {})
+        rows[id] = Record(collection, id, 0, 1_700_000_000, "guest", body)
+        json.loads(body)
+
+    def _annotations(self, collection, id):
+        return self.notes.setdefault((collection, id), RecordAnnotations(None, [], None))
+
+    def _annotate(self, collection, id, change):
+        notes = self._annotations(collection, id)
+        kind = type(change).__name__.split("_", 1)[1]
+        if kind == "Note":
+            notes.notes.append(change.value)
+        elif kind == "Flag":
+            notes.flag = change.value
+        else:
+            notes.external_ref = change.value
+
+    # -- storage
+    def _list_keys(self, prefix, cursor, limit):
+        keys = sorted(k for k in self.storage if k.startswith(prefix) and (cursor is None or k > cursor))
+        page = keys[: max(1, limit)]
+        return KeyPage(page, page[-1] if len(keys) > len(page) else None)
+
+    def _checkpoint(self):
+        self.checkpoints += 1
+        self.checkpointed = dict(self.storage)
 
     # -- artifacts
     def _begin(self, name, content_type):
@@ -272,8 +326,22 @@ def _install_modules(state):
             changes=lambda c, cur, lim: h()._page(c, cur, lim),
             pending=lambda c, cur, lim: h()._page(c, cur, lim),
             get=lambda c, i: h()._get(c, i),
-            acknowledge=lambda c, i, v: None,
+            acknowledge=lambda c, i, v: h().acked.__setitem__((c, i), v),
+            put=lambda c, i, b: h()._put(c, i, b),
+            annotations=lambda c, i: h()._annotations(c, i),
+            annotate=lambda c, i, ch: h()._annotate(c, i, ch),
+            RecordAnnotations=RecordAnnotations,
+            **ANNOTATION_CHANGES,
             **RECORDS_ERRORS,
+        ),
+        "storage": dict(
+            get=lambda k: h().storage.get(k),
+            set=lambda k, v: h().storage.__setitem__(k, bytes(v)),
+            delete=lambda k: h().storage.pop(k, None) and None,
+            list_keys=lambda p, c, n: h()._list_keys(p, c, n),
+            checkpoint=lambda: h()._checkpoint(),
+            KeyPage=KeyPage,
+            **STORAGE_ERRORS,
         ),
         "artifacts": dict(
             begin=lambda n, t: h()._begin(n, t),

@@ -145,6 +145,34 @@ class HttpTest(unittest.TestCase):
             self.assertEqual(sdk.retry_after_seconds(value), expected, value)
 
 
+class StorageAndAnnotationsTest(unittest.TestCase):
+    def setUp(self):
+        self.host = fake_host.install()
+
+    def test_json_values_round_trip_and_checkpoint(self):
+        sdk.save_json("sent/a", {"n": 1})
+        sdk.save_json("sent/b", [1, "é"])
+        sdk.save_json("other", 3)
+        self.assertEqual(sdk.load_json("sent/a"), {"n": 1})
+        self.assertEqual(sdk.load_json("missing", "default"), "default")
+        self.assertEqual(list(sdk.stored_keys("sent/", page_size=1)), ["sent/a", "sent/b"])
+        sdk.checkpoint()
+        sdk.forget("sent/a")
+        self.assertIsNone(sdk.load_json("sent/a"))
+        self.assertIn("sent/a", self.host.checkpointed)
+
+    def test_put_and_annotate(self):
+        sdk.put_record("orders", "o1", {"id": "o1", "note": "café"})
+        self.assertEqual(self.host.puts, [("orders", "o1", '{"id":"o1","note":"café"}')])
+        sdk.annotate_note("orders", "o1", "W-1")
+        sdk.annotate_flag("orders", "o1", "awaiting-action")
+        sdk.annotate_external_ref("orders", "o1", "ext")
+        notes = sdk.annotations("orders", "o1")
+        self.assertEqual((notes.notes, notes.flag, notes.external_ref), (["W-1"], "awaiting-action", "ext"))
+        sdk.annotate_flag("orders", "o1", None)
+        self.assertIsNone(sdk.annotations("orders", "o1").flag)
+
+
 class OutcomeTest(unittest.TestCase):
     def test_outcomes(self):
         self.assertEqual(sdk.ok("done", 3).items, 3)
