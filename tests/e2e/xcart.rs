@@ -110,7 +110,7 @@ impl Site {
         .collect();
         for feed in FEEDS {
             install.push("--schedule".into());
-            install.push(format!("{feed}=0 0 0 1 1 * 1970"));
+            install.push(format!("{feed}=manual"));
         }
         for c in extra {
             install.push("--config".into());
@@ -1056,7 +1056,7 @@ async fn import_stock_is_manual_only() {
     let out = run(base);
     assert!(out.status.success(), "{}", crate::cli::text(&out));
     // `serve` plans every schedule: each feed gets its next fire but
-    // import-stock, which has none, and it never runs.
+    // import-stock, which is `manual`, and it never runs.
     let mut args: Vec<String> = crate::serve_cli::QUICK_SERVE
         .iter()
         .map(|s| s.to_string())
@@ -1086,8 +1086,9 @@ async fn import_stock_is_manual_only() {
     };
     assert!(line(&list, "stock-check").contains("next "), "{list}");
     assert!(
-        !line(&list, "import-stock").contains("next "),
-        "no next fire:\n{list}"
+        line(&list, "import-stock").contains("manual")
+            && line(&list, "import-stock").contains("when asked (airlock run-now)"),
+        "shown as manual, with no next fire:\n{list}"
     );
     let (_, output) = server.stop();
     assert!(!output.contains("import-stock"), "{output}");

@@ -302,6 +302,7 @@ pub async fn list(args: ListArgs) -> anyhow::Result<u8> {
         }
         for s in store.schedules(&row.tenant, &row.id).await? {
             let next = match s.next_fire_at {
+                _ if s.cron == airlock::scheduler::MANUAL => "when asked (airlock run-now)".into(),
                 Some(t) => format!("next {}", show_time(t)),
                 None => "not planned yet".into(),
             };

@@ -16,8 +16,8 @@ use sha2::{Digest as _, Sha256};
 pub(crate) use schema::is_slug;
 pub use schema::{
     ClientAuth, ConfigField, ConfigType, DataSection, Direction, EgressEntry, EgressSection, Feed,
-    Limits, MAX_WEBHOOK_BODY_KB, Manifest, OAuthGrant, OAuthSection, PluginSection, Webhook,
-    WebhookSignature,
+    Limits, MANUAL_SCHEDULE, MAX_WEBHOOK_BODY_KB, Manifest, OAuthGrant, OAuthSection,
+    PluginSection, Webhook, WebhookSignature,
 };
 
 /// The manifest's file name inside a plugin directory.

@@ -231,6 +231,10 @@ pub enum Direction {
     Outbound,
 }
 
+/// The schedule of a feed that runs only when asked (`airlock run-now`, a
+/// trial `airlock run`), never on a clock: X-Cart's stock import at setup.
+pub const MANUAL_SCHEDULE: &str = "manual";
+
 /// `[[feeds]]`: one named job.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -240,7 +244,8 @@ pub struct Feed {
     /// Inbound or outbound.
     pub direction: Direction,
     /// Default cron schedule, with seconds: `sec min hour day-of-month month
-    /// day-of-week [year]`, e.g. `0 0 * * * *` for hourly.
+    /// day-of-week [year]`, e.g. `0 0 * * * *` for hourly; or `manual` for a
+    /// feed run only when asked (`airlock run-now`).
     pub schedule: String,
     /// One line for operators.
     #[serde(default)]
@@ -773,6 +778,9 @@ impl Feed {
                     self.name
                 ),
             ));
+        }
+        if self.schedule == MANUAL_SCHEDULE {
+            return Ok(());
         }
         cron::Schedule::from_str(&self.schedule).map_err(|e| {
             invalid(

@@ -404,3 +404,15 @@ fn webhooks_are_checked_field_by_field() {
         .to_string();
     assert!(err.contains("webhooks[1].name"), "{err}");
 }
+
+#[test]
+fn a_feed_may_be_manual_only() {
+    let text = VALID.replace("schedule = \"0 */15 * * * *\"", "schedule = \"manual\"");
+    let manifest = Manifest::parse(&text, Path::new("plugin.toml")).unwrap();
+    assert_eq!(manifest.feeds[0].schedule, MANUAL_SCHEDULE);
+    check(
+        "schedule = \"0 */15 * * * *\"",
+        "schedule = \"Manual\"",
+        "is not a cron schedule",
+    );
+}

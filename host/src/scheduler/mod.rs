@@ -19,7 +19,9 @@ pub mod settle;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{Event, EventSink};
 pub use options::{ServeOptions, TestOutbound};
-pub use plan::{CatchUp, CronSchedule, Due, Overlap, RetryPolicy, ScheduleError, jitter, plan_due};
+pub use plan::{
+    CatchUp, CronSchedule, Due, MANUAL, Overlap, RetryPolicy, ScheduleError, jitter, plan_due,
+};
 pub use running::Running;
 pub use serve::{Scheduler, ServeError};
 pub use settle::{INTERRUPTED, Unrun, settle};

@@ -55,11 +55,15 @@ pub enum ScheduleError {
 ///   occurrence (01:30 BST, not again at 01:30 GMT).
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
+    /// `manual`: a feed run only when asked (`run-now`), never on a clock.
+    manual: bool,
     schedule: Schedule,
     zone_name: String,
     zone: Tz,
     every_hour: bool,
 }
+
+pub use crate::manifest::MANUAL_SCHEDULE as MANUAL;
 
 /// The reason in the cron parser's message, on one line: the parser quotes
 /// the expression over several lines with a caret under the fault, which
@@ -74,9 +78,13 @@ fn cron_reason(message: &str) -> String {
 }
 
 impl CronSchedule {
-    /// Parses a cron expression (with seconds) and an IANA zone name.
+    /// Parses a cron expression (with seconds), or [`MANUAL`], and an IANA
+    /// zone name.
     pub fn parse(expr: &str, tz: &str) -> Result<Self, ScheduleError> {
-        let schedule = Schedule::from_str(expr).map_err(|e| ScheduleError::BadCron {
+        let manual = expr == MANUAL;
+        // A manual feed's clock: one fire, long past, so never another.
+        let cron = if manual { "0 0 0 1 1 * 1970" } else { expr };
+        let schedule = Schedule::from_str(cron).map_err(|e| ScheduleError::BadCron {
             expr: expr.to_string(),
             message: cron_reason(&e.to_string()),
         })?;
@@ -84,6 +92,7 @@ impl CronSchedule {
             .parse::<Tz>()
             .map_err(|_| ScheduleError::BadTimeZone { tz: tz.to_string() })?;
         Ok(Self {
+            manual,
             every_hour: schedule.hours().is_all(),
             schedule,
             zone_name: tz.to_string(),
@@ -93,7 +102,11 @@ impl CronSchedule {
 
     /// The cron expression as given.
     pub fn expression(&self) -> &str {
-        self.schedule.source()
+        if self.manual {
+            MANUAL
+        } else {
+            self.schedule.source()
+        }
     }
 
     /// The zone name as given, e.g. `Europe/London`.
@@ -105,6 +118,9 @@ impl CronSchedule {
     /// (see the type's documentation for daylight-saving changes). `None` once
     /// the schedule has no more fires (the `cron` crate stops at year 2100).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.manual {
+            return None;
+        }
         let by_wall = self.next_by_wall(t);
         match self.next_in_repeated_hour(t) {
             Some(repeat) => Some(by_wall.map_or(repeat, |wall| wall.min(repeat))),
@@ -452,6 +468,15 @@ impl RetryPolicy {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_manual_schedule_never_fires_and_says_so() {
+        let s = CronSchedule::parse(MANUAL, "UTC").unwrap();
+        assert_eq!(s.expression(), "manual");
+        assert_eq!(s.next_after(Utc.timestamp_opt(0, 0).unwrap()), None);
+        assert_eq!(s.next_after(Utc::now()), None);
+    }
+
     use super::*;
     use chrono_tz::Europe::London;
 

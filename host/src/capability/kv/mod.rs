@@ -20,7 +20,6 @@ use crate::runtime::bindings::airlock::connector::storage as wit;
 use crate::secrets::Keyring;
 use crate::storage::RunStorage;
 
-
 /// One run's view of its installation's storage, with its uncommitted writes.
 pub struct KvCapability {
     storage: RunStorage,

@@ -60,7 +60,9 @@ impl KvCapability {
     pub(super) fn seal(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>, StorageError> {
         let keyring = self.keyring.as_ref().ok_or_else(no_keyring)?;
         let text = String::from_utf8(value).map_err(|_| {
-            StorageError::InvalidKey(format!("the value of `{key}` must be UTF-8 text to be sealed"))
+            StorageError::InvalidKey(format!(
+                "the value of `{key}` must be UTF-8 text to be sealed"
+            ))
         })?;
         let (slot_key, tenant, installation) = self.slot(key);
         let slot = SecretSlot {
