@@ -14,13 +14,20 @@ fn guest_storage_error(e: StorageError) -> storage::StorageError {
     }
 }
 
+fn guest_seal_error(e: super::sealed::SealError) -> storage::StorageError {
+    match e {
+        super::sealed::SealError::NotText(m) => storage::StorageError::InvalidKey(m),
+        super::sealed::SealError::Unavailable(m) => storage::StorageError::Unavailable(m),
+    }
+}
+
 type StorageResult<T> = wasmtime::Result<Result<T, storage::StorageError>>;
 
 impl storage::Host for KvCapability {
     async fn get(&mut self, key: String) -> StorageResult<Option<Vec<u8>>> {
         let stored = self.storage.get(&key).map_err(guest_storage_error);
         Ok(match (stored, super::sealed::is_sealed(&key)) {
-            (Ok(Some(value)), true) => self.open(&key, &value).map(Some),
+            (Ok(Some(value)), true) => self.open(&key, &value).map(Some).map_err(guest_seal_error),
             (other, _) => other,
         })
     }
@@ -29,7 +36,7 @@ impl storage::Host for KvCapability {
         let value = if super::sealed::is_sealed(&key) {
             match self.seal(&key, value) {
                 Ok(sealed) => sealed,
-                Err(e) => return Ok(Err(e)),
+                Err(e) => return Ok(Err(guest_seal_error(e))),
             }
         } else {
             value

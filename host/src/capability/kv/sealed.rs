@@ -4,10 +4,19 @@
 //! one version byte, the key id's length and bytes, the 24-byte nonce, then
 //! the ciphertext and tag.
 
-use crate::runtime::bindings::airlock::connector::storage::StorageError;
 use crate::secrets::{SealedSecret, SecretSlot};
 
 use super::KvCapability;
+
+/// Why a sealed value could not be sealed or opened (the WIT glue turns it
+/// into the guest's `storage-error`).
+#[derive(Debug)]
+pub(super) enum SealError {
+    /// The value is not UTF-8 text.
+    NotText(String),
+    /// No master key, or the stored value does not open.
+    Unavailable(String),
+}
 
 /// Keys under this prefix have their values sealed.
 pub(super) const SEALED_PREFIX: &str = "sealed/";
@@ -20,8 +29,8 @@ pub(super) fn is_sealed(key: &str) -> bool {
     key.starts_with(SEALED_PREFIX)
 }
 
-fn no_keyring() -> StorageError {
-    StorageError::Unavailable(
+fn no_keyring() -> SealError {
+    SealError::Unavailable(
         "`sealed/` keys need the host's master key (--master-key-file), and this host has none"
             .into(),
     )
@@ -57,10 +66,10 @@ impl KvCapability {
     }
 
     /// `value` of `key`, sealed (it must be UTF-8 text: tokens are).
-    pub(super) fn seal(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+    pub(super) fn seal(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>, SealError> {
         let keyring = self.keyring.as_ref().ok_or_else(no_keyring)?;
         let text = String::from_utf8(value).map_err(|_| {
-            StorageError::InvalidKey(format!(
+            SealError::NotText(format!(
                 "the value of `{key}` must be UTF-8 text to be sealed"
             ))
         })?;
@@ -74,10 +83,10 @@ impl KvCapability {
     }
 
     /// The plaintext of `key`'s stored `value`.
-    pub(super) fn open(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, StorageError> {
+    pub(super) fn open(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, SealError> {
         let keyring = self.keyring.as_ref().ok_or_else(no_keyring)?;
         let sealed = decode(value).ok_or_else(|| {
-            StorageError::Unavailable(format!("the stored value of `{key}` is not sealed"))
+            SealError::Unavailable(format!("the stored value of `{key}` is not sealed"))
         })?;
         let (slot_key, tenant, installation) = self.slot(key);
         let slot = SecretSlot {
@@ -88,7 +97,7 @@ impl KvCapability {
         keyring
             .open(slot, &sealed)
             .map(String::into_bytes)
-            .map_err(|e| StorageError::Unavailable(format!("`{key}` cannot be opened: {e}")))
+            .map_err(|e| SealError::Unavailable(format!("`{key}` cannot be opened: {e}")))
     }
 }
 
