@@ -50,7 +50,7 @@ pub const MAX_CONCURRENT_DELIVERIES: usize = 16;
 
 /// Request headers never passed to the guest: they carry credentials meant
 /// for the host or a proxy, not for the connector.
-const WITHHELD_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
+pub const WITHHELD_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
 
 /// A new webhook secret: [`SECRET_LEN`] letters and digits from the OS RNG.
 pub fn new_secret() -> String {
