@@ -392,3 +392,109 @@ fn a_plugin_that_declares_webhooks_must_export_their_handler() {
     let listed = site.ok(&["installations"]);
     assert!(!listed.contains("acme/h"), "{listed}");
 }
+
+/// `plugins/webhook-probe` installed live as `{tenant}/{name}` (the tenant
+/// added), forwarding to `forward_url`; its webhook secret.
+fn install_probe(site: &Site, tenant: &str, name: &str, forward_url: &str) -> String {
+    site.ok(&["tenant", "add", tenant]);
+    let secrets = site
+        .db
+        .with_file_name(format!("secrets-{tenant}-{name}.toml"));
+    std::fs::write(&secrets, "signing_secret = \"k3y-for-hmac\"\n").unwrap();
+    site.ok(&[
+        "install",
+        "plugins/webhook-probe",
+        "--tenant",
+        tenant,
+        "--name",
+        name,
+        "--mode",
+        "live",
+        "--config",
+        &format!("forward_url={forward_url}"),
+        "--config-file",
+        secrets.to_str().unwrap(),
+        "--skip-check",
+        "--yes",
+    ]);
+    let made = site.ok(&["webhooks", "secret", &format!("{tenant}/{name}")]);
+    made.split("shown only now (it is stored hashed): ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string()
+}
+
+/// `serve --listen` for `site`, forwarding `fwd.test` to this host; the
+/// server and its base URL.
+fn listen(site: &Site) -> (crate::serve_cli::Server, String) {
+    let server = site.serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--resolve",
+        "fwd.test=127.0.0.1",
+        "--allow-network",
+        "127.0.0.0/8",
+    ]);
+    server.wait_for(&["listening on http://"]);
+    let base = server
+        .output()
+        .lines()
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_string))
+        .unwrap();
+    (server, base)
+}
+
+#[test]
+fn one_installations_queued_deliveries_do_not_take_every_slot_from_another_tenant() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let port = forward.addr.port();
+    let site = Site::new();
+    // acme's deliveries each wait 800 ms on their forward; globex's do not.
+    let slow = install_probe(
+        &site,
+        "acme",
+        "slow",
+        &format!("http://fwd.test:{port}/slow?ms=800"),
+    );
+    let quick = install_probe(
+        &site,
+        "globex",
+        "hooks",
+        &format!("http://fwd.test:{port}/echo"),
+    );
+    let (server, base) = listen(&site);
+    let client = reqwest::Client::new();
+    // More of acme's deliveries at once than the host has slots (16): one
+    // runs, the rest wait for acme's lock.
+    let acme: Vec<_> = (0..20)
+        .map(|_| {
+            let req = client
+                .post(format!("{base}/hooks/acme/slow/inbox/{slow}"))
+                .body("{}");
+            rt.spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let globex = rt
+        .block_on(
+            client
+                .post(format!("{base}/hooks/globex/hooks/inbox/{quick}"))
+                .body("{}")
+                .send(),
+        )
+        .unwrap()
+        .status()
+        .as_u16();
+    let acme: Vec<u16> = acme
+        .into_iter()
+        .map(|h| rt.block_on(h).unwrap().unwrap())
+        .collect();
+    let (_, output) = server.stop();
+    assert_eq!(
+        globex, 200,
+        "globex's delivery was refused while acme's waited for acme's lock \
+         (acme's answers: {acme:?}): {output}"
+    );
+}

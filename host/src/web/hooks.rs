@@ -147,12 +147,14 @@ async fn deliver(
     }
 
     // 5. One delivery of an installation at a time; a replay of a handled
-    // one is answered without running.
+    // one is answered without running. The lock is taken before a slot: a
+    // delivery waiting for its installation's lock holds none of the host's
+    // slots, so one installation's queue cannot take them from the others.
+    let lock = state.deliveries.installation_lock(&scope);
+    let _one_at_a_time = lock.lock().await;
     let Some(_slot) = state.deliveries.try_slot() else {
         return come_back(StatusCode::SERVICE_UNAVAILABLE, 1);
     };
-    let lock = state.deliveries.installation_lock(&scope);
-    let _one_at_a_time = lock.lock().await;
     let delivery_id = delivery_id(&hook, &headers);
     if let Some(id) = &delivery_id {
         match store.handled_delivery(&scope, &hook.name, id).await {
