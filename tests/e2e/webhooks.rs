@@ -498,3 +498,46 @@ fn one_installations_queued_deliveries_do_not_take_every_slot_from_another_tenan
          (acme's answers: {acme:?}): {output}"
     );
 }
+
+#[test]
+fn a_delivery_whose_sender_hangs_up_still_runs_to_its_end_and_is_listed() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let port = forward.addr.port();
+    let site = Site::new();
+    let secret = install_probe(
+        &site,
+        "acme",
+        "hooks",
+        &format!("http://fwd.test:{port}/slow?ms=1500"),
+    );
+    let (server, base) = listen(&site);
+    // The sender gives up while the guest waits for its forward.
+    let _in_rt = rt.enter();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(400))
+        .build()
+        .unwrap();
+    let sent = rt.block_on(
+        client
+            .post(format!("{base}/hooks/acme/hooks/inbox/{secret}"))
+            .header("x-delivery-id", "d-hangup")
+            .body("{}")
+            .send(),
+    );
+    assert!(sent.is_err(), "the sender was answered: {sent:?}");
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    assert_eq!(forward.hits(), ["/slow"], "the guest's forward was sent");
+    let listed = runs(&site);
+    let (_, output) = server.stop();
+    assert_eq!(
+        listed,
+        [("webhook".into(), "inbox".into(), "ok".into())],
+        "a delivery whose request to a third party was sent is not in `airlock runs`: {output}"
+    );
+    let shown = site.ok(&["runs", "show", "1"]);
+    assert!(
+        shown.contains("/slow"),
+        "its request is not in its record: {shown}"
+    );
+}

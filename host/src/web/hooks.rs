@@ -151,8 +151,8 @@ async fn deliver(
     // delivery waiting for its installation's lock holds none of the host's
     // slots, so one installation's queue cannot take them from the others.
     let lock = state.deliveries.installation_lock(&scope);
-    let _one_at_a_time = lock.lock().await;
-    let Some(_slot) = state.deliveries.try_slot() else {
+    let one_at_a_time = lock.lock_owned().await;
+    let Some(slot) = state.deliveries.try_slot() else {
         return come_back(StatusCode::SERVICE_UNAVAILABLE, 1);
     };
     let delivery_id = delivery_id(&hook, &headers);
@@ -179,11 +179,20 @@ async fn deliver(
         delivery_id,
         received_at: now,
     };
-    let settle = |report: &RunReport| Some(settlement(report, now));
-    match host
-        .run_webhook_settled(&plugin, &installation, delivery, settle)
-        .await
-    {
+    let settle = move |report: &RunReport| Some(settlement(report, now));
+    // The run is its own task, holding the lock and the slot: a sender that
+    // hangs up (which drops this request's future) does not cut it short,
+    // so what the guest did (its requests to third parties) is recorded.
+    let host = state.host.clone();
+    let run = tokio::spawn(async move {
+        let _held = (one_at_a_time, slot);
+        host.run_webhook_settled(&plugin, &installation, delivery, settle)
+            .await
+    });
+    let Ok(ran) = run.await else {
+        return come_back(StatusCode::SERVICE_UNAVAILABLE, 60);
+    };
+    match ran {
         Ok((report, _)) => match report.severity() {
             Severity::Ok | Severity::Info => (StatusCode::OK, "ok\n").into_response(),
             Severity::Retry => {
