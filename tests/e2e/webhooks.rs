@@ -541,3 +541,41 @@ fn a_delivery_whose_sender_hangs_up_still_runs_to_its_end_and_is_listed() {
         "its request is not in its record: {shown}"
     );
 }
+
+#[test]
+fn an_installation_is_not_removed_under_a_delivery_that_would_commit_to_it() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let port = forward.addr.port();
+    let site = Site::new();
+    let forward_url = format!("http://fwd.test:{port}/slow?ms=2000");
+    let secret = install_probe(&site, "acme", "hooks", &forward_url);
+    let (server, base) = listen(&site);
+    let _in_rt = rt.enter();
+    // The probe keeps the body in its storage (key `last`).
+    let marker = "kept-after-removal-5b1f0c";
+    let delivery = reqwest::Client::new()
+        .post(format!("{base}/hooks/acme/hooks/inbox/{secret}"))
+        .body(format!("{{\"note\":\"{marker}\"}}"));
+    let delivery = rt.spawn(async move { delivery.send().await.map(|r| r.status().as_u16()) });
+    // While the guest waits for its forward, the operator removes the
+    // installation.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let removed = site.run(&["remove", "acme/hooks", "--yes"]);
+    let answer = rt.block_on(delivery).unwrap().unwrap();
+    let (_, output) = server.stop();
+    let removed_text = crate::cli::text(&removed);
+    if removed.status.code() == Some(0) {
+        // Removed: its stored data is deleted, and nothing of the delivery
+        // may be kept for it afterwards.
+        let db = crate::serve_cli::file_bytes(&site.db);
+        assert!(
+            !db.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "a delivery answered {answer} committed its storage to an installation removed \
+             while it ran: {output}"
+        );
+    } else {
+        assert!(removed_text.contains("run in progress"), "{removed_text}");
+        assert_eq!(answer, 200, "{output}");
+    }
+}

@@ -25,7 +25,7 @@ use crate::lifecycle;
 use crate::manifest::Webhook;
 use crate::runs::{RunReport, Severity};
 use crate::runtime::WebhookDelivery;
-use crate::storage::{ActiveRun, Scope, Settlement};
+use crate::storage::{ActiveRun, Holder, Scope, Settlement};
 use crate::url_secret;
 use crate::webhooks::verify_signature;
 
@@ -163,6 +163,37 @@ async fn deliver(
             Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 5),
         }
     }
+    // The run is in progress, as a feed's is, from here until the
+    // transaction that records it: `airlock remove` refuses an installation
+    // with a run in progress, so a delivery never commits to a removed one.
+    // Claimed first, then the installation read again: a removal that
+    // committed before the claim is seen here.
+    let active = ActiveRun {
+        tenant: scope.tenant.clone(),
+        installation: scope.installation.clone(),
+        feed: hook.name.clone(),
+        trigger: crate::runs::Trigger::Webhook.as_str().to_string(),
+        attempt: 1,
+        scheduled_at: now,
+        started_at: now,
+    };
+    match store.claim_unqueued(active.clone(), Holder::Serve).await {
+        Ok(true) => {}
+        Ok(false) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 1),
+        Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 5),
+    }
+    let live = match store.installation(&scope.tenant, &scope.installation).await {
+        Ok(Some(row)) => row.removed_at.is_none() && row.enabled,
+        Ok(None) => false,
+        Err(_) => {
+            let _ = store.release(active).await;
+            return come_back(StatusCode::SERVICE_UNAVAILABLE, 5);
+        }
+    };
+    if !live {
+        let _ = store.release(active).await;
+        return bare(StatusCode::NOT_FOUND);
+    }
     let delivery = WebhookDelivery {
         name: hook.name.clone(),
         method: method.as_str().to_string(),
@@ -186,8 +217,15 @@ async fn deliver(
     let host = state.host.clone();
     let run = tokio::spawn(async move {
         let _held = (one_at_a_time, slot);
-        host.run_webhook_settled(&plugin, &installation, delivery, settle)
-            .await
+        let ran = host
+            .run_webhook_settled(&plugin, &installation, delivery, settle)
+            .await;
+        // A run the host could not record leaves nothing in progress (its
+        // record, had it been written, would have ended it).
+        if ran.is_err() {
+            let _ = host.store().release(active).await;
+        }
+        ran
     });
     let Ok(ran) = run.await else {
         return come_back(StatusCode::SERVICE_UNAVAILABLE, 60);
