@@ -579,3 +579,36 @@ fn an_installation_is_not_removed_under_a_delivery_that_would_commit_to_it() {
         assert_eq!(answer, 200, "{output}");
     }
 }
+
+#[test]
+fn a_body_sent_too_slowly_is_cut_off() {
+    use std::io::{Read as _, Write as _};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let site = Site::new();
+    let forward_url = format!("http://fwd.test:{}/echo", forward.addr.port());
+    let secret = install_probe(&site, "acme", "hooks", &forward_url);
+    let (server, base) = listen(&site);
+    let addr = base.trim_start_matches("http://");
+    // The head, then 10 of the 100 bytes it announces, then nothing.
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        slow,
+        "POST /hooks/acme/hooks/inbox/{secret} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Length: 100\r\n\r\n{{\"a\":\"b\",}}"
+    )
+    .unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = slow.read_to_end(&mut answer);
+    let (_, output) = server.stop();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_ok() && answer.starts_with("HTTP/1.1 408"),
+        "a body that never arrives held its connection for {:?} ({read:?}, {answer:?}): {output}",
+        started.elapsed()
+    );
+    assert!(runs(&site).is_empty());
+}

@@ -29,6 +29,10 @@ use crate::storage::{ActiveRun, Holder, Scope, Settlement};
 use crate::url_secret;
 use crate::webhooks::verify_signature;
 
+/// How long a sender may take to send a delivery's body, once its head
+/// was read (as long as the listener gives for the head).
+pub const BODY_READ_TIMEOUT: std::time::Duration = super::HEADER_READ_TIMEOUT;
+
 /// The webhook routes.
 pub fn routes() -> Router<WebState> {
     Router::new().route(
@@ -132,9 +136,20 @@ async fn deliver(
     if declared.is_some_and(|len| len > cap as u64) {
         return bare(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let body = match axum::body::to_bytes(body, cap).await {
-        Ok(body) => body,
-        Err(_) => return bare(StatusCode::PAYLOAD_TOO_LARGE),
+    // Within a time, too: a sender that dribbles its body (or never sends
+    // what its Content-Length announced) does not hold a connection, a task
+    // and a buffer for ever.
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, cap)).await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return bare(StatusCode::PAYLOAD_TOO_LARGE),
+        Err(_) => {
+            let mut response = bare(StatusCode::REQUEST_TIMEOUT);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
     };
     let now = chrono::Utc::now().timestamp();
 
