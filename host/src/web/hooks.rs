@@ -167,9 +167,6 @@ async fn deliver(
     // slots, so one installation's queue cannot take them from the others.
     let lock = state.deliveries.installation_lock(&scope);
     let one_at_a_time = lock.lock_owned().await;
-    let Some(slot) = state.deliveries.try_slot() else {
-        return come_back(StatusCode::SERVICE_UNAVAILABLE, 1);
-    };
     let delivery_id = delivery_id(&hook, &headers);
     if let Some(id) = &delivery_id {
         match store.handled_delivery(&scope, &hook.name, id).await {
@@ -178,6 +175,10 @@ async fn deliver(
             Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 5),
         }
     }
+    // A replay is answered without a slot; a delivery to run needs one.
+    let Some(slot) = state.deliveries.try_slot(&scope.tenant) else {
+        return come_back(StatusCode::SERVICE_UNAVAILABLE, 1);
+    };
     // The run is in progress, as a feed's is, from here until the
     // transaction that records it: `airlock remove` refuses an installation
     // with a run in progress, so a delivery never commits to a removed one.
