@@ -612,3 +612,40 @@ fn a_body_sent_too_slowly_is_cut_off() {
     );
     assert!(runs(&site).is_empty());
 }
+
+#[test]
+fn a_delivery_cut_short_by_a_killed_server_is_recorded_interrupted_and_not_run_again() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let port = forward.addr.port();
+    let site = Site::new();
+    let secret = install_probe(
+        &site,
+        "acme",
+        "hooks",
+        &format!("http://fwd.test:{port}/slow?ms=1500"),
+    );
+    let (server, base) = listen(&site);
+    let _in_rt = rt.enter();
+    let delivery = reqwest::Client::new()
+        .post(format!("{base}/hooks/acme/hooks/inbox/{secret}"))
+        .body("{}");
+    let delivery = rt.spawn(async move { delivery.send().await.map(|r| r.status().as_u16()) });
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    drop(server); // SIGKILL while the guest waits for its forward
+    let _ = rt.block_on(delivery);
+    assert_eq!(forward.hits(), ["/slow"], "the guest's forward was sent");
+
+    // The next server records it; the host does not run it again (its
+    // sender delivers it again).
+    let (server, _) = listen(&site);
+    server.wait_for(&["INTERRUPTED", "acme/hooks inbox"]);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let listed = runs(&site);
+    let (_, output) = server.stop();
+    assert_eq!(
+        listed,
+        [("webhook".into(), "inbox".into(), "interrupted".into())],
+        "{output}"
+    );
+}
