@@ -649,3 +649,48 @@ fn a_delivery_cut_short_by_a_killed_server_is_recorded_interrupted_and_not_run_a
         "{output}"
     );
 }
+
+#[test]
+fn concurrent_copies_of_one_delivery_run_it_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let port = forward.addr.port();
+    let site = Site::new();
+    let secret = install_probe(
+        &site,
+        "acme",
+        "hooks",
+        &format!("http://fwd.test:{port}/slow?ms=300"),
+    );
+    let (server, base) = listen(&site);
+    let _in_rt = rt.enter();
+    let client = reqwest::Client::new();
+    // The same id, as a sender retrying at once would send it, with the
+    // header's name and surrounding whitespace varied.
+    let copies: Vec<_> = [
+        ("X-Delivery-Id", "same-1"),
+        ("x-delivery-id", " same-1"),
+        ("X-DELIVERY-ID", "same-1 "),
+        ("x-delivery-id", "same-1"),
+        ("x-delivery-id", "same-1"),
+        ("x-delivery-id", "\tsame-1"),
+    ]
+    .into_iter()
+    .map(|(name, id)| {
+        let req = client
+            .post(format!("{base}/hooks/acme/hooks/inbox/{secret}"))
+            .header(name, id)
+            .body("{}");
+        rt.spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+    })
+    .collect();
+    let answers: Vec<u16> = copies
+        .into_iter()
+        .map(|h| rt.block_on(h).unwrap().unwrap())
+        .collect();
+    let listed = runs(&site);
+    let (_, output) = server.stop();
+    assert_eq!(answers, [200; 6], "{output}");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(forward.hits(), ["/slow"]);
+}
