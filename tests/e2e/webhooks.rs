@@ -694,3 +694,55 @@ fn concurrent_copies_of_one_delivery_run_it_once() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(forward.hits(), ["/slow"]);
 }
+
+/// Every `plugin.wasm` under `dir`.
+fn components_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(components_under(&path));
+        } else if path.file_name().is_some_and(|n| n == "plugin.wasm") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn deliveries_past_the_rate_are_refused_before_the_plugin_is_read() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let site = Site::new();
+    let forward_url = format!("http://fwd.test:{}/echo", forward.addr.port());
+    let secret = install_probe(&site, "acme", "hooks", &forward_url);
+    let (server, base) = listen(&site);
+    let sender = Sender {
+        base,
+        rt: tokio::runtime::Runtime::new().unwrap(),
+        client: reqwest::Client::new(),
+    };
+    let inbox = format!("/hooks/acme/hooks/inbox/{secret}");
+    // The installation's 30 a minute, used up.
+    let mut passed = 0;
+    while sender.send("GET", &inbox, &[], Vec::new()).status == 200 {
+        passed += 1;
+        assert!(passed <= 30, "the rate did not hold");
+    }
+    // Its pinned component changed on disk: a delivery that loads it is
+    // refused 500. One past the rate must not get that far.
+    let components = components_under(site.db.parent().unwrap());
+    assert!(!components.is_empty());
+    for c in &components {
+        let mut bytes = std::fs::read(c).unwrap();
+        bytes.push(0);
+        std::fs::write(c, bytes).unwrap();
+    }
+    let past = sender.send("GET", &inbox, &[], Vec::new());
+    let (_, output) = server.stop();
+    assert_eq!(
+        past.status, 429,
+        "a delivery past the rate read and hashed the installed component: {output}"
+    );
+    assert!(past.headers.get("retry-after").is_some());
+}

@@ -55,6 +55,14 @@ fn come_back(status: StatusCode, secs: u64) -> Response {
     response
 }
 
+/// 429, with when the installation's next token comes.
+fn too_many(wait: std::time::Duration) -> Response {
+    come_back(
+        StatusCode::TOO_MANY_REQUESTS,
+        wait.as_secs_f64().ceil() as u64,
+    )
+}
+
 type HookPath = Path<(String, String, String, String)>;
 
 async fn deliver(
@@ -94,6 +102,18 @@ async fn deliver(
         Ok(_) => return bare(StatusCode::NOT_FOUND),
         Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 5),
     };
+    // 2. The rate, before the installed plugin is read from disk (its
+    // component hashed) and its secrets unsealed, so deliveries past the
+    // rate cost neither: the installation's limiter keeps the rate its
+    // manifest gave at an earlier delivery. A first delivery is counted
+    // once the manifest is read.
+    let counted = match state.deliveries.known_limiter(&scope) {
+        Some(limiter) => match limiter.take(Instant::now()) {
+            Ok(()) => true,
+            Err(wait) => return too_many(wait),
+        },
+        None => false,
+    };
     let (plugin, installation) = match lifecycle::load(&**store, host.keyring(), &row).await {
         Ok(pair) => pair,
         Err(lifecycle::LifecycleError::Storage(_)) => {
@@ -108,7 +128,7 @@ async fn deliver(
         return bare(StatusCode::NOT_FOUND);
     };
 
-    // 2. Method and rate.
+    // Then the method.
     if !hook.methods.iter().any(|m| m == method.as_str()) {
         let mut response = bare(StatusCode::METHOD_NOT_ALLOWED);
         if let Ok(allow) = HeaderValue::from_str(&hook.methods.join(", ")) {
@@ -116,15 +136,13 @@ async fn deliver(
         }
         return response;
     }
-    let limits = &plugin.manifest.limits;
+    // The limiter made (or remade, if an upgrade changed the rate) with
+    // the manifest's rate; a first delivery takes its token now.
     let limiter = state
         .deliveries
-        .limiter(&scope, limits.webhook_deliveries_per_minute);
-    if let Err(wait) = limiter.take(Instant::now()) {
-        return come_back(
-            StatusCode::TOO_MANY_REQUESTS,
-            wait.as_secs_f64().ceil() as u64,
-        );
+        .limiter(&scope, plugin.manifest.limits.webhook_deliveries_per_minute);
+    if !counted && let Err(wait) = limiter.take(Instant::now()) {
+        return too_many(wait);
     }
 
     // 3. The body, never more of it than the cap (plus one byte to tell).

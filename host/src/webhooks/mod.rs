@@ -129,6 +129,16 @@ impl Deliveries {
         entry.clone()
     }
 
+    /// The rate limiter of `scope`, if one was made (at an earlier
+    /// delivery, with the rate its manifest gave then).
+    pub fn known_limiter(&self, scope: &Scope) -> Option<Arc<RateLimiter>> {
+        self.limiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(scope)
+            .cloned()
+    }
+
     /// The lock a delivery of `scope` holds while it runs: one delivery of
     /// an installation at a time, so a replay racing its original sees it
     /// handled.
