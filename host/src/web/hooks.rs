@@ -197,37 +197,6 @@ async fn deliver(
     let Some(slot) = state.deliveries.try_slot(&scope.tenant) else {
         return come_back(StatusCode::SERVICE_UNAVAILABLE, 1);
     };
-    // The run is in progress, as a feed's is, from here until the
-    // transaction that records it: `airlock remove` refuses an installation
-    // with a run in progress, so a delivery never commits to a removed one.
-    // Claimed first, then the installation read again: a removal that
-    // committed before the claim is seen here.
-    let active = ActiveRun {
-        tenant: scope.tenant.clone(),
-        installation: scope.installation.clone(),
-        feed: hook.name.clone(),
-        trigger: crate::runs::Trigger::Webhook.as_str().to_string(),
-        attempt: 1,
-        scheduled_at: now,
-        started_at: now,
-    };
-    match store.claim_unqueued(active.clone(), Holder::Serve).await {
-        Ok(true) => {}
-        Ok(false) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 1),
-        Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 5),
-    }
-    let live = match store.installation(&scope.tenant, &scope.installation).await {
-        Ok(Some(row)) => row.removed_at.is_none() && row.enabled,
-        Ok(None) => false,
-        Err(_) => {
-            let _ = store.release(active).await;
-            return come_back(StatusCode::SERVICE_UNAVAILABLE, 5);
-        }
-    };
-    if !live {
-        let _ = store.release(active).await;
-        return bare(StatusCode::NOT_FOUND);
-    }
     let delivery = WebhookDelivery {
         name: hook.name.clone(),
         method: method.as_str().to_string(),
@@ -245,24 +214,59 @@ async fn deliver(
         received_at: now,
     };
     let settle = move |report: &RunReport| Some(settlement(report, now));
-    // The run is its own task, holding the lock and the slot: a sender that
-    // hangs up (which drops this request's future) does not cut it short,
-    // so what the guest did (its requests to third parties) is recorded.
+    // The run is in progress, as a feed's is, from its claim until the
+    // transaction that records it: `airlock remove` refuses an installation
+    // with a run in progress, so a delivery never commits to a removed one.
+    // Claimed first, then the installation read again: a removal that
+    // committed before the claim is seen.
+    let active = ActiveRun {
+        tenant: scope.tenant.clone(),
+        installation: scope.installation.clone(),
+        feed: hook.name.clone(),
+        trigger: crate::runs::Trigger::Webhook.as_str().to_string(),
+        attempt: 1,
+        scheduled_at: now,
+        started_at: now,
+    };
+    // The claim and the run are their own task, holding the lock and the
+    // slot: a sender that hangs up (which drops this request's future)
+    // neither cuts the run short (what the guest did, its requests to third
+    // parties included, is recorded) nor leaves a claim behind.
     let host = state.host.clone();
-    let run = tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let _held = (one_at_a_time, slot);
+        let store = host.store();
+        match store.claim_unqueued(active.clone(), Holder::Serve).await {
+            Ok(true) => {}
+            Ok(false) => return Err(come_back(StatusCode::SERVICE_UNAVAILABLE, 1)),
+            Err(_) => return Err(come_back(StatusCode::SERVICE_UNAVAILABLE, 5)),
+        }
+        let refused = match store
+            .installation(&active.tenant, &active.installation)
+            .await
+        {
+            Ok(Some(row)) if row.removed_at.is_none() && row.enabled => None,
+            Ok(_) => Some(bare(StatusCode::NOT_FOUND)),
+            Err(_) => Some(come_back(StatusCode::SERVICE_UNAVAILABLE, 5)),
+        };
+        if let Some(refused) = refused {
+            let _ = store.release(active).await;
+            return Err(refused);
+        }
         let ran = host
             .run_webhook_settled(&plugin, &installation, delivery, settle)
             .await;
         // A run the host could not record leaves nothing in progress (its
         // record, had it been written, would have ended it).
         if ran.is_err() {
-            let _ = host.store().release(active).await;
+            let _ = store.release(active).await;
         }
-        ran
+        Ok(ran)
     });
-    let Ok(ran) = run.await else {
-        return come_back(StatusCode::SERVICE_UNAVAILABLE, 60);
+    let ran = match task.await {
+        Ok(Ok(ran)) => ran,
+        Ok(Err(refused)) => return refused,
+        Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 60),
     };
     match ran {
         Ok((report, _)) => match report.severity() {
