@@ -392,3 +392,357 @@ fn a_plugin_that_declares_webhooks_must_export_their_handler() {
     let listed = site.ok(&["installations"]);
     assert!(!listed.contains("acme/h"), "{listed}");
 }
+
+/// `plugins/webhook-probe` installed live as `{tenant}/{name}` (the tenant
+/// added), forwarding to `forward_url`; its webhook secret.
+fn install_probe(site: &Site, tenant: &str, name: &str, forward_url: &str) -> String {
+    site.ok(&["tenant", "add", tenant]);
+    let secrets = site
+        .db
+        .with_file_name(format!("secrets-{tenant}-{name}.toml"));
+    std::fs::write(&secrets, "signing_secret = \"k3y-for-hmac\"\n").unwrap();
+    site.ok(&[
+        "install",
+        "plugins/webhook-probe",
+        "--tenant",
+        tenant,
+        "--name",
+        name,
+        "--mode",
+        "live",
+        "--config",
+        &format!("forward_url={forward_url}"),
+        "--config-file",
+        secrets.to_str().unwrap(),
+        "--skip-check",
+        "--yes",
+    ]);
+    let made = site.ok(&["webhooks", "secret", &format!("{tenant}/{name}")]);
+    made.split("shown only now (it is stored hashed): ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string()
+}
+
+/// `serve --listen` for `site`, forwarding `fwd.test` to this host; the
+/// server and its base URL.
+fn listen(site: &Site) -> (crate::serve_cli::Server, String) {
+    let server = site.serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--resolve",
+        "fwd.test=127.0.0.1",
+        "--allow-network",
+        "127.0.0.0/8",
+    ]);
+    server.wait_for(&["listening on http://"]);
+    let base = server
+        .output()
+        .lines()
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_string))
+        .unwrap();
+    (server, base)
+}
+
+#[test]
+fn one_installations_queued_deliveries_do_not_take_every_slot_from_another_tenant() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let port = forward.addr.port();
+    let site = Site::new();
+    // acme's deliveries each wait 800 ms on their forward; globex's do not.
+    let slow = install_probe(
+        &site,
+        "acme",
+        "slow",
+        &format!("http://fwd.test:{port}/slow?ms=800"),
+    );
+    let quick = install_probe(
+        &site,
+        "globex",
+        "hooks",
+        &format!("http://fwd.test:{port}/echo"),
+    );
+    let (server, base) = listen(&site);
+    let client = reqwest::Client::new();
+    // More of acme's deliveries at once than the host has slots (16): one
+    // runs, the rest wait for acme's lock.
+    let acme: Vec<_> = (0..20)
+        .map(|_| {
+            let req = client
+                .post(format!("{base}/hooks/acme/slow/inbox/{slow}"))
+                .body("{}");
+            rt.spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let globex = rt
+        .block_on(
+            client
+                .post(format!("{base}/hooks/globex/hooks/inbox/{quick}"))
+                .body("{}")
+                .send(),
+        )
+        .unwrap()
+        .status()
+        .as_u16();
+    let acme: Vec<u16> = acme
+        .into_iter()
+        .map(|h| rt.block_on(h).unwrap().unwrap())
+        .collect();
+    let (_, output) = server.stop();
+    assert_eq!(
+        globex, 200,
+        "globex's delivery was refused while acme's waited for acme's lock \
+         (acme's answers: {acme:?}): {output}"
+    );
+}
+
+#[test]
+fn a_delivery_whose_sender_hangs_up_still_runs_to_its_end_and_is_listed() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let port = forward.addr.port();
+    let site = Site::new();
+    let secret = install_probe(
+        &site,
+        "acme",
+        "hooks",
+        &format!("http://fwd.test:{port}/slow?ms=1500"),
+    );
+    let (server, base) = listen(&site);
+    // The sender gives up while the guest waits for its forward.
+    let _in_rt = rt.enter();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(400))
+        .build()
+        .unwrap();
+    let sent = rt.block_on(
+        client
+            .post(format!("{base}/hooks/acme/hooks/inbox/{secret}"))
+            .header("x-delivery-id", "d-hangup")
+            .body("{}")
+            .send(),
+    );
+    assert!(sent.is_err(), "the sender was answered: {sent:?}");
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    assert_eq!(forward.hits(), ["/slow"], "the guest's forward was sent");
+    let listed = runs(&site);
+    let (_, output) = server.stop();
+    assert_eq!(
+        listed,
+        [("webhook".into(), "inbox".into(), "ok".into())],
+        "a delivery whose request to a third party was sent is not in `airlock runs`: {output}"
+    );
+    let shown = site.ok(&["runs", "show", "1"]);
+    assert!(
+        shown.contains("/slow"),
+        "its request is not in its record: {shown}"
+    );
+}
+
+#[test]
+fn an_installation_is_not_removed_under_a_delivery_that_would_commit_to_it() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let port = forward.addr.port();
+    let site = Site::new();
+    let forward_url = format!("http://fwd.test:{port}/slow?ms=2000");
+    let secret = install_probe(&site, "acme", "hooks", &forward_url);
+    let (server, base) = listen(&site);
+    let _in_rt = rt.enter();
+    // The probe keeps the body in its storage (key `last`).
+    let marker = "kept-after-removal-5b1f0c";
+    let delivery = reqwest::Client::new()
+        .post(format!("{base}/hooks/acme/hooks/inbox/{secret}"))
+        .body(format!("{{\"note\":\"{marker}\"}}"));
+    let delivery = rt.spawn(async move { delivery.send().await.map(|r| r.status().as_u16()) });
+    // While the guest waits for its forward, the operator removes the
+    // installation.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let removed = site.run(&["remove", "acme/hooks", "--yes"]);
+    let answer = rt.block_on(delivery).unwrap().unwrap();
+    let (_, output) = server.stop();
+    let removed_text = crate::cli::text(&removed);
+    if removed.status.code() == Some(0) {
+        // Removed: its stored data is deleted, and nothing of the delivery
+        // may be kept for it afterwards.
+        let db = crate::serve_cli::file_bytes(&site.db);
+        assert!(
+            !db.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "a delivery answered {answer} committed its storage to an installation removed \
+             while it ran: {output}"
+        );
+    } else {
+        assert!(removed_text.contains("run in progress"), "{removed_text}");
+        assert_eq!(answer, 200, "{output}");
+    }
+}
+
+#[test]
+fn a_body_sent_too_slowly_is_cut_off() {
+    use std::io::{Read as _, Write as _};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let site = Site::new();
+    let forward_url = format!("http://fwd.test:{}/echo", forward.addr.port());
+    let secret = install_probe(&site, "acme", "hooks", &forward_url);
+    let (server, base) = listen(&site);
+    let addr = base.trim_start_matches("http://");
+    // The head, then 10 of the 100 bytes it announces, then nothing.
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        slow,
+        "POST /hooks/acme/hooks/inbox/{secret} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Length: 100\r\n\r\n{{\"a\":\"b\",}}"
+    )
+    .unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = slow.read_to_end(&mut answer);
+    let (_, output) = server.stop();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_ok() && answer.starts_with("HTTP/1.1 408"),
+        "a body that never arrives held its connection for {:?} ({read:?}, {answer:?}): {output}",
+        started.elapsed()
+    );
+    assert!(runs(&site).is_empty());
+}
+
+#[test]
+fn a_delivery_cut_short_by_a_killed_server_is_recorded_interrupted_and_not_run_again() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let port = forward.addr.port();
+    let site = Site::new();
+    let secret = install_probe(
+        &site,
+        "acme",
+        "hooks",
+        &format!("http://fwd.test:{port}/slow?ms=1500"),
+    );
+    let (server, base) = listen(&site);
+    let _in_rt = rt.enter();
+    let delivery = reqwest::Client::new()
+        .post(format!("{base}/hooks/acme/hooks/inbox/{secret}"))
+        .body("{}");
+    let delivery = rt.spawn(async move { delivery.send().await.map(|r| r.status().as_u16()) });
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    drop(server); // SIGKILL while the guest waits for its forward
+    let _ = rt.block_on(delivery);
+    assert_eq!(forward.hits(), ["/slow"], "the guest's forward was sent");
+
+    // The next server records it; the host does not run it again (its
+    // sender delivers it again).
+    let (server, _) = listen(&site);
+    server.wait_for(&["INTERRUPTED", "acme/hooks inbox"]);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let listed = runs(&site);
+    let (_, output) = server.stop();
+    assert_eq!(
+        listed,
+        [("webhook".into(), "inbox".into(), "interrupted".into())],
+        "{output}"
+    );
+}
+
+#[test]
+fn concurrent_copies_of_one_delivery_run_it_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let port = forward.addr.port();
+    let site = Site::new();
+    let secret = install_probe(
+        &site,
+        "acme",
+        "hooks",
+        &format!("http://fwd.test:{port}/slow?ms=300"),
+    );
+    let (server, base) = listen(&site);
+    let _in_rt = rt.enter();
+    let client = reqwest::Client::new();
+    // The same id, as a sender retrying at once would send it, with the
+    // header's name and surrounding whitespace varied.
+    let copies: Vec<_> = [
+        ("X-Delivery-Id", "same-1"),
+        ("x-delivery-id", " same-1"),
+        ("X-DELIVERY-ID", "same-1 "),
+        ("x-delivery-id", "same-1"),
+        ("x-delivery-id", "same-1"),
+        ("x-delivery-id", "\tsame-1"),
+    ]
+    .into_iter()
+    .map(|(name, id)| {
+        let req = client
+            .post(format!("{base}/hooks/acme/hooks/inbox/{secret}"))
+            .header(name, id)
+            .body("{}");
+        rt.spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+    })
+    .collect();
+    let answers: Vec<u16> = copies
+        .into_iter()
+        .map(|h| rt.block_on(h).unwrap().unwrap())
+        .collect();
+    let listed = runs(&site);
+    let (_, output) = server.stop();
+    assert_eq!(answers, [200; 6], "{output}");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(forward.hits(), ["/slow"]);
+}
+
+/// Every `plugin.wasm` under `dir`.
+fn components_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(components_under(&path));
+        } else if path.file_name().is_some_and(|n| n == "plugin.wasm") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn deliveries_past_the_rate_are_refused_before_the_plugin_is_read() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forward = rt.block_on(FakeApi::start()).unwrap();
+    let site = Site::new();
+    let forward_url = format!("http://fwd.test:{}/echo", forward.addr.port());
+    let secret = install_probe(&site, "acme", "hooks", &forward_url);
+    let (server, base) = listen(&site);
+    let sender = Sender {
+        base,
+        rt: tokio::runtime::Runtime::new().unwrap(),
+        client: reqwest::Client::new(),
+    };
+    let inbox = format!("/hooks/acme/hooks/inbox/{secret}");
+    // The installation's 30 a minute, used up.
+    let mut passed = 0;
+    while sender.send("GET", &inbox, &[], Vec::new()).status == 200 {
+        passed += 1;
+        assert!(passed <= 30, "the rate did not hold");
+    }
+    // Its pinned component changed on disk: a delivery that loads it is
+    // refused 500. One past the rate must not get that far.
+    let components = components_under(site.db.parent().unwrap());
+    assert!(!components.is_empty());
+    for c in &components {
+        let mut bytes = std::fs::read(c).unwrap();
+        bytes.push(0);
+        std::fs::write(c, bytes).unwrap();
+    }
+    let past = sender.send("GET", &inbox, &[], Vec::new());
+    let (_, output) = server.stop();
+    assert_eq!(
+        past.status, 429,
+        "a delivery past the rate read and hashed the installed component: {output}"
+    );
+    assert!(past.headers.get("retry-after").is_some());
+}

@@ -545,6 +545,21 @@ impl Manifest {
                     ));
                 }
             }
+            // The delivery id is stored and given to the guest: it must not
+            // be a credential the host withholds from the guest.
+            if let Some(header) = hook.delivery_id_header.as_deref()
+                && crate::webhooks::WITHHELD_HEADERS
+                    .iter()
+                    .any(|w| w.eq_ignore_ascii_case(header))
+            {
+                return Err(invalid(
+                    format!("{field}.delivery_id_header"),
+                    format!(
+                        "`{header}` carries credentials, which are withheld from the guest: \
+                         it cannot be the delivery id"
+                    ),
+                ));
+            }
             if let Some(signature) = &hook.signature {
                 let secret = self.config.get(&signature.secret_field);
                 if secret.map(|f| f.kind) != Some(ConfigType::Secret) {

@@ -381,6 +381,14 @@ fn webhooks_are_checked_field_by_field() {
             "is not an HTTP header name",
         ),
         (
+            "name = \"a\"\ndelivery_id_header = \"Cookie\"",
+            "webhooks[0].delivery_id_header: `Cookie` carries credentials",
+        ),
+        (
+            "name = \"a\"\ndelivery_id_header = \"authorization\"",
+            "withheld from the guest",
+        ),
+        (
             "name = \"a\"\n[webhooks.signature]\nheader = \"X-Sig\"\nsecret_field = \"endpoint\"",
             "webhooks[0].signature.secret_field: `endpoint` is not a [config] field of type secret",
         ),

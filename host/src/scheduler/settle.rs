@@ -79,6 +79,9 @@ pub fn settle(
         notification: None,
     };
     match outcome {
+        // A webhook delivery is not the host's to run again: its sender
+        // delivers it again (a run interrupted by a stopping host included).
+        "retry" | INTERRUPTED if run.trigger == Trigger::Webhook.as_str() => {}
         "retry" | INTERRUPTED => {
             let requested = retry_after.map(|s| chrono::Duration::seconds(s.into()));
             match policy.delay(run.attempt, requested) {
@@ -163,6 +166,26 @@ mod tests {
             s.notification.as_deref(),
         );
         assert_eq!(got, expected, "{outcome} after attempt {attempt}");
+    }
+
+    #[test]
+    fn an_interrupted_webhook_delivery_is_not_queued_again() {
+        let delivery = ActiveRun {
+            feed: "inbox".into(),
+            trigger: Trigger::Webhook.as_str().into(),
+            ..run(1)
+        };
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            base: Duration::seconds(60),
+            max: Duration::seconds(100),
+        };
+        let now = Utc.timestamp_opt(2_000, 0).unwrap();
+        for outcome in [INTERRUPTED, "retry"] {
+            let s = settle(&delivery, outcome, "stopped", None, &policy, now);
+            assert_eq!(s.follow_up, None, "{outcome}: its sender delivers it again");
+            assert_eq!(s.active, delivery);
+        }
     }
 
     #[test]

@@ -25,9 +25,13 @@ use crate::lifecycle;
 use crate::manifest::Webhook;
 use crate::runs::{RunReport, Severity};
 use crate::runtime::WebhookDelivery;
-use crate::storage::{ActiveRun, Scope, Settlement};
+use crate::storage::{ActiveRun, Holder, Scope, Settlement};
 use crate::url_secret;
 use crate::webhooks::verify_signature;
+
+/// How long a sender may take to send a delivery's body, once its head
+/// was read (as long as the listener gives for the head).
+pub const BODY_READ_TIMEOUT: std::time::Duration = super::HEADER_READ_TIMEOUT;
 
 /// The webhook routes.
 pub fn routes() -> Router<WebState> {
@@ -49,6 +53,14 @@ fn come_back(status: StatusCode, secs: u64) -> Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     response
+}
+
+/// 429, with when the installation's next token comes.
+fn too_many(wait: std::time::Duration) -> Response {
+    come_back(
+        StatusCode::TOO_MANY_REQUESTS,
+        wait.as_secs_f64().ceil() as u64,
+    )
 }
 
 type HookPath = Path<(String, String, String, String)>;
@@ -90,6 +102,18 @@ async fn deliver(
         Ok(_) => return bare(StatusCode::NOT_FOUND),
         Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 5),
     };
+    // 2. The rate, before the installed plugin is read from disk (its
+    // component hashed) and its secrets unsealed, so deliveries past the
+    // rate cost neither: the installation's limiter keeps the rate its
+    // manifest gave at an earlier delivery. A first delivery is counted
+    // once the manifest is read.
+    let counted = match state.deliveries.known_limiter(&scope) {
+        Some(limiter) => match limiter.take(Instant::now()) {
+            Ok(()) => true,
+            Err(wait) => return too_many(wait),
+        },
+        None => false,
+    };
     let (plugin, installation) = match lifecycle::load(&**store, host.keyring(), &row).await {
         Ok(pair) => pair,
         Err(lifecycle::LifecycleError::Storage(_)) => {
@@ -104,7 +128,7 @@ async fn deliver(
         return bare(StatusCode::NOT_FOUND);
     };
 
-    // 2. Method and rate.
+    // Then the method.
     if !hook.methods.iter().any(|m| m == method.as_str()) {
         let mut response = bare(StatusCode::METHOD_NOT_ALLOWED);
         if let Ok(allow) = HeaderValue::from_str(&hook.methods.join(", ")) {
@@ -112,15 +136,13 @@ async fn deliver(
         }
         return response;
     }
-    let limits = &plugin.manifest.limits;
+    // The limiter made (or remade, if an upgrade changed the rate) with
+    // the manifest's rate; a first delivery takes its token now.
     let limiter = state
         .deliveries
-        .limiter(&scope, limits.webhook_deliveries_per_minute);
-    if let Err(wait) = limiter.take(Instant::now()) {
-        return come_back(
-            StatusCode::TOO_MANY_REQUESTS,
-            wait.as_secs_f64().ceil() as u64,
-        );
+        .limiter(&scope, plugin.manifest.limits.webhook_deliveries_per_minute);
+    if !counted && let Err(wait) = limiter.take(Instant::now()) {
+        return too_many(wait);
     }
 
     // 3. The body, never more of it than the cap (plus one byte to tell).
@@ -132,9 +154,20 @@ async fn deliver(
     if declared.is_some_and(|len| len > cap as u64) {
         return bare(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let body = match axum::body::to_bytes(body, cap).await {
-        Ok(body) => body,
-        Err(_) => return bare(StatusCode::PAYLOAD_TOO_LARGE),
+    // Within a time, too: a sender that dribbles its body (or never sends
+    // what its Content-Length announced) does not hold a connection, a task
+    // and a buffer for ever.
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, cap)).await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return bare(StatusCode::PAYLOAD_TOO_LARGE),
+        Err(_) => {
+            let mut response = bare(StatusCode::REQUEST_TIMEOUT);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
     };
     let now = chrono::Utc::now().timestamp();
 
@@ -147,12 +180,11 @@ async fn deliver(
     }
 
     // 5. One delivery of an installation at a time; a replay of a handled
-    // one is answered without running.
-    let Some(_slot) = state.deliveries.try_slot() else {
-        return come_back(StatusCode::SERVICE_UNAVAILABLE, 1);
-    };
+    // one is answered without running. The lock is taken before a slot: a
+    // delivery waiting for its installation's lock holds none of the host's
+    // slots, so one installation's queue cannot take them from the others.
     let lock = state.deliveries.installation_lock(&scope);
-    let _one_at_a_time = lock.lock().await;
+    let one_at_a_time = lock.lock_owned().await;
     let delivery_id = delivery_id(&hook, &headers);
     if let Some(id) = &delivery_id {
         match store.handled_delivery(&scope, &hook.name, id).await {
@@ -161,6 +193,10 @@ async fn deliver(
             Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 5),
         }
     }
+    // A replay is answered without a slot; a delivery to run needs one.
+    let Some(slot) = state.deliveries.try_slot(&scope.tenant) else {
+        return come_back(StatusCode::SERVICE_UNAVAILABLE, 1);
+    };
     let delivery = WebhookDelivery {
         name: hook.name.clone(),
         method: method.as_str().to_string(),
@@ -177,11 +213,62 @@ async fn deliver(
         delivery_id,
         received_at: now,
     };
-    let settle = |report: &RunReport| Some(settlement(report, now));
-    match host
-        .run_webhook_settled(&plugin, &installation, delivery, settle)
-        .await
-    {
+    let settle = move |report: &RunReport| Some(settlement(report, now));
+    // The run is in progress, as a feed's is, from its claim until the
+    // transaction that records it: `airlock remove` refuses an installation
+    // with a run in progress, so a delivery never commits to a removed one.
+    // Claimed first, then the installation read again: a removal that
+    // committed before the claim is seen.
+    let active = ActiveRun {
+        tenant: scope.tenant.clone(),
+        installation: scope.installation.clone(),
+        feed: hook.name.clone(),
+        trigger: crate::runs::Trigger::Webhook.as_str().to_string(),
+        attempt: 1,
+        scheduled_at: now,
+        started_at: now,
+    };
+    // The claim and the run are their own task, holding the lock and the
+    // slot: a sender that hangs up (which drops this request's future)
+    // neither cuts the run short (what the guest did, its requests to third
+    // parties included, is recorded) nor leaves a claim behind.
+    let host = state.host.clone();
+    let task = tokio::spawn(async move {
+        let _held = (one_at_a_time, slot);
+        let store = host.store();
+        match store.claim_unqueued(active.clone(), Holder::Serve).await {
+            Ok(true) => {}
+            Ok(false) => return Err(come_back(StatusCode::SERVICE_UNAVAILABLE, 1)),
+            Err(_) => return Err(come_back(StatusCode::SERVICE_UNAVAILABLE, 5)),
+        }
+        let refused = match store
+            .installation(&active.tenant, &active.installation)
+            .await
+        {
+            Ok(Some(row)) if row.removed_at.is_none() && row.enabled => None,
+            Ok(_) => Some(bare(StatusCode::NOT_FOUND)),
+            Err(_) => Some(come_back(StatusCode::SERVICE_UNAVAILABLE, 5)),
+        };
+        if let Some(refused) = refused {
+            let _ = store.release(active).await;
+            return Err(refused);
+        }
+        let ran = host
+            .run_webhook_settled(&plugin, &installation, delivery, settle)
+            .await;
+        // A run the host could not record leaves nothing in progress (its
+        // record, had it been written, would have ended it).
+        if ran.is_err() {
+            let _ = store.release(active).await;
+        }
+        Ok(ran)
+    });
+    let ran = match task.await {
+        Ok(Ok(ran)) => ran,
+        Ok(Err(refused)) => return refused,
+        Err(_) => return come_back(StatusCode::SERVICE_UNAVAILABLE, 60),
+    };
+    match ran {
         Ok((report, _)) => match report.severity() {
             Severity::Ok | Severity::Info => (StatusCode::OK, "ok\n").into_response(),
             Severity::Retry => {

@@ -48,9 +48,14 @@ pub const SECRET_LEN: usize = 16;
 /// one more is answered 503 (the sender delivers it again).
 pub const MAX_CONCURRENT_DELIVERIES: usize = 16;
 
+/// Deliveries of one tenant's installations that may run at once: a
+/// quarter of the host's, so one tenant's slow deliveries (across many
+/// installations) leave slots to the others.
+pub const MAX_TENANT_DELIVERIES: usize = 4;
+
 /// Request headers never passed to the guest: they carry credentials meant
 /// for the host or a proxy, not for the connector.
-const WITHHELD_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
+pub const WITHHELD_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
 
 /// A new webhook secret: [`SECRET_LEN`] letters and digits from the OS RNG.
 pub fn new_secret() -> String {
@@ -88,6 +93,14 @@ pub struct Deliveries {
     limiters: Mutex<HashMap<Scope, Arc<RateLimiter>>>,
     locks: Mutex<HashMap<Scope, Arc<tokio::sync::Mutex<()>>>>,
     running: Arc<Semaphore>,
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// A delivery's place among those running: one of the host's slots and one
+/// of its tenant's, given back when dropped.
+pub struct Slot {
+    _host: tokio::sync::OwnedSemaphorePermit,
+    _tenant: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Default for Deliveries {
@@ -96,6 +109,7 @@ impl Default for Deliveries {
             limiters: Mutex::default(),
             locks: Mutex::default(),
             running: Arc::new(Semaphore::new(MAX_CONCURRENT_DELIVERIES)),
+            tenants: Mutex::default(),
         }
     }
 }
@@ -115,6 +129,16 @@ impl Deliveries {
         entry.clone()
     }
 
+    /// The rate limiter of `scope`, if one was made (at an earlier
+    /// delivery, with the rate its manifest gave then).
+    pub fn known_limiter(&self, scope: &Scope) -> Option<Arc<RateLimiter>> {
+        self.limiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(scope)
+            .cloned()
+    }
+
     /// The lock a delivery of `scope` holds while it runs: one delivery of
     /// an installation at a time, so a replay racing its original sees it
     /// handled.
@@ -127,10 +151,23 @@ impl Deliveries {
             .clone()
     }
 
-    /// A slot to run a delivery in, if one of the host's
-    /// [`MAX_CONCURRENT_DELIVERIES`] is free.
-    pub fn try_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.running.clone().try_acquire_owned().ok()
+    /// A slot to run a delivery of `tenant` in, if one of the host's
+    /// [`MAX_CONCURRENT_DELIVERIES`] and one of the tenant's
+    /// [`MAX_TENANT_DELIVERIES`] are free.
+    pub fn try_slot(&self, tenant: &str) -> Option<Slot> {
+        let of_tenant = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_TENANT_DELIVERIES)))
+            .clone();
+        let tenant = of_tenant.try_acquire_owned().ok()?;
+        let host = self.running.clone().try_acquire_owned().ok()?;
+        Some(Slot {
+            _host: host,
+            _tenant: tenant,
+        })
     }
 }
 
@@ -153,6 +190,30 @@ mod tests {
                 ("content-type".to_string(), "application/json".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn one_tenant_takes_at_most_its_share_of_the_slots() {
+        let deliveries = Deliveries::default();
+        let acme: Vec<Slot> = (0..MAX_TENANT_DELIVERIES)
+            .map(|_| deliveries.try_slot("acme").expect("acme's share"))
+            .collect();
+        assert!(deliveries.try_slot("acme").is_none(), "acme past its share");
+        // The others still get the rest of the host's slots, then no more.
+        let others: Vec<Slot> = (0..MAX_CONCURRENT_DELIVERIES - MAX_TENANT_DELIVERIES)
+            .map(|n| {
+                deliveries
+                    .try_slot(&format!("t{}", n / MAX_TENANT_DELIVERIES))
+                    .expect("another tenant's slot")
+            })
+            .collect();
+        assert!(deliveries.try_slot("globex").is_none(), "past the host's");
+        drop(acme);
+        assert!(
+            deliveries.try_slot("acme").is_some(),
+            "slots are given back"
+        );
+        drop(others);
     }
 
     #[test]

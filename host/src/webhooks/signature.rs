@@ -66,7 +66,8 @@ pub fn verify_signature(
     if let Some(name) = &spec.timestamp_header {
         let timestamp = header(name)?;
         let at: i64 = timestamp.parse().map_err(|_| SignatureError::Stale)?;
-        if (now - at).abs() > SIGNATURE_TOLERANCE_SECS {
+        // `abs_diff`: a timestamp far from now (i64::MIN) must not overflow.
+        if now.abs_diff(at) > SIGNATURE_TOLERANCE_SECS.unsigned_abs() {
             return Err(SignatureError::Stale);
         }
         expected.update(timestamp.as_bytes());
@@ -141,6 +142,17 @@ mod tests {
             verify_signature(&spec(true), "k", &headers, body, 1000 + 301),
             Err(SignatureError::Stale)
         );
+        // Timestamps at the ends of i64 are stale, not an overflow.
+        for far in [i64::MIN, i64::MAX] {
+            let text = format!("{far}.{{}}");
+            headers.insert("x-timestamp", far.to_string().parse().unwrap());
+            headers.insert("x-signature", sign("k", text.as_bytes()).parse().unwrap());
+            assert_eq!(
+                verify_signature(&spec(true), "k", &headers, body, 1200),
+                Err(SignatureError::Stale)
+            );
+        }
+        headers.insert("x-timestamp", "1000".parse().unwrap());
         // The body alone signed is not the timestamped text.
         headers.insert("x-signature", sign("k", body).parse().unwrap());
         assert_eq!(
