@@ -54,6 +54,35 @@ pub(crate) fn text(out: &Output) -> String {
     )
 }
 
+/// `airlock ARGS` on `db`, with `net` appended (the options that reach a
+/// test's fakes: `--resolve`, `--trust-root`…) when `with_net`, run on the
+/// blocking pool so async tests' fakes keep answering meanwhile.
+pub(crate) async fn airlock_off_worker(
+    db: &std::path::Path,
+    net: &[String],
+    args: &[&str],
+    with_net: bool,
+) -> Output {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    if with_net {
+        all.extend(net.iter().cloned());
+    }
+    let db = db.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        command(&all, &db).output().expect("airlock runs")
+    })
+    .await
+    .expect("the blocking pool runs it")
+}
+
+/// Asserts that `out` succeeded (naming `args` otherwise); its text.
+pub(crate) fn succeeded(args: &[&str], out: &Output) -> String {
+    let text = text(out);
+    assert!(out.status.success(), "airlock {args:?}:\n{text}");
+    text
+}
+
 /// Asserts the exit code and that the output mentions `needle`.
 pub(crate) fn expect(out: &Output, code: i32, needle: &str) {
     let all = text(out);

@@ -191,10 +191,7 @@ impl Shop {
     }
 
     async fn cli(&self, args: &[&str], net: bool) -> (Option<i32>, String) {
-        let mut cmd = self.command(args, net);
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap();
+        let out = crate::cli::airlock_off_worker(&self.db, &self.net, args, net).await;
         let text = crate::cli::text(&out);
         self.outputs.lock().unwrap().push(text.clone());
         (out.status.code(), text)

@@ -133,26 +133,13 @@ impl Site {
     }
 
     async fn cli(&self, args: &[&str], net: bool) -> Output {
-        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        if net {
-            all.extend(self.net.iter().cloned());
-        }
-        let db = self.db.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let all: Vec<&str> = all.iter().map(String::as_str).collect();
-            crate::cli::command(&all, &db).output().unwrap()
-        })
-        .await
-        .unwrap();
+        let out = crate::cli::airlock_off_worker(&self.db, &self.net, args, net).await;
         self.outputs.lock().unwrap().push(crate::cli::text(&out));
         out
     }
 
     async fn ok(&self, args: &[&str], net: bool) -> String {
-        let out = self.cli(args, net).await;
-        let text = crate::cli::text(&out);
-        assert!(out.status.success(), "airlock {args:?}:\n{text}");
-        text
+        crate::cli::succeeded(args, &self.cli(args, net).await)
     }
 
     /// `airlock run` of `feed` in `mode`, due `offset` seconds after the

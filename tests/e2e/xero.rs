@@ -241,24 +241,11 @@ impl Shop {
     }
 
     async fn cli(&self, args: &[&str], net: bool) -> Output {
-        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        if net {
-            all.extend(self.net.iter().cloned());
-        }
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let all: Vec<&str> = all.iter().map(String::as_str).collect();
-            crate::cli::command(&all, &db).output().unwrap()
-        })
-        .await
-        .unwrap()
+        crate::cli::airlock_off_worker(&self.db, &self.net, args, net).await
     }
 
     async fn ok(&self, args: &[&str], net: bool) -> String {
-        let out = self.cli(args, net).await;
-        let text = crate::cli::text(&out);
-        assert!(out.status.success(), "airlock {args:?}:\n{text}");
-        text
+        crate::cli::succeeded(args, &self.cli(args, net).await)
     }
 
     /// The arguments of one trial run of the sync feed.

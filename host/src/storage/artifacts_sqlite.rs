@@ -6,6 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::artifacts::{ArtifactEffects, ArtifactStore, ArtifactVersion};
+use super::webhooks_sqlite::UrlSecret;
 use super::{Scope, SqliteStore, StorageError};
 use crate::artifacts::ABANDONED_AFTER_SECS;
 
@@ -252,14 +253,7 @@ impl SqliteStore {
 
     /// See [`ArtifactStore::feed_token_hash`].
     pub fn feed_token_hash(&self, scope: &Scope) -> Result<Option<[u8; 32]>, StorageError> {
-        let conn = self.reader();
-        let hash: Option<Vec<u8>> = conn
-            .prepare_cached(
-                "SELECT token_sha256 FROM feed_tokens WHERE tenant = ?1 AND installation = ?2",
-            )?
-            .query_row(params![scope.tenant, scope.installation], |r| r.get(0))
-            .optional()?;
-        Ok(hash.and_then(|h| <[u8; 32]>::try_from(h).ok()))
+        self.url_secret_hash(UrlSecret::Feed, scope)
     }
 
     /// See [`ArtifactStore::set_feed_token_hash`].
@@ -269,17 +263,7 @@ impl SqliteStore {
         hash: [u8; 32],
         now: i64,
     ) -> Result<(), StorageError> {
-        let scope = scope.clone();
-        self.write_grouped(move |tx| {
-            tx.execute(
-                "INSERT INTO feed_tokens (tenant, installation, token_sha256, created_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (tenant, installation) DO UPDATE
-                 SET token_sha256 = excluded.token_sha256, created_at = excluded.created_at",
-                params![scope.tenant, scope.installation, &hash[..], now],
-            )?;
-            Ok(())
-        })
+        self.set_url_secret_hash(UrlSecret::Feed, scope, hash, now)
     }
 }
 

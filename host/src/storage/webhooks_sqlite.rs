@@ -7,6 +7,26 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use super::webhooks::{DELIVERY_ID_RETENTION_SECS, DeliveryReceipt, WebhookStore};
 use super::{Scope, SqliteStore, StorageError};
 
+/// The secrets carried in URLs an installation has, each kept as its
+/// sha256 in its own table.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum UrlSecret {
+    /// The feed access token (`feed_tokens`, `artifacts_sqlite.rs`).
+    Feed,
+    /// The webhook secret (`webhook_secrets`).
+    Webhook,
+}
+
+impl UrlSecret {
+    /// Its table and the column of the hash.
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            UrlSecret::Feed => ("feed_tokens", "token_sha256"),
+            UrlSecret::Webhook => ("webhook_secrets", "secret_sha256"),
+        }
+    }
+}
+
 /// Records, inside the transaction that records run `run_id`, that it
 /// handled `receipt`, and forgets ids past their retention.
 pub(super) fn record_in(
@@ -44,14 +64,7 @@ pub(super) fn record_in(
 impl SqliteStore {
     /// See [`WebhookStore::webhook_secret_hash`].
     pub fn webhook_secret_hash(&self, scope: &Scope) -> Result<Option<[u8; 32]>, StorageError> {
-        let hash: Option<Vec<u8>> = self
-            .reader()
-            .prepare_cached(
-                "SELECT secret_sha256 FROM webhook_secrets WHERE tenant = ?1 AND installation = ?2",
-            )?
-            .query_row(params![scope.tenant, scope.installation], |r| r.get(0))
-            .optional()?;
-        Ok(hash.and_then(|h| <[u8; 32]>::try_from(h).ok()))
+        self.url_secret_hash(UrlSecret::Webhook, scope)
     }
 
     /// See [`WebhookStore::set_webhook_secret_hash`].
@@ -61,13 +74,44 @@ impl SqliteStore {
         hash: [u8; 32],
         now: i64,
     ) -> Result<(), StorageError> {
+        self.set_url_secret_hash(UrlSecret::Webhook, scope, hash, now)
+    }
+
+    /// The sha256 of `scope`'s secret of kind `which`.
+    pub(super) fn url_secret_hash(
+        &self,
+        which: UrlSecret,
+        scope: &Scope,
+    ) -> Result<Option<[u8; 32]>, StorageError> {
+        let (table, column) = which.table();
+        let hash: Option<Vec<u8>> = self
+            .reader()
+            .prepare_cached(&format!(
+                "SELECT {column} FROM {table} WHERE tenant = ?1 AND installation = ?2"
+            ))?
+            .query_row(params![scope.tenant, scope.installation], |r| r.get(0))
+            .optional()?;
+        Ok(hash.and_then(|h| <[u8; 32]>::try_from(h).ok()))
+    }
+
+    /// Makes `hash` the sha256 of `scope`'s secret of kind `which`.
+    pub(super) fn set_url_secret_hash(
+        &self,
+        which: UrlSecret,
+        scope: &Scope,
+        hash: [u8; 32],
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let (table, column) = which.table();
         let scope = scope.clone();
         self.write_grouped(move |tx| {
             tx.execute(
-                "INSERT INTO webhook_secrets (tenant, installation, secret_sha256, created_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (tenant, installation) DO UPDATE
-                 SET secret_sha256 = excluded.secret_sha256, created_at = excluded.created_at",
+                &format!(
+                    "INSERT INTO {table} (tenant, installation, {column}, created_at)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (tenant, installation) DO UPDATE
+                     SET {column} = excluded.{column}, created_at = excluded.created_at"
+                ),
                 params![scope.tenant, scope.installation, &hash[..], now],
             )?;
             Ok(())

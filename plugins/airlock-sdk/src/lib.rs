@@ -77,6 +77,35 @@ pub fn required_config(key: &str) -> Result<String, Failure> {
         .ok_or_else(|| Failure::error(format!("config `{key}` is not set")))
 }
 
+/// A whole-number config value within `range`; `default` when it is not
+/// set. A value that is not a whole number in the range is an error naming
+/// the key, the value and the range.
+pub fn config_number(
+    key: &str,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, Failure> {
+    let Some(raw) = config::get(key) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<u32>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(Failure::error(format!(
+            "config `{key}` is `{raw}`: it must be a whole number from {} to {}",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
+/// A config value, trimmed; `default` when it is not set or blank.
+pub fn config_text(key: &str, default: &str) -> String {
+    config::get(key)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
 /// Logs at info level.
 pub fn info(message: &str) {
     log::write(log::Level::Info, message);

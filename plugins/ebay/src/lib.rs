@@ -19,7 +19,7 @@ pub mod time;
 use std::collections::BTreeMap;
 
 use airlock_sdk::bindings::Guest;
-use airlock_sdk::{Failure, Mode, Outcome, RunContext, Status, config, outcome, storage};
+use airlock_sdk::{Failure, Mode, Outcome, RunContext, Status, outcome, storage};
 use serde_json::Value;
 
 use client::{Ebay, FULFILLMENT};
@@ -40,31 +40,10 @@ pub struct Settings {
     pub max_wait_seconds: u32,
 }
 
-fn number(key: &str, default: u32, range: std::ops::RangeInclusive<u32>) -> Result<u32, Failure> {
-    let Some(raw) = config::get(key) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<u32>() {
-        Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(Failure::error(format!(
-            "config `{key}` is `{raw}`: it must be a whole number from {} to {}",
-            range.start(),
-            range.end()
-        ))),
-    }
-}
-
-fn text(key: &str, default: &str) -> String {
-    config::get(key)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
-
 impl Settings {
     /// Reads and checks the config.
     pub fn load() -> Result<Self, Failure> {
-        let marketplace_id = text("marketplace_id", "EBAY_GB");
+        let marketplace_id = airlock_sdk::config_text("marketplace_id", "EBAY_GB");
         if !marketplace_id.starts_with("EBAY_")
             || !marketplace_id[5..]
                 .bytes()
@@ -75,7 +54,7 @@ impl Settings {
                 "config `marketplace_id` is `{marketplace_id}`: it must be an eBay marketplace id like EBAY_GB"
             )));
         }
-        let content_language = text("content_language", "en-GB");
+        let content_language = airlock_sdk::config_text("content_language", "en-GB");
         if !content_language
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -84,15 +63,15 @@ impl Settings {
                 "config `content_language` is `{content_language}`: it must be a language tag like en-GB"
             )));
         }
-        let carrier_codes = mapping::carrier_codes(&text("carrier_codes", ""))
+        let carrier_codes = mapping::carrier_codes(&airlock_sdk::config_text("carrier_codes", ""))
             .map_err(|e| Failure::error(format!("config `carrier_codes`: {e}")))?;
         Ok(Self {
             marketplace_id,
             content_language,
-            initial_days: number("initial_days", 30, 1..=730)?,
-            overlap_minutes: number("overlap_minutes", 10, 0..=1440)?,
+            initial_days: airlock_sdk::config_number("initial_days", 30, 1..=730)?,
+            overlap_minutes: airlock_sdk::config_number("overlap_minutes", 10, 0..=1440)?,
             carrier_codes,
-            max_wait_seconds: number("max_wait_seconds", 30, 0..=300)?,
+            max_wait_seconds: airlock_sdk::config_number("max_wait_seconds", 30, 0..=300)?,
         })
     }
 }

@@ -28,6 +28,18 @@ use client::Client;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Salesmanago;
 
+/// `info` when a run sent nothing and only skipped (a business rule left
+/// nothing to do), else `ok`.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn severity_of(sent: u32, skipped: u32, message: String) -> Outcome {
+    let status = if sent == 0 && skipped > 0 {
+        Status::Info
+    } else {
+        Status::Ok
+    };
+    outcome(status, message, sent)
+}
+
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn run_feed(ctx: &RunContext) -> Result<Outcome, Failure> {
     let mut client = Client::from_config()?;
@@ -39,35 +51,25 @@ fn run_feed(ctx: &RunContext) -> Result<Outcome, Failure> {
             } else {
                 ""
             };
-            let status = if done.sent == 0 && done.skipped > 0 {
-                Status::Info
-            } else {
-                Status::Ok
-            };
-            Ok(outcome(
-                status,
+            Ok(severity_of(
+                done.sent,
+                done.skipped,
                 format!(
                     "{} contact(s) sent, {} skipped (consent or not a contact){more}",
                     done.sent, done.skipped
                 ),
-                done.sent,
             ))
         }
         "purchases" => {
             let sent = purchases::run(&mut client)?;
-            let status = if sent.events == 0 && sent.skipped > 0 {
-                Status::Info
-            } else {
-                Status::Ok
-            };
-            Ok(outcome(
-                status,
+            Ok(severity_of(
+                sent.events,
+                sent.skipped,
                 format!(
                     "{} purchase event(s) sent, {} order(s) skipped (not a purchase or no \
                      consent), {} waiting for payment, {} sent before",
                     sent.events, sent.skipped, sent.waiting, sent.already
                 ),
-                sent.events,
             ))
         }
         other => Err(Failure::error(format!("unknown feed `{other}`"))),

@@ -47,27 +47,6 @@ fn choice(key: &str, default: &str, allowed: &[&str]) -> Result<String, Failure>
     }
 }
 
-fn number(key: &str, default: u32, range: std::ops::RangeInclusive<u32>) -> Result<u32, Failure> {
-    let Some(raw) = config::get(key) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<u32>() {
-        Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(Failure::error(format!(
-            "config `{key}` is `{raw}`: it must be a whole number from {} to {}",
-            range.start(),
-            range.end()
-        ))),
-    }
-}
-
-fn code(key: &str, default: &str) -> String {
-    config::get(key)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
-
 impl Settings {
     /// Reads and checks the config.
     pub fn load(installation: &str) -> Result<Self, Failure> {
@@ -84,13 +63,13 @@ impl Settings {
             credit_note_status: choice("credit_note_status", "draft", &["draft", "authorised"])?
                 .to_ascii_uppercase(),
             accounts: Accounts {
-                sales: code("sales_account_code", "200"),
-                shipping: code("shipping_account_code", "200"),
+                sales: airlock_sdk::config_text("sales_account_code", "200"),
+                shipping: airlock_sdk::config_text("shipping_account_code", "200"),
             },
-            payment_account_code: code("payment_account_code", "090"),
+            payment_account_code: airlock_sdk::config_text("payment_account_code", "090"),
             pacing: Pacing {
-                calls_per_minute: number("calls_per_minute", 60, 1..=10_000)?,
-                max_wait_seconds: number("max_wait_seconds", 60, 0..=300)?,
+                calls_per_minute: airlock_sdk::config_number("calls_per_minute", 60, 1..=10_000)?,
+                max_wait_seconds: airlock_sdk::config_number("max_wait_seconds", 60, 0..=300)?,
             },
         })
     }

@@ -60,44 +60,45 @@ fn decode(bytes: &[u8]) -> Option<SealedSecret> {
 }
 
 impl KvCapability {
-    fn slot<'a>(&'a self, key: &'a str) -> (String, &'a str, &'a str) {
+    /// Calls `f` with the keyring and the slot `key`'s value is bound to:
+    /// this installation, and `storage:` + the key.
+    fn with_slot<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&crate::secrets::Keyring, SecretSlot<'_>) -> Result<T, SealError>,
+    ) -> Result<T, SealError> {
+        let keyring = self.keyring.as_ref().ok_or_else(no_keyring)?;
         let scope = self.storage.scope();
-        (format!("storage:{key}"), &scope.tenant, &scope.installation)
+        let slot_key = format!("storage:{key}");
+        let slot = SecretSlot {
+            tenant: &scope.tenant,
+            installation: &scope.installation,
+            key: &slot_key,
+        };
+        f(keyring, slot)
     }
 
     /// `value` of `key`, sealed (it must be UTF-8 text: tokens are).
     pub(super) fn seal(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>, SealError> {
-        let keyring = self.keyring.as_ref().ok_or_else(no_keyring)?;
         let text = String::from_utf8(value).map_err(|_| {
             SealError::NotText(format!(
                 "the value of `{key}` must be UTF-8 text to be sealed"
             ))
         })?;
-        let (slot_key, tenant, installation) = self.slot(key);
-        let slot = SecretSlot {
-            tenant,
-            installation,
-            key: &slot_key,
-        };
-        Ok(encode(&keyring.seal(slot, &text)))
+        self.with_slot(key, |keyring, slot| Ok(encode(&keyring.seal(slot, &text))))
     }
 
     /// The plaintext of `key`'s stored `value`.
     pub(super) fn open(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, SealError> {
-        let keyring = self.keyring.as_ref().ok_or_else(no_keyring)?;
         let sealed = decode(value).ok_or_else(|| {
             SealError::Unavailable(format!("the stored value of `{key}` is not sealed"))
         })?;
-        let (slot_key, tenant, installation) = self.slot(key);
-        let slot = SecretSlot {
-            tenant,
-            installation,
-            key: &slot_key,
-        };
-        keyring
-            .open(slot, &sealed)
-            .map(String::into_bytes)
-            .map_err(|e| SealError::Unavailable(format!("`{key}` cannot be opened: {e}")))
+        self.with_slot(key, |keyring, slot| {
+            keyring
+                .open(slot, &sealed)
+                .map(String::into_bytes)
+                .map_err(|e| SealError::Unavailable(format!("`{key}` cannot be opened: {e}")))
+        })
     }
 }
 
