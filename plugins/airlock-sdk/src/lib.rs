@@ -106,6 +106,18 @@ pub fn config_text(key: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
+/// A storage error as a run failure: storage being down is passing (the
+/// run ends `retry`), a bad key or a full quota needs a person.
+pub fn storage_failure(e: storage::StorageError) -> Failure {
+    match e {
+        storage::StorageError::Unavailable(m) => {
+            Failure::retry(format!("storage unavailable: {m}"))
+        }
+        storage::StorageError::InvalidKey(m) => Failure::error(format!("storage key: {m}")),
+        storage::StorageError::QuotaExceeded(m) => Failure::error(format!("storage quota: {m}")),
+    }
+}
+
 /// Logs at info level.
 pub fn info(message: &str) {
     log::write(log::Level::Info, message);

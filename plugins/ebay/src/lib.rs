@@ -131,7 +131,7 @@ impl Tally {
 
 /// A remembered value from the installation's storage.
 pub fn recall(key: &str) -> Result<Option<Value>, Failure> {
-    let value = storage::get(key).map_err(storage_failure)?;
+    let value = storage::get(key).map_err(airlock_sdk::storage_failure)?;
     Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
 }
 
@@ -139,21 +139,11 @@ pub fn recall(key: &str) -> Result<Option<Value>, Failure> {
 /// run failing or being killed (else it commits with the run).
 pub fn remember(key: &str, value: &Value, now: bool) -> Result<(), Failure> {
     let bytes = serde_json::to_vec(value).map_err(|e| Failure::error(e.to_string()))?;
-    storage::set(key, &bytes).map_err(storage_failure)?;
+    storage::set(key, &bytes).map_err(airlock_sdk::storage_failure)?;
     if now {
-        storage::checkpoint().map_err(storage_failure)?;
+        storage::checkpoint().map_err(airlock_sdk::storage_failure)?;
     }
     Ok(())
-}
-
-fn storage_failure(e: storage::StorageError) -> Failure {
-    match e {
-        storage::StorageError::Unavailable(m) => {
-            Failure::retry(format!("storage unavailable: {m}"))
-        }
-        storage::StorageError::InvalidKey(m) => Failure::error(format!("storage key: {m}")),
-        storage::StorageError::QuotaExceeded(m) => Failure::error(format!("storage quota: {m}")),
-    }
 }
 
 struct EbayConnector;

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// A remembered JSON value.
 pub fn recall(key: &str) -> Result<Option<Value>, Failure> {
-    let value = storage::get(key).map_err(failure)?;
+    let value = storage::get(key).map_err(airlock_sdk::storage_failure)?;
     Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
 }
 
@@ -17,17 +17,17 @@ pub fn recall(key: &str) -> Result<Option<Value>, Failure> {
 /// [`checkpoint`]).
 pub fn remember(key: &str, value: &Value) -> Result<(), Failure> {
     let bytes = serde_json::to_vec(value).map_err(|e| Failure::error(e.to_string()))?;
-    storage::set(key, &bytes).map_err(failure)
+    storage::set(key, &bytes).map_err(airlock_sdk::storage_failure)
 }
 
 /// Forgets `key`.
 pub fn forget(key: &str) -> Result<(), Failure> {
-    storage::delete(key).map_err(failure)
+    storage::delete(key).map_err(airlock_sdk::storage_failure)
 }
 
 /// Commits what the run remembered so far, whatever its outcome.
 pub fn checkpoint() -> Result<(), Failure> {
-    storage::checkpoint().map_err(failure)
+    storage::checkpoint().map_err(airlock_sdk::storage_failure)
 }
 
 /// Every key under `prefix` with its value.
@@ -35,7 +35,8 @@ pub fn all(prefix: &str) -> Result<Vec<(String, Value)>, Failure> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let page = storage::list_keys(prefix, cursor.as_deref(), 500).map_err(failure)?;
+        let page = storage::list_keys(prefix, cursor.as_deref(), 500)
+            .map_err(airlock_sdk::storage_failure)?;
         for key in page.keys {
             if let Some(v) = recall(&key)? {
                 out.push((key, v));
@@ -45,15 +46,5 @@ pub fn all(prefix: &str) -> Result<Vec<(String, Value)>, Failure> {
             Some(c) => cursor = Some(c),
             None => return Ok(out),
         }
-    }
-}
-
-fn failure(e: storage::StorageError) -> Failure {
-    match e {
-        storage::StorageError::Unavailable(m) => {
-            Failure::retry(format!("storage unavailable: {m}"))
-        }
-        storage::StorageError::InvalidKey(m) => Failure::error(format!("storage key: {m}")),
-        storage::StorageError::QuotaExceeded(m) => Failure::error(format!("storage quota: {m}")),
     }
 }

@@ -550,23 +550,13 @@ const UNPAID_CREDIT_NOTES: &str = "where=Type%3D%3D%22ACCRECCREDIT%22%20AND%20St
 
 /// A remembered JSON value from the installation's storage.
 fn recall(key: &str) -> Result<Option<Value>, Failure> {
-    let value = storage::get(key).map_err(storage_failure)?;
+    let value = storage::get(key).map_err(airlock_sdk::storage_failure)?;
     Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
 }
 
 /// Remembers `value` and checkpoints, so it survives this run failing.
 fn remember(key: &str, value: &Value) -> Result<(), Failure> {
     let bytes = serde_json::to_vec(value).map_err(|e| Failure::error(e.to_string()))?;
-    storage::set(key, &bytes).map_err(storage_failure)?;
-    storage::checkpoint().map_err(storage_failure)
-}
-
-fn storage_failure(e: storage::StorageError) -> Failure {
-    match e {
-        storage::StorageError::Unavailable(m) => {
-            Failure::retry(format!("storage unavailable: {m}"))
-        }
-        storage::StorageError::InvalidKey(m) => Failure::error(format!("storage key: {m}")),
-        storage::StorageError::QuotaExceeded(m) => Failure::error(format!("storage quota: {m}")),
-    }
+    storage::set(key, &bytes).map_err(airlock_sdk::storage_failure)?;
+    storage::checkpoint().map_err(airlock_sdk::storage_failure)
 }
