@@ -746,3 +746,38 @@ fn deliveries_past_the_rate_are_refused_before_the_plugin_is_read() {
     );
     assert!(past.headers.get("retry-after").is_some());
 }
+
+#[test]
+fn removing_an_installation_deletes_its_webhook_secret() {
+    let site = Site::new();
+    site.ok(&["tenant", "add", "acme"]);
+    site.ok(&[
+        "install",
+        "plugins/webhook-probe",
+        "--tenant",
+        "acme",
+        "--name",
+        "hooks",
+        "--skip-check",
+        "--yes",
+    ]);
+    site.ok(&["webhooks", "secret", "acme/hooks"]);
+    let scope = airlock::storage::Scope {
+        tenant: "acme".into(),
+        installation: "hooks".into(),
+    };
+    let stored = || {
+        let store = airlock::SqliteStore::open(&site.db).unwrap();
+        airlock::SqliteStore::webhook_secret_hash(&store, &scope).unwrap()
+    };
+    assert!(stored().is_some());
+    site.ok(&["remove", "acme/hooks", "--yes"]);
+    assert_eq!(stored(), None, "the removed installation's secret is gone");
+    let out = site.run(&["webhooks", "secret", "acme/hooks"]);
+    assert_eq!(out.status.code(), Some(2), "{}", crate::cli::text(&out));
+    assert!(
+        crate::cli::text(&out).contains("no installation `acme/hooks`"),
+        "{}",
+        crate::cli::text(&out)
+    );
+}
