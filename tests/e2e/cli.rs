@@ -973,3 +973,37 @@ async fn a_run_of_an_installed_installation_uses_its_config_and_refuses_other_co
     ]);
     expect(&same, 0, "outcome:");
 }
+
+#[test]
+fn a_trial_run_of_a_live_installation_in_test_mode_says_so() {
+    let site = crate::serve_cli::Site::new();
+    site.ok(&["tenant", "add", "acme"]);
+    site.ok(&[
+        "install",
+        "plugins/hello",
+        "--tenant",
+        "acme",
+        "--mode",
+        "live",
+        "--yes",
+    ]);
+    let trial = [
+        "run",
+        "plugins/hello",
+        "--feed",
+        "greet",
+        "--tenant",
+        "acme",
+    ];
+    let mut args = trial.to_vec();
+    args.extend(["--installation", "hello"]);
+    let out = site.ok(&args);
+    assert!(
+        out.contains("note: acme/hello is live, but this trial run is in test mode")
+            && out.contains("add --mode live"),
+        "{out}"
+    );
+    args.extend(["--mode", "live"]);
+    let out = site.ok(&args);
+    assert!(!out.contains("note: acme/hello is live"), "{out}");
+}

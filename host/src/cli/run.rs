@@ -299,6 +299,13 @@ async fn held_to_what_was_installed(
     if installation.mode == Mode::Live && row.mode != Mode::Live.as_str() {
         bail!("{label} is in test mode: a live run needs `airlock mode {label} live` first");
     }
+    if installation.mode == Mode::Test && row.mode == Mode::Live.as_str() {
+        eprintln!(
+            "note: {label} is live, but this trial run is in test mode (nothing that changes a \
+             third party is sent, no record change is kept): add --mode live to run it as \
+             installed"
+        );
+    }
     let rules = airlock::lifecycle::approved_rules(&row, plugin, &installation.config)?;
     installation.approved_egress = Some(rules);
     installation.approved_data = Some(row.approved_data.clone().unwrap_or_default());
