@@ -246,6 +246,9 @@ fn deliveries_run_as_runs_and_every_refused_one_runs_nothing() {
         "the delivery was forwarded once: {}",
         site.ok(&["runs", "show", "1"])
     );
+    // serve's output reports the delivery's run as it does a feed's.
+    server.wait_for(&["start", "acme/hooks inbox (webhook, attempt 1)"]);
+    server.wait_for(&["OK", "acme/hooks inbox #1: delivery 1 (inbox)"]);
     let shown = site.ok(&["runs", "show", "1"]);
     assert!(
         shown.contains("delivery 1 (inbox): sent: 200") && shown.contains("trigger  webhook")

@@ -277,7 +277,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     }
     let web = match args.listen {
         Some(addr) => {
-            let server = WebServer::bind(addr, WebState::new(Arc::clone(&host)))
+            let state = WebState::new(Arc::clone(&host)).with_events(Arc::new(print_event));
+            let server = WebServer::bind(addr, state)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             println!("listening on http://{}", server.local_addr()?);

@@ -25,6 +25,7 @@ use crate::lifecycle;
 use crate::manifest::Webhook;
 use crate::runs::{RunReport, Severity};
 use crate::runtime::WebhookDelivery;
+use crate::scheduler::Event;
 use crate::storage::{ActiveRun, Holder, Scope, Settlement};
 use crate::url_secret;
 use crate::webhooks::verify_signature;
@@ -233,6 +234,8 @@ async fn deliver(
     // neither cuts the run short (what the guest did, its requests to third
     // parties included, is recorded) nor leaves a claim behind.
     let host = state.host.clone();
+    let events = state.events.clone();
+    let label = format!("{}/{}", scope.tenant, scope.installation);
     let task = tokio::spawn(async move {
         let _held = (one_at_a_time, slot);
         let store = host.store();
@@ -253,9 +256,33 @@ async fn deliver(
             let _ = store.release(active).await;
             return Err(refused);
         }
+        let emit = |event: Event| {
+            if let Some(events) = &events {
+                events(&event);
+            }
+        };
+        emit(Event::Started {
+            installation: label.clone(),
+            feed: active.feed.clone(),
+            trigger: active.trigger.clone(),
+            attempt: 1,
+        });
         let ran = host
             .run_webhook_settled(&plugin, &installation, delivery, settle)
             .await;
+        if let Ok((report, settlement)) = &ran {
+            emit(Event::Finished {
+                installation: label,
+                feed: report.feed.clone(),
+                run_id: report.run_id,
+                outcome: report.severity().as_str().to_string(),
+                message: report.end.summary(),
+                retry_at: None,
+                notified: settlement
+                    .as_ref()
+                    .is_some_and(|s| s.notification.is_some()),
+            });
+        }
         // A run the host could not record leaves nothing in progress (its
         // record, had it been written, would have ended it).
         if ran.is_err() {

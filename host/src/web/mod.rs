@@ -20,6 +20,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::Airlock;
+use crate::scheduler::EventSink;
 use crate::webhooks::Deliveries;
 
 pub mod feeds;
@@ -33,6 +34,9 @@ pub struct WebState {
     pub host: Arc<Airlock>,
     /// Webhook deliveries' rate limiters, locks and slots.
     pub deliveries: Arc<Deliveries>,
+    /// Where a delivery's run is reported as it starts and ends, as the
+    /// scheduler reports a feed's (`airlock serve` prints them).
+    pub events: Option<EventSink>,
 }
 
 impl WebState {
@@ -41,7 +45,14 @@ impl WebState {
         Self {
             host,
             deliveries: Arc::default(),
+            events: None,
         }
+    }
+
+    /// The same, reporting deliveries' runs to `events`.
+    pub fn with_events(mut self, events: EventSink) -> Self {
+        self.events = Some(events);
+        self
     }
 }
 
