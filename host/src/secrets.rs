@@ -46,7 +46,10 @@ pub enum SecretError {
     #[error("malformed master key text: {0}")]
     KeyText(String),
     /// The secret was sealed with a key whose id is not in the keyring.
-    #[error("secret was sealed with key {key_id}, which is not in the keyring")]
+    #[error(
+        "secret was sealed with key {key_id}, which is not in the keyring: pass the key file it \
+         was sealed with (--master-key-file, or --previous-key-file while rotating)"
+    )]
     UnknownKey {
         /// Id of the key the secret was sealed with.
         key_id: String,
@@ -562,7 +565,14 @@ mod tests {
         let sealed = Keyring::new(a, Vec::new()).seal(SLOT, "secret");
         let b_only = keyring();
         match b_only.open(SLOT, &sealed) {
-            Err(SecretError::UnknownKey { key_id }) => assert_eq!(key_id, a_id),
+            Err(e @ SecretError::UnknownKey { .. }) => {
+                assert!(matches!(&e, SecretError::UnknownKey { key_id } if *key_id == a_id));
+                let said = e.to_string();
+                assert!(
+                    said.contains(&a_id) && said.contains("--master-key-file"),
+                    "the error says which key and how to give it: {said}"
+                );
+            }
             result => panic!("expected UnknownKey, got {result:?}"),
         }
     }
