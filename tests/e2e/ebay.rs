@@ -96,17 +96,6 @@ impl Shop {
         ebay.set_category_tree(tree, "119");
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("airlock.db");
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, &ca.ca_pem).unwrap();
-        let permitted = dir.path().join("permitted.toml");
-        let shipped =
-            std::fs::read_to_string(airlock_tests::repo_root().join("permitted-domains.toml"))
-                .unwrap();
-        std::fs::write(
-            &permitted,
-            format!("{shipped}\"ebay.com\" = \"eBay marketplace (this operator)\"\n"),
-        )
-        .unwrap();
         let key = dir.path().join("master.key");
         let secrets = dir.path().join("secrets.toml");
         std::fs::write(
@@ -118,14 +107,12 @@ impl Shop {
         )
         .unwrap();
         let port = ebay.addr.port();
-        let net = vec![
-            format!("--resolve=api.ebay.com=127.0.0.1:{port}"),
-            format!("--resolve=auth.ebay.com=127.0.0.1:{port}"),
-            "--allow-network=127.0.0.0/8".to_string(),
-            format!("--trust-root={}", ca_file.display()),
-            format!("--permitted-domains={}", permitted.display()),
-            format!("--master-key-file={}", key.display()),
-        ];
+        let net = crate::support::fake_net(
+            dir.path(),
+            &ca.ca_pem,
+            &[("api.ebay.com", port), ("auth.ebay.com", port)],
+            &[("ebay.com", "eBay marketplace (this operator)")],
+        );
         let config = vec![
             format!("--config=client_id={CLIENT_ID}"),
             format!("--config-file={}", secrets.display()),

@@ -51,27 +51,15 @@ impl Shop {
         ig.set_media(media(160));
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("airlock.db");
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, &ca.ca_pem).unwrap();
-        let permitted = dir.path().join("permitted.toml");
-        let shipped =
-            std::fs::read_to_string(airlock_tests::repo_root().join("permitted-domains.toml"))
-                .unwrap();
-        std::fs::write(
-            &permitted,
-            format!("{shipped}\"instagram.com\" = \"Instagram (this operator)\"\n"),
-        )
-        .unwrap();
         let key = dir.path().join("master.key");
         let secrets = dir.path().join("secrets.toml");
         std::fs::write(&secrets, format!("access_token = \"{TOKEN}\"\n")).unwrap();
-        let net = vec![
-            format!("--resolve={NAME}=127.0.0.1:{}", ig.addr.port()),
-            "--allow-network=127.0.0.0/8".to_string(),
-            format!("--trust-root={}", ca_file.display()),
-            format!("--permitted-domains={}", permitted.display()),
-            format!("--master-key-file={}", key.display()),
-        ];
+        let net = crate::support::fake_net(
+            dir.path(),
+            &ca.ca_pem,
+            &[(NAME, ig.addr.port())],
+            &[("instagram.com", "Instagram (this operator)")],
+        );
         let shop = Self {
             dir,
             db,

@@ -38,25 +38,13 @@ impl Shop {
         let sm = FakeSalesmanago::start(account(), &ca).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("airlock.db");
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, &ca.ca_pem).unwrap();
-        let permitted = dir.path().join("permitted.toml");
-        let shipped =
-            std::fs::read_to_string(airlock_tests::repo_root().join("permitted-domains.toml"))
-                .unwrap();
-        std::fs::write(
-            &permitted,
-            format!("{shipped}\"salesmanago.pl\" = \"SALESmanago (this operator)\"\n"),
-        )
-        .unwrap();
         let key = dir.path().join("master.key");
-        let net = vec![
-            format!("--resolve=app2.salesmanago.pl=127.0.0.1:{}", sm.addr.port()),
-            "--allow-network=127.0.0.0/8".to_string(),
-            format!("--trust-root={}", ca_file.display()),
-            format!("--permitted-domains={}", permitted.display()),
-            format!("--master-key-file={}", key.display()),
-        ];
+        let net = crate::support::fake_net(
+            dir.path(),
+            &ca.ca_pem,
+            &[("app2.salesmanago.pl", sm.addr.port())],
+            &[("salesmanago.pl", "SALESmanago (this operator)")],
+        );
         let shop = Self { dir, db, sm, net };
         shop.ok(&["keygen", key.to_str().unwrap()], false).await;
         shop.ok(&["tenant", "add", "acme"], false).await;

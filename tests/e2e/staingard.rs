@@ -66,18 +66,13 @@ impl Shop {
         let sg = FakeStaingard::start(KEY, RETAILER, &ca).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("airlock.db");
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, &ca.ca_pem).unwrap();
         let key = dir.path().join("master.key");
-        let net = vec![
-            format!(
-                "--resolve=api.staingard.example=127.0.0.1:{}",
-                sg.addr.port()
-            ),
-            "--allow-network=127.0.0.0/8".to_string(),
-            format!("--trust-root={}", ca_file.display()),
-            format!("--master-key-file={}", key.display()),
-        ];
+        let net = crate::support::fake_net(
+            dir.path(),
+            &ca.ca_pem,
+            &[("api.staingard.example", sg.addr.port())],
+            &[],
+        );
         let shop = Self { dir, db, sg, net };
         shop.ok(&["keygen", key.to_str().unwrap()], false).await;
         shop.ok(&["tenant", "add", "acme"], false).await;

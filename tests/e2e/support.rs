@@ -160,3 +160,42 @@ where
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
+
+/// The `airlock` options that reach fakes of third parties over TLS, with
+/// their files in a test's directory `dir`: each `(name, port)` resolved to
+/// loopback (the policy still decides on the name), loopback allowed, the
+/// fakes' test authority `ca_pem` trusted (written to `dir/ca.pem`), the
+/// shipped permitted-domains table plus the operator's `permit` entries
+/// (domain, service; written to `dir/permitted.toml` when there are any),
+/// and the master key `dir/master.key` (made by `airlock keygen`).
+pub fn fake_net(
+    dir: &Path,
+    ca_pem: &str,
+    resolve: &[(&str, u16)],
+    permit: &[(&str, &str)],
+) -> Vec<String> {
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let mut net: Vec<String> = resolve
+        .iter()
+        .map(|(name, port)| format!("--resolve={name}=127.0.0.1:{port}"))
+        .collect();
+    net.push("--allow-network=127.0.0.0/8".to_string());
+    net.push(format!("--trust-root={}", ca_file.display()));
+    if !permit.is_empty() {
+        let mut table =
+            std::fs::read_to_string(airlock_tests::repo_root().join("permitted-domains.toml"))
+                .unwrap();
+        for (domain, service) in permit {
+            table.push_str(&format!("\"{domain}\" = \"{service}\"\n"));
+        }
+        let permitted = dir.join("permitted.toml");
+        std::fs::write(&permitted, table).unwrap();
+        net.push(format!("--permitted-domains={}", permitted.display()));
+    }
+    net.push(format!(
+        "--master-key-file={}",
+        dir.join("master.key").display()
+    ));
+    net
+}

@@ -69,16 +69,16 @@ impl Site {
         shop.set_products(fixture_products());
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("airlock.db");
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, &ca.ca_pem).unwrap();
         let key = dir.path().join("master.key");
-        let net = vec![
-            format!("--resolve={SHOP_HOST}=127.0.0.1:{}", shop.addr.port()),
-            format!("--resolve={NEW_SHOP_HOST}=127.0.0.1:{}", shop.addr.port()),
-            "--allow-network=127.0.0.0/8".to_string(),
-            format!("--trust-root={}", ca_file.display()),
-            format!("--master-key-file={}", key.display()),
-        ];
+        let net = crate::support::fake_net(
+            dir.path(),
+            &ca.ca_pem,
+            &[
+                (SHOP_HOST, shop.addr.port()),
+                (NEW_SHOP_HOST, shop.addr.port()),
+            ],
+            &[],
+        );
         let site = Self {
             dir,
             db,

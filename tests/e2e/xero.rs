@@ -155,18 +155,6 @@ impl Shop {
         xero.add_item("LAMP-FLR-BRS", 48.00);
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("airlock.db");
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, &ca.ca_pem).unwrap();
-        // The operator's own table: the shipped one plus Xero, visibly.
-        let permitted = dir.path().join("permitted.toml");
-        let shipped =
-            std::fs::read_to_string(airlock_tests::repo_root().join("permitted-domains.toml"))
-                .unwrap();
-        std::fs::write(
-            &permitted,
-            format!("{shipped}\"xero.com\" = \"Xero accounting (this operator)\"\n"),
-        )
-        .unwrap();
         let key = dir.path().join("master.key");
         let secrets = dir.path().join("secrets.toml");
         std::fs::write(
@@ -177,17 +165,16 @@ impl Shop {
             ),
         )
         .unwrap();
-        let net = vec![
-            format!("--resolve=api.xero.com=127.0.0.1:{}", xero.addr.port()),
-            format!(
-                "--resolve=identity.xero.com=127.0.0.1:{}",
-                identity.addr.port()
-            ),
-            "--allow-network=127.0.0.0/8".to_string(),
-            format!("--trust-root={}", ca_file.display()),
-            format!("--permitted-domains={}", permitted.display()),
-            format!("--master-key-file={}", key.display()),
-        ];
+        // The operator's own table: the shipped one plus Xero, visibly.
+        let net = crate::support::fake_net(
+            dir.path(),
+            &ca.ca_pem,
+            &[
+                ("api.xero.com", xero.addr.port()),
+                ("identity.xero.com", identity.addr.port()),
+            ],
+            &[("xero.com", "Xero accounting (this operator)")],
+        );
         let mut config = vec![
             format!(
                 "--config=client_id={}",
