@@ -30,6 +30,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod admin;
 mod airlock;
 pub mod artifacts;
 mod blocking;

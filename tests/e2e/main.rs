@@ -2,6 +2,7 @@
 //! `scripts/build-plugins.sh`, run by a real host on a real SQLite file,
 //! against fake third-party servers on loopback.
 
+mod admin_api;
 mod artifacts;
 mod caps;
 mod cli;

@@ -558,7 +558,7 @@ async fn test_mode_skips_outbound_feeds_unless_dry_run() {
     let w = World::new();
     w.tenant("acme");
     w.install("acme", "hello", "hello", &[]);
-    lifecycle::set_mode(w.store(), "acme", "hello", Mode::Test, 1)
+    lifecycle::set_mode(w.store(), "acme", "hello", Mode::Test, None, 1)
         .await
         .unwrap();
     let scheduler = w.scheduler(options());
@@ -592,7 +592,7 @@ async fn test_mode_skips_outbound_feeds_unless_dry_run() {
     );
 
     // Live: it runs (its own write, not the dry run's, is what is stored).
-    lifecycle::set_mode(w.store(), "acme", "hello", Mode::Live, 2)
+    lifecycle::set_mode(w.store(), "acme", "hello", Mode::Live, None, 2)
         .await
         .unwrap();
     w.clock.set(t(10, 5, 0));
@@ -740,7 +740,7 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
     finish(&mut running).await;
     assert_eq!(w.runs("hello").len(), 1);
 
-    lifecycle::set_enabled(w.store(), "acme", "hello", false, 1)
+    lifecycle::set_enabled(w.store(), "acme", "hello", false, None, 1)
         .await
         .unwrap();
     w.clock.set(t(10, 5, 0));
@@ -749,7 +749,7 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
         0,
         "disabled: nothing runs"
     );
-    lifecycle::set_enabled(w.store(), "acme", "hello", true, 2)
+    lifecycle::set_enabled(w.store(), "acme", "hello", true, None, 2)
         .await
         .unwrap();
     assert_eq!(

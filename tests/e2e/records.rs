@@ -328,7 +328,7 @@ async fn a_guest_flooding_the_records_is_stopped_at_its_caps_and_the_host_goes_o
 async fn test_mode_runs_and_checks_change_no_records() {
     let w = world(&["xero"]);
     shop_orders(&w, "acme", &["o-1"]);
-    lifecycle::set_mode(w.store(), "acme", "xero", RunMode::Test, 1)
+    lifecycle::set_mode(w.store(), "acme", "xero", RunMode::Test, None, 1)
         .await
         .unwrap();
     // An inbound feed in test mode runs and commits its own storage, but

@@ -329,9 +329,12 @@ async fn a_schedule_changed_while_planned_keeps_the_change() {
         store,
         "acme",
         "hello",
-        "greet",
-        Some("0 0 * * * *"),
-        Some("Europe/London"),
+        airlock::lifecycle::ScheduleChange {
+            feed: "greet",
+            cron: Some("0 0 * * * *"),
+            time_zone: Some("Europe/London"),
+        },
+        None,
         1,
     )
     .await

@@ -337,7 +337,7 @@ async fn a_change_planned_before_another_landed_is_refused_and_saves_nothing() {
     .await
     .unwrap();
     // While the operator looks at the reauthorise prompt, someone disables it.
-    lifecycle::set_enabled(site.store(), "acme", "hello", false, 5)
+    lifecycle::set_enabled(site.store(), "acme", "hello", false, None, 5)
         .await
         .unwrap();
     let err = lifecycle::commit_change(site.store(), Some(&site.keyring), &before, &plan, 6)
@@ -473,8 +473,11 @@ fn schedule_keeps_the_installation_time_zone_unless_given() {
         site.store(),
         "acme",
         "hello",
-        "greet",
-        Some("0 0 9 * * *"),
+        lifecycle::ScheduleChange {
+            feed: "greet",
+            cron: Some("0 0 9 * * *"),
+            time_zone: None,
+        },
         None,
         1,
     ))
@@ -484,9 +487,12 @@ fn schedule_keeps_the_installation_time_zone_unless_given() {
         site.store(),
         "acme",
         "hello",
-        "greet",
+        lifecycle::ScheduleChange {
+            feed: "greet",
+            cron: None,
+            time_zone: Some("America/New_York"),
+        },
         None,
-        Some("America/New_York"),
         2,
     ))
     .unwrap();

@@ -34,6 +34,7 @@ mod parse;
 mod records;
 mod run;
 mod serve;
+mod tokens;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -201,6 +202,12 @@ enum Command {
     Webhooks {
         #[command(subcommand)]
         command: webhooks::WebhooksCommand,
+    },
+    /// Admin tokens for the HTTP API and the web console (`serve
+    /// --listen`): make, list, revoke; and the audit of what they changed.
+    Tokens {
+        #[command(subcommand)]
+        command: tokens::TokensCommand,
     },
 }
 
@@ -611,6 +618,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Records { command } => records::records(command).await,
         Command::Artifacts { command } => artifacts::artifacts(command).await,
         Command::Webhooks { command } => webhooks::webhooks(command).await,
+        Command::Tokens { command } => tokens::tokens(command).await,
     }
 }
 

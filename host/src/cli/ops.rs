@@ -332,7 +332,7 @@ pub async fn set_enabled(args: RefArgs, enabled: bool) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
     let store = args.db.open()?;
     let now = Utc::now().timestamp();
-    let row = lifecycle::set_enabled(&*store, &tenant, &id, enabled, now).await?;
+    let row = lifecycle::set_enabled(&*store, &tenant, &id, enabled, None, now).await?;
     let state = if enabled { "enabled" } else { "disabled" };
     outln!("{} {state}", row.label());
     Ok(0)
@@ -353,7 +353,7 @@ pub async fn mode(args: ModeArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
     let store = args.db.open()?;
     let now = Utc::now().timestamp();
-    let row = lifecycle::set_mode(&*store, &tenant, &id, args.mode, now).await?;
+    let row = lifecycle::set_mode(&*store, &tenant, &id, args.mode, None, now).await?;
     outln!("{} is now in {} mode", row.label(), row.mode);
     Ok(0)
 }
@@ -610,9 +610,12 @@ pub async fn schedule(args: ScheduleArgs) -> anyhow::Result<u8> {
         &*store,
         &tenant,
         &id,
-        &args.feed,
-        cron.as_deref(),
-        args.time_zone.as_deref(),
+        lifecycle::ScheduleChange {
+            feed: &args.feed,
+            cron: cron.as_deref(),
+            time_zone: args.time_zone.as_deref(),
+        },
+        None,
         Utc::now().timestamp(),
     )
     .await?;

@@ -14,13 +14,10 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 
 use airlock::lifecycle::{self, parse_reference};
-use airlock::manifest::Direction;
-use airlock::runs::{Mode, Trigger};
 use airlock::runtime::HostLimits;
 use airlock::scheduler::{
     CatchUp, Event, Overlap, RetryPolicy, Scheduler, ServeOptions, SystemClock, TestOutbound,
 };
-use airlock::storage::QueuedRun;
 use airlock::web::{WebServer, WebState};
 
 use super::{
@@ -317,50 +314,20 @@ pub struct RunNowArgs {
 pub async fn run_now(args: RunNowArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
     let store = args.db.open()?;
-    let row = lifecycle::installation_row(&*store, &tenant, &id).await?;
-    if !row.enabled {
-        bail!(
-            "{} is disabled: nothing of it runs (enable it with `airlock enable {}`)",
-            row.label(),
-            row.label()
-        );
-    }
-    if lifecycle::feed_direction(&row, &args.feed).is_none() {
-        bail!(
-            "{}@{} has no feed `{}`",
-            row.plugin_id,
-            row.plugin_version,
-            args.feed
-        );
-    }
     let now = Utc::now().timestamp();
-    let queue_id = store
-        .enqueue(QueuedRun {
-            id: 0,
-            tenant: tenant.clone(),
-            installation: id.clone(),
-            feed: args.feed.clone(),
-            trigger: Trigger::Manual.as_str().to_string(),
-            attempt: 1,
-            scheduled_at: now,
-            due_at: now,
-            created_at: now,
-        })
-        .await?;
+    let queued = lifecycle::run_now(&*store, &tenant, &id, &args.feed, now).await?;
+    let label = format!("{tenant}/{id}");
     println!(
-        "queued {} {} now (queue #{queue_id})",
-        row.label(),
-        args.feed
+        "queued {label} {} now (queue #{})",
+        args.feed, queued.queue_id
     );
-    if store.active_run(&tenant, &id, &args.feed).await?.is_some() {
+    if queued.waits_for_run_in_progress {
         println!("a run of this feed is in progress: this one starts when it ends");
     }
-    let outbound = lifecycle::feed_direction(&row, &args.feed) == Some(Direction::Outbound);
-    if outbound && lifecycle::stored_mode(&row) == Mode::Test {
+    if queued.skipped_in_test_mode {
         println!(
-            "note: {} is in test mode and `{}` is an outbound feed: `airlock serve` skips it \
+            "note: {label} is in test mode and `{}` is an outbound feed: `airlock serve` skips it \
              (nothing runs) unless it was started with --test-outbound dry-run",
-            row.label(),
             args.feed
         );
     }

@@ -26,7 +26,11 @@ use std::path::Path;
 
 pub use pinned::{approved_rules, installed_plugin};
 use pinned::{pin, validate_component};
-pub use settings::{remove, reseal_secrets, set_enabled, set_mode, set_schedule};
+mod run_now;
+pub use run_now::{QueuedRunNow, run_now};
+pub use settings::{
+    ScheduleChange, check_revision, remove, reseal_secrets, set_enabled, set_mode, set_schedule,
+};
 
 use crate::airlock::{Airlock, HostError, Installation};
 use crate::config::{ConfigError, ConfigValues};
@@ -152,6 +156,23 @@ pub enum LifecycleError {
     DataWidened {
         /// The grants added (`read orders`), comma-separated.
         added: String,
+    },
+    /// The installation is switched off.
+    #[error("{0} is disabled: nothing of it runs (enable it first)")]
+    Disabled(String),
+    /// The change was made against a revision of the installation that is
+    /// no longer current: someone changed it meanwhile.
+    #[error(
+        "{label} changed since it was read (revision {expected}, now {current}): read it \
+         again and redo the change"
+    )]
+    StaleRevision {
+        /// The installation.
+        label: String,
+        /// The revision the change was made against.
+        expected: i64,
+        /// The revision it has now.
+        current: i64,
     },
     /// The store failed.
     #[error(transparent)]
@@ -679,8 +700,19 @@ mod tests {
         send(load(store, None, row));
         send(plan_reauthorise(host, None, row, &[]));
         send(commit_change(store, None, row, plan, 0));
-        send(set_enabled(store, "t", "i", true, 0));
-        send(set_schedule(store, "t", "i", "f", None, None, 0));
+        send(set_enabled(store, "t", "i", true, None, 0));
+        send(set_schedule(
+            store,
+            "t",
+            "i",
+            settings::ScheduleChange {
+                feed: "f",
+                cron: None,
+                time_zone: None,
+            },
+            None,
+            0,
+        ));
         send(remove(store, row, 0));
     }
 }

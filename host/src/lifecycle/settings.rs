@@ -42,15 +42,30 @@ pub async fn reseal_secrets(
     Ok(count)
 }
 
+/// Refuses a change made against `expected` (the revision the caller
+/// read) when the installation has changed since: a stale edit.
+pub fn check_revision(row: &InstallationRow, expected: Option<i64>) -> Result<(), LifecycleError> {
+    match expected {
+        Some(expected) if expected != row.revision => Err(LifecycleError::StaleRevision {
+            label: row.label(),
+            expected,
+            current: row.revision,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Switches an installation on or off. History, config and storage stay.
 pub async fn set_enabled(
     store: &dyn Registry,
     tenant: &str,
     id: &str,
     enabled: bool,
+    expected_revision: Option<i64>,
     now: i64,
 ) -> Result<InstallationRow, LifecycleError> {
     let mut row = installation_row(store, tenant, id).await?;
+    check_revision(&row, expected_revision)?;
     row.enabled = enabled;
     row.updated_at = now;
     // Re-plan on enable: fires missed while disabled are not owed.
@@ -76,28 +91,48 @@ pub async fn set_mode(
     tenant: &str,
     id: &str,
     mode: Mode,
+    expected_revision: Option<i64>,
     now: i64,
 ) -> Result<InstallationRow, LifecycleError> {
     let mut row = installation_row(store, tenant, id).await?;
+    check_revision(&row, expected_revision)?;
     row.mode = mode.as_str().to_string();
     row.updated_at = now;
     row.revision = store.update_installation(row.clone(), None, None).await?;
     Ok(row)
 }
 
-/// Overrides one feed's schedule (or, with `cron` None, goes back to the
-/// manifest's default). The installation's schedules are read in
+/// A change of one feed's schedule: an override (or, with `cron` None, back
+/// to the manifest's default). The installation's schedules are read in
 /// `time_zone` if given, else in the zone they have.
+#[derive(Debug, Clone, Copy)]
+pub struct ScheduleChange<'a> {
+    /// The feed.
+    pub feed: &'a str,
+    /// Its cron expression (with seconds), or none for the manifest's
+    /// default.
+    pub cron: Option<&'a str>,
+    /// The IANA time zone the installation's schedules are read in; none
+    /// keeps the one they have.
+    pub time_zone: Option<&'a str>,
+}
+
+/// Overrides one feed's schedule (see [`ScheduleChange`]).
 pub async fn set_schedule(
     store: &dyn Registry,
     tenant: &str,
     id: &str,
-    feed: &str,
-    cron: Option<&str>,
-    time_zone: Option<&str>,
+    change: ScheduleChange<'_>,
+    expected_revision: Option<i64>,
     now: i64,
 ) -> Result<ScheduleRow, LifecycleError> {
+    let ScheduleChange {
+        feed,
+        cron,
+        time_zone,
+    } = change;
     let mut row = installation_row(store, tenant, id).await?;
+    check_revision(&row, expected_revision)?;
     let plugin: Plugin = installed_plugin(store, &row)?;
     let stored = store.schedules(tenant, id).await?;
     let time_zone = match (time_zone, stored.first()) {

@@ -14,7 +14,17 @@ use crate::egress::HttpCall;
 use crate::storage::KeyChange;
 
 /// Test or live, as in the WIT `mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Nothing that changes a third party is sent.

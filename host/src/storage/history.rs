@@ -24,7 +24,7 @@ pub struct RunFilter {
 }
 
 /// One recorded run, without its full report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
     /// The run's id.
     pub id: i64,

@@ -12,6 +12,8 @@
 //! Data is always addressed by a [`Scope`] (tenant, installation): there is no
 //! call that reads across scopes.
 
+mod admin;
+mod admin_sqlite;
 mod artifacts;
 mod artifacts_sqlite;
 mod audit;
@@ -31,6 +33,7 @@ mod webhooks;
 mod webhooks_sqlite;
 mod work;
 
+pub use admin::{AdminActionRow, AdminStore, AdminTokenRow, NewAdminToken};
 pub use artifacts::{ArtifactEffects, ArtifactPublish, ArtifactStore, ArtifactVersion};
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
@@ -70,6 +73,7 @@ pub trait Store:
     + ArtifactStore
     + OAuthStore
     + WebhookStore
+    + AdminStore
 {
 }
 
@@ -83,6 +87,7 @@ impl<T> Store for T where
         + ArtifactStore
         + OAuthStore
         + WebhookStore
+        + AdminStore
 {
 }
 

@@ -71,7 +71,7 @@ pub struct ActiveRun {
 
 /// A notification: a feed needs a person. Repeated failures of the same feed
 /// update the open notification instead of adding more.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NotificationRow {
     /// Its id.
     pub id: i64,

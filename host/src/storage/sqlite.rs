@@ -402,6 +402,28 @@ const MIGRATIONS: &[&str] = &[
         received_at  INTEGER NOT NULL,
         PRIMARY KEY (tenant, installation, webhook, delivery_id)
     ) WITHOUT ROWID;",
+    // 12: the admin API (`admin_sqlite.rs`): its tokens, as their sha256
+    // only, and the audit of the changes made through it.
+    "CREATE TABLE admin_tokens (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL,
+        tenant        TEXT,
+        permissions   TEXT NOT NULL,
+        secret_sha256 BLOB NOT NULL UNIQUE,
+        created_at    INTEGER NOT NULL,
+        revoked_at    INTEGER
+    );
+    CREATE TABLE admin_actions (
+        id       INTEGER PRIMARY KEY,
+        at       INTEGER NOT NULL,
+        actor    TEXT NOT NULL,
+        token_id INTEGER,
+        tenant   TEXT,
+        action   TEXT NOT NULL,
+        target   TEXT NOT NULL,
+        detail   TEXT NOT NULL
+    );
+    CREATE INDEX admin_actions_by_tenant ON admin_actions (tenant, id);",
 ];
 
 /// How many read-only connections a file database has.

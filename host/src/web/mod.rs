@@ -4,12 +4,13 @@
 //! - [`feeds`]: published artifacts at `/feeds/{tenant}/{installation}/{name}`;
 //! - [`oauth`]: the OAuth2 authorization-code callback, `/oauth/callback`;
 //! - [`hooks`]: inbound webhooks at
-//!   `/hooks/{tenant}/{installation}/{webhook}/{secret}`.
+//!   `/hooks/{tenant}/{installation}/{webhook}/{secret}`;
+//! - [`api`]: the admin HTTP API under `/api`, for admin tokens only.
 //!
-//! The listener serves nothing else: no admin API, no listing of tenants.
 //! Every route checks its own credential (a feed's access token, an
-//! authorization's `state`, a webhook's secret) and answers a bare 404 to anything it does not
-//! recognise, so the listener tells a stranger nothing.
+//! authorization's `state`, a webhook's secret, an admin token) and answers
+//! a bare 404 to anything it does not recognise (the API: a 401 or 404
+//! problem), so the listener tells a stranger nothing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::Airlock;
 use crate::scheduler::EventSink;
 use crate::webhooks::Deliveries;
 
+pub mod api;
 pub mod feeds;
 pub mod hooks;
 pub mod oauth;
@@ -63,6 +65,7 @@ pub fn router(state: WebState) -> Router {
         .merge(feeds::routes())
         .merge(oauth::routes())
         .merge(hooks::routes())
+        .merge(api::routes())
         .with_state(state)
 }
 
