@@ -93,6 +93,26 @@ impl PluginStore {
         self.root.join(digest)
     }
 
+    /// The digests of the entries in the store (none if it was never
+    /// written).
+    pub fn digests(&self) -> Result<Vec<String>, PluginStoreError> {
+        let read = match std::fs::read_dir(&self.root) {
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&self.root)(e)),
+        };
+        let mut digests = Vec::new();
+        for entry in read {
+            let entry = entry.map_err(io(&self.root))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && entry.path().is_dir() {
+                digests.push(name);
+            }
+        }
+        digests.sort();
+        Ok(digests)
+    }
+
     /// Copies `plugin` into the store (if it is not there already) and
     /// returns its entry's directory and digest.
     pub fn pin(&self, plugin: &Plugin) -> Result<(PathBuf, String), PluginStoreError> {

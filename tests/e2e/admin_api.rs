@@ -337,6 +337,13 @@ fn body_for(path: &str, method: &str) -> Option<Value> {
         "put" if path.ends_with("/mode") => Some(json!({"mode": "test", "revision": 1})),
         "put" if path.ends_with("/schedule") => Some(json!({"cron": null, "revision": 1})),
         "post" if path == "/api/tenants" => Some(json!({"id": "newco"})),
+        "post" if path.ends_with("/installations") => Some(json!({"plugin": "0"})),
+        "post" if path.ends_with("/reauthorise") => Some(json!({"revision": 0})),
+        "post" if path.ends_with("/upgrade") => Some(json!({"plugin": "0", "revision": 0})),
+        "post" if path.ends_with("/oauth/start") => {
+            Some(json!({"redirect_uri": "https://hooks.example.com/oauth/callback"}))
+        }
+        "post" if path.ends_with("/unacknowledge") => Some(json!({"installation": "m"})),
         _ => None,
     }
 }
@@ -353,7 +360,24 @@ fn a_tenants_token_never_reaches_another_tenant_through_any_endpoint() {
     let notes = api.wait_until("/api/tenants/globex/notifications", &w.operator, |b| {
         b.as_array().is_some_and(|a| !a.is_empty())
     });
+    let example = airlock_tests::repo_root().join("schemas/examples/products.json");
+    let mut product: Value = serde_json::from_slice(&std::fs::read(example).unwrap()).unwrap();
+    product["id"] = json!("g-1");
+    let imported = api.rt.block_on(async {
+        api.client
+            .post(format!("{}/api/tenants/globex/records/products", api.base))
+            .bearer_auth(&w.operator)
+            .body(format!("{product}\n"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(imported.as_u16(), 200);
     let values = [
+        ("collection", "products".to_string()),
+        ("record", "g-1".to_string()),
+        ("digest", "0".repeat(64)),
         ("tenant", "globex".to_string()),
         ("installation", "m".to_string()),
         ("feed", "count".to_string()),
@@ -556,4 +580,278 @@ fn bad_input_and_bad_tokens_are_problems_with_stable_codes() {
     for t in [&w.operator, &w.acme, &w.acme_reader] {
         assert!(!w.server.output().contains(t.as_str()));
     }
+}
+
+/// A `multipart/form-data` body with `parts` (name, bytes); its content
+/// type.
+fn multipart(parts: &[(&str, Vec<u8>)]) -> (String, Vec<u8>) {
+    let boundary = "airlock-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                 filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .bytes(),
+        );
+        body.extend(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Api {
+    fn upload(&self, token: &str, dir: &str) -> Answer {
+        let dir = airlock_tests::repo_root().join(dir);
+        let manifest = std::fs::read(dir.join("plugin.toml")).unwrap();
+        let component = std::fs::read(dir.join("plugin.wasm")).unwrap();
+        let (content_type, body) = multipart(&[("manifest", manifest), ("component", component)]);
+        let req = self
+            .client
+            .post(format!("{}/api/plugins", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body);
+        self.rt.block_on(async {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let content_type = resp
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let text = resp.text().await.unwrap();
+            Answer {
+                status,
+                content_type,
+                body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            }
+        })
+    }
+}
+
+#[test]
+fn add_an_integration_from_an_uploaded_plugin_with_its_grants_approved() {
+    let w = world();
+    let api = &w.api;
+    let approver = token(&w.site, "reviewer", &["--operator"], "operate,approve");
+
+    // Only an operator uploads code; a tenant's token may not.
+    w.api
+        .upload(&w.acme, "plugins/custom-store")
+        .problem(403, "forbidden");
+    let uploaded = api.upload(&w.operator, "plugins/custom-store");
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let digest = uploaded.body["digest"].as_str().unwrap().to_string();
+    assert_eq!(uploaded.body["id"], "custom-store");
+    let password = uploaded.body["config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "password")
+        .unwrap();
+    assert_eq!(password["secret"], true, "the form masks it");
+    // The same upload again is the same entry; a broken one is refused.
+    assert_eq!(
+        api.upload(&w.operator, "plugins/custom-store").body["digest"],
+        digest.as_str()
+    );
+    let listed = api.get("/api/plugins", &w.acme);
+    assert!(
+        listed
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["digest"] == digest.as_str()),
+        "{}",
+        listed.body
+    );
+    let (content_type, body) = multipart(&[
+        ("manifest", b"[plugin]\nid = \"x\"\n".to_vec()),
+        ("component", b"not wasm".to_vec()),
+    ]);
+    let broken = api.rt.block_on(async {
+        api.client
+            .post(format!("{}/api/plugins", api.base))
+            .bearer_auth(&w.operator)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(broken, 400);
+
+    let secret = "S3cr3t-Pa55word";
+    let install = |token: &str, extra: Value| {
+        let mut body = json!({
+            "plugin": digest,
+            "name": "shop",
+            "config": {
+                "endpoint": "https://shop.example.com/api/v1",
+                "username": "api",
+                "password": secret,
+            },
+            "test_connection": false,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        api.call(
+            "POST",
+            "/api/tenants/acme/installations",
+            Some(token),
+            Some(body),
+        )
+    };
+    // The plan: the grant from config shown for approval, the secret by
+    // name only.
+    let plan = install(&w.acme, json!({"dry_run": true}));
+    assert_eq!(plan.status, 200, "{}", plan.body);
+    assert_eq!(plan.body["committed"], false);
+    assert_eq!(plan.body["secrets"], json!(["password"]));
+    assert_eq!(
+        plan.body["egress_added"],
+        json!(["https://shop.example.com"]),
+        "{}",
+        plan.body
+    );
+    assert!(!plan.body.to_string().contains(secret));
+    // Without approval, or approved by a token that may not approve.
+    install(&w.acme, json!({})).problem(422, "approval_required");
+    install(&w.acme, json!({"approve_egress": true})).problem(403, "forbidden");
+    let installed = install(&approver, json!({"approve_egress": true}));
+    assert_eq!(installed.status, 201, "{}", installed.body);
+    assert_eq!(installed.body["committed"], true);
+    let shown = api.get("/api/tenants/acme/installations/shop", &w.acme);
+    assert_eq!(shown.body["secrets"], json!(["password"]));
+    assert_eq!(shown.body["mode"], "test");
+    assert!(!shown.body.to_string().contains(secret));
+    // A second install under the same name is a conflict.
+    install(&approver, json!({"approve_egress": true})).problem(409, "conflict");
+
+    // Reauthorise: a new password is saved without widening anything; a
+    // new endpoint widens egress and needs approval again.
+    let revision = shown.body["revision"].as_i64().unwrap();
+    let reauth = api.call(
+        "POST",
+        "/api/tenants/acme/installations/shop/reauthorise",
+        Some(&w.acme),
+        Some(
+            json!({"config": {"password": "N3w-Pa55word"}, "revision": revision,
+                    "test_connection": false}),
+        ),
+    );
+    assert_eq!(reauth.status, 200, "{}", reauth.body);
+    assert_eq!(reauth.body["committed"], true);
+    let moved = api.call(
+        "POST",
+        "/api/tenants/acme/installations/shop/reauthorise",
+        Some(&w.acme),
+        Some(
+            json!({"config": {"endpoint": "https://other.example.com/api"},
+                    "revision": reauth.body["revision"], "test_connection": false}),
+        ),
+    );
+    moved.problem(422, "approval_required");
+    let stale = api.call(
+        "POST",
+        "/api/tenants/acme/installations/shop/reauthorise",
+        Some(&w.acme),
+        Some(json!({"config": {}, "revision": revision, "test_connection": false})),
+    );
+    stale.problem(409, "stale_revision");
+
+    // The reviewer's view: the grant, never used yet.
+    let review = api.get("/api/tenants/acme/installations/shop/egress", &w.acme);
+    assert_eq!(
+        review.body["grants"],
+        json!([{"rule": "https://shop.example.com", "requests": 0, "last_used_ms": null}]),
+        "{}",
+        review.body
+    );
+    // Neither secret is anywhere in the database or the server's output.
+    let dir = w.site.db.parent().unwrap();
+    for file in std::fs::read_dir(dir).unwrap() {
+        let path = file.unwrap().path();
+        if path.is_file() {
+            let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+            assert!(!text.contains(secret) && !text.contains("N3w-Pa55word"));
+        }
+    }
+    assert!(!w.server.output().contains(secret));
+    let actions = w.site.ok(&["tokens", "actions"]);
+    for expected in [
+        "plugin.upload custom-store@",
+        "token #4 (reviewer) installation.install acme/shop",
+        "installation.reauthorise acme/shop: changed: password",
+    ] {
+        assert!(actions.contains(expected), "{expected} in {actions}");
+    }
+}
+
+#[test]
+fn records_import_list_pending_and_unacknowledge_through_the_api() {
+    let w = world();
+    let api = &w.api;
+    let example = airlock_tests::repo_root().join("schemas/examples/products.json");
+    let mut product: Value = serde_json::from_slice(&std::fs::read(example).unwrap()).unwrap();
+    product["id"] = json!("p-1");
+    let lines = &format!("{product}\n");
+    let import = |token: &str, body: &str| {
+        api.rt.block_on(async {
+            let resp = api
+                .client
+                .post(format!("{}/api/tenants/acme/records/products", api.base))
+                .bearer_auth(token)
+                .header("content-type", "application/x-ndjson")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        })
+    };
+    let (status, text) = import(&w.acme, "{\"id\": 1}\n");
+    assert_eq!(status, 400, "an invalid line writes nothing: {text}");
+    let (status, text) = import(&w.acme_reader, lines);
+    assert_eq!(status, 403, "{text}");
+    let (status, text) = import(&w.acme, lines);
+    assert_eq!(status, 200, "{text}");
+    let summary: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(summary["records"], 1);
+    let listed = api.get("/api/tenants/acme/records/products", &w.acme);
+    assert_eq!(listed.body[0]["id"], "p-1", "{}", listed.body);
+    let pending = api.get("/api/tenants/acme/records/products?pending_for=m", &w.acme);
+    assert_eq!(
+        pending.body[0]["pending"]["reason"], "new",
+        "{}",
+        pending.body
+    );
+    api.get("/api/tenants/globex/records/products", &w.operator)
+        .body
+        .as_array()
+        .map(|a| assert!(a.is_empty(), "globex has no records"))
+        .unwrap();
+    api.get("/api/tenants/acme/records/nothing", &w.acme)
+        .problem(404, "not_found");
+    let one = api.get("/api/tenants/acme/records/products/p-1", &w.acme);
+    assert_eq!(one.body["record"]["id"], "p-1");
+    assert_eq!(one.body["acks"], json!([]));
+    let unack = api.call(
+        "POST",
+        "/api/tenants/acme/records/products/p-1/unacknowledge",
+        Some(&w.acme),
+        Some(json!({"installation": "m"})),
+    );
+    assert_eq!(unack.status, 200);
+    assert_eq!(
+        unack.body["unacknowledged"], false,
+        "m never acknowledged it"
+    );
 }

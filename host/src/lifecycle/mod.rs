@@ -27,10 +27,12 @@ use std::path::Path;
 pub use pinned::{approved_rules, installed_plugin};
 use pinned::{pin, validate_component};
 mod run_now;
+mod upload;
 pub use run_now::{QueuedRunNow, run_now};
 pub use settings::{
     ScheduleChange, check_revision, remove, reseal_secrets, set_enabled, set_mode, set_schedule,
 };
+pub use upload::{StoredPlugin, store_plugin, stored_plugin, stored_plugins};
 
 use crate::airlock::{Airlock, HostError, Installation};
 use crate::config::{ConfigError, ConfigValues};
@@ -157,6 +159,9 @@ pub enum LifecycleError {
         /// The grants added (`read orders`), comma-separated.
         added: String,
     },
+    /// No plugin with this digest in the plugin store.
+    #[error("no plugin `{0}` in the plugin store (upload it first)")]
+    NoPlugin(String),
     /// The installation is switched off.
     #[error("{0} is disabled: nothing of it runs (enable it first)")]
     Disabled(String),

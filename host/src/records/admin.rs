@@ -57,7 +57,7 @@ pub struct ListQuery {
 }
 
 /// Why a record is pending for an installation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "reason")]
 pub enum PendingReason {
     /// It never acknowledged the record (or its acknowledgement was
@@ -71,7 +71,7 @@ pub enum PendingReason {
 }
 
 /// A record as [`list`] returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ListedRecord {
     /// The record.
     #[serde(flatten)]
@@ -137,7 +137,7 @@ pub async fn list(
 }
 
 /// One record with who acknowledged it and the annotations kept on it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RecordDetail {
     /// The record (its body none if it was deleted).
     pub record: StoredRecord,
@@ -145,6 +145,7 @@ pub struct RecordDetail {
     pub acks: Vec<AckRow>,
     /// Each installation's annotations (removed installations' included),
     /// by installation.
+    #[schema(value_type = Vec<Object>)]
     pub annotations: Vec<(String, Annotations)>,
 }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::{Scope, StorageError};
 
 /// One published version of an artifact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ArtifactVersion {
     /// The store's id of this version (what its chunks are read by).
     #[serde(skip)]

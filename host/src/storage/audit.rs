@@ -9,7 +9,7 @@ use super::{RunRow, SqliteStore, StorageError};
 use crate::egress::{Decision, HttpCall};
 
 /// One audited decision, as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
     /// When, milliseconds since the Unix epoch.
     pub at_ms: i64,
@@ -71,7 +71,7 @@ pub struct AuditFilter {
 }
 
 /// How often one rule (or denial) was hit by one installation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleUsage {
     /// Tenant.
     pub tenant: String,

@@ -23,7 +23,7 @@ use super::StorageError;
 pub const PLATFORM_WRITER: &str = "platform";
 
 /// A record as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StoredRecord {
     /// Its collection (`orders`, `products`…).
     pub collection: String,
@@ -101,7 +101,7 @@ pub struct RecordAck {
 }
 
 /// Who acknowledged a record, and which version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AckRow {
     /// The consumer installation.
     pub installation: String,

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::middleware;
 use axum::routing::{any, get};
@@ -25,10 +26,15 @@ use utoipa_axum::routes;
 
 use super::WebState;
 
+pub mod artifacts;
 pub mod auth;
+pub mod changes;
+pub mod egress;
 pub mod installations;
 pub mod notifications;
+pub mod plugins;
 pub mod problem;
+pub mod records;
 pub mod runs;
 pub mod tenants;
 
@@ -52,6 +58,9 @@ pub use problem::{ApiError, ApiResult, Problem};
         (name = "installations", description = "Installations and their feeds"),
         (name = "runs", description = "Feed executions"),
         (name = "notifications", description = "The bell: failures until acknowledged"),
+        (name = "records", description = "The tenant's shared records, platform side"),
+        (name = "egress", description = "What installations may reach, and what they did"),
+        (name = "plugins", description = "The plugin store: upload, list, inspect"),
     )
 )]
 pub struct ApiDoc;
@@ -114,7 +123,10 @@ pub fn api() -> (Router<WebState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(tenants::whoami))
         .routes(routes!(tenants::list, tenants::add))
-        .routes(routes!(installations::list))
+        .routes(routes!(installations::list, changes::install))
+        .routes(routes!(changes::reauthorise))
+        .routes(routes!(changes::upgrade))
+        .routes(routes!(changes::oauth_start))
         .routes(routes!(installations::show, installations::remove))
         .routes(routes!(installations::set_enabled))
         .routes(routes!(installations::set_mode))
@@ -125,6 +137,22 @@ pub fn api() -> (Router<WebState>, utoipa::openapi::OpenApi) {
         .routes(routes!(notifications::list))
         .routes(routes!(notifications::count))
         .routes(routes!(notifications::acknowledge))
+        .routes(routes!(artifacts::list))
+        .routes(routes!(egress::review))
+        .routes(routes!(egress::log))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(records::list, records::import))
+                .layer(DefaultBodyLimit::max(records::MAX_IMPORT_BYTES)),
+        )
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(plugins::list, plugins::upload))
+                .layer(DefaultBodyLimit::max(plugins::MAX_UPLOAD_BYTES)),
+        )
+        .routes(routes!(plugins::show))
+        .routes(routes!(records::show))
+        .routes(routes!(records::unacknowledge))
         .routes(routes!(tenants::admin_actions))
         .split_for_parts()
 }

@@ -1,0 +1,118 @@
+//! Egress for a security reviewer: what each installation was granted,
+//! how much each grant was used (and which never were), and the decisions
+//! recorded for every request.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Allowed;
+use super::{ApiResult, Problems};
+use crate::admin::{Caller, Permission};
+use crate::storage::{AuditFilter, AuditRow, RuleUsage};
+use crate::web::WebState;
+
+/// One grant of an installation and its use.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GrantUse {
+    /// The rule as approved (`https://api.xero.com`).
+    pub rule: String,
+    /// Requests it allowed.
+    pub requests: u64,
+    /// When it last allowed one (ms since the epoch); none if never.
+    pub last_used_ms: Option<i64>,
+}
+
+/// An installation's egress as a reviewer sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EgressReview {
+    /// Each approved grant with its use; `requests` 0 for a grant never
+    /// used (a candidate to take away).
+    pub grants: Vec<GrantUse>,
+    /// Everything else recorded: denials, requests suppressed in test mode,
+    /// invalid requests, each by the rule or reason that decided it.
+    pub other_decisions: Vec<RuleUsage>,
+}
+
+/// An installation's grants, their use, and its other decisions.
+#[utoipa::path(get, path = "/api/tenants/{tenant}/installations/{installation}/egress",
+    tag = "egress",
+    params(("tenant" = String, Path, description = "The tenant's id"),
+           ("installation" = String, Path, description = "The installation's id")),
+    responses((status = 200, body = EgressReview), Problems))]
+pub async fn review(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> ApiResult<Json<EgressReview>> {
+    caller.require(Permission::Read)?;
+    let row = super::installations::visible(&state, &caller, &tenant, &id).await?;
+    let usage: Vec<RuleUsage> = state
+        .host
+        .store()
+        .rule_usage(&row.plugin_id, Some(&tenant))
+        .await?
+        .into_iter()
+        .filter(|u| u.installation == id)
+        .collect();
+    let grants = row
+        .approved_egress
+        .iter()
+        .map(|rule| {
+            let used = usage
+                .iter()
+                .find(|u| u.decision == "allowed" && &u.rule == rule);
+            GrantUse {
+                rule: rule.clone(),
+                requests: used.map_or(0, |u| u.count),
+                last_used_ms: used.map(|u| u.last_ms),
+            }
+        })
+        .collect();
+    let other_decisions = usage
+        .into_iter()
+        .filter(|u| !(u.decision == "allowed" && row.approved_egress.contains(&u.rule)))
+        .collect();
+    Ok(Json(EgressReview {
+        grants,
+        other_decisions,
+    }))
+}
+
+/// Which decisions to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// Only denials.
+    #[serde(default)]
+    pub denied: bool,
+    /// Only this plugin's requests.
+    pub plugin: Option<String>,
+    /// Only at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// The egress decisions recorded for a tenant's requests, newest first
+/// (URLs without their query: it may hold a secret).
+#[utoipa::path(get, path = "/api/tenants/{tenant}/egress/log", tag = "egress",
+    params(("tenant" = String, Path, description = "The tenant's id"), LogQuery),
+    responses((status = 200, body = Vec<AuditRow>), Problems))]
+pub async fn log(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    Query(query): Query<LogQuery>,
+) -> ApiResult<Json<Vec<AuditRow>>> {
+    caller.require(Permission::Read)?;
+    caller.tenant(&tenant)?;
+    let filter = AuditFilter {
+        denied_only: query.denied,
+        since_ms: query.since_ms,
+        tenant: Some(tenant),
+        plugin: query.plugin,
+        limit: query.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    Ok(Json(state.host.store().audit_log(filter).await?))
+}
