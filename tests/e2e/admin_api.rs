@@ -403,7 +403,9 @@ fn a_tenants_token_never_reaches_another_tenant_through_any_endpoint() {
             }
             let body = body_for(template, method);
             let method = method.to_uppercase();
-            // No token: 401, for every operation.
+            // No token: 401, for every operation (a path the router does not
+            // have is a 404 whatever the token: so every documented
+            // operation is routed).
             api.call(&method, &path, None, body.clone())
                 .problem(401, "unauthenticated");
             if template.contains("{tenant}") {
@@ -853,5 +855,72 @@ fn records_import_list_pending_and_unacknowledge_through_the_api() {
     assert_eq!(
         unack.body["unacknowledged"], false,
         "m never acknowledged it"
+    );
+}
+
+/// Every `$ref` in `value`.
+fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r),
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_openapi_document_is_whole_and_the_command_prints_the_served_one() {
+    let site = Site::new();
+    let printed: Value = serde_json::from_str(&site.ok(&["openapi"])).unwrap();
+    assert!(printed["openapi"].as_str().unwrap().starts_with("3.1"));
+    let schemas = printed["components"]["schemas"].as_object().unwrap();
+    let mut found = Vec::new();
+    refs(&printed, &mut found);
+    assert!(found.len() > 20);
+    for r in found {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{r}"));
+        assert!(schemas.contains_key(name), "{r} resolves");
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, operations) in printed["paths"].as_object().unwrap() {
+        assert!(path.starts_with("/api/"), "{path}");
+        for (method, op) in operations.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_string()), "operationId {id} is unique");
+            assert!(
+                !op["tags"].as_array().unwrap().is_empty(),
+                "{method} {path}"
+            );
+            assert!(op["summary"].is_string() || op["description"].is_string());
+            // Each {param} of the path is declared as a path parameter.
+            let declared: Vec<&str> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for part in path.split('/').filter(|p| p.starts_with('{')) {
+                let name = part.trim_matches(|c| c == '{' || c == '}');
+                assert!(declared.contains(&name), "{method} {path} declares {name}");
+            }
+        }
+    }
+    // The server serves the same document.
+    let server = site.serve(&["--listen", "127.0.0.1:0"]);
+    let api = Api::start(&server);
+    assert_eq!(
+        api.call("GET", "/api/openapi.json", None, None).body,
+        printed
     );
 }

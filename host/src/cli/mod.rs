@@ -209,6 +209,9 @@ enum Command {
         #[command(subcommand)]
         command: tokens::TokensCommand,
     },
+    /// Print the admin API's OpenAPI 3.1 document (JSON): the same one
+    /// `serve --listen` serves at /api/openapi.json.
+    Openapi,
 }
 
 /// The database: storage, run records and the egress audit.
@@ -619,6 +622,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Artifacts { command } => artifacts::artifacts(command).await,
         Command::Webhooks { command } => webhooks::webhooks(command).await,
         Command::Tokens { command } => tokens::tokens(command).await,
+        Command::Openapi => {
+            outln!("{}", airlock::web::api::document_json());
+            Ok(0)
+        }
     }
 }
 

@@ -26,7 +26,8 @@ pub struct Artifact {
 }
 
 /// An installation's published artifacts.
-#[utoipa::path(get, path = "/api/tenants/{tenant}/installations/{installation}/artifacts",
+#[utoipa::path(get, operation_id = "artifacts_list",
+    path = "/api/tenants/{tenant}/installations/{installation}/artifacts",
     tag = "installations",
     params(("tenant" = String, Path, description = "The tenant's id"),
            ("installation" = String, Path, description = "The installation's id")),

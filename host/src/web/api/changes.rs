@@ -239,7 +239,8 @@ pub struct NewInstallation {
 /// Adds an integration: plans it from a stored plugin and the config,
 /// tests the connection, and saves it when approved (201), or shows the
 /// plan (`dry_run`, 200).
-#[utoipa::path(post, path = "/api/tenants/{tenant}/installations", tag = "installations",
+#[utoipa::path(post, operation_id = "changes_install",
+    path = "/api/tenants/{tenant}/installations", tag = "installations",
     params(("tenant" = String, Path, description = "The tenant's id")),
     request_body = NewInstallation,
     responses((status = 201, body = PlanView), (status = 200, body = PlanView), Problems))]
@@ -297,7 +298,7 @@ pub struct Reauthorisation {
 
 /// "Reauthorise": replaces credentials or settings, re-runs Test
 /// connection, and saves only if it passes.
-#[utoipa::path(post,
+#[utoipa::path(post, operation_id = "changes_reauthorise",
     path = "/api/tenants/{tenant}/installations/{installation}/reauthorise",
     tag = "installations",
     params(("tenant" = String, Path, description = "The tenant's id"),
@@ -354,7 +355,7 @@ pub struct Upgrade {
 /// Moves an installation to another version of its plugin, showing the
 /// diff (egress and record access added and removed, config dropped);
 /// what it widens needs approval.
-#[utoipa::path(post,
+#[utoipa::path(post, operation_id = "changes_upgrade",
     path = "/api/tenants/{tenant}/installations/{installation}/upgrade",
     tag = "installations",
     params(("tenant" = String, Path, description = "The tenant's id"),
@@ -426,7 +427,7 @@ pub struct OAuthStarted {
 /// Starts an OAuth2 authorisation of an installation (Reauthorise for
 /// OAuth connectors): the provider sends the browser back to `serve
 /// --listen`'s `/oauth/callback`, which stores the sealed tokens.
-#[utoipa::path(post,
+#[utoipa::path(post, operation_id = "changes_oauth_start",
     path = "/api/tenants/{tenant}/installations/{installation}/oauth/start",
     tag = "installations", request_body = OAuthStart,
     params(("tenant" = String, Path, description = "The tenant's id"),

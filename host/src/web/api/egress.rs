@@ -35,7 +35,8 @@ pub struct EgressReview {
 }
 
 /// An installation's grants, their use, and its other decisions.
-#[utoipa::path(get, path = "/api/tenants/{tenant}/installations/{installation}/egress",
+#[utoipa::path(get, operation_id = "egress_review",
+    path = "/api/tenants/{tenant}/installations/{installation}/egress",
     tag = "egress",
     params(("tenant" = String, Path, description = "The tenant's id"),
            ("installation" = String, Path, description = "The installation's id")),
@@ -96,7 +97,8 @@ pub struct LogQuery {
 
 /// The egress decisions recorded for a tenant's requests, newest first
 /// (URLs without their query: it may hold a secret).
-#[utoipa::path(get, path = "/api/tenants/{tenant}/egress/log", tag = "egress",
+#[utoipa::path(get, operation_id = "egress_log",
+    path = "/api/tenants/{tenant}/egress/log", tag = "egress",
     params(("tenant" = String, Path, description = "The tenant's id"), LogQuery),
     responses((status = 200, body = Vec<AuditRow>), Problems))]
 pub async fn log(

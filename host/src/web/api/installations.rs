@@ -115,7 +115,8 @@ pub async fn visible(
 }
 
 /// A tenant's installations.
-#[utoipa::path(get, path = "/api/tenants/{tenant}/installations", tag = "installations",
+#[utoipa::path(get, operation_id = "installations_list",
+    path = "/api/tenants/{tenant}/installations", tag = "installations",
     params(("tenant" = String, Path, description = "The tenant's id")),
     responses((status = 200, body = Vec<Installation>), Problems))]
 pub async fn list(
@@ -137,7 +138,8 @@ pub async fn list(
 }
 
 /// One installation with its feeds.
-#[utoipa::path(get, path = "/api/tenants/{tenant}/installations/{installation}",
+#[utoipa::path(get, operation_id = "installations_show",
+    path = "/api/tenants/{tenant}/installations/{installation}",
     tag = "installations",
     params(("tenant" = String, Path, description = "The tenant's id"),
            ("installation" = String, Path, description = "The installation's id")),
@@ -163,7 +165,8 @@ pub struct SetEnabled {
 }
 
 /// Switches an installation on or off ("the enabled switch").
-#[utoipa::path(put, path = "/api/tenants/{tenant}/installations/{installation}/enabled",
+#[utoipa::path(put, operation_id = "installations_set_enabled",
+    path = "/api/tenants/{tenant}/installations/{installation}/enabled",
     tag = "installations", request_body = SetEnabled,
     params(("tenant" = String, Path, description = "The tenant's id"),
            ("installation" = String, Path, description = "The installation's id")),
@@ -207,7 +210,8 @@ pub struct SetMode {
 }
 
 /// Sets an installation to test or live.
-#[utoipa::path(put, path = "/api/tenants/{tenant}/installations/{installation}/mode",
+#[utoipa::path(put, operation_id = "installations_set_mode",
+    path = "/api/tenants/{tenant}/installations/{installation}/mode",
     tag = "installations", request_body = SetMode,
     params(("tenant" = String, Path, description = "The tenant's id"),
            ("installation" = String, Path, description = "The installation's id")),
@@ -244,7 +248,7 @@ pub struct SetSchedule {
 }
 
 /// Overrides a feed's schedule, or goes back to the manifest's default.
-#[utoipa::path(put,
+#[utoipa::path(put, operation_id = "installations_set_schedule",
     path = "/api/tenants/{tenant}/installations/{installation}/feeds/{feed}/schedule",
     tag = "installations", request_body = SetSchedule,
     params(("tenant" = String, Path, description = "The tenant's id"),
@@ -282,7 +286,7 @@ pub async fn set_schedule(
 
 /// Queues an immediate run of a feed ("Run now"); a running `serve` starts
 /// it (after the run of that feed in progress, if one is).
-#[utoipa::path(post,
+#[utoipa::path(post, operation_id = "installations_run_now",
     path = "/api/tenants/{tenant}/installations/{installation}/feeds/{feed}/run-now",
     tag = "installations",
     params(("tenant" = String, Path, description = "The tenant's id"),
@@ -314,7 +318,8 @@ pub struct Revision {
 /// Removes an installation: its config, secrets, storage, schedules,
 /// artifacts, feed token and webhook secret go; its run history stays.
 /// Refused (409) while one of its runs is in progress.
-#[utoipa::path(delete, path = "/api/tenants/{tenant}/installations/{installation}",
+#[utoipa::path(delete, operation_id = "installations_remove",
+    path = "/api/tenants/{tenant}/installations/{installation}",
     tag = "installations", params(
         ("tenant" = String, Path, description = "The tenant's id"),
         ("installation" = String, Path, description = "The installation's id"),

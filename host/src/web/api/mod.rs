@@ -157,6 +157,14 @@ pub fn api() -> (Router<WebState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// The OpenAPI document, as JSON text.
+pub fn document_json() -> String {
+    api()
+        .1
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises")
+}
+
 /// The API's routes, and its document at `/api/openapi.json`. Whatever
 /// else a request under `/api` gets (no such route, a method the route does
 /// not take, a body or parameter that does not parse) is answered as a
@@ -173,6 +181,7 @@ pub fn routes() -> Router<WebState> {
         .to_pretty_json()
         .expect("the OpenAPI document serialises")
         .into();
+    // `api()` is cheap and pure: the served document is `document_json()`.
     router.route(
         "/api/openapi.json",
         get(move || {

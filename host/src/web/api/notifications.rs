@@ -22,7 +22,8 @@ pub struct NotificationsQuery {
 }
 
 /// A tenant's notifications, newest first.
-#[utoipa::path(get, path = "/api/tenants/{tenant}/notifications", tag = "notifications",
+#[utoipa::path(get, operation_id = "notifications_list",
+    path = "/api/tenants/{tenant}/notifications", tag = "notifications",
     params(("tenant" = String, Path, description = "The tenant's id"), NotificationsQuery),
     responses((status = 200, body = Vec<NotificationRow>), Problems))]
 pub async fn list(
@@ -50,7 +51,8 @@ pub struct Bell {
 
 /// How many notifications are open: every tenant's for an operator's
 /// token, its tenant's for a tenant's.
-#[utoipa::path(get, path = "/api/notifications/count", tag = "notifications",
+#[utoipa::path(get, operation_id = "notifications_count",
+    path = "/api/notifications/count", tag = "notifications",
     responses((status = 200, body = Bell), Problems))]
 pub async fn count(State(state): State<WebState>, caller: Caller) -> ApiResult<Json<Bell>> {
     caller.require(Permission::Read)?;
@@ -64,7 +66,8 @@ pub async fn count(State(state): State<WebState>, caller: Caller) -> ApiResult<J
 
 /// Acknowledges a notification (409 if it already was); attributed to the
 /// token.
-#[utoipa::path(post, path = "/api/tenants/{tenant}/notifications/{id}/acknowledge",
+#[utoipa::path(post, operation_id = "notifications_acknowledge",
+    path = "/api/tenants/{tenant}/notifications/{id}/acknowledge",
     tag = "notifications",
     params(("tenant" = String, Path, description = "The tenant's id"),
            ("id" = i64, Path, description = "The notification's id")),

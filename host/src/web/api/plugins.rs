@@ -139,7 +139,8 @@ pub fn info(stored: &StoredPlugin) -> PluginInfo {
 }
 
 /// The plugins in the plugin store (uploaded, or pinned by an install).
-#[utoipa::path(get, path = "/api/plugins", tag = "plugins",
+#[utoipa::path(get, operation_id = "plugins_list",
+    path = "/api/plugins", tag = "plugins",
     responses((status = 200, body = Vec<PluginInfo>), Problems))]
 pub async fn list(
     State(state): State<WebState>,
@@ -151,7 +152,8 @@ pub async fn list(
 }
 
 /// One stored plugin.
-#[utoipa::path(get, path = "/api/plugins/{digest}", tag = "plugins",
+#[utoipa::path(get, operation_id = "plugins_show",
+    path = "/api/plugins/{digest}", tag = "plugins",
     params(("digest" = String, Path, description = "The plugin's digest in the store")),
     responses((status = 200, body = PluginInfo), Problems))]
 pub async fn show(
@@ -170,7 +172,8 @@ pub async fn show(
 /// checks it (the manifest valid, the component a component that compiles)
 /// and stored under its digest; uploading the same plugin again changes
 /// nothing.
-#[utoipa::path(post, path = "/api/plugins", tag = "plugins",
+#[utoipa::path(post, operation_id = "plugins_upload",
+    path = "/api/plugins", tag = "plugins",
     request_body(content_type = "multipart/form-data",
         description = "Parts `manifest` (plugin.toml) and `component` (the .wasm)"),
     responses((status = 201, body = PluginInfo), Problems))]

@@ -63,7 +63,8 @@ pub struct RecordsQuery {
 }
 
 /// A collection's records, in the order they changed.
-#[utoipa::path(get, path = "/api/tenants/{tenant}/records/{collection}", tag = "records",
+#[utoipa::path(get, operation_id = "records_list",
+    path = "/api/tenants/{tenant}/records/{collection}", tag = "records",
     params(("tenant" = String, Path, description = "The tenant's id"),
            ("collection" = String, Path, description = "`products`, `orders`, …"),
            RecordsQuery),
@@ -87,7 +88,8 @@ pub async fn list(
 
 /// One record, with who acknowledged which version and each
 /// installation's annotations.
-#[utoipa::path(get, path = "/api/tenants/{tenant}/records/{collection}/{record}", tag = "records",
+#[utoipa::path(get, operation_id = "records_show",
+    path = "/api/tenants/{tenant}/records/{collection}/{record}", tag = "records",
     params(("tenant" = String, Path, description = "The tenant's id"),
            ("collection" = String, Path, description = "`products`, `orders`, …"),
            ("record" = String, Path, description = "The record's id")),
@@ -109,7 +111,8 @@ pub async fn show(
 /// (each checked against the collection's schema; nothing is written unless
 /// every line is valid). At most 32 MiB; bigger files with `airlock records
 /// import`.
-#[utoipa::path(post, path = "/api/tenants/{tenant}/records/{collection}", tag = "records",
+#[utoipa::path(post, operation_id = "records_import",
+    path = "/api/tenants/{tenant}/records/{collection}", tag = "records",
     params(("tenant" = String, Path, description = "The tenant's id"),
            ("collection" = String, Path, description = "`products`, `orders`, …")),
     request_body(content = String, content_type = "application/x-ndjson",
@@ -154,7 +157,7 @@ pub struct Unacknowledged {
 
 /// Takes back a consumer's acknowledgement of a record, so that it is
 /// exported again.
-#[utoipa::path(post,
+#[utoipa::path(post, operation_id = "records_unacknowledge",
     path = "/api/tenants/{tenant}/records/{collection}/{record}/unacknowledge", tag = "records",
     params(("tenant" = String, Path, description = "The tenant's id"),
            ("collection" = String, Path, description = "`products`, `orders`, …"),

@@ -30,7 +30,8 @@ pub struct RunsQuery {
 const OUTCOMES: [&str; 5] = ["ok", "info", "retry", "error", "interrupted"];
 
 /// A tenant's feed executions, newest first.
-#[utoipa::path(get, path = "/api/tenants/{tenant}/runs", tag = "runs",
+#[utoipa::path(get, operation_id = "runs_list",
+    path = "/api/tenants/{tenant}/runs", tag = "runs",
     params(("tenant" = String, Path, description = "The tenant's id"), RunsQuery),
     responses((status = 200, body = Vec<RunSummary>), Problems))]
 pub async fn list(
@@ -74,7 +75,8 @@ pub struct RunDetail {
 }
 
 /// One feed execution with its log and HTTP calls.
-#[utoipa::path(get, path = "/api/tenants/{tenant}/runs/{run}", tag = "runs",
+#[utoipa::path(get, operation_id = "runs_show",
+    path = "/api/tenants/{tenant}/runs/{run}", tag = "runs",
     params(("tenant" = String, Path, description = "The tenant's id"),
            ("run" = i64, Path, description = "The run's id")),
     responses((status = 200, body = RunDetail), Problems))]

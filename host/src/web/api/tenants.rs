@@ -27,7 +27,8 @@ pub struct WhoAmI {
 }
 
 /// Who the token is.
-#[utoipa::path(get, path = "/api/whoami", tag = "tenants",
+#[utoipa::path(get, operation_id = "tenants_whoami",
+    path = "/api/whoami", tag = "tenants",
     responses((status = 200, body = WhoAmI), Problems))]
 pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
     Json(WhoAmI {
@@ -64,7 +65,8 @@ impl From<TenantRow> for Tenant {
 }
 
 /// The tenants the token may see (a tenant's token: its own).
-#[utoipa::path(get, path = "/api/tenants", tag = "tenants",
+#[utoipa::path(get, operation_id = "tenants_list",
+    path = "/api/tenants", tag = "tenants",
     responses((status = 200, body = Vec<Tenant>), Problems))]
 pub async fn list(State(state): State<WebState>, caller: Caller) -> ApiResult<Json<Vec<Tenant>>> {
     caller.require(Permission::Read)?;
@@ -89,7 +91,8 @@ pub struct NewTenant {
 }
 
 /// Adds a tenant (an operator's token with `operate`).
-#[utoipa::path(post, path = "/api/tenants", tag = "tenants", request_body = NewTenant,
+#[utoipa::path(post, operation_id = "tenants_add",
+    path = "/api/tenants", tag = "tenants", request_body = NewTenant,
     responses((status = 201, body = Tenant), Problems))]
 pub async fn add(
     State(state): State<WebState>,
@@ -129,7 +132,8 @@ pub struct ActionsQuery {
 
 /// The audit of admin actions, newest first: who changed what. An
 /// operator's token sees all; a tenant's sees its tenant's.
-#[utoipa::path(get, path = "/api/admin-actions", tag = "tenants", params(ActionsQuery),
+#[utoipa::path(get, operation_id = "tenants_admin_actions",
+    path = "/api/admin-actions", tag = "tenants", params(ActionsQuery),
     responses((status = 200, body = Vec<AdminActionRow>), Problems))]
 pub async fn admin_actions(
     State(state): State<WebState>,
