@@ -278,7 +278,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             let server = WebServer::bind(addr, state)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
-            println!("listening on http://{}", server.local_addr()?);
+            let bound = server.local_addr()?;
+            println!("listening on http://{bound}");
+            println!(
+                "admin API at http://{bound}/api (OpenAPI: /api/openapi.json; a token: \
+                 `airlock tokens create`)"
+            );
             Some(tokio::spawn(server.run()))
         }
         None => None,

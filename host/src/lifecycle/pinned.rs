@@ -23,7 +23,9 @@ pub(super) fn validate_component(host: &Airlock, plugin: &Plugin) -> Result<(), 
             detail: detail.to_string(),
         });
     }
-    let loaded = host.load(plugin)?;
+    // Compiling takes seconds for a big component: off the async workers
+    // (the admin API calls this from a request).
+    let loaded = crate::blocking::in_place(|| host.load(plugin))?;
     if !plugin.manifest.webhooks.is_empty() && !loaded.handles_webhooks() {
         return Err(LifecycleError::NoWebhookHandler {
             path: plugin.component_path.display().to_string(),
