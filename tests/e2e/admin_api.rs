@@ -344,6 +344,7 @@ fn body_for(path: &str, method: &str) -> Option<Value> {
             Some(json!({"redirect_uri": "https://hooks.example.com/oauth/callback"}))
         }
         "post" if path.ends_with("/unacknowledge") => Some(json!({"installation": "m"})),
+        "post" if path.ends_with("/egress/check") => Some(json!({"url": "https://x.example/"})),
         _ => None,
     }
 }
@@ -409,7 +410,8 @@ fn a_tenants_token_never_reaches_another_tenant_through_any_endpoint() {
             api.call(&method, &path, None, body.clone())
                 .problem(401, "unauthenticated");
             if template.contains("{tenant}") {
-                let answer = api.call(&method, &path, Some(&w.acme), body.clone());
+                // No body: the tenant gate refuses before anything parses.
+                let answer = api.call(&method, &path, Some(&w.acme), None);
                 answer.problem(404, "not_found");
                 assert!(
                     !answer.body.to_string().contains("\"m\""),
@@ -429,6 +431,13 @@ fn a_tenants_token_never_reaches_another_tenant_through_any_endpoint() {
         }
     }
     assert!(tried >= 10, "only {tried} tenant endpoints");
+    // Percent-encoded tenant names are read as the router reads them.
+    api.get("/api/tenants/%67lobex/installations", &w.acme)
+        .problem(404, "not_found");
+    assert_eq!(
+        api.get("/api/tenants/%61cme/installations", &w.acme).status,
+        200
+    );
     // Host-wide views: a tenant's token sees only its own.
     let tenants = api.get("/api/tenants", &w.acme);
     assert_eq!(tenants.body.as_array().unwrap().len(), 1);
@@ -640,10 +649,23 @@ fn add_an_integration_from_an_uploaded_plugin_with_its_grants_approved() {
     let api = &w.api;
     let approver = token(&w.site, "reviewer", &["--operator"], "operate,approve");
 
-    // Only an operator uploads code; a tenant's token may not.
-    w.api
-        .upload(&w.acme, "plugins/custom-store")
-        .problem(403, "forbidden");
+    // Only an operator uploads code; a tenant's token may not (a small
+    // body: the server answers before reading one, and a client still
+    // sending a big one sees the connection close).
+    let (content_type, body) = multipart(&[("manifest", b"x".to_vec())]);
+    let refused = api.rt.block_on(async {
+        api.client
+            .post(format!("{}/api/plugins", api.base))
+            .bearer_auth(&w.acme)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(refused, 403);
     let uploaded = api.upload(&w.operator, "plugins/custom-store");
     assert_eq!(uploaded.status, 201, "{}", uploaded.body);
     let digest = uploaded.body["digest"].as_str().unwrap().to_string();
@@ -777,6 +799,23 @@ fn add_an_integration_from_an_uploaded_plugin_with_its_grants_approved() {
         "{}",
         review.body
     );
+    // "Would this URL be sent?": the same checks as a run's request.
+    let check = |url: &str, method: &str| {
+        api.call(
+            "POST",
+            "/api/tenants/acme/installations/shop/egress/check",
+            Some(&w.acme_reader),
+            Some(json!({"url": url, "method": method})),
+        )
+        .body
+    };
+    let allowed = check("https://shop.example.com/api/v1/orders?key=x", "GET");
+    assert_eq!(allowed["decision"], "allowed", "{allowed}");
+    assert!(!allowed.to_string().contains("key=x"), "{allowed}");
+    let other = check("https://evil.example.org/", "GET");
+    assert_eq!(other["decision"], "denied", "{other}");
+    let write = check("https://shop.example.com/api/v1/orders", "POST");
+    assert_eq!(write["decision"], "suppressed", "test mode: {write}");
     // Neither secret is anywhere in the database or the server's output.
     let dir = w.site.db.parent().unwrap();
     for file in std::fs::read_dir(dir).unwrap() {

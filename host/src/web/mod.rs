@@ -65,7 +65,7 @@ pub fn router(state: WebState) -> Router {
         .merge(feeds::routes())
         .merge(oauth::routes())
         .merge(hooks::routes())
-        .merge(api::routes())
+        .merge(api::routes(state.clone()))
         .with_state(state)
 }
 

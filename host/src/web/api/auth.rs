@@ -1,9 +1,11 @@
 //! The caller of an admin API request: the admin token in its
 //! `Authorization: Bearer` header, resolved once per request.
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
 
 use super::problem::ApiError;
 use crate::admin::{self, Caller, Permission};
@@ -13,8 +15,17 @@ impl FromRequestParts<WebState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ApiError> {
-        let presented = parts
-            .headers
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        authenticate(&parts.headers, state).await
+    }
+}
+
+/// The caller the request's `Authorization: Bearer` token authenticates.
+async fn authenticate(headers: &HeaderMap, state: &WebState) -> Result<Caller, ApiError> {
+    {
+        let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
@@ -27,6 +38,35 @@ impl FromRequestParts<WebState> for Caller {
             .await?
             .ok_or_else(ApiError::unauthenticated)
     }
+}
+
+/// The one gate in front of every `/api/tenants/{tenant}/…` route, before
+/// its handler parses anything: the caller is authenticated (401) and must
+/// see `{tenant}` (else the same 404 as a tenant that does not exist). The
+/// handlers check again; this makes tenant isolation hold for a route whose
+/// handler forgot to.
+pub async fn tenant_gate(
+    State(state): State<WebState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let tenant = request
+        .uri()
+        .path()
+        .strip_prefix("/api/tenants/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|segment| !segment.is_empty())
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
+    if let Some(tenant) = tenant {
+        let caller = authenticate(request.headers(), &state).await?;
+        caller.tenant(&tenant)?;
+        request.extensions_mut().insert(caller);
+    }
+    Ok(next.run(request).await)
 }
 
 /// The checks every handler makes of its caller.

@@ -6,9 +6,13 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
+use super::ApiError;
 use super::auth::Allowed;
 use super::{ApiResult, Problems};
 use crate::admin::{Caller, Permission};
+use crate::egress::{HttpRequest, SendMode};
+use crate::lifecycle;
+use crate::runs::Mode;
 use crate::storage::{AuditFilter, AuditRow, RuleUsage};
 use crate::web::WebState;
 
@@ -117,4 +121,61 @@ pub async fn log(
         limit: query.limit.unwrap_or(100).clamp(1, 1000),
     };
     Ok(Json(state.host.store().audit_log(filter).await?))
+}
+
+/// A URL to check against an installation's egress.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// The URL (its query is not echoed back).
+    pub url: String,
+    /// The method (default `GET`).
+    pub method: Option<String>,
+    /// The mode to decide in (default: the installation's).
+    pub mode: Option<Mode>,
+}
+
+/// Whether `url` would be sent for the installation, and why: the same
+/// checks a run's request gets (policy, test mode, resolution and address
+/// checks), stopped before the socket.
+#[utoipa::path(post, operation_id = "egress_check",
+    path = "/api/tenants/{tenant}/installations/{installation}/egress/check",
+    tag = "egress", request_body = CheckRequest,
+    params(("tenant" = String, Path, description = "The tenant's id"),
+           ("installation" = String, Path, description = "The installation's id")),
+    responses((status = 200, description = "The decision: `decision`, the rule or reason, \
+        the host and the addresses it resolved to", body = Object), Problems))]
+pub async fn check(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path((tenant, id)): Path<(String, String)>,
+    Json(body): Json<CheckRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require(Permission::Read)?;
+    let row = super::installations::visible(&state, &caller, &tenant, &id).await?;
+    let host = &state.host;
+    let (plugin, installation) = lifecycle::load(&**host.store(), host.keyring(), &row).await?;
+    let policy = host
+        .policy(&plugin, &installation)
+        .map_err(|e| ApiError::internal(&e))?;
+    let mode = match body.mode.unwrap_or(installation.mode) {
+        Mode::Test => SendMode::Test,
+        Mode::Live => SendMode::Live,
+    };
+    let request = HttpRequest {
+        method: body
+            .method
+            .unwrap_or_else(|| "GET".into())
+            .to_ascii_uppercase(),
+        url: body.url,
+        headers: vec![],
+        body: None,
+        timeout: None,
+    };
+    let explanation = host
+        .egress_client()
+        .explain(&policy, mode, &request, true)
+        .await;
+    let value = serde_json::to_value(&explanation).map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(value))
 }

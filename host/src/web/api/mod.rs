@@ -140,6 +140,7 @@ pub fn api() -> (Router<WebState>, utoipa::openapi::OpenApi) {
         .routes(routes!(artifacts::list))
         .routes(routes!(egress::review))
         .routes(routes!(egress::log))
+        .routes(routes!(egress::check))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(records::list, records::import))
@@ -169,13 +170,14 @@ pub fn document_json() -> String {
 /// else a request under `/api` gets (no such route, a method the route does
 /// not take, a body or parameter that does not parse) is answered as a
 /// problem too.
-pub fn routes() -> Router<WebState> {
+pub fn routes(state: WebState) -> Router<WebState> {
     let (router, document) = api();
     let router = router
         .route(
             "/api/{*rest}",
             any(|| async { ApiError::not_found("no such endpoint") }),
         )
+        .layer(middleware::from_fn_with_state(state, auth::tenant_gate))
         .layer(middleware::map_response(problem::as_problem));
     let document: Arc<str> = document
         .to_pretty_json()
