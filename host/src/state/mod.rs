@@ -2,7 +2,7 @@
 //! storage holds and who wrote each key ([`show`]), a key's past values
 //! ([`history`]), and restoring the storage as it was before a run
 //! ([`plan_rewind`], then [`rewind`]), with bounded retention of old values
-//! ([`prune`]). Thin, documented calls over [`StateHistory`] for
+//! ([`prune`]). Thin, documented calls over [`crate::storage::StateHistory`] for
 //! `airlock state`, the admin API and the console: they return plain
 //! serialisable data and print nothing. Values are shown as
 //! [`value::ShownValue`]: text, hex, or, for `sealed/` keys, never.
