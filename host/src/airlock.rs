@@ -33,8 +33,8 @@ use crate::runtime::{
 };
 use crate::secrets::Keyring;
 use crate::storage::{
-    ArtifactEffects, ArtifactPublish, DeliveryReceipt, KeyChange, KvBackend, RunEffects, RunLedger,
-    RunRow, RunStorage, Scope, Settlement, StorageError, StorageLimits, Store,
+    ArtifactEffects, ArtifactPublish, DeliveryReceipt, KeyChange, KvBackend, KvHistory, RunEffects,
+    RunLedger, RunRow, RunStorage, Scope, Settlement, StorageError, StorageLimits, Store,
 };
 
 /// One plugin enabled for one tenant, with its config and mode.
@@ -534,6 +534,10 @@ impl Airlock {
             settlement: settlement.clone(),
             settled_at: now,
             webhook_delivery: receipt.filter(|_| report.committed),
+            kv_history: KvHistory {
+                checkpoint: storage.checkpoint_token(),
+                keep_versions: self.storage_limits.history_versions,
+            },
         };
         report.run_id = Some(RunLedger::finish_run(&*self.store, effects).await?);
         Ok((report, settlement))

@@ -46,6 +46,7 @@ pub mod runs;
 pub mod runtime;
 pub mod scheduler;
 pub mod secrets;
+pub mod state;
 pub mod storage;
 pub mod url_secret;
 pub mod web;

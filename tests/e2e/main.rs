@@ -25,6 +25,7 @@ mod sandbox;
 mod serve_cli;
 mod serve_faults;
 mod staingard;
+mod state;
 mod storefeeder;
 mod support;
 mod trust;

@@ -695,6 +695,7 @@ async fn a_runs_effects_come_back_through_the_history() {
             }),
             settled_at: 11,
             webhook_delivery: None,
+            kv_history: Default::default(),
         })
         .await
         .unwrap();

@@ -34,6 +34,7 @@ mod parse;
 mod records;
 mod run;
 mod serve;
+mod state;
 mod tokens;
 mod webhooks;
 
@@ -212,6 +213,12 @@ enum Command {
     /// Print the admin API's OpenAPI 3.1 document (JSON): the same one
     /// `serve --listen` serves at /api/openapi.json.
     Openapi,
+    /// An installation's connector state (its storage): show it, a key's
+    /// history, and rewind it to before a run.
+    State {
+        #[command(subcommand)]
+        command: state::StateCommand,
+    },
 }
 
 /// The database: storage, run records and the egress audit.
@@ -325,6 +332,7 @@ pub fn open_host_with(
         artifact_versions: publish.artifact_versions,
         ..AirlockOptions::default()
     };
+    options.storage_limits.history_versions = publish.state_history_versions;
     net.apply(&mut options)?;
     Ok(Airlock::new(store, options)?)
 }
@@ -357,9 +365,16 @@ pub fn show_time(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
-/// How runs publish artifacts.
+/// What runs keep: published artifact versions, old storage values.
 #[derive(Debug, Default, clap::Args)]
 pub struct PublishArgs {
+    /// Old values of each storage key kept for `airlock state history` and
+    /// `state rewind` (1 to 100,000); the oldest are dropped as the key
+    /// changes.
+    #[arg(long, env = "AIRLOCK_STATE_HISTORY_VERSIONS", value_name = "N",
+          default_value_t = airlock::storage::DEFAULT_KEEP_VERSIONS,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    state_history_versions: u32,
     /// Published versions kept of each artifact (1 to 100); older ones are
     /// deleted when a new one is published. `airlock artifacts get
     /// --version N` downloads one still kept.
@@ -626,6 +641,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             outln!("{}", airlock::web::api::document_json());
             Ok(0)
         }
+        Command::State { command } => state::state(command).await,
     }
 }
 

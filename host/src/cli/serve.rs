@@ -88,6 +88,13 @@ pub struct ServeArgs {
     /// /oauth/callback. Without it, nothing listens.
     #[arg(long, value_name = "ADDRESS:PORT")]
     listen: Option<std::net::SocketAddr>,
+    /// Days old storage values are kept for `airlock state history` and
+    /// `state rewind` (1 to 3,650); older ones are dropped every ten
+    /// minutes, in batches.
+    #[arg(long, env = "AIRLOCK_STATE_HISTORY_DAYS", value_name = "DAYS",
+          default_value_t = airlock::storage::DEFAULT_KEEP_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=3_650))]
+    state_history_days: u32,
 }
 
 fn lock_path(db: &Path) -> PathBuf {
@@ -288,6 +295,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
+    let pruner = tokio::spawn(super::state::prune_every(
+        Arc::clone(host.store()),
+        args.state_history_days,
+    ));
     let scheduler = Arc::new(Scheduler::new(
         host,
         keyring,
@@ -301,6 +312,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     if let Some(web) = web {
         web.abort();
     }
+    pruner.abort();
     served?;
     println!("stopped");
     Ok(0)

@@ -289,6 +289,7 @@ mod tests {
                 settlement: None,
                 settled_at: 2,
                 webhook_delivery: None,
+                kv_history: Default::default(),
             })
             .unwrap();
     }

@@ -202,6 +202,7 @@ impl Scheduler {
                 settlement: Some(settlement.clone()),
                 settled_at: now,
                 webhook_delivery: None,
+                kv_history: Default::default(),
             })
             .await?;
         self.finished(run, Some(id), status, &message, &settlement);

@@ -498,6 +498,8 @@ impl SqliteStore {
             "oauth_pending",
             "webhook_secrets",
             "webhook_deliveries",
+            "kv_history",
+            "kv_history_pruned",
         ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE tenant = ?1 AND installation = ?2"),

@@ -70,6 +70,30 @@ pub struct RunEffects {
     /// For a webhook delivery with an id, handled by a run that committed:
     /// the id, remembered so a replay is not run again.
     pub webhook_delivery: Option<DeliveryReceipt>,
+    /// How its storage changes enter the storage history.
+    pub kv_history: KvHistory,
+}
+
+/// How a run's storage changes enter the storage history
+/// ([`super::StateHistory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvHistory {
+    /// The token its checkpoints were committed under, if it checkpointed
+    /// ([`super::RunStorage::checkpoint_token`]): their history is
+    /// attributed to the run when it is recorded.
+    pub checkpoint: Option<i64>,
+    /// Old values kept per key (0: [`super::DEFAULT_KEEP_VERSIONS`]).
+    pub keep_versions: u32,
+}
+
+impl KvHistory {
+    /// Old values kept per key.
+    pub fn keep_versions(&self) -> u32 {
+        match self.keep_versions {
+            0 => super::DEFAULT_KEEP_VERSIONS,
+            n => n,
+        }
+    }
 }
 
 /// The record of runs, as a backend offers it to async code. Every call is

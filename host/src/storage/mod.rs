@@ -29,6 +29,8 @@ mod records_sqlite;
 mod registry;
 mod run_scope;
 mod sqlite;
+mod state_history;
+mod state_history_sqlite;
 mod webhooks;
 mod webhooks_sqlite;
 mod work;
@@ -38,7 +40,7 @@ pub use artifacts::{ArtifactEffects, ArtifactPublish, ArtifactStore, ArtifactVer
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
-pub use ledger::{History, RunEffects, RunLedger, RunRow};
+pub use ledger::{History, KvHistory, RunEffects, RunLedger, RunRow};
 pub use oauth::{OAuthStore, PendingAuthorization, StoredTokenSet};
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
 pub use records::{
@@ -48,6 +50,10 @@ pub use records::{
 pub use registry::Registry;
 pub use run_scope::{KeyChange, RunStorage, StorageLimits};
 pub use sqlite::SqliteStore;
+pub use state_history::{
+    ChangedBy, DEFAULT_KEEP_DAYS, DEFAULT_KEEP_VERSIONS, HistoryRetention, KeyVersion, RewindPlan,
+    RewindRefusal, RewindResult, RewoundKey, StateHistory, StoredEntry, ValueHead,
+};
 pub use webhooks::{DELIVERY_ID_RETENTION_SECS, DeliveryReceipt, WebhookStore};
 pub use work::{Holder, WorkQueue};
 
@@ -74,6 +80,7 @@ pub trait Store:
     + OAuthStore
     + WebhookStore
     + AdminStore
+    + StateHistory
 {
 }
 
@@ -88,6 +95,7 @@ impl<T> Store for T where
         + OAuthStore
         + WebhookStore
         + AdminStore
+        + StateHistory
 {
 }
 
@@ -156,11 +164,21 @@ pub trait KvBackend: Send + Sync {
         limit: usize,
     ) -> Result<Vec<String>, StorageError>;
     /// Applies all `changes` (a value to set, or `None` to delete) in one
-    /// transaction: all or nothing.
+    /// transaction: all or nothing. Their history is attributed to no run.
     fn kv_apply(
         &self,
         scope: &Scope,
         changes: &[(String, Option<Vec<u8>>)],
+    ) -> Result<(), StorageError>;
+    /// [`kv_apply`](Self::kv_apply) for a run's checkpoint: the history of
+    /// the changes is kept under `token` until the run is recorded (see
+    /// [`KvHistory::checkpoint`]), at most `keep_versions` old values per key.
+    fn kv_checkpoint(
+        &self,
+        scope: &Scope,
+        changes: &[(String, Option<Vec<u8>>)],
+        token: i64,
+        keep_versions: u32,
     ) -> Result<(), StorageError>;
     /// Bytes (keys and values) and number of keys committed in `scope`.
     fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError>;

@@ -22,6 +22,9 @@ pub struct StorageLimits {
     pub max_run_write_bytes: usize,
     /// Most keys one `list` call returns.
     pub max_list_limit: usize,
+    /// Old values the storage history keeps per key (see
+    /// [`super::StateHistory`]).
+    pub history_versions: u32,
     /// Bytes of keys and values the installation may keep stored
     /// (committed, plus the run's pending writes).
     pub max_installation_bytes: u64,
@@ -36,6 +39,7 @@ impl Default for StorageLimits {
             max_value_bytes: 1 << 20,
             max_run_write_bytes: 64 << 20,
             max_list_limit: 1000,
+            history_versions: super::DEFAULT_KEEP_VERSIONS,
             max_installation_bytes: 1 << 30,
             max_installation_keys: 1_000_000,
         }
@@ -81,6 +85,15 @@ pub struct RunStorage {
     /// checkpoints keep the writes pending, visible to the rest of the run
     /// and dropped with it.
     checkpoints_commit: bool,
+    /// The token this run's checkpoints are committed under, once one has
+    /// committed something: random, so no two runs share one.
+    checkpoint_token: Option<i64>,
+}
+
+/// A fresh random checkpoint token (positive, from the OS RNG).
+fn new_token() -> i64 {
+    use chacha20poly1305::aead::rand_core::RngCore;
+    (chacha20poly1305::aead::OsRng.next_u64() >> 1) as i64
 }
 
 /// Bytes a stored entry takes: its key and its value.
@@ -100,6 +113,7 @@ impl RunStorage {
             usage: None,
             committed: BTreeMap::new(),
             checkpoints_commit: true,
+            checkpoint_token: None,
         }
     }
 
@@ -274,12 +288,27 @@ impl RunStorage {
         }
         let changes: Vec<(String, Option<Vec<u8>>)> =
             std::mem::take(&mut self.pending).into_iter().collect();
-        if let Err(e) = self.backend.kv_apply(&self.scope, &changes) {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let token = *self.checkpoint_token.get_or_insert_with(new_token);
+        let kept = self.limits.history_versions;
+        if let Err(e) = self
+            .backend
+            .kv_checkpoint(&self.scope, &changes, token, kept)
+        {
             self.pending = changes.into_iter().collect();
             return Err(e);
         }
         self.note_committed(&changes);
         Ok(())
+    }
+
+    /// The token this run's checkpoints were committed under, if it
+    /// committed any: the run's record names it, so their history is
+    /// attributed to the run ([`super::KvHistory`]).
+    pub fn checkpoint_token(&self) -> Option<i64> {
+        self.checkpoint_token
     }
 
     fn note_committed(&mut self, changes: &[(String, Option<Vec<u8>>)]) {

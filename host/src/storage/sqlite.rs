@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::group_commit::GroupCommit;
+use super::state_history::DEFAULT_KEEP_VERSIONS;
+use super::state_history_sqlite::{Attribution, apply_in, attribute_checkpoints};
 use super::{
     ActiveRun, AuditFilter, AuditRow, BoxedCause, History, Holder, InstallationRow, KvBackend,
     KvUsage, NotificationRow, QueuedRun, Registry, RuleUsage, RunEffects, RunFilter, RunLedger,
@@ -424,6 +426,36 @@ const MIGRATIONS: &[&str] = &[
         detail   TEXT NOT NULL
     );
     CREATE INDEX admin_actions_by_tenant ON admin_actions (tenant, id);",
+    // 13: the history of key-value storage (`state_history_sqlite.rs`):
+    // one row per committed change of a key with the value it replaced
+    // (NULL: none), who made it (a recorded run; a checkpoint of a run not
+    // recorded yet, by its token; a rewind's actor) and the newest run
+    // recorded then; and per installation the newest change dropped by
+    // retention. AUTOINCREMENT: `seq` orders changes and is never reused.
+    "CREATE TABLE kv_history (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        old_value    BLOB,
+        at           INTEGER NOT NULL,
+        run_id       INTEGER,
+        checkpoint   INTEGER,
+        actor        TEXT,
+        rewound_to   INTEGER,
+        after_run    INTEGER NOT NULL
+    );
+    CREATE INDEX kv_history_by_key ON kv_history (tenant, installation, key, seq);
+    CREATE INDEX kv_history_by_time ON kv_history (at);
+    CREATE INDEX kv_history_by_checkpoint ON kv_history (tenant, installation, checkpoint)
+        WHERE checkpoint IS NOT NULL;
+    CREATE TABLE kv_history_pruned (
+        tenant       TEXT NOT NULL,
+        installation TEXT NOT NULL,
+        through_seq  INTEGER NOT NULL,
+        through_run  INTEGER NOT NULL,
+        PRIMARY KEY (tenant, installation)
+    ) WITHOUT ROWID;",
 ];
 
 /// How many read-only connections a file database has.
@@ -668,6 +700,25 @@ impl SqliteStore {
             .query_row(params![scope.tenant, scope.installation, feed], |r| {
                 r.get::<_, Option<i64>>(0)
             })?)
+    }
+
+    /// Applies key-value `changes` to `scope` with their history, in one
+    /// transaction.
+    fn kv_write(
+        &self,
+        scope: &Scope,
+        changes: &[(String, Option<Vec<u8>>)],
+        by: &Attribution<'_>,
+        keep_versions: u32,
+    ) -> Result<(), StorageError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        apply_in(&tx, scope, changes, by, keep_versions)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The number of keys stored for `scope`.
@@ -1005,11 +1056,26 @@ impl KvBackend for SqliteStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        apply_changes(&tx, scope, changes)?;
-        tx.commit()?;
-        Ok(())
+        self.kv_write(
+            scope,
+            changes,
+            &Attribution::default(),
+            DEFAULT_KEEP_VERSIONS,
+        )
+    }
+
+    fn kv_checkpoint(
+        &self,
+        scope: &Scope,
+        changes: &[(String, Option<Vec<u8>>)],
+        token: i64,
+        keep_versions: u32,
+    ) -> Result<(), StorageError> {
+        let by = Attribution {
+            checkpoint: Some(token),
+            ..Attribution::default()
+        };
+        self.kv_write(scope, changes, &by, keep_versions)
     }
 
     fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError> {
@@ -1055,12 +1121,12 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
         settlement,
         settled_at,
         webhook_delivery,
+        kv_history,
     } = effects;
     let scope = Scope {
         tenant: run.tenant.clone(),
         installation: run.installation.clone(),
     };
-    apply_changes(tx, &scope, kv_changes)?;
     if !records.is_empty() {
         super::records_sqlite::apply_in(tx, &scope, records, *settled_at)?;
     }
@@ -1089,6 +1155,14 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
         run.report
     ])?;
     let run_id = tx.last_insert_rowid();
+    let by = Attribution {
+        run_id: Some(run_id),
+        ..Attribution::default()
+    };
+    apply_in(tx, &scope, kv_changes, &by, kv_history.keep_versions())?;
+    if let Some(token) = kv_history.checkpoint {
+        attribute_checkpoints(tx, &scope, token, run_id)?;
+    }
     if !artifacts.is_empty() {
         super::artifacts_sqlite::apply_in(tx, &scope, artifacts, run_id, *settled_at)?;
     }
@@ -1100,34 +1174,6 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
         super::queue::settle_in(tx, s, Some(run_id), *settled_at)?;
     }
     Ok(run_id)
-}
-
-/// Applies key-value `changes` (a value to set, or `None` to delete) to
-/// `scope` inside `tx`.
-fn apply_changes(
-    tx: &Connection,
-    scope: &Scope,
-    changes: &[(String, Option<Vec<u8>>)],
-) -> Result<(), StorageError> {
-    let now = chrono::Utc::now().timestamp();
-    for (key, value) in changes {
-        match value {
-            Some(v) => tx
-                .prepare_cached(
-                    "INSERT INTO kv (tenant, installation, key, value, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (tenant, installation, key)
-                     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                )?
-                .execute(params![scope.tenant, scope.installation, key, v, now])?,
-            None => tx
-                .prepare_cached(
-                    "DELETE FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
-                )?
-                .execute(params![scope.tenant, scope.installation, key])?,
-        };
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1203,6 +1249,7 @@ mod tests {
             settlement,
             settled_at: 11,
             webhook_delivery: None,
+            kv_history: Default::default(),
         }
     }
 

@@ -173,6 +173,7 @@ pub async fn measure(n: usize) -> anyhow::Result<()> {
                 settlement: None,
                 settled_at: 0,
                 webhook_delivery: None,
+                kv_history: Default::default(),
             },
         )
         .await?;

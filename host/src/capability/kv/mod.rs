@@ -12,6 +12,8 @@
 mod host;
 mod sealed;
 
+pub(crate) use sealed::SEALED_PREFIX;
+
 use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};

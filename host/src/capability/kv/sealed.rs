@@ -19,7 +19,7 @@ pub(super) enum SealError {
 }
 
 /// Keys under this prefix have their values sealed.
-pub(super) const SEALED_PREFIX: &str = "sealed/";
+pub(crate) const SEALED_PREFIX: &str = "sealed/";
 
 const FORMAT: u8 = 1;
 const NONCE: usize = 24;

@@ -36,6 +36,7 @@ pub mod plugins;
 pub mod problem;
 pub mod records;
 pub mod runs;
+pub mod state;
 pub mod tenants;
 
 pub use problem::{ApiError, ApiResult, Problem};
@@ -61,6 +62,7 @@ pub use problem::{ApiError, ApiResult, Problem};
         (name = "records", description = "The tenant's shared records, platform side"),
         (name = "egress", description = "What installations may reach, and what they did"),
         (name = "plugins", description = "The plugin store: upload, list, inspect"),
+        (name = "state", description = "A connector's state: see it, its history, rewind it"),
     )
 )]
 pub struct ApiDoc;
@@ -154,6 +156,9 @@ pub fn api() -> (Router<WebState>, utoipa::openapi::OpenApi) {
         .routes(routes!(plugins::show))
         .routes(routes!(records::show))
         .routes(routes!(records::unacknowledge))
+        .routes(routes!(state::show))
+        .routes(routes!(state::history))
+        .routes(routes!(state::rewind))
         .routes(routes!(tenants::admin_actions))
         .split_for_parts()
 }
