@@ -115,6 +115,12 @@ class ConsoleTest(unittest.TestCase):
         # acme's misbehaving connector: its `trap` feed fails on purpose.
         site.run("install", "plugins/misbehaving", "--tenant", "acme", "--name", "m",
                  "--mode", "live", "--skip-check", "--yes")
+        # Its feeds run only when asked, so an hour's turn cannot ring the bell.
+        for feed in ["spin", "hog", "trap", "flood", "sneak", "probe", "count", "write-then-trap",
+                     "write-then-error", "checkpoint-then-trap", "write-then-spin", "write-then-wait",
+                     "ask-retry", "deny-loop", "fill", "fill-keys", "stream-body", "fan-out", "hoard",
+                     "checkpoint-outbound"]:
+            site.run("schedule", "acme/m", feed, "manual")
         site.run("records", "import", "acme", "orders", "tests/fixtures/marketing/orders.jsonl")
         cls.acme, _ = site.token("acme-admin", "--tenant", "acme", permissions="operate")
         cls.operator, _ = site.token("security", "--operator", permissions="operate,approve")

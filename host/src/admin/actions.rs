@@ -75,7 +75,15 @@ pub async fn remove(
 ) -> Result<(), LifecycleError> {
     lifecycle::check_revision(row, Some(revision))?;
     lifecycle::remove(store, row, now).await?;
-    record_change(store, caller, "installation.remove", row, String::new(), now).await?;
+    record_change(
+        store,
+        caller,
+        "installation.remove",
+        row,
+        String::new(),
+        now,
+    )
+    .await?;
     Ok(())
 }
 

@@ -321,14 +321,7 @@ pub async fn remove(
     caller.require(Permission::Operate)?;
     let row = visible(&state, &caller, &tenant, &id).await?;
     let now = Utc::now().timestamp();
-    actions::remove(
-        &**state.host.store(),
-        &caller,
-        &row,
-        revision.revision,
-        now,
-    )
-    .await?;
+    actions::remove(&**state.host.store(), &caller, &row, revision.revision, now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

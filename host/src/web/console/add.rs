@@ -70,7 +70,9 @@ pub async fn catalogue(
         }
         p { a href=(ctx.path("integrations")) { "Cancel" } }
     };
-    Ok(ctx.page("integrations", "Add an integration", None, body).into_response())
+    Ok(ctx
+        .page("integrations", "Add an integration", None, body)
+        .into_response())
 }
 
 /// The verified plugin of store entry `digest`.
@@ -152,9 +154,13 @@ fn approval_box(ctx: &Ctx, needed: bool) -> Markup {
 fn outcome_box(outcome: Option<&Outcome>) -> Markup {
     html! {
         @match outcome {
-            Some(Outcome::CheckPassed) => p class="ok-box" role="status" { "Test connection passed. Secrets are never sent back to the browser: type them again to install." },
-            Some(Outcome::Failed(e)) => p class="error" role="alert" { (e) br; "Nothing was saved." },
-            None => {},
+            Some(Outcome::CheckPassed) => {
+                p class="ok-box" role="status" { "Test connection passed. Secrets are never sent back to the browser: type them again to install." }
+            }
+            Some(Outcome::Failed(e)) => {
+                p class="error" role="alert" { (e) br; "Nothing was saved." }
+            }
+            None => {}
         }
     }
 }
@@ -181,7 +187,7 @@ fn add_page(ctx: &Ctx, f: &AddForm<'_>) -> Markup {
                 div class="field" {
                     label for="name" { "Name (required)" }
                     input type="text" id="name" name="name" value=(f.name) required
-                        pattern="[a-z0-9_-]{1,64}" aria-describedby="name-hint";
+                        pattern="[a-z0-9_\\-]{1,64}" aria-describedby="name-hint";
                     p class="hint" id="name-hint" { "Lower-case letters, digits, - and _. Never reused once removed." }
                 }
                 div class="field" {
@@ -243,8 +249,9 @@ fn approval_refused(ctx: &Ctx, plan: &Plan, fields: &Fields) -> Option<String> {
     if !ctx.viewer.caller.may(Permission::Approve) {
         return Some("This change grants egress or record access, which needs a token with the `approve` permission.".into());
     }
-    (fields.get("approve") != Some("yes"))
-        .then(|| "Tick the approval of the egress and record access shown to save this change.".into())
+    (fields.get("approve") != Some("yes")).then(|| {
+        "Tick the approval of the egress and record access shown to save this change.".into()
+    })
 }
 
 /// Runs the plugin's check ("Test connection") in test mode.
@@ -268,7 +275,11 @@ pub async fn submit(
     let plugin = entry(&state, &digest)?;
     let fields = posted.fields;
     let m = &plugin.manifest;
-    let mode = if fields.get("mode") == Some("live") { Mode::Live } else { Mode::Test };
+    let mode = if fields.get("mode") == Some("live") {
+        Mode::Live
+    } else {
+        Mode::Test
+    };
     let request = InstallRequest {
         tenant: tenant.clone(),
         id: Some(fields.get("name").unwrap_or_default().trim().to_string()),
@@ -322,7 +333,15 @@ pub async fn submit(
         Err(e) => return Err(e.into()),
     };
     let detail = format!("{} ({} mode)", plan.plugin.label(), row.mode);
-    actions::record_change(&**store, &ctx.viewer.caller, "installation.install", &row, detail, now).await?;
+    actions::record_change(
+        &**store,
+        &ctx.viewer.caller,
+        "installation.install",
+        &row,
+        detail,
+        now,
+    )
+    .await?;
     Ok(see_other(&ctx.path("integrations?done=installed")))
 }
 
@@ -330,7 +349,11 @@ fn unprocessable(page: Markup) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
 }
 
-async fn installation(state: &WebState, ctx: &Ctx, id: &str) -> Result<InstallationRow, ConsoleError> {
+async fn installation(
+    state: &WebState,
+    ctx: &Ctx,
+    id: &str,
+) -> Result<InstallationRow, ConsoleError> {
     Ok(lifecycle::installation_row(&**state.host.store(), &ctx.tenant, id).await?)
 }
 
@@ -365,7 +388,12 @@ fn reauthorise_page(
             }
         }
     };
-    ctx.page("integrations", &format!("Reauthorise {}", row.id), None, body)
+    ctx.page(
+        "integrations",
+        &format!("Reauthorise {}", row.id),
+        None,
+        body,
+    )
 }
 
 /// `GET …/reauthorise`.
@@ -382,7 +410,10 @@ pub async fn reauthorise_form(
     Ok(reauthorise_page(&ctx, &row, &plugin.manifest, &secrets, None, None).into_response())
 }
 
-async fn secret_names(state: &WebState, row: &InstallationRow) -> Result<Vec<String>, ConsoleError> {
+async fn secret_names(
+    state: &WebState,
+    row: &InstallationRow,
+) -> Result<Vec<String>, ConsoleError> {
     let secrets = state.host.store().secrets(&row.tenant, &row.id).await?;
     Ok(secrets.into_iter().map(|s| s.key).collect())
 }
@@ -404,7 +435,14 @@ pub async fn reauthorise(
     let assignments = config_form::assignments(m, &fields);
     let keyring = state.host.keyring();
     let fail = |plan: Option<&Plan>, e: String| {
-        unprocessable(reauthorise_page(&ctx, &row, m, &secrets, plan, Some(Outcome::Failed(e))))
+        unprocessable(reauthorise_page(
+            &ctx,
+            &row,
+            m,
+            &secrets,
+            plan,
+            Some(Outcome::Failed(e)),
+        ))
     };
     let plan = match lifecycle::plan_reauthorise(&state.host, keyring, &row, &assignments).await {
         Ok(plan) => plan,
@@ -418,14 +456,34 @@ pub async fn reauthorise(
         return Ok(fail(Some(&plan), failed));
     }
     if !saving {
-        let page = reauthorise_page(&ctx, &row, m, &secrets, Some(&plan), Some(Outcome::CheckPassed));
+        let page = reauthorise_page(
+            &ctx,
+            &row,
+            m,
+            &secrets,
+            Some(&plan),
+            Some(Outcome::CheckPassed),
+        );
         return Ok(page.into_response());
     }
     let store = state.host.store();
     let now = Utc::now().timestamp();
     let new_row = lifecycle::commit_change(&**store, keyring, &row, &plan, now).await?;
-    let keys: Vec<&str> = assignments.iter().filter_map(|a| a.split_once('=').map(|(k, _)| k)).collect();
+    let keys: Vec<&str> = assignments
+        .iter()
+        .filter_map(|a| a.split_once('=').map(|(k, _)| k))
+        .collect();
     let detail = format!("settings given: {}", keys.join(", "));
-    actions::record_change(&**store, &ctx.viewer.caller, "installation.reauthorise", &new_row, detail, now).await?;
-    Ok(see_other(&ctx.path(&format!("integrations/{id}?done=saved"))))
+    actions::record_change(
+        &**store,
+        &ctx.viewer.caller,
+        "installation.reauthorise",
+        &new_row,
+        detail,
+        now,
+    )
+    .await?;
+    Ok(see_other(
+        &ctx.path(&format!("integrations/{id}?done=saved")),
+    ))
 }

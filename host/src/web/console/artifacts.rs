@@ -32,7 +32,10 @@ pub async fn list(
     let base = format!("http://{host}");
     let mut sections = Vec::new();
     for row in store.installations(Some(&tenant), false).await? {
-        let scope = Scope { tenant: tenant.clone(), installation: row.id.clone() };
+        let scope = Scope {
+            tenant: tenant.clone(),
+            installation: row.id.clone(),
+        };
         let artifacts = store.artifacts(&scope).await?;
         let has_token = store.feed_token_hash(&scope).await?.is_some();
         sections.push((row.id, artifacts, has_token));
@@ -68,5 +71,7 @@ pub async fn list(
             }
         }
     };
-    Ok(ctx.page("artifacts", "Artifacts", None, body).into_response())
+    Ok(ctx
+        .page("artifacts", "Artifacts", None, body)
+        .into_response())
 }

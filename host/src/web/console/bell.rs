@@ -24,7 +24,11 @@ pub async fn list(
     Query(done): Query<Done>,
 ) -> PageResult {
     let ctx = Ctx::load(&state, viewer, &tenant).await?;
-    let all = state.host.store().notifications(Some(&tenant), true).await?;
+    let all = state
+        .host
+        .store()
+        .notifications(Some(&tenant), true)
+        .await?;
     let (open, acked): (Vec<_>, Vec<_>) = all.into_iter().partition(|n| n.acked_at.is_none());
     let body = html! {
         h1 { "Notifications" }
@@ -73,7 +77,9 @@ pub async fn list(
         }
     };
     let notice = layout::notice(done.done.as_deref());
-    Ok(ctx.page("notifications", "Notifications", notice, body).into_response())
+    Ok(ctx
+        .page("notifications", "Notifications", notice, body)
+        .into_response())
 }
 
 /// `POST …/notifications/{id}/acknowledge`.

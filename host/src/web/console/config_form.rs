@@ -133,7 +133,10 @@ taxes = { type = "bool" }
         values.insert("endpoint".to_string(), "https://shop.example".to_string());
         values.insert("password".to_string(), "hunter2".to_string());
         let html = inputs(&m, &values, &[]).into_string();
-        assert!(html.contains(r#"type="password" id="cfg.password""#), "{html}");
+        assert!(
+            html.contains(r#"type="password" id="cfg.password""#),
+            "{html}"
+        );
         assert!(!html.contains("hunter2"), "{html}");
         assert!(html.contains(r#"value="https://shop.example""#), "{html}");
         assert!(html.contains(r#"<label for="cfg.endpoint">"#), "{html}");

@@ -46,7 +46,11 @@ pub async fn view(
         let never: Vec<String> = row
             .approved_egress
             .iter()
-            .filter(|rule| !usage.iter().any(|u| u.decision == "allowed" && &u.rule == *rule))
+            .filter(|rule| {
+                !usage
+                    .iter()
+                    .any(|u| u.decision == "allowed" && &u.rule == *rule)
+            })
             .cloned()
             .collect();
         sections.push((row, usage, never));

@@ -102,7 +102,8 @@ impl FromRequest<WebState> for Posted {
 
     async fn from_request(req: Request, state: &WebState) -> Result<Self, ConsoleError> {
         let (mut parts, body) = req.into_parts();
-        let viewer = Viewer::from_request_parts(&mut parts, state).await?;
+        let viewer =
+            <Viewer as FromRequestParts<WebState>>::from_request_parts(&mut parts, state).await?;
         let (_, fields) = read(Request::from_parts(parts, body), state).await?;
         match fields.get("csrf") {
             Some(token) if viewer.csrf_matches(token) => Ok(Posted { viewer, fields }),

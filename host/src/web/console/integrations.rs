@@ -100,7 +100,11 @@ pub async fn list(
     Query(done): Query<Done>,
 ) -> PageResult {
     let ctx = Ctx::load(&state, viewer, &tenant).await?;
-    let rows = state.host.store().installations(Some(&tenant), false).await?;
+    let rows = state
+        .host
+        .store()
+        .installations(Some(&tenant), false)
+        .await?;
     let body = html! {
         h1 { "Integrations" }
         div class="actions" {
@@ -136,7 +140,9 @@ pub async fn list(
         }
     };
     let notice = layout::notice(done.done.as_deref());
-    Ok(ctx.page("integrations", "Integrations", notice, body).into_response())
+    Ok(ctx
+        .page("integrations", "Integrations", notice, body)
+        .into_response())
 }
 
 /// When a schedule next runs, in words.
@@ -247,7 +253,9 @@ pub async fn detail(
         }
     };
     let notice = layout::notice(done.done.as_deref());
-    Ok(ctx.page("integrations", &row.id, notice, body).into_response())
+    Ok(ctx
+        .page("integrations", &row.id, notice, body)
+        .into_response())
 }
 
 /// A table of runs, newest first.
@@ -292,7 +300,15 @@ pub async fn switch(
     let revision = posted.fields.number("revision")?;
     let now = Utc::now().timestamp();
     let store = state.host.store();
-    actions::set_enabled(&**store, &ctx.viewer.caller, (&tenant, &id), enabled, revision, now).await?;
+    actions::set_enabled(
+        &**store,
+        &ctx.viewer.caller,
+        (&tenant, &id),
+        enabled,
+        revision,
+        now,
+    )
+    .await?;
     let done = if enabled { "enabled" } else { "disabled" };
     Ok(see_other(&ctx.path(&format!("integrations?done={done}"))))
 }
@@ -308,7 +324,9 @@ pub async fn run_now(
     let row = installation(&state, &ctx, &id).await?;
     let now = Utc::now().timestamp();
     actions::run_now(&**state.host.store(), &ctx.viewer.caller, &row, &feed, now).await?;
-    Ok(see_other(&ctx.path(&format!("runs?installation={id}&done=queued"))))
+    Ok(see_other(
+        &ctx.path(&format!("runs?installation={id}&done=queued")),
+    ))
 }
 
 /// `GET …/remove`: "Remove account?" with OK and Cancel.
@@ -334,7 +352,9 @@ pub async fn confirm_remove(
             }
         }
     };
-    Ok(ctx.page("integrations", &format!("Remove {id}"), None, body).into_response())
+    Ok(ctx
+        .page("integrations", &format!("Remove {id}"), None, body)
+        .into_response())
 }
 
 /// `POST …/remove`.
@@ -348,6 +368,13 @@ pub async fn remove(
     let row = installation(&state, &ctx, &id).await?;
     let revision = posted.fields.number("revision")?;
     let now = Utc::now().timestamp();
-    actions::remove(&**state.host.store(), &ctx.viewer.caller, &row, revision, now).await?;
+    actions::remove(
+        &**state.host.store(),
+        &ctx.viewer.caller,
+        &row,
+        revision,
+        now,
+    )
+    .await?;
     Ok(see_other(&ctx.path("integrations?done=removed")))
 }

@@ -111,7 +111,7 @@ impl Ctx {
                         }
                     }
                 }
-                a class={ "bell" @if self.open > 0 { " ringing" } } href=(self.path("notifications"))
+                a class=(if self.open > 0 { "bell ringing" } else { "bell" }) href=(self.path("notifications"))
                     aria-label=(bell_label) title=(bell_label) {
                     span aria-hidden="true" { (PreEscaped("&#128276;")) }
                     span class="count" data-testid="bell-count" { (self.open) }
@@ -174,7 +174,12 @@ pub fn initials(name: &str) -> String {
         .collect::<String>()
         .to_uppercase();
     if out.chars().count() < 2 {
-        out = name.chars().filter(|c| c.is_alphanumeric()).take(2).collect::<String>().to_uppercase();
+        out = name
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .take(2)
+            .collect::<String>()
+            .to_uppercase();
     }
     out
 }
@@ -190,7 +195,9 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
     Some(match code? {
         "enabled" => "Switched on: its feeds run on their schedules.",
         "disabled" => "Switched off: none of its feeds run until it is switched on.",
-        "queued" => "Queued: a running `airlock serve` starts it in a moment. Its execution appears under Feed executions.",
+        "queued" => {
+            "Queued: a running `airlock serve` starts it in a moment. Its execution appears under Feed executions."
+        }
         "removed" => "Removed. Its run history is kept.",
         "installed" => "Installed and enabled.",
         "saved" => "Saved: the new settings passed Test connection.",

@@ -9,7 +9,7 @@ use maud::{Markup, html};
 
 use super::form::{self, Posted};
 use super::session::{self, Viewer};
-use super::{ConsoleError, PageResult, layout, see_other};
+use super::{PageResult, layout, see_other};
 use crate::admin;
 use crate::url_secret;
 use crate::web::WebState;
@@ -71,10 +71,11 @@ fn logged_in(id: &str, headers: &HeaderMap) -> Response {
 }
 
 /// `POST /console/logout`: the session ends and the cookie is cleared.
-pub async fn logout(State(state): State<WebState>, req: Request) -> PageResult {
-    let headers = req.headers().clone();
-    let posted = axum::extract::FromRequest::from_request(req, &state).await;
-    let Posted { viewer, .. } = posted.map_err(|e: ConsoleError| e)?;
+pub async fn logout(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Posted { viewer, .. }: Posted,
+) -> PageResult {
     state.console.end(&viewer.session_id);
     let mut response = see_other("/console/login");
     if let Ok(value) = session::clear_cookie(&headers).parse() {

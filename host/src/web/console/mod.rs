@@ -23,6 +23,8 @@ use axum::routing::{get, post};
 use maud::html;
 
 use crate::admin::Permission;
+use crate::lifecycle::LifecycleError;
+use crate::storage::StorageError;
 use crate::web::WebState;
 use crate::web::api::ApiError;
 
@@ -57,12 +59,21 @@ pub enum ConsoleError {
     Api(ApiError),
 }
 
-impl<E> From<E> for ConsoleError
-where
-    ApiError: From<E>,
-{
-    fn from(e: E) -> Self {
-        ConsoleError::Api(ApiError::from(e))
+impl From<ApiError> for ConsoleError {
+    fn from(e: ApiError) -> Self {
+        ConsoleError::Api(e)
+    }
+}
+
+impl From<LifecycleError> for ConsoleError {
+    fn from(e: LifecycleError) -> Self {
+        ConsoleError::Api(e.into())
+    }
+}
+
+impl From<StorageError> for ConsoleError {
+    fn from(e: StorageError) -> Self {
+        ConsoleError::Api(e.into())
     }
 }
 
@@ -72,7 +83,9 @@ impl IntoResponse for ConsoleError {
             ConsoleError::LoggedOut => return Redirect::to("/console/login").into_response(),
             ConsoleError::NotFound(d) => (StatusCode::NOT_FOUND, "Not found".to_string(), d),
             ConsoleError::Forbidden(d) => (StatusCode::FORBIDDEN, "Not permitted".to_string(), d),
-            ConsoleError::BadRequest(d) => (StatusCode::BAD_REQUEST, "Invalid input".to_string(), d),
+            ConsoleError::BadRequest(d) => {
+                (StatusCode::BAD_REQUEST, "Invalid input".to_string(), d)
+            }
             ConsoleError::Api(e) => {
                 let p = e.problem();
                 let status =
@@ -132,7 +145,10 @@ pub fn routes() -> Router<WebState> {
         .route(&format!("{t}/integrations"), get(integrations::list))
         .route(i, get(integrations::detail))
         .route(&format!("{i}/enabled"), post(integrations::switch))
-        .route(&format!("{i}/feeds/{{feed}}/run-now"), post(integrations::run_now))
+        .route(
+            &format!("{i}/feeds/{{feed}}/run-now"),
+            post(integrations::run_now),
+        )
         .route(
             &format!("{i}/remove"),
             get(integrations::confirm_remove).post(integrations::remove),
@@ -142,7 +158,10 @@ pub fn routes() -> Router<WebState> {
             get(add::reauthorise_form).post(add::reauthorise),
         )
         .route(&format!("{t}/add"), get(add::catalogue))
-        .route(&format!("{t}/add/{{digest}}"), get(add::form).post(add::submit))
+        .route(
+            &format!("{t}/add/{{digest}}"),
+            get(add::form).post(add::submit),
+        )
         .route(&format!("{t}/runs"), get(runs::list))
         .route(&format!("{t}/runs/{{run}}"), get(runs::detail))
         .route(&format!("{t}/notifications"), get(bell::list))
@@ -151,7 +170,10 @@ pub fn routes() -> Router<WebState> {
             post(bell::acknowledge),
         )
         .route(&format!("{t}/records"), get(records::list))
-        .route(&format!("{t}/records/{{collection}}/{{id}}"), get(records::detail))
+        .route(
+            &format!("{t}/records/{{collection}}/{{id}}"),
+            get(records::detail),
+        )
         .route(&format!("{t}/artifacts"), get(artifacts::list))
         .route(&format!("{t}/egress"), get(egress::view))
         .route("/console/{*rest}", get(not_found))

@@ -41,16 +41,26 @@ pub async fn list(
     Query(q): Query<RecordsQuery>,
 ) -> PageResult {
     let ctx = Ctx::load(&state, viewer, &tenant).await?;
-    let collection = q.collection.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| "orders".into());
+    let collection = q
+        .collection
+        .clone()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "orders".into());
     if !COLLECTIONS.contains(&collection.as_str()) {
-        return Err(ConsoleError::BadRequest(format!("no collection `{collection}`")));
+        return Err(ConsoleError::BadRequest(format!(
+            "no collection `{collection}`"
+        )));
     }
     let store = state.host.store();
     let consumers: Vec<String> = store
         .installations(Some(&tenant), false)
         .await?
         .into_iter()
-        .filter(|i| i.approved_data.as_ref().is_some_and(|d| d.reads.contains(&collection)))
+        .filter(|i| {
+            i.approved_data
+                .as_ref()
+                .is_some_and(|d| d.reads.contains(&collection))
+        })
         .map(|i| i.id)
         .collect();
     let mut pending = Vec::new();
@@ -64,16 +74,24 @@ pub async fn list(
     if let Some(c) = &consumer
         && !consumers.contains(c)
     {
-        return Err(ConsoleError::NotFound(format!("no installation `{c}` reads {collection}")));
+        return Err(ConsoleError::NotFound(format!(
+            "no installation `{c}` reads {collection}"
+        )));
     }
-    let query = ListQuery { pending_for: consumer.clone(), after: q.after.unwrap_or(0), limit: PAGE };
+    let query = ListQuery {
+        pending_for: consumer.clone(),
+        after: q.after.unwrap_or(0),
+        limit: PAGE,
+    };
     let rows = records::list(&**store, &tenant, &collection, &query)
         .await
         .map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
     let link = |c: Option<&str>| {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         s.append_pair("collection", &collection);
-        if let Some(c) = c { s.append_pair("consumer", c); }
+        if let Some(c) = c {
+            s.append_pair("consumer", c);
+        }
         ctx.path(&format!("records?{}", s.finish()))
     };
     let body = html! {
@@ -115,8 +133,10 @@ pub async fn list(
                     } }
                 } } }
             }
-            @if rows.len() == PAGE && let Some(last) = rows.last() {
-                p { a href={ (link(consumer.as_deref())) "&after=" (last.record.version) } { "Next page" } }
+            @if rows.len() == PAGE {
+                @if let Some(last) = rows.last() {
+                    p { a href={ (link(consumer.as_deref())) "&after=" (last.record.version) } { "Next page" } }
+                }
             }
         }
     };
@@ -173,8 +193,10 @@ pub async fn detail(
             }
         }
         h2 { "Body" }
-        @match pretty { Some(p) => pre { (p) }, None => p class="muted" { "Deleted (a tombstone)." } }
+        @match pretty { Some(text) => { pre { (text) } }, None => { p class="muted" { "Deleted (a tombstone)." } } }
         p { a href=(ctx.path(&format!("records?collection={collection}"))) { "All " (collection) } }
     };
-    Ok(ctx.page("records", &format!("{collection}/{id}"), None, body).into_response())
+    Ok(ctx
+        .page("records", &format!("{collection}/{id}"), None, body)
+        .into_response())
 }

@@ -104,7 +104,9 @@ pub async fn list(
         (runs_table(&ctx, &runs))
     };
     let notice = layout::notice(q.done.as_deref());
-    Ok(ctx.page("runs", "Feed executions", notice, body).into_response())
+    Ok(ctx
+        .page("runs", "Feed executions", notice, body)
+        .into_response())
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -196,5 +198,7 @@ pub async fn detail(
         }
         p { a href=(ctx.path("runs")) { "All feed executions" } }
     };
-    Ok(ctx.page("runs", &format!("Execution #{run}"), None, body).into_response())
+    Ok(ctx
+        .page("runs", &format!("Execution #{run}"), None, body)
+        .into_response())
 }

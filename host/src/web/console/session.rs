@@ -174,10 +174,7 @@ impl FromRequestParts<WebState> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ConsoleError> {
         let id = cookie_value(&parts.headers).ok_or(ConsoleError::LoggedOut)?;
-        let session = state
-            .console
-            .touch(&id)
-            .ok_or(ConsoleError::LoggedOut)?;
+        let session = state.console.touch(&id).ok_or(ConsoleError::LoggedOut)?;
         let row = state
             .host
             .store()
