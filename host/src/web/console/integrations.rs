@@ -70,7 +70,7 @@ pub async fn home(State(state): State<WebState>, viewer: Viewer) -> PageResult {
 
 /// The enabled switch: a button that posts the other state (works
 /// without script; `role="switch"` tells assistive technology what it is).
-fn switch(ctx: &Ctx, row: &InstallationRow) -> Markup {
+fn switch_button(ctx: &Ctx, row: &InstallationRow) -> Markup {
     let label = format!(
         "{} is {}: switch it {}",
         row.id,
@@ -132,7 +132,7 @@ pub async fn list(
                                 a href=(ctx.path(&format!("integrations/{}", row.id))) { (row.id) }
                             }
                             td { (layout::outcome(&row.mode)) }
-                            td { (switch(&ctx, row)) }
+                            td { (switch_button(&ctx, row)) }
                         }
                     }
                 }
@@ -194,7 +194,7 @@ pub async fn detail(
         dl class="facts" {
             dt { "Type" } dd { (row.plugin_id) " " (row.plugin_version) }
             dt { "Mode" } dd { (layout::outcome(&row.mode)) }
-            dt { "Enabled" } dd { (switch(&ctx, &row)) }
+            dt { "Enabled" } dd { (switch_button(&ctx, &row)) }
             dt { "Installed" } dd { (layout::time(row.created_at)) }
             dt { "Last changed" } dd { (layout::time(row.updated_at)) " (revision " (row.revision) ")" }
             @for (k, v) in &row.config {
