@@ -125,13 +125,20 @@ class ConsoleTest(unittest.TestCase):
         cls.acme, _ = site.token("acme-admin", "--tenant", "acme", permissions="operate")
         cls.operator, _ = site.token("security", "--operator", permissions="operate,approve")
         cls.server = Server(site)
+        try:
+            cls.start_browser()
+        except BaseException:
+            cls.server.stop()
+            raise
+
+    @classmethod
+    def start_browser(cls):
         cls.pw = sync_playwright().start()
         cls.browser = cls.pw.chromium.launch(
             executable_path=CHROMIUM,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}"],
-        )
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # Playwright gives the browser a fresh user data directory of its own.
 
     @classmethod
     def tearDownClass(cls):
@@ -216,7 +223,7 @@ class ConsoleTest(unittest.TestCase):
         page.get_by_role("link", name="error", exact=True).click()
         expect(page.get_by_role("row", name=re.compile(r"trap")).first).to_contain_text("error")
         page.get_by_role("link", name="Notifications: 1 open").click()
-        expect(page.get_by_role("row", name=re.compile(r"trap"))).to_contain_text("deliberate panic")
+        expect(page.get_by_role("row", name=re.compile(r"trap"))).to_contain_text("wasm trap")
         shot(page, "notifications")
         page.get_by_role("button", name="Acknowledge: m trap").click()
         expect(page.get_by_role("status")).to_contain_text("Acknowledged")
@@ -277,7 +284,7 @@ class ConsoleTest(unittest.TestCase):
         page.goto("/console/t/acme/add")
         page.get_by_role("link", name="Add custom-store 0.1.0").click()
         expect(page.get_by_label("password (required)")).to_have_attribute("type", "password")
-        page.get_by_label("Name (required)").fill("shop")
+        page.get_by_label("Name (required)", exact=True).fill("shop")
         page.get_by_label("endpoint (required)").fill("http://127.0.0.1:9/api/v1")
         page.get_by_label("username (required)").fill("acme")
         page.get_by_label("password (required)").fill("pw-never-echoed-123")
