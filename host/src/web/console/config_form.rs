@@ -67,7 +67,7 @@ pub fn inputs(
                     }
                 }
                 p class="hint" id={ (id) "-hint" } {
-                    (field.description.clone().unwrap_or_default())
+                    (sentence(field.description.as_deref().unwrap_or_default()))
                     @if field.kind == ConfigType::Secret {
                         @if secrets_set.contains(key) {
                             " Set; sealed at rest and never shown. Leave empty to keep it."
@@ -79,6 +79,16 @@ pub fn inputs(
                 }
             }
         }
+    }
+}
+
+/// `text` ending with a full stop, so hints that follow read as sentences.
+fn sentence(text: &str) -> String {
+    let text = text.trim();
+    if text.is_empty() || text.ends_with(['.', '!', '?', ')']) {
+        text.to_string()
+    } else {
+        format!("{text}.")
     }
 }
 

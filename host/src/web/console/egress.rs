@@ -109,7 +109,7 @@ pub async fn view(
                     td { (layout::time_ms(d.at_ms)) }
                     td { (d.installation) }
                     td { @if let Some(run) = d.run_id { a href=(ctx.path(&format!("runs/{run}"))) { (d.feed) } } @else { (d.feed) } }
-                    th scope="row" { code { (d.method) " " (d.scheme.clone().unwrap_or_default()) "://" (d.host) (d.path) } }
+                    th scope="row" { code { (d.method) " " (d.scheme.clone().unwrap_or_default()) "://" (d.host) @if let Some(port) = d.port { ":" (port) } (d.path) } }
                     td { (layout::outcome(&d.decision)) }
                     td { (d.rule.clone().unwrap_or_default()) " " span class="muted" { (d.reason.clone().unwrap_or_default()) } }
                 } } }
