@@ -200,7 +200,7 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
         "enabled" => "Switched on: its feeds run on their schedules.",
         "disabled" => "Switched off: none of its feeds run until it is switched on.",
         "queued" => {
-            "Queued: a running `airlock serve` starts it in a moment. Its execution appears under Feed executions."
+            "Queued: the running server starts it in a moment. Its execution appears under Feed executions."
         }
         "removed" => "Removed. Its run history is kept.",
         "installed" => "Installed and enabled.",
