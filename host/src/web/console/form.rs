@@ -76,7 +76,7 @@ pub fn parse(body: &[u8]) -> Fields {
     )
 }
 
-/// Reads a request's form body within [`MAX_FORM`], after its origin check.
+/// Reads a request's form body within 256 KiB, after its origin check.
 pub async fn read(req: Request, state: &WebState) -> Result<(HeaderMap, Fields), ConsoleError> {
     check_origin(req.headers())?;
     let headers = req.headers().clone();

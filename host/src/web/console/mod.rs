@@ -4,9 +4,9 @@
 //! bell; records; artifacts; a security reviewer's egress view).
 //!
 //! Server-rendered HTML ([`maud`]), one module per page; the stylesheet and
-//! a few lines of script are compiled into the binary ([`assets`]): no CDN,
+//! a few lines of script are compiled into the binary (`assets.rs`): no CDN,
 //! no build step, and every page works without script. Login is by admin
-//! token ([`login`]), exchanged for a session ([`session`]); every POST is
+//! token (`login.rs`), exchanged for a session ([`session`]); every POST is
 //! checked for its origin and CSRF token ([`form`]). A tenant's token sees
 //! its tenant only (anything else is the same 404 as a tenant that does not
 //! exist); `read` shows pages, `operate` changes, `approve` approves
