@@ -13,7 +13,8 @@
 # a Google Shopping feed and a sitemap that curl fetches from `airlock serve
 # --listen`. And marketing: a Polish shop's contacts and purchases sent to a
 # fake SALESmanago, and SALESmanago's opt-out callback (a webhook) received
-# by `airlock serve --listen`.
+# by `airlock serve --listen`. At the end, an operator's token for the web
+# console and its URL.
 #
 # Usage: scripts/demo.sh        (work files go to a temporary directory)
 set -euo pipefail
@@ -237,5 +238,11 @@ cat "$work/serve-sm.log"
 kill -TERM $sm_pid
 wait $sm_pid || true
 sed -n '/SALESmanago holds/,$p' "$work/sm.log"
+
+say "the web console: an operator's token (shown once), and where to open the console"
+console_token=$("$bin/airlock" tokens create demo-operator --operator --permission read,operate,approve 2>/dev/null)
+echo "start the server:  AIRLOCK_DB=$AIRLOCK_DB AIRLOCK_MASTER_KEY_FILE=$AIRLOCK_MASTER_KEY_FILE $bin/airlock serve --listen 127.0.0.1:8440"
+echo "open the console:  http://127.0.0.1:8440/console"
+echo "log in with token: $console_token"
 
 say "done: database $AIRLOCK_DB"

@@ -2,8 +2,10 @@
 # Builds the example plugins from source, then runs every test: the guest
 # SDKs' and connectors' own unit tests (Rust natively; Python under plain
 # CPython and JavaScript under Node, the host faked at the WIT boundary: a
-# few seconds), then cargo's (unit and end to end). Extra arguments go to
-# `cargo test`, e.g. scripts/test.sh sandbox
+# few seconds), then cargo's (unit and end to end), then the web console's
+# in a real headless Chromium (scripts/setup-browser.sh installs Debian's
+# chromium and Playwright, once). Extra arguments go to `cargo test`, e.g.
+# scripts/test.sh sandbox
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-plugins.sh
@@ -20,3 +22,9 @@ echo "== JavaScript connectors and SDK (node --test)"
 node --test plugins/*/test/
 
 cargo test --workspace --locked -- "$@"
+
+echo "== the web console in headless Chromium (tests/browser: Playwright over CDP)"
+python=$(scripts/setup-browser.sh)
+cargo build --locked --quiet -p airlock --bin airlock
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+AIRLOCK_BIN="$target/debug/airlock" "$python" -m unittest discover -s tests/browser -v

@@ -126,6 +126,37 @@ impl PluginStore {
         Ok((entry, digest))
     }
 
+    /// The entries in the store, by plugin id then version: each one's
+    /// digest and manifest (read, not verified: [`load`] verifies an entry
+    /// before it is installed). An entry whose manifest cannot be read is
+    /// left out. What the web console's "Add an integration" offers.
+    pub fn list(&self) -> Result<Vec<(String, Manifest)>, PluginStoreError> {
+        let dir = match std::fs::read_dir(&self.root) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&self.root)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in dir {
+            let entry = entry.map_err(io(&self.root))?;
+            let digest = entry.file_name().to_string_lossy().into_owned();
+            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue; // a temporary directory of a write in progress
+            }
+            let path = entry.path().join(MANIFEST_FILE);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if let Ok(manifest) = Manifest::parse(&text, &path) {
+                out.push((digest, manifest));
+            }
+        }
+        out.sort_by(|(_, a), (_, b)| {
+            (&a.plugin.id, &a.plugin.version).cmp(&(&b.plugin.id, &b.plugin.version))
+        });
+        Ok(out)
+    }
+
     /// Writes an entry under a temporary name, then renames it into place.
     fn write_entry(&self, plugin: &Plugin, entry: &Path) -> Result<(), PluginStoreError> {
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;

@@ -15,6 +15,8 @@
 //!
 //! `operate` and `approve` include `read`.
 
+pub mod actions;
+
 use std::fmt;
 
 use crate::storage::{AdminActionRow, AdminStore, AdminTokenRow, NewAdminToken, StorageError};

@@ -355,6 +355,20 @@ pub async fn plan_install(
         return Err(LifecycleError::NoTenant(request.tenant.clone()));
     }
     let plugin = Plugin::load(&request.plugin_dir)?;
+    plan_install_of(host, request, plugin).await
+}
+
+/// [`plan_install`] of a plugin already loaded (an entry of the plugin
+/// store, verified against its digest); `request.plugin_dir` is not read.
+pub async fn plan_install_of(
+    host: &Airlock,
+    request: &InstallRequest,
+    plugin: Plugin,
+) -> Result<Plan, LifecycleError> {
+    check_id(&request.tenant)?;
+    if !registry(host).tenant_exists(&request.tenant).await? {
+        return Err(LifecycleError::NoTenant(request.tenant.clone()));
+    }
     validate_component(host, &plugin)?;
     let id = request
         .id

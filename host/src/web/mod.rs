@@ -5,7 +5,8 @@
 //! - [`oauth`]: the OAuth2 authorization-code callback, `/oauth/callback`;
 //! - [`hooks`]: inbound webhooks at
 //!   `/hooks/{tenant}/{installation}/{webhook}/{secret}`;
-//! - [`api`]: the admin HTTP API under `/api`, for admin tokens only.
+//! - [`api`]: the admin HTTP API under `/api`, for admin tokens only;
+//! - [`console`]: the web console under `/console` (login by admin token).
 //!
 //! Every route checks its own credential (a feed's access token, an
 //! authorization's `state`, a webhook's secret, an admin token) and answers
@@ -25,6 +26,7 @@ use crate::scheduler::EventSink;
 use crate::webhooks::Deliveries;
 
 pub mod api;
+pub mod console;
 pub mod feeds;
 pub mod hooks;
 pub mod oauth;
@@ -39,6 +41,8 @@ pub struct WebState {
     /// Where a delivery's run is reported as it starts and ends, as the
     /// scheduler reports a feed's (`airlock serve` prints them).
     pub events: Option<EventSink>,
+    /// The web console's sessions (in memory: a restart logs out).
+    pub console: Arc<console::Sessions>,
 }
 
 impl WebState {
@@ -48,6 +52,7 @@ impl WebState {
             host,
             deliveries: Arc::default(),
             events: None,
+            console: Arc::default(),
         }
     }
 
@@ -66,6 +71,7 @@ pub fn router(state: WebState) -> Router {
         .merge(oauth::routes())
         .merge(hooks::routes())
         .merge(api::routes(state.clone()))
+        .merge(console::routes())
         .with_state(state)
 }
 

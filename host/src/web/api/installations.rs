@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Allowed;
 use super::{ApiResult, Problems};
-use crate::admin::{self, Action, Caller, Permission};
+use crate::admin::{Caller, Permission, actions};
 use crate::lifecycle::{self, QueuedRunNow};
 use crate::manifest::Direction;
 use crate::runs::Mode;
@@ -181,21 +181,15 @@ pub async fn set_enabled(
     visible(&state, &caller, &tenant, &id).await?;
     let store = state.host.store();
     let now = Utc::now().timestamp();
-    let row = lifecycle::set_enabled(
+    let row = actions::set_enabled(
         &**store,
-        &tenant,
-        &id,
+        &caller,
+        (&tenant, &id),
         body.enabled,
-        Some(body.revision),
+        body.revision,
         now,
     )
     .await?;
-    let (action, detail) = if body.enabled {
-        ("installation.enable", "enabled")
-    } else {
-        ("installation.disable", "disabled")
-    };
-    record(&state, &caller, action, &row, detail.to_string(), now).await?;
     Ok(Json(view(&**store, row).await?))
 }
 
@@ -301,9 +295,7 @@ pub async fn run_now(
     caller.require(Permission::Operate)?;
     let row = visible(&state, &caller, &tenant, &id).await?;
     let now = Utc::now().timestamp();
-    let queued = lifecycle::run_now(&**state.host.store(), &tenant, &id, &feed, now).await?;
-    let detail = format!("{feed} (queue #{})", queued.queue_id);
-    record(&state, &caller, "feed.run_now", &row, detail, now).await?;
+    let queued = actions::run_now(&**state.host.store(), &caller, &row, &feed, now).await?;
     Ok((StatusCode::ACCEPTED, Json(queued)))
 }
 
@@ -333,18 +325,8 @@ pub async fn remove(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::Operate)?;
     let row = visible(&state, &caller, &tenant, &id).await?;
-    lifecycle::check_revision(&row, Some(revision.revision))?;
     let now = Utc::now().timestamp();
-    lifecycle::remove(&**state.host.store(), &row, now).await?;
-    record(
-        &state,
-        &caller,
-        "installation.remove",
-        &row,
-        String::new(),
-        now,
-    )
-    .await?;
+    actions::remove(&**state.host.store(), &caller, &row, revision.revision, now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -357,12 +339,6 @@ async fn record(
     detail: String,
     now: i64,
 ) -> ApiResult<()> {
-    let action = Action {
-        action,
-        tenant: Some(&row.tenant),
-        target: row.label(),
-        detail,
-    };
-    admin::record(&**state.host.store(), Some(caller), action, now).await?;
+    actions::record_change(&**state.host.store(), caller, action, row, detail, now).await?;
     Ok(())
 }

@@ -7,8 +7,8 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Allowed;
-use super::{ApiError, ApiResult, Problems};
-use crate::admin::{self, Action, Caller, Permission};
+use super::{ApiResult, Problems};
+use crate::admin::{Caller, Permission, actions};
 use crate::storage::NotificationRow;
 use crate::web::WebState;
 
@@ -79,23 +79,7 @@ pub async fn acknowledge(
 ) -> ApiResult<Json<NotificationRow>> {
     caller.require(Permission::Operate)?;
     caller.tenant(&tenant)?;
-    let store = state.host.store();
-    let of_tenant = |rows: Vec<NotificationRow>| rows.into_iter().find(|n| n.id == id);
-    if of_tenant(store.notifications(Some(&tenant), true).await?).is_none() {
-        return Err(ApiError::not_found(format!(
-            "no notification {id} of tenant `{tenant}`"
-        )));
-    }
     let now = Utc::now().timestamp();
-    store.ack_notification(id, &caller.actor(), now).await?;
-    let action = Action {
-        action: "notification.acknowledge",
-        tenant: Some(&tenant),
-        target: format!("notification #{id}"),
-        detail: String::new(),
-    };
-    admin::record(&**store, Some(&caller), action, now).await?;
-    let row = of_tenant(store.notifications(Some(&tenant), true).await?)
-        .ok_or_else(|| ApiError::not_found(format!("no notification {id}")))?;
+    let row = actions::acknowledge(&**state.host.store(), &caller, &tenant, id, now).await?;
     Ok(Json(row))
 }
