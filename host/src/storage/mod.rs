@@ -15,6 +15,8 @@
 mod artifacts;
 mod artifacts_sqlite;
 mod audit;
+mod gauges;
+mod gauges_sqlite;
 mod group_commit;
 mod history;
 mod installations;
@@ -33,6 +35,7 @@ mod work;
 
 pub use artifacts::{ArtifactEffects, ArtifactPublish, ArtifactStore, ArtifactVersion};
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
+pub use gauges::{GaugeReading, Gauges, PENDING_COUNT_CAP, PENDING_PAIRS_CAP, PendingCount};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
 pub use ledger::{History, RunEffects, RunLedger, RunRow};
@@ -70,6 +73,7 @@ pub trait Store:
     + ArtifactStore
     + OAuthStore
     + WebhookStore
+    + Gauges
 {
 }
 
@@ -83,6 +87,7 @@ impl<T> Store for T where
         + ArtifactStore
         + OAuthStore
         + WebhookStore
+        + Gauges
 {
 }
 
