@@ -158,7 +158,8 @@ fn gate() -> (u16, mpsc::Receiver<()>, mpsc::Sender<()>) {
                 let _ = held_tx.send(());
                 let _ = release_rx.recv();
             }
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
     });
     (port, held, release)
@@ -253,10 +254,12 @@ fn audited(site: &Site) -> BTreeMap<String, f64> {
     let mut stmt = conn
         .prepare("SELECT decision, COUNT(*) FROM egress_audit GROUP BY decision")
         .unwrap();
-    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as f64)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as f64))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 const NET: [&str; 4] = [
@@ -269,7 +272,15 @@ const NET: [&str; 4] = [
 fn install(site: &Site, plugin: &str, name: &str, config: &[String]) {
     let path = format!("plugins/{plugin}");
     let mut args = vec![
-        "install", &path, "--tenant", "acme", "--name", name, "--mode", "live", "--skip-check",
+        "install",
+        &path,
+        "--tenant",
+        "acme",
+        "--name",
+        name,
+        "--mode",
+        "live",
+        "--skip-check",
         "--yes",
     ];
     for c in config {
@@ -323,12 +334,18 @@ fn metrics_move_as_runs_happen() {
     );
     install(&site, "records-probe", "rp", &[]);
     let orders = orders_file(&site, 3);
-    site.ok(&["records", "import", "acme", "orders", orders.to_str().unwrap()]);
+    site.ok(&[
+        "records",
+        "import",
+        "acme",
+        "orders",
+        orders.to_str().unwrap(),
+    ]);
 
     let mut args = vec!["--metrics-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"];
     args.extend(NET);
     let server = site.serve(&args);
-    let metrics = format!("{}/metrics", address_after(&server, "metrics at "));
+    let metrics = address_after(&server, "metrics at ");
     let base = address_after(&server, "listening on ");
     let client = Client::new();
 
@@ -408,11 +425,19 @@ fn metrics_move_as_runs_happen() {
     let mut ran: Vec<String> = expected.keys().map(|(p, _)| p.clone()).collect();
     ran.dedup();
     assert_eq!(plugins, ran, "no run counted that the ledger does not have");
-    let durations: f64 = ["misbehaving", "egress-probe", "artifacts-probe", "records-probe"]
-        .iter()
-        .map(|p| delta("airlock_run_duration_seconds_count", &[("plugin", p)]))
-        .sum();
-    assert_eq!(durations, total_runs, "one duration per run whose guest ran");
+    let durations: f64 = [
+        "misbehaving",
+        "egress-probe",
+        "artifacts-probe",
+        "records-probe",
+    ]
+    .iter()
+    .map(|p| delta("airlock_run_duration_seconds_count", &[("plugin", p)]))
+    .sum();
+    assert_eq!(
+        durations, total_runs,
+        "one duration per run whose guest ran"
+    );
     assert_eq!(
         delta("airlock_due_to_start_lag_seconds_count", &[]),
         total_runs,
@@ -439,7 +464,10 @@ fn metrics_move_as_runs_happen() {
     let open = site.ok(&["notifications", "list", "--json"]);
     let open: Vec<serde_json::Value> = serde_json::from_str(&open).unwrap();
     assert!(!open.is_empty());
-    assert_eq!(after.get("airlock_open_notifications", &[]), open.len() as f64);
+    assert_eq!(
+        after.get("airlock_open_notifications", &[]),
+        open.len() as f64
+    );
     assert_eq!(after.get("airlock_records_pending", &pending), 0.0);
     assert!(after.has("airlock_records_pending", &pending));
 

@@ -60,8 +60,12 @@ pub struct LogArgs {
     /// How log lines are written: `human` (readable lines) or `json` (one
     /// JSON object per line with the event's fields: tenant, installation,
     /// feed, run_id, outcome…).
-    #[arg(long, env = "AIRLOCK_LOG_FORMAT", default_value = "human",
-          value_name = "human|json")]
+    #[arg(
+        long,
+        env = "AIRLOCK_LOG_FORMAT",
+        default_value = "human",
+        value_name = "human|json"
+    )]
     log_format: LogFormat,
 }
 

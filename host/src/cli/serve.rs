@@ -15,13 +15,13 @@ use chrono::Utc;
 
 use airlock::lifecycle::{self, parse_reference};
 use airlock::manifest::Direction;
+use airlock::metrics::listener::MetricsServer;
 use airlock::runs::{Mode, Trigger};
 use airlock::runtime::HostLimits;
 use airlock::scheduler::{
     CatchUp, Event, Overlap, RetryPolicy, Scheduler, ServeOptions, SystemClock, TestOutbound,
 };
 use airlock::storage::QueuedRun;
-use airlock::metrics::listener::MetricsServer;
 use airlock::web::{WebServer, WebState};
 
 use super::logging::LogArgs;

@@ -338,7 +338,10 @@ mod tests {
         );
         check("airlock_queue_depth", &["airlock_queue_depth 4"]);
         check("airlock_runs_in_progress", &["airlock_runs_in_progress 1"]);
-        check("airlock_open_notifications", &["airlock_open_notifications 2"]);
+        check(
+            "airlock_open_notifications",
+            &["airlock_open_notifications 2"],
+        );
         check(
             "airlock_records_pending",
             &["airlock_records_pending{plugin=\"xero\",collection=\"orders\"} 7"],

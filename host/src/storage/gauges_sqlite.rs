@@ -29,7 +29,9 @@ impl SqliteStore {
     pub fn gauges(&self, now: i64) -> Result<GaugeReading, StorageError> {
         let conn = self.reader();
         let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64, StorageError> {
-            Ok(conn.prepare_cached(sql)?.query_row(p, |r| r.get::<_, i64>(0))? as u64)
+            Ok(conn
+                .prepare_cached(sql)?
+                .query_row(p, |r| r.get::<_, i64>(0))? as u64)
         };
         let queue_due = count("SELECT COUNT(*) FROM queue WHERE due_at <= ?1", &[&now])?;
         let in_progress = count("SELECT COUNT(*) FROM active_runs", &[])?;
@@ -41,7 +43,13 @@ impl SqliteStore {
         let mut stmt = conn.prepare_cached(PENDING_BY_CONSUMER)?;
         let rows = stmt.query_map(
             params![PENDING_COUNT_CAP as i64, PENDING_PAIRS_CAP as i64],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
         )?;
         for row in rows {
             let (plugin, collection, n) = row?;
