@@ -86,7 +86,7 @@ impl Scrape {
 /// A sample line's name, its labels (unescaped, sorted) and what follows.
 fn sample_head(line: &str) -> (String, Vec<(String, String)>, &str) {
     let name_end = line
-        .find(|c: char| c == '{' || c == ' ')
+        .find(['{', ' '])
         .unwrap_or_else(|| panic!("no value: {line}"));
     let name = &line[..name_end];
     assert!(
