@@ -22,6 +22,7 @@ use crate::egress::{
     HttpCall, PermittedDomains, RateLimits, RequestCaps, ResolveOverrides, Throttle,
 };
 use crate::manifest::{DataSection, Direction, Plugin};
+use crate::metrics::Metrics;
 use crate::oauth::{InstallationLocks, OAuthClient, TokenKeeper};
 use crate::records::run::MAX_RECORD_CHANGES;
 use crate::records::{DataGrants, RunRecords};
@@ -147,6 +148,8 @@ pub struct Airlock {
     /// installation.
     oauth: TokenKeeper,
     keyring: Option<Arc<Keyring>>,
+    /// What its runs, decisions and deliveries add up to.
+    metrics: Arc<Metrics>,
 }
 
 impl Airlock {
@@ -161,6 +164,9 @@ impl Airlock {
             &options.extra_roots,
         )
         .map_err(|e| HostError::Http(e.to_string()))?;
+        let metrics = Arc::new(Metrics::new());
+        let counted = metrics.clone();
+        let client = client.observed(Arc::new(move |d| counted.egress_decision(d.verdict())));
         let oauth_store: Arc<dyn crate::storage::OAuthStore> = store.clone();
         let oauth = TokenKeeper::new(
             oauth_store,
@@ -180,7 +186,14 @@ impl Airlock {
                 n => n.min(MAX_KEPT_VERSIONS),
             },
             throttles: Mutex::new(HashMap::new()),
+            metrics,
         })
+    }
+
+    /// Its metrics: what its runs, egress decisions and webhook deliveries
+    /// add up to (served by `airlock serve --metrics-listen`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The runtime, for inspecting components.
@@ -540,6 +553,11 @@ impl Airlock {
             },
         };
         report.run_id = Some(RunLedger::finish_run(&*self.store, effects).await?);
+        self.metrics.run_recorded(
+            &plugin.manifest.plugin.id,
+            report.severity().as_str(),
+            Some(Duration::from_millis(report.duration_ms)),
+        );
         Ok((report, settlement))
     }
 

@@ -39,6 +39,7 @@ pub mod config;
 pub mod egress;
 pub mod lifecycle;
 pub mod manifest;
+pub mod metrics;
 pub mod oauth;
 pub mod plugin_store;
 pub mod records;

@@ -16,6 +16,7 @@ mod google_store_reviews;
 mod instagram;
 mod layering;
 mod oauth;
+mod observability;
 mod operations;
 mod records;
 mod records_cli;

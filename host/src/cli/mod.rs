@@ -29,6 +29,7 @@ mod artifacts;
 mod egress;
 mod history;
 mod inspect;
+mod logging;
 mod ops;
 mod parse;
 mod records;

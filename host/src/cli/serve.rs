@@ -14,12 +14,14 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 
 use airlock::lifecycle::{self, parse_reference};
+use airlock::metrics::listener::MetricsServer;
 use airlock::runtime::HostLimits;
 use airlock::scheduler::{
     CatchUp, Event, Overlap, RetryPolicy, Scheduler, ServeOptions, SystemClock, TestOutbound,
 };
 use airlock::web::{WebServer, WebState};
 
+use super::logging::LogArgs;
 use super::{
     CacheArgs, DbArgs, KeyArgs, NetArgs, PublishArgs, open_host_with, parse_duration, show_time,
 };
@@ -95,6 +97,15 @@ pub struct ServeArgs {
           default_value_t = airlock::storage::DEFAULT_KEEP_DAYS,
           value_parser = clap::value_parser!(u32).range(1..=3_650))]
     state_history_days: u32,
+    /// Serve Prometheus metrics at /metrics on this address, a listener
+    /// of its own (e.g. 127.0.0.1:9440, or an internal interface's
+    /// address; port 0 for any free port, printed). Bind it where only
+    /// your monitoring reaches: it tells which plugins run and how they
+    /// fare. Without it, metrics are not served.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn lock_path(db: &Path) -> PathBuf {
@@ -121,38 +132,73 @@ fn try_lock(db: &Path) -> anyhow::Result<Option<File>> {
     }
 }
 
-fn print_event(event: &Event) {
-    let now = Utc::now().format("%H:%M:%S");
+/// `tenant/installation` as its two fields.
+fn split_label(label: &str) -> (&str, &str) {
+    label.split_once('/').unwrap_or((label, ""))
+}
+
+/// Logs a scheduler event: a human line as `serve` always printed it (see
+/// `logging`), and its fields for the JSON format. Never a secret: the
+/// message of a run is redacted before it is an event.
+fn log_event(event: &Event) {
     match event {
         Event::Queued {
-            installation,
+            installation: label,
             feed,
             scheduled_at,
             missed,
         } => {
-            let missed = if *missed > 0 {
+            let (tenant, installation) = split_label(label);
+            let due = show_time(*scheduled_at);
+            let note = if *missed > 0 {
                 format!(" (catch-up; {missed} missed fires not run)")
             } else {
                 String::new()
             };
-            println!(
-                "{now} queued   {installation} {feed} due {}{missed}",
-                show_time(*scheduled_at)
+            tracing::info!(
+                event = "queued",
+                tenant,
+                installation,
+                feed = %feed,
+                scheduled_at = %due,
+                missed,
+                "queued   {label} {feed} due {due}{note}"
             );
         }
         Event::Skipped {
-            installation,
+            installation: label,
             feed,
             reason,
-        } => println!("{now} skipped  {installation} {feed}: {reason}"),
+        } => {
+            let (tenant, installation) = split_label(label);
+            tracing::info!(
+                event = "skipped",
+                tenant,
+                installation,
+                feed = %feed,
+                reason = %reason,
+                "skipped  {label} {feed}: {reason}"
+            );
+        }
         Event::Started {
-            installation,
+            installation: label,
             feed,
             trigger,
             attempt,
-        } => println!("{now} start    {installation} {feed} ({trigger}, attempt {attempt})"),
+        } => {
+            let (tenant, installation) = split_label(label);
+            tracing::info!(
+                event = "start",
+                tenant,
+                installation,
+                feed = %feed,
+                trigger = %trigger,
+                attempt,
+                "start    {label} {feed} ({trigger}, attempt {attempt})"
+            );
+        }
         Event::Finished {
-            installation,
+            installation: label,
             feed,
             run_id,
             outcome,
@@ -160,17 +206,29 @@ fn print_event(event: &Event) {
             retry_at,
             notified,
         } => {
+            let (tenant, installation) = split_label(label);
             let id = run_id.map(|i| format!(" #{i}")).unwrap_or_default();
-            let retry = retry_at
-                .map(|t| format!(" [retry at {}]", show_time(t)))
+            let retry = retry_at.map(show_time);
+            let retry_note = retry
+                .as_ref()
+                .map(|t| format!(" [retry at {t}]"))
                 .unwrap_or_default();
             let bell = if *notified {
                 " [notification raised]"
             } else {
                 ""
             };
-            println!(
-                "{now} {:<8} {installation} {feed}{id}: {message}{retry}{bell}",
+            tracing::info!(
+                event = "finished",
+                tenant,
+                installation,
+                feed = %feed,
+                run_id,
+                outcome = %outcome,
+                summary = %message,
+                retry_at = retry.as_deref(),
+                notified,
+                "{:<8} {label} {feed}{id}: {message}{retry_note}{bell}",
                 outcome.to_uppercase()
             );
         }
@@ -179,7 +237,12 @@ fn print_event(event: &Event) {
                 Some(d) => format!("trying again in {} ms", d.as_millis()),
                 None => "giving up until the next start".to_string(),
             };
-            eprintln!("{now} FAULT    {error}; {next}");
+            tracing::error!(
+                event = "fault",
+                error = %error,
+                retry_in_ms = retry_in.map(|d| d.as_millis() as u64),
+                "FAULT    {error}; {next}"
+            );
         }
     }
 }
@@ -190,7 +253,7 @@ async fn shutdown_signal() {
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("cannot listen for SIGTERM: {e}");
+            tracing::warn!(error = %e, "cannot listen for SIGTERM: {e}");
             let _ = tokio::signal::ctrl_c().await;
             return;
         }
@@ -199,10 +262,11 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    println!("shutting down: no new runs start; waiting for runs in progress");
+    tracing::info!("shutting down: no new runs start; waiting for runs in progress");
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    args.log.init()?;
     if args.max_concurrent == 0 || args.max_per_tenant == 0 {
         bail!("--max-concurrent and --max-per-tenant must be at least 1");
     }
@@ -234,7 +298,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         .drop_abandoned_artifacts(Utc::now().timestamp() - airlock::artifacts::ABANDONED_AFTER_SECS)
         .await?;
     if abandoned > 0 {
-        println!("deleted {abandoned} artifact version(s) left staged by runs that died");
+        tracing::info!(
+            abandoned,
+            "deleted {abandoned} artifact version(s) left staged by runs that died"
+        );
     }
     let chrono_secs = |d: Duration| chrono::Duration::seconds(d.as_secs() as i64);
     let options = ServeOptions {
@@ -254,7 +321,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         grace: args.grace,
     };
     let installations = host.store().installations(None, false).await?;
-    println!(
+    tracing::info!(
+        installations = installations.len(),
         "airlock serve: {} installation(s) in {}; up to {} runs at once ({} per tenant); \
          catch-up {}, overlap {}, test-mode outbound {}",
         installations.len(),
@@ -273,24 +341,36 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             }
         }
         if sealed > 0 {
-            println!(
-                "warning: {sealed} installation(s) have sealed secrets and no master key was \
-                 given (--master-key-file or $AIRLOCK_MASTER_KEY_FILE): their runs will fail"
+            tracing::warn!(
+                installations = sealed,
+                "{sealed} installation(s) have sealed secrets and no master key was given \
+                 (--master-key-file or $AIRLOCK_MASTER_KEY_FILE): their runs will fail"
             );
         }
     }
     let web = match args.listen {
         Some(addr) => {
-            let state = WebState::new(Arc::clone(&host)).with_events(Arc::new(print_event));
+            let state = WebState::new(Arc::clone(&host)).with_events(Arc::new(log_event));
             let server = WebServer::bind(addr, state)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let bound = server.local_addr()?;
-            println!("listening on http://{bound}");
-            println!(
-                "admin API at http://{bound}/api (OpenAPI: /api/openapi.json; a token: \
-                 `airlock tokens create`)"
+            tracing::info!(addr = %bound, "listening on http://{bound}");
+            tracing::info!(
+                "admin API at http://{bound}/api (OpenAPI: /api/openapi.json), web console at \
+                 http://{bound}/console (a token: `airlock tokens create`)"
             );
+            Some(tokio::spawn(server.run()))
+        }
+        None => None,
+    };
+    let metrics = match args.metrics_listen {
+        Some(addr) => {
+            let server = MetricsServer::bind(addr, Arc::clone(&host))
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            let addr = server.local_addr()?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
             Some(tokio::spawn(server.run()))
         }
         None => None,
@@ -304,17 +384,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         keyring,
         Arc::new(SystemClock),
         options,
-        Arc::new(print_event),
+        Arc::new(log_event),
     ));
     // serve() first settles runs a previous server left unfinished (printed
     // as INTERRUPTED), then ticks until a signal.
     let served = scheduler.serve(shutdown_signal()).await;
-    if let Some(web) = web {
-        web.abort();
+    for listener in [web, metrics].into_iter().flatten() {
+        listener.abort();
     }
     pruner.abort();
     served?;
-    println!("stopped");
+    tracing::info!("stopped");
     Ok(0)
 }
 

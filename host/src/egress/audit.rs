@@ -53,6 +53,17 @@ impl Decision {
             reason: denial.reason.clone(),
         }
     }
+
+    /// Its kind, as the audit's `decision` field names it: `allowed`,
+    /// `denied`, `suppressed` or `invalid`.
+    pub fn verdict(&self) -> &'static str {
+        match self {
+            Self::Allowed { .. } => "allowed",
+            Self::Denied { .. } => "denied",
+            Self::Suppressed => "suppressed",
+            Self::Invalid { .. } => "invalid",
+        }
+    }
 }
 
 /// One audited request (or redirect hop). Never holds query strings, headers

@@ -65,6 +65,10 @@ fn denied(denial: Denial) -> Refusal {
     (HttpError::Denied(denial), decision)
 }
 
+/// Told of every decision [`EgressClient::send`] takes, one per hop (the
+/// host counts them in its metrics).
+pub type DecisionObserver = Arc<dyn Fn(&Decision) + Send + Sync>;
+
 /// The HTTP client every guest request goes through. Cheap to clone.
 #[derive(Clone)]
 pub struct EgressClient {
@@ -72,6 +76,7 @@ pub struct EgressClient {
     limits: EgressLimits,
     addresses: AddressPolicy,
     resolver: CheckingResolver,
+    observer: Option<DecisionObserver>,
 }
 
 impl EgressClient {
@@ -112,7 +117,15 @@ impl EgressClient {
             limits,
             addresses,
             resolver,
+            observer: None,
         })
+    }
+
+    /// The same client, telling `observer` of each decision it takes when
+    /// it sends (not when it only explains).
+    pub fn observed(mut self, observer: DecisionObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The host-wide limits it enforces.
@@ -195,6 +208,9 @@ impl EgressClient {
         };
         let mut calls = Vec::new();
         let result = self.send_following(&hop, request, &mut calls).await;
+        if let Some(observe) = &self.observer {
+            calls.iter().for_each(|call| observe(&call.decision));
+        }
         (result, calls)
     }
 

@@ -173,6 +173,7 @@ impl Scheduler {
             .unwrap_or_default();
         let now = ts(self.clock.now());
         let (status, message) = (why.outcome(), why.message());
+        let plugin = plugin_id.clone();
         let row = RunRow {
             tenant: run.tenant.clone(),
             installation: run.installation.clone(),
@@ -205,6 +206,7 @@ impl Scheduler {
                 kv_history: Default::default(),
             })
             .await?;
+        self.host.metrics().run_recorded(&plugin, status, None);
         self.finished(run, Some(id), status, &message, &settlement);
         Ok(())
     }
@@ -424,6 +426,10 @@ impl Scheduler {
         running: &mut Running,
     ) {
         let active = q.started(ts(now));
+        let lag = (now.timestamp_millis() - q.due_at.saturating_mul(1000)).max(0);
+        self.host
+            .metrics()
+            .run_started(Duration::from_millis(lag as u64));
         self.emit(Event::Started {
             installation: format!("{}/{}", q.tenant, q.installation),
             feed: q.feed,

@@ -17,6 +17,8 @@ mod admin_sqlite;
 mod artifacts;
 mod artifacts_sqlite;
 mod audit;
+mod gauges;
+mod gauges_sqlite;
 mod group_commit;
 mod history;
 mod installations;
@@ -38,6 +40,7 @@ mod work;
 pub use admin::{AdminActionRow, AdminStore, AdminTokenRow, NewAdminToken};
 pub use artifacts::{ArtifactEffects, ArtifactPublish, ArtifactStore, ArtifactVersion};
 pub use audit::{AuditFilter, AuditRow, RuleUsage};
+pub use gauges::{GaugeReading, Gauges, PENDING_COUNT_CAP, PENDING_PAIRS_CAP, PendingCount};
 pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
 pub use ledger::{History, KvHistory, RunEffects, RunLedger, RunRow};
@@ -81,6 +84,7 @@ pub trait Store:
     + WebhookStore
     + AdminStore
     + StateHistory
+    + Gauges
 {
 }
 
@@ -96,6 +100,7 @@ impl<T> Store for T where
         + WebhookStore
         + AdminStore
         + StateHistory
+        + Gauges
 {
 }
 

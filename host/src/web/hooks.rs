@@ -66,10 +66,28 @@ fn too_many(wait: std::time::Duration) -> Response {
 
 type HookPath = Path<(String, String, String, String)>;
 
+type PathResult = Result<HookPath, axum::extract::rejection::PathRejection>;
+
+/// A delivery, answered by [`handle`] and counted by its answer's status
+/// in the host's metrics.
 async fn deliver(
     State(state): State<WebState>,
     method: Method,
-    path: Result<HookPath, axum::extract::rejection::PathRejection>,
+    path: PathResult,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let metrics = state.host.metrics().clone();
+    let response = handle(State(state), method, path, query, headers, body).await;
+    metrics.webhook_delivery(response.status().as_u16());
+    response
+}
+
+async fn handle(
+    State(state): State<WebState>,
+    method: Method,
+    path: PathResult,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
