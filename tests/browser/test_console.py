@@ -10,6 +10,7 @@ Set AIRLOCK_SCREENSHOTS=docs/screenshots to write the main pages' screenshots.
 
 import os
 import pathlib
+import json
 import re
 import subprocess
 import tempfile
@@ -243,10 +244,43 @@ class ConsoleTest(unittest.TestCase):
         expect(page).to_have_url(re.compile(r"/console/login$"))
         context.close()
 
+    def test_a_connectors_state_is_seen_and_rewound_to_before_a_run(self):
+        context, page = self.login(self.acme)
+        for n in (1, 2):
+            page.goto("/console/t/acme/integrations/m")
+            page.get_by_role("button", name="Run count now").click()
+            self.reload_until(
+                page,
+                lambda: len(json.loads(self.site.run("runs", "list", "--json", "--feed", "count").stdout)) == n
+                and page.get_by_role("row", name=re.compile(r"count.*manual")).count() >= n,
+                f"count run {n}")
+        runs = json.loads(self.site.run("runs", "list", "--json", "--feed", "count").stdout)
+        second = runs[0]["id"]
+        page.goto("/console/t/acme/integrations/m")
+        page.get_by_role("link", name="Connector state").click()
+        row = page.get_by_role("row", name=re.compile(r"^count"))
+        expect(row).to_contain_text("2")
+        expect(row).to_contain_text(f"run #{second}")
+        shot(page, "state")
+        row.get_by_role("link", name="count").click()
+        expect(page.get_by_role("heading", name="History of count")).to_be_visible()
+        self.assertEqual(page.get_by_role("row").count(), 3)  # the header, 2 and 1
+        page.go_back()
+        page.get_by_label("Before run number").fill(str(second))
+        page.get_by_role("button", name="Show what changes").click()
+        expect(page.get_by_role("row", name=re.compile(r"^count"))).to_contain_text("1")
+        page.get_by_role("button", name="OK, rewind it").click()
+        expect(page.get_by_role("status")).to_contain_text("Rewound")
+        expect(page.get_by_role("row", name=re.compile(r"^count"))).to_contain_text("rewind to before run")
+        actions = self.site.run("tokens", "actions", "--tenant", "acme").stdout
+        self.assertIn("(acme-admin) state.rewind acme/m", actions)
+        context.close()
+
     def test_a_tenant_token_never_sees_another_tenant(self):
         context, page = self.login(self.acme)
         for path in ["integrations", "integrations/hello", "runs", "notifications", "records",
-                     "artifacts", "egress", "add"]:
+                     "artifacts", "egress", "add", "integrations/hello/state",
+                     "integrations/hello/state/history?key=count"]:
             response = page.goto(f"/console/t/globex/{path}")
             self.assertEqual(response.status, 404, path)
             self.assertNotIn("globex-secret", page.content())

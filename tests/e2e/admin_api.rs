@@ -402,6 +402,9 @@ fn a_tenants_token_never_reaches_another_tenant_through_any_endpoint() {
             if method == "delete" {
                 path.push_str("?revision=0");
             }
+            if template.ends_with("/state/history") {
+                path.push_str("?key=count");
+            }
             let body = body_for(template, method);
             let method = method.to_uppercase();
             // No token: 401, for every operation (a path the router does not
@@ -961,5 +964,98 @@ fn the_openapi_document_is_whole_and_the_command_prints_the_served_one() {
     assert_eq!(
         api.call("GET", "/api/openapi.json", None, None).body,
         printed
+    );
+}
+
+#[test]
+fn a_connectors_state_is_seen_and_rewound_through_the_api() {
+    let w = world();
+    let api = &w.api;
+    let run_count = |n: usize| {
+        api.call(
+            "POST",
+            "/api/tenants/acme/installations/m/feeds/count/run-now",
+            Some(&w.acme),
+            None,
+        );
+        api.wait_until("/api/tenants/acme/runs?feed=count", &w.acme, |b| {
+            b.as_array()
+                .is_some_and(|a| a.len() == n && a.iter().all(|r| r["status"] == "ok"))
+        })
+    };
+    run_count(1);
+    let runs = run_count(2);
+    let second = runs[0]["id"].as_i64().unwrap();
+
+    let state = api.get("/api/tenants/acme/installations/m/state", &w.acme_reader);
+    assert_eq!(state.status, 200, "{}", state.body);
+    let count = state
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "count")
+        .unwrap_or_else(|| panic!("{}", state.body));
+    assert_eq!(count["value"]["text"], "2", "{count}");
+    assert_eq!(count["changed"]["run_id"], second, "{count}");
+    let history = api.get(
+        "/api/tenants/acme/installations/m/state/history?key=count",
+        &w.acme_reader,
+    );
+    let texts: Vec<&str> = history
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["value"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["2", "1"], "{}", history.body);
+
+    let rewind = |token: &str, body: Value| {
+        api.call(
+            "POST",
+            "/api/tenants/acme/installations/m/state/rewind",
+            Some(token),
+            Some(body),
+        )
+    };
+    rewind(&w.acme_reader, json!({"before_run": second})).problem(403, "forbidden");
+    let plan = rewind(&w.acme, json!({"before_run": second, "dry_run": true}));
+    assert_eq!(plan.status, 200, "{}", plan.body);
+    assert_eq!(plan.body["changes"][0]["key"], "count");
+    assert_eq!(plan.body["changes"][0]["to"]["text"], "1");
+    // Nothing changed yet; then the rewind, against the plan shown.
+    let done = rewind(
+        &w.acme,
+        json!({"before_run": second, "as_of": plan.body["as_of"]}),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    let after = api.get("/api/tenants/acme/installations/m/state", &w.acme);
+    let count = after
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "count")
+        .unwrap()
+        .clone();
+    assert_eq!(count["value"]["text"], "1", "{count}");
+    // The plan is spent: a run since, or the rewind itself, makes it stale.
+    run_count(3);
+    rewind(
+        &w.acme,
+        json!({"before_run": second, "as_of": plan.body["as_of"]}),
+    )
+    .problem(409, "stale_revision");
+    // A run of another tenant's installation is not one of this one's.
+    w.site.ok(&["run-now", "globex/m", "count"]);
+    let globex = api.wait_until("/api/tenants/globex/runs", &w.operator, |b| {
+        b.as_array().is_some_and(|a| !a.is_empty())
+    });
+    rewind(&w.acme, json!({"before_run": globex[0]["id"]})).problem(404, "not_found");
+    let actions = w.site.ok(&["tokens", "actions", "--tenant", "acme"]);
+    assert!(
+        actions.contains("token #2 (acme-admin) state.rewind acme/m: to before run"),
+        "{actions}"
     );
 }

@@ -244,7 +244,11 @@ pub async fn detail(
         @if !row.enabled { p class="muted" { "Switched off: switch it on to run its feeds." } }
         h2 { "Recent executions" }
         (runs_table(&ctx, &runs))
-        p { a href=(ctx.path(&format!("runs?installation={id}"))) { "All of its feed executions" } }
+        p {
+            a href=(ctx.path(&format!("runs?installation={id}"))) { "All of its feed executions" }
+            " · "
+            a href=(ctx.path(&format!("{base}/state"))) { "Connector state" }
+        }
         @if ctx.may_operate() {
             div class="actions" {
                 a class="button secondary" href=(ctx.path(&format!("{base}/reauthorise"))) { "Reauthorise" }

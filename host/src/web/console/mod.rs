@@ -1,7 +1,8 @@
 //! The web console at `/console` on `serve --listen`: the pages operators
 //! use all day (integrations with their enabled switch, add, reauthorise,
 //! remove; feeds with schedule, next run and Run now; feed executions; the
-//! bell; records; artifacts; a security reviewer's egress view).
+//! bell; records; artifacts; a security reviewer's egress view; a
+//! connector's state, its history and rewind).
 //!
 //! Server-rendered HTML ([`maud`]), one module per page; the stylesheet and
 //! a few lines of script are compiled into the binary (`assets.rs`): no CDN,
@@ -41,6 +42,7 @@ mod login;
 mod records;
 mod runs;
 pub mod session;
+mod state;
 
 pub use session::Sessions;
 
@@ -156,6 +158,12 @@ pub fn routes() -> Router<WebState> {
         .route(
             &format!("{i}/reauthorise"),
             get(add::reauthorise_form).post(add::reauthorise),
+        )
+        .route(&format!("{i}/state"), get(state::show))
+        .route(&format!("{i}/state/history"), get(state::history))
+        .route(
+            &format!("{i}/state/rewind"),
+            get(state::confirm).post(state::rewind),
         )
         .route(&format!("{t}/add"), get(add::catalogue))
         .route(
