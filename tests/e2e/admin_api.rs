@@ -71,6 +71,21 @@ impl Api {
                 .header("content-type", "application/json")
                 .body(body.to_string());
         }
+        self.send(req)
+    }
+
+    /// POSTs `body` of `content_type` to `path` with `token`.
+    fn post(&self, path: &str, token: &str, content_type: &str, body: Vec<u8>) -> Answer {
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body);
+        self.send(req)
+    }
+
+    fn send(&self, req: reqwest::RequestBuilder) -> Answer {
         self.rt.block_on(async {
             let resp = req.send().await.unwrap();
             let status = resp.status().as_u16();
@@ -364,17 +379,13 @@ fn a_tenants_token_never_reaches_another_tenant_through_any_endpoint() {
     let example = airlock_tests::repo_root().join("schemas/examples/products.json");
     let mut product: Value = serde_json::from_slice(&std::fs::read(example).unwrap()).unwrap();
     product["id"] = json!("g-1");
-    let imported = api.rt.block_on(async {
-        api.client
-            .post(format!("{}/api/tenants/globex/records/products", api.base))
-            .bearer_auth(&w.operator)
-            .body(format!("{product}\n"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
-    assert_eq!(imported.as_u16(), 200);
+    let imported = api.post(
+        "/api/tenants/globex/records/products",
+        &w.operator,
+        "application/x-ndjson",
+        format!("{product}\n").into_bytes(),
+    );
+    assert_eq!(imported.status, 200);
     let values = [
         ("collection", "products".to_string()),
         ("record", "g-1".to_string()),
@@ -622,27 +633,7 @@ impl Api {
         let manifest = std::fs::read(dir.join("plugin.toml")).unwrap();
         let component = std::fs::read(dir.join("plugin.wasm")).unwrap();
         let (content_type, body) = multipart(&[("manifest", manifest), ("component", component)]);
-        let req = self
-            .client
-            .post(format!("{}/api/plugins", self.base))
-            .bearer_auth(token)
-            .header("content-type", content_type)
-            .body(body);
-        self.rt.block_on(async {
-            let resp = req.send().await.unwrap();
-            let status = resp.status().as_u16();
-            let content_type = resp
-                .headers()
-                .get("content-type")
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default();
-            let text = resp.text().await.unwrap();
-            Answer {
-                status,
-                content_type,
-                body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            }
-        })
+        self.post("/api/plugins", token, &content_type, body)
     }
 }
 
@@ -656,19 +647,8 @@ fn add_an_integration_from_an_uploaded_plugin_with_its_grants_approved() {
     // body: the server answers before reading one, and a client still
     // sending a big one sees the connection close).
     let (content_type, body) = multipart(&[("manifest", b"x".to_vec())]);
-    let refused = api.rt.block_on(async {
-        api.client
-            .post(format!("{}/api/plugins", api.base))
-            .bearer_auth(&w.acme)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
-    assert_eq!(refused, 403);
+    api.post("/api/plugins", &w.acme, &content_type, body)
+        .problem(403, "forbidden");
     let uploaded = api.upload(&w.operator, "plugins/custom-store");
     assert_eq!(uploaded.status, 201, "{}", uploaded.body);
     let digest = uploaded.body["digest"].as_str().unwrap().to_string();
@@ -700,19 +680,8 @@ fn add_an_integration_from_an_uploaded_plugin_with_its_grants_approved() {
         ("manifest", b"[plugin]\nid = \"x\"\n".to_vec()),
         ("component", b"not wasm".to_vec()),
     ]);
-    let broken = api.rt.block_on(async {
-        api.client
-            .post(format!("{}/api/plugins", api.base))
-            .bearer_auth(&w.operator)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
-    assert_eq!(broken, 400);
+    api.post("/api/plugins", &w.operator, &content_type, body)
+        .problem(400, "invalid_input");
 
     let secret = "S3cr3t-Pa55word";
     let install = |token: &str, extra: Value| {
@@ -848,26 +817,19 @@ fn records_import_list_pending_and_unacknowledge_through_the_api() {
     product["id"] = json!("p-1");
     let lines = &format!("{product}\n");
     let import = |token: &str, body: &str| {
-        api.rt.block_on(async {
-            let resp = api
-                .client
-                .post(format!("{}/api/tenants/acme/records/products", api.base))
-                .bearer_auth(token)
-                .header("content-type", "application/x-ndjson")
-                .body(body.to_string())
-                .send()
-                .await
-                .unwrap();
-            (resp.status().as_u16(), resp.text().await.unwrap())
-        })
+        let path = "/api/tenants/acme/records/products";
+        api.post(
+            path,
+            token,
+            "application/x-ndjson",
+            body.as_bytes().to_vec(),
+        )
     };
-    let (status, text) = import(&w.acme, "{\"id\": 1}\n");
-    assert_eq!(status, 400, "an invalid line writes nothing: {text}");
-    let (status, text) = import(&w.acme_reader, lines);
-    assert_eq!(status, 403, "{text}");
-    let (status, text) = import(&w.acme, lines);
-    assert_eq!(status, 200, "{text}");
-    let summary: Value = serde_json::from_str(&text).unwrap();
+    import(&w.acme, "{\"id\": 1}\n").problem(400, "invalid_input");
+    import(&w.acme_reader, lines).problem(403, "forbidden");
+    let imported = import(&w.acme, lines);
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    let summary = imported.body;
     assert_eq!(summary["records"], 1);
     let listed = api.get("/api/tenants/acme/records/products", &w.acme);
     assert_eq!(listed.body[0]["id"], "p-1", "{}", listed.body);

@@ -62,24 +62,7 @@ impl MetricsServer {
     /// Serves scrapes, each connection on its own task (HTTP/1, a request's
     /// head read within a timeout, as the public listener does).
     pub async fn run(self) -> std::io::Result<()> {
-        let app = router(self.host);
-        loop {
-            let stream = match self.listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app.clone());
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = http.serve_connection(io, service).await;
-            });
-        }
+        crate::web::serve_connections(self.listener, router(self.host), HEADER_READ_TIMEOUT).await
     }
 }
 

@@ -79,6 +79,35 @@ pub fn router(state: WebState) -> Router {
 /// its connection is closed (so slow clients cannot hold connections open).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Serves `app` on `listener`, each connection on its own task (HTTP/1, a
+/// request's head read within `header_read_timeout`), until the task is
+/// dropped or aborted. Shared by every listener of the host.
+pub async fn serve_connections(
+    listener: TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+) -> std::io::Result<()> {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of descriptors or a connection reset while queued:
+            // pause, then keep listening.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = http.serve_connection(io, service).await;
+        });
+    }
+}
+
 /// The listener, bound: [`WebServer::run`] serves until it is dropped.
 pub struct WebServer {
     listener: TcpListener,
@@ -111,26 +140,7 @@ impl WebServer {
     /// Serves requests, each connection on its own task (HTTP/1, a request's
     /// head read within the timeout), until the task is dropped or aborted.
     pub async fn run(self) -> std::io::Result<()> {
-        let app = router(self.state);
-        loop {
-            let stream = match self.listener.accept().await {
-                Ok((stream, _)) => stream,
-                // Out of descriptors or a connection reset while queued:
-                // pause, then keep listening.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app.clone());
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(self.header_read_timeout);
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = http.serve_connection(io, service).await;
-            });
-        }
+        serve_connections(self.listener, router(self.state), self.header_read_timeout).await
     }
 }
 

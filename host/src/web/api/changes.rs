@@ -317,21 +317,48 @@ pub async fn reauthorise(
     let host = &state.host;
     let plan =
         lifecycle::plan_reauthorise(host, host.keyring(), &row, &assignments(&body.config)).await?;
-    let check = test_and_approve(&state, &caller, &plan, &body.approval).await?;
-    let mut shown = view(&plan, check);
-    if body.approval.dry_run {
+    let keys: Vec<&str> = body.config.keys().map(String::as_str).collect();
+    let detail = format!("changed: {}", keys.join(", "));
+    let change = Change {
+        action: "installation.reauthorise",
+        detail,
+    };
+    commit_change(&state, &caller, &row, &plan, &body.approval, change).await
+}
+
+/// A change of an installation to save and record.
+struct Change {
+    /// Its name in the audit of admin actions.
+    action: &'static str,
+    /// The change in words.
+    detail: String,
+}
+
+/// Tests and approves `plan` (a change of `row`), then, unless it is a dry
+/// run, saves it against the revision `row` was read at and records it.
+async fn commit_change(
+    state: &WebState,
+    caller: &Caller,
+    row: &crate::storage::InstallationRow,
+    plan: &Plan,
+    approval: &Approval,
+    change: Change,
+) -> ApiResult<Json<PlanView>> {
+    let check = test_and_approve(state, caller, plan, approval).await?;
+    let mut shown = view(plan, check);
+    if approval.dry_run {
         return Ok(Json(shown));
     }
+    let host = &state.host;
     let now = Utc::now().timestamp();
-    let saved = lifecycle::commit_change(&**host.store(), host.keyring(), &row, &plan, now).await?;
-    let keys: Vec<&str> = body.config.keys().map(String::as_str).collect();
+    let saved = lifecycle::commit_change(&**host.store(), host.keyring(), row, plan, now).await?;
     let action = Action {
-        action: "installation.reauthorise",
-        tenant: Some(&tenant),
+        action: change.action,
+        tenant: Some(&row.tenant),
         target: row.label(),
-        detail: format!("changed: {}", keys.join(", ")),
+        detail: change.detail,
     };
-    admin::record(&**host.store(), Some(&caller), action, now).await?;
+    admin::record(&**host.store(), Some(caller), action, now).await?;
     shown.committed = true;
     shown.revision = Some(saved.revision);
     Ok(Json(shown))
@@ -381,28 +408,17 @@ pub async fn upgrade(
         &assignments(&body.config),
     )
     .await?;
-    let check = test_and_approve(&state, &caller, &plan, &body.approval).await?;
-    let mut shown = view(&plan, check);
-    if body.approval.dry_run {
-        return Ok(Json(shown));
-    }
-    let now = Utc::now().timestamp();
-    let saved = lifecycle::commit_change(&**host.store(), host.keyring(), &row, &plan, now).await?;
-    let action = Action {
+    let detail = format!(
+        "{}@{} -> {}",
+        row.plugin_id,
+        row.plugin_version,
+        plan.plugin.label()
+    );
+    let change = Change {
         action: "installation.upgrade",
-        tenant: Some(&tenant),
-        target: row.label(),
-        detail: format!(
-            "{}@{} -> {}",
-            row.plugin_id,
-            row.plugin_version,
-            plan.plugin.label()
-        ),
+        detail,
     };
-    admin::record(&**host.store(), Some(&caller), action, now).await?;
-    shown.committed = true;
-    shown.revision = Some(saved.revision);
-    Ok(Json(shown))
+    commit_change(&state, &caller, &row, &plan, &body.approval, change).await
 }
 
 /// Where the authorisation server sends the browser back.
