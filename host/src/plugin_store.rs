@@ -105,7 +105,9 @@ impl PluginStore {
         for entry in read {
             let entry = entry.map_err(io(&self.root))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') && entry.path().is_dir() {
+            // Not a temporary directory of a write or upload in progress.
+            let digest = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            if digest && entry.path().is_dir() {
                 digests.push(name);
             }
         }
@@ -131,19 +133,9 @@ impl PluginStore {
     /// before it is installed). An entry whose manifest cannot be read is
     /// left out. What the web console's "Add an integration" offers.
     pub fn list(&self) -> Result<Vec<(String, Manifest)>, PluginStoreError> {
-        let dir = match std::fs::read_dir(&self.root) {
-            Ok(dir) => dir,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&self.root)(e)),
-        };
         let mut out = Vec::new();
-        for entry in dir {
-            let entry = entry.map_err(io(&self.root))?;
-            let digest = entry.file_name().to_string_lossy().into_owned();
-            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-                continue; // a temporary directory of a write in progress
-            }
-            let path = entry.path().join(MANIFEST_FILE);
+        for digest in self.digests()? {
+            let path = self.entry(&digest).join(MANIFEST_FILE);
             let Ok(text) = std::fs::read_to_string(&path) else {
                 continue;
             };
