@@ -28,3 +28,9 @@ python=$(scripts/setup-browser.sh)
 cargo build --locked --quiet -p airlock --bin airlock
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 AIRLOCK_BIN="$target/debug/airlock" "$python" -m unittest discover -s tests/browser -v
+
+echo "== the admin API's OpenAPI document (airlock openapi), validated by openapi-spec-validator"
+document=$(mktemp --suffix=.json)
+"$target/debug/airlock" openapi >"$document"
+"$python" -m openapi_spec_validator "$document"
+rm -f "$document"
