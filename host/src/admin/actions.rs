@@ -110,3 +110,25 @@ pub async fn acknowledge(
     admin::record(store, Some(caller), action, now).await?;
     of_tenant(store.notifications(Some(tenant), true).await?).ok_or_else(missing)
 }
+
+/// Rewinds `tenant/id`'s storage to before run `before_run` as `caller`
+/// (refused if a run committed since `as_of`, the plan shown); records
+/// `state.rewind`.
+pub async fn rewind_state(
+    store: &dyn Store,
+    caller: &Caller,
+    (tenant, id): (&str, &str),
+    before_run: i64,
+    as_of: Option<i64>,
+    now: i64,
+) -> Result<crate::state::RewindSummary, crate::state::StateError> {
+    let done = crate::state::rewind(store, tenant, id, before_run, &caller.actor(), as_of).await?;
+    let action = Action {
+        action: "state.rewind",
+        tenant: Some(tenant),
+        target: format!("{tenant}/{id}"),
+        detail: format!("to before run #{before_run}: {} keys", done.changes.len()),
+    };
+    admin::record(store, Some(caller), action, now).await?;
+    Ok(done)
+}

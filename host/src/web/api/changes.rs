@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Allowed;
 use super::installations::visible;
 use super::{ApiError, ApiResult, Problems};
-use crate::admin::{self, Action, Caller, Permission};
+use crate::admin::{Caller, Permission, actions};
 use crate::lifecycle::{self, InstallRequest, LifecycleError, Plan};
 use crate::runs::Mode;
 use crate::web::WebState;
@@ -271,13 +271,8 @@ pub async fn install(
     let now = Utc::now().timestamp();
     let store = state.host.store();
     let row = lifecycle::commit_install(&**store, state.host.keyring(), &plan, now).await?;
-    let action = Action {
-        action: "installation.install",
-        tenant: Some(&tenant),
-        target: row.label(),
-        detail: format!("{} ({} mode)", plan.plugin.label(), row.mode),
-    };
-    admin::record(&**store, Some(&caller), action, now).await?;
+    let detail = format!("{} ({} mode)", plan.plugin.label(), row.mode);
+    actions::record_change(&**store, &caller, "installation.install", &row, detail, now).await?;
     shown.committed = true;
     shown.revision = Some(row.revision);
     Ok((StatusCode::CREATED, Json(shown)))
@@ -352,13 +347,15 @@ async fn commit_change(
     let host = &state.host;
     let now = Utc::now().timestamp();
     let saved = lifecycle::commit_change(&**host.store(), host.keyring(), row, plan, now).await?;
-    let action = Action {
-        action: change.action,
-        tenant: Some(&row.tenant),
-        target: row.label(),
-        detail: change.detail,
-    };
-    admin::record(&**host.store(), Some(caller), action, now).await?;
+    actions::record_change(
+        &**host.store(),
+        caller,
+        change.action,
+        row,
+        change.detail,
+        now,
+    )
+    .await?;
     shown.committed = true;
     shown.revision = Some(saved.revision);
     Ok(Json(shown))
@@ -464,13 +461,16 @@ pub async fn oauth_start(
             .await
             .map_err(|e| ApiError::invalid(e.to_string()))?;
     let now = Utc::now().timestamp();
-    let action = Action {
-        action: "installation.oauth_start",
-        tenant: Some(&tenant),
-        target: row.label(),
-        detail: String::new(),
-    };
-    admin::record(&**host.store(), Some(&caller), action, now).await?;
+    let store = &**host.store();
+    actions::record_change(
+        store,
+        &caller,
+        "installation.oauth_start",
+        &row,
+        String::new(),
+        now,
+    )
+    .await?;
     Ok(Json(OAuthStarted {
         url: start.url,
         expires_at: start.expires_at,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::auth::Allowed;
 use super::installations::visible;
 use super::{ApiError, ApiResult, Problems};
-use crate::admin::{self, Action, Caller, Permission};
+use crate::admin::{Caller, Permission, actions};
 use crate::state::{self, RewindSummary, StateEntry, StateError, StateVersion};
 use crate::web::WebState;
 
@@ -142,25 +142,9 @@ pub async fn rewind(
         let plan = state::plan_rewind(&**store, &tenant, &id, body.before_run).await?;
         return Ok(Json(plan));
     }
-    let done = state::rewind(
-        &**store,
-        &tenant,
-        &id,
-        body.before_run,
-        &caller.actor(),
-        body.as_of,
-    )
-    .await?;
-    let action = Action {
-        action: "state.rewind",
-        tenant: Some(&tenant),
-        target: row.label(),
-        detail: format!(
-            "to before run #{}: {} keys",
-            body.before_run,
-            done.changes.len()
-        ),
-    };
-    admin::record(&**store, Some(&caller), action, Utc::now().timestamp()).await?;
+    let now = Utc::now().timestamp();
+    let scope = (row.tenant.as_str(), row.id.as_str());
+    let done =
+        actions::rewind_state(&**store, &caller, scope, body.before_run, body.as_of, now).await?;
     Ok(Json(done))
 }

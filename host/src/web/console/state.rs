@@ -14,7 +14,7 @@ use super::integrations::Done;
 use super::layout::{self, Ctx};
 use super::session::Viewer;
 use super::{ConsoleError, PageResult, require, see_other};
-use crate::admin::{self, Action, Permission};
+use crate::admin::{Permission, actions};
 use crate::state::{self, Change, ShownValue, StateError};
 use crate::storage::ChangedBy;
 use crate::web::WebState;
@@ -226,22 +226,9 @@ pub async fn rewind(
     let as_of = posted.fields.number("as_of")?;
     let store = state.host.store();
     let caller = &ctx.viewer.caller;
-    let done = state::rewind(
-        &**store,
-        &tenant,
-        &id,
-        before_run,
-        &caller.actor(),
-        Some(as_of),
-    )
-    .await?;
-    let action = Action {
-        action: "state.rewind",
-        tenant: Some(&tenant),
-        target: format!("{tenant}/{id}"),
-        detail: format!("to before run #{before_run}: {} keys", done.changes.len()),
-    };
-    admin::record(&**store, Some(caller), action, Utc::now().timestamp()).await?;
+    let now = Utc::now().timestamp();
+    let scope = (tenant.as_str(), id.as_str());
+    actions::rewind_state(&**store, caller, scope, before_run, Some(as_of), now).await?;
     Ok(see_other(
         &ctx.path(&format!("integrations/{id}/state?done=rewound")),
     ))
