@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use crate::artifacts::{
     ArtifactLimits, ArtifactsEnd, DEFAULT_KEPT_VERSIONS, MAX_KEPT_VERSIONS, PublishedArtifact,
     RunArtifacts,
@@ -421,8 +423,54 @@ impl Airlock {
             .await
     }
 
-    /// A feed's run, or with `delivery` a webhook's.
+    /// A feed's run, or with `delivery` a webhook's, in its trace's root
+    /// span (`run`, see [`crate::telemetry`]).
     async fn run_settled(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+        request: RunRequest,
+        delivery: Option<WebhookDelivery>,
+        settle: impl FnOnce(&RunReport) -> Option<Settlement>,
+    ) -> Result<(RunReport, Option<Settlement>), HostError> {
+        let span = tracing::info_span!(
+            parent: None,
+            "run",
+            airlock.tenant = %installation.tenant,
+            airlock.installation = %installation.id,
+            airlock.plugin = %plugin.manifest.plugin.id,
+            airlock.feed = %request.feed,
+            airlock.trigger = request.trigger.as_str(),
+            airlock.attempt = request.attempt,
+            airlock.run_id = tracing::field::Empty,
+            airlock.outcome = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = self
+            .run_untraced(plugin, installation, request, delivery, settle)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok((report, _)) => {
+                let severity = report.severity();
+                span.record("airlock.outcome", severity.as_str());
+                if let Some(id) = report.run_id {
+                    span.record("airlock.run_id", id);
+                }
+                if matches!(severity, Severity::Retry | Severity::Error) {
+                    span.record("otel.status_code", "error");
+                }
+            }
+            Err(_) => {
+                span.record("airlock.outcome", "host-failure");
+                span.record("otel.status_code", "error");
+            }
+        }
+        result
+    }
+
+    /// [`Self::run_settled`] inside its span.
+    async fn run_untraced(
         &self,
         plugin: &Plugin,
         installation: &Installation,
@@ -436,7 +484,10 @@ impl Airlock {
             Some(_) if plugin.manifest.webhook(&request.feed).is_some() => Direction::Inbound,
             _ => feed_direction(plugin, &request.feed)?,
         };
-        let component = self.load_off_worker(plugin).await?;
+        let component = self
+            .load_off_worker(plugin)
+            .instrument(tracing::debug_span!("load"))
+            .await?;
         let scope = installation.scope();
         let last_success_at = RunLedger::last_success(&*self.store, &scope, &request.feed).await?;
         // A test-mode run of an outbound feed is a dry run: it keeps nothing.
@@ -464,8 +515,18 @@ impl Airlock {
             })
         });
         let output = match delivery {
-            Some(delivery) => self.runtime.call_webhook(&component, setup, delivery).await,
-            None => self.runtime.call_run(&component, setup, feed).await,
+            Some(delivery) => {
+                self.runtime
+                    .call_webhook(&component, setup, delivery)
+                    .instrument(tracing::debug_span!("guest"))
+                    .await
+            }
+            None => {
+                self.runtime
+                    .call_run(&component, setup, feed)
+                    .instrument(tracing::debug_span!("guest"))
+                    .await
+            }
         };
         let CallOutput {
             result,
@@ -552,7 +613,11 @@ impl Airlock {
                 keep_versions: self.storage_limits.history_versions,
             },
         };
-        report.run_id = Some(RunLedger::finish_run(&*self.store, effects).await?);
+        report.run_id = Some(
+            RunLedger::finish_run(&*self.store, effects)
+                .instrument(tracing::debug_span!("commit"))
+                .await?,
+        );
         self.metrics.run_recorded(
             &plugin.manifest.plugin.id,
             report.severity().as_str(),
@@ -635,13 +700,28 @@ impl Airlock {
         installation: &Installation,
         mode: Mode,
     ) -> Result<Result<(), String>, HostError> {
-        let component = self.load_off_worker(plugin).await?;
+        let span = tracing::info_span!(
+            parent: None,
+            "check",
+            airlock.tenant = %installation.tenant,
+            airlock.installation = %installation.id,
+            airlock.plugin = %plugin.manifest.plugin.id,
+            airlock.mode = mode.as_str(),
+        );
+        let component = self
+            .load_off_worker(plugin)
+            .instrument(tracing::debug_span!(parent: &span, "load"))
+            .await?;
         let checking = Installation {
             mode,
             ..installation.clone()
         };
         let setup = self.setup_writing(plugin, &checking, Writes::Check)?;
-        let output = self.runtime.call_check(&component, setup).await;
+        let output = self
+            .runtime
+            .call_check(&component, setup)
+            .instrument(tracing::debug_span!(parent: &span, "guest"))
+            .await;
         self.audit_outside_runs(plugin, &checking, CHECK_FEED, output.http)
             .await?;
         Ok(match output.result {

@@ -49,6 +49,7 @@ pub mod scheduler;
 pub mod secrets;
 pub mod state;
 pub mod storage;
+pub mod telemetry;
 pub mod url_secret;
 pub mod web;
 pub mod webhooks;

@@ -29,6 +29,7 @@ mod staingard;
 mod state;
 mod storefeeder;
 mod support;
+mod traces;
 mod trust;
 mod webhooks;
 mod xcart;

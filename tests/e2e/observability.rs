@@ -262,14 +262,14 @@ fn audited(site: &Site) -> BTreeMap<String, f64> {
     .collect()
 }
 
-const NET: [&str; 4] = [
+pub(crate) const NET: [&str; 4] = [
     "--resolve",
     "shop.test=127.0.0.1",
     "--allow-network",
     "127.0.0.0/8",
 ];
 
-fn install(site: &Site, plugin: &str, name: &str, config: &[String]) {
+pub(crate) fn install(site: &Site, plugin: &str, name: &str, config: &[String]) {
     let path = format!("plugins/{plugin}");
     let mut args = vec![
         "install",

@@ -15,13 +15,15 @@
 use std::fmt;
 use std::str::FromStr;
 
+use airlock::telemetry::{self, Traces};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layer as _, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The filter when neither `--log` nor `$AIRLOCK_LOG` gives one: Airlock's
@@ -67,6 +69,27 @@ pub struct LogArgs {
         value_name = "human|json"
     )]
     log_format: LogFormat,
+    /// Export traces (a span per run, its host calls and HTTP requests)
+    /// over OTLP/HTTP to the collector at this base URL, e.g.
+    /// `http://127.0.0.1:4318` (spans are posted to its `/v1/traces`).
+    /// Headers for the collector (an API key) go in
+    /// `$OTEL_EXPORTER_OTLP_HEADERS`; the service name is
+    /// `$OTEL_SERVICE_NAME` or `airlock`. Off by default. Requests to third
+    /// parties then carry a W3C `traceparent`.
+    #[arg(long, env = "AIRLOCK_OTLP_ENDPOINT", value_name = "URL",
+          value_parser = parse_endpoint)]
+    otlp_endpoint: Option<String>,
+}
+
+/// Checks `--otlp-endpoint` when the command line is read.
+fn parse_endpoint(text: &str) -> Result<String, String> {
+    telemetry::traces_endpoint(text)
+        .map(|_| text.to_string())
+        .map_err(|e| {
+            e.to_string()
+                .trim_start_matches("--otlp-endpoint ")
+                .to_string()
+        })
 }
 
 /// Checks an env-filter directive, so a typo is refused with a clear error
@@ -78,10 +101,23 @@ fn parse_filter(text: &str) -> Result<String, String> {
 }
 
 impl LogArgs {
-    /// Makes these options the process's logger. Called once, before the
-    /// first line is logged.
-    pub fn init(&self) -> anyhow::Result<()> {
+    /// Makes these options the process's logger (and tracer, with
+    /// `--otlp-endpoint`). Called once, before the first line is logged.
+    /// The traces exporter returned must be shut down before the process
+    /// ends, so its last spans are sent.
+    pub fn init(&self) -> anyhow::Result<Option<Traces>> {
         let filter = EnvFilter::try_new(&self.filter)?;
+        let traces = match &self.otlp_endpoint {
+            Some(endpoint) => Some(Traces::otlp(endpoint)?),
+            None => None,
+        };
+        // Each layer has its own filter: `--log` chooses the lines printed,
+        // not the spans exported.
+        let exported = traces.as_ref().map(|t| {
+            tracing_opentelemetry::layer()
+                .with_tracer(t.tracer())
+                .with_filter(filter_fn(telemetry::exported))
+        });
         let writer = std::io::stderr
             .with_max_level(Level::WARN)
             .and(std::io::stdout.with_min_level(Level::INFO));
@@ -89,20 +125,26 @@ impl LogArgs {
         let result = match self.log_format {
             LogFormat::Human => tracing::subscriber::set_global_default(
                 tracing_subscriber::registry()
-                    .with(filter)
-                    .with(layer.event_format(Human)),
+                    .with(exported)
+                    .with(layer.event_format(Human).with_filter(filter)),
             ),
             LogFormat::Json => tracing::subscriber::set_global_default(
-                tracing_subscriber::registry().with(filter).with(
+                tracing_subscriber::registry().with(exported).with(
                     layer
                         .json()
                         .flatten_event(true)
                         .with_current_span(false)
-                        .with_span_list(false),
+                        .with_span_list(false)
+                        .with_filter(filter),
                 ),
             ),
         };
-        result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+        result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))?;
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let to = telemetry::traces_endpoint(endpoint)?;
+            tracing::info!(endpoint = %to, "exporting traces to {to}");
+        }
+        Ok(traces)
     }
 }
 
@@ -112,11 +154,14 @@ impl LogArgs {
 /// message could hold some) are escaped, so a line stays one line.
 struct Human;
 
-/// What the human format takes from an event.
+/// What the human format takes from an event: its message, or, for an
+/// event without one (a library's, such as the trace exporter's
+/// `name = "BatchSpanProcessor.ExportError", error = …`), its fields.
 #[derive(Default)]
 struct HumanFields {
     message: String,
     timed: bool,
+    fields: Vec<String>,
 }
 
 impl Visit for HumanFields {
@@ -124,7 +169,7 @@ impl Visit for HumanFields {
         match field.name() {
             "message" => self.message = value.to_string(),
             "event" => self.timed = true,
-            _ => {}
+            name => self.fields.push(format!("{name}={value}")),
         }
     }
 
@@ -132,7 +177,18 @@ impl Visit for HumanFields {
         match field.name() {
             "message" => self.message = format!("{value:?}"),
             "event" => self.timed = true,
-            _ => {}
+            name => self.fields.push(format!("{name}={value:?}")),
+        }
+    }
+}
+
+impl HumanFields {
+    /// The line's text: the message, or the event's target and fields.
+    fn text(&self, target: &str) -> String {
+        if self.message.is_empty() && !self.fields.is_empty() {
+            format!("{target}: {}", self.fields.join(" "))
+        } else {
+            self.message.clone()
         }
     }
 }
@@ -158,7 +214,8 @@ where
         } else if level == Level::ERROR {
             writer.write_str("error: ")?;
         }
-        writeln!(writer, "{}", one_line(&fields.message))
+        let text = fields.text(event.metadata().target());
+        writeln!(writer, "{}", one_line(&text))
     }
 }
 
@@ -198,6 +255,24 @@ mod tests {
             "xml".parse::<LogFormat>(),
             Err("`xml` is not human or json".to_string())
         );
+    }
+
+    #[test]
+    fn an_event_without_a_message_is_shown_by_its_fields() {
+        let fields = HumanFields {
+            message: String::new(),
+            timed: false,
+            fields: vec!["name=ExportError".into(), "error=refused".into()],
+        };
+        assert_eq!(
+            fields.text("opentelemetry_sdk"),
+            "opentelemetry_sdk: name=ExportError error=refused"
+        );
+        let fields = HumanFields {
+            message: "started".into(),
+            ..fields
+        };
+        assert_eq!(fields.text("airlock"), "started", "a message is the line");
     }
 
     #[test]

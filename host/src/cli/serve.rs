@@ -266,7 +266,16 @@ async fn shutdown_signal() {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
-    args.log.init()?;
+    let traces = args.log.init()?;
+    let served = serve_with(args).await;
+    if let Some(traces) = traces {
+        // Sends the last spans: blocking, so off the async workers.
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
+    served
+}
+
+async fn serve_with(args: ServeArgs) -> anyhow::Result<u8> {
     if args.max_concurrent == 0 || args.max_per_tenant == 0 {
         bail!("--max-concurrent and --max-per-tenant must be at least 1");
     }

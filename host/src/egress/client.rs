@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
+use tracing::Instrument;
 
 use super::address::AddressPolicy;
 use super::audit::{Decision, HttpCall};
@@ -267,11 +268,52 @@ impl EgressClient {
         }
     }
 
-    /// One hop: decide, then send.
+    /// One hop, in a client span of its own (see [`crate::telemetry`]):
+    /// its method, host, port, decision and status; never its path or
+    /// query.
     async fn send_one(
         &self,
         hop: &Hop<'_>,
         request: &HttpRequest,
+    ) -> (Result<HttpResponse, HttpError>, HttpCall) {
+        use tracing::field::Empty;
+        let span = tracing::debug_span!(
+            "http.request",
+            otel.name = %request.method,
+            otel.kind = "client",
+            http.request.method = %request.method,
+            server.address = Empty,
+            server.port = Empty,
+            airlock.egress.decision = Empty,
+            http.response.status_code = Empty,
+            otel.status_code = Empty,
+        );
+        let (result, call) = self
+            .decide_and_send(hop, request, &span)
+            .instrument(span.clone())
+            .await;
+        span.record("airlock.egress.decision", call.decision.verdict());
+        if !call.host.is_empty() {
+            span.record("server.address", call.host.as_str());
+        }
+        if let Some(port) = call.port {
+            span.record("server.port", port);
+        }
+        if let Some(status) = call.status {
+            span.record("http.response.status_code", status);
+        }
+        if result.is_err() {
+            span.record("otel.status_code", "error");
+        }
+        (result, call)
+    }
+
+    /// One hop: decide, then send, with the trace context of `span`.
+    async fn decide_and_send(
+        &self,
+        hop: &Hop<'_>,
+        request: &HttpRequest,
+        span: &tracing::Span,
     ) -> (Result<HttpResponse, HttpError>, HttpCall) {
         let grant = match self.decide(hop.policy, hop.mode, request) {
             Ok(grant) => grant,
@@ -293,7 +335,10 @@ impl EgressClient {
             Some(t) => Some(t.acquire(&call.host).await),
             None => None,
         };
-        let result = self.transmit(request, &grant, hop.caps, &mut call).await;
+        let trace = crate::telemetry::trace_headers(span);
+        let result = self
+            .transmit(request, &trace, &grant, hop.caps, &mut call)
+            .await;
         call.duration_ms = started.elapsed().as_millis() as u64;
         match &result {
             // Refused after resolution: nothing was sent.
@@ -354,10 +399,13 @@ impl EgressClient {
         Ok(())
     }
 
-    /// Sends an allowed request and reads the response up to the cap.
+    /// Sends an allowed request, with the host's `trace` headers after the
+    /// guest's (a guest may not set those: [`headers::forbidden`]), and
+    /// reads the response up to the cap.
     async fn transmit(
         &self,
         request: &HttpRequest,
+        trace: &[(String, String)],
         grant: &Grant,
         caps: RequestCaps,
         call: &mut HttpCall,
@@ -369,7 +417,7 @@ impl EgressClient {
             .client
             .request(method, grant.url.clone())
             .timeout(timeout);
-        for (name, value) in &request.headers {
+        for (name, value) in request.headers.iter().chain(trace) {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| HttpError::InvalidRequest(format!("bad header name `{name}`")))?;
             let value = reqwest::header::HeaderValue::from_str(value)

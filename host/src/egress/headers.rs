@@ -32,11 +32,17 @@ const RETARGETING: [&str; 10] = [
     "cf-connecting-ip",
 ];
 
+/// W3C Trace Context: the host adds the run's own when traces are on
+/// ([`crate::telemetry`]); a guest's would claim another trace.
+const TRACE_CONTEXT: [&str; 2] = ["traceparent", "tracestate"];
+
 /// Why a guest may not set header `name` (any case), or `None` if it may.
 pub fn forbidden(name: &str) -> Option<&'static str> {
     let n = name.to_ascii_lowercase();
     if HOP_BY_HOP.contains(&n.as_str()) {
         Some("a hop-by-hop header, set by the host's HTTP client")
+    } else if TRACE_CONTEXT.contains(&n.as_str()) {
+        Some("set by the host only: it carries the run's trace context")
     } else if RETARGETING.contains(&n.as_str())
         || n.starts_with("x-forwarded-")
         || n.starts_with("proxy-")
@@ -109,6 +115,8 @@ mod tests {
         check("X-Real-IP", (true, true, false, false));
         check("Via", (true, true, false, false));
         check("Proxy-Authorization", (true, true, false, false));
+        check("Traceparent", (true, true, false, false));
+        check("tracestate", (true, true, false, false));
         check("Authorization", (false, true, false, false));
         check("Cookie", (false, true, false, false));
         check("X-Api-Key", (false, true, false, false));

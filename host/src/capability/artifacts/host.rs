@@ -17,18 +17,21 @@ fn guest_error(e: ArtifactError) -> wit::ArtifactError {
 }
 
 impl wit::Host for ArtifactsCapability {
+    #[tracing::instrument(name = "artifacts.begin", level = "debug", skip_all)]
     async fn begin(&mut self, name: String, content_type: String) -> ArtifactsResult<()> {
         Ok(ArtifactsCapability::begin(self, &name, &content_type)
             .await
             .map_err(guest_error))
     }
 
+    #[tracing::instrument(name = "artifacts.append", level = "debug", skip_all)]
     async fn append(&mut self, name: String, chunk: Vec<u8>) -> ArtifactsResult<()> {
         Ok(ArtifactsCapability::append(self, &name, chunk)
             .await
             .map_err(guest_error))
     }
 
+    #[tracing::instrument(name = "artifacts.discard", level = "debug", skip_all)]
     async fn discard(&mut self, name: String) -> ArtifactsResult<()> {
         Ok(ArtifactsCapability::discard(self, &name)
             .await

@@ -4,10 +4,12 @@ use super::ConfigCapability;
 use crate::runtime::bindings::airlock::connector::config;
 
 impl config::Host for ConfigCapability {
+    #[tracing::instrument(name = "config.get", level = "debug", skip_all)]
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         Ok(self.values.get(&key).map(str::to_string))
     }
 
+    #[tracing::instrument(name = "config.get-secret", level = "debug", skip_all)]
     async fn get_secret(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         if self.host_only.contains(&key) {
             return Ok(None);

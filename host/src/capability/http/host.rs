@@ -23,6 +23,7 @@ fn guest_http_error(e: HttpError) -> http::HttpError {
 }
 
 impl http::Host for HttpCapability {
+    #[tracing::instrument(name = "http.send", level = "debug", skip_all)]
     async fn send(
         &mut self,
         request: http::Request,

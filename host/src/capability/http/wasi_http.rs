@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use tracing::Instrument;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi_http::{
     Error as WasiHttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
@@ -107,7 +108,10 @@ impl WasiHttpHooks for PolicyHooks {
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), WasiHttpError>> + Send>
     {
         let capability = self.0.clone();
-        Box::new(async move {
+        // The host call's span, made now (a child of the run's), since
+        // wasmtime-wasi-http runs the future in a task of its own.
+        let span = tracing::debug_span!("outgoing-handler.handle");
+        let send = async move {
             let slot = capability.admit().await.map_err(guest_error)?;
             let (parts, body) = request.into_parts();
             let max_bytes = capability.client.limits().max_request_bytes;
@@ -148,6 +152,7 @@ impl WasiHttpHooks for PolicyHooks {
                 .body(body)
                 .map_err(|e| WasiHttpError::InternalError(Some(e.to_string())))?;
             Ok((response, Box::new(async { Ok(()) }) as IoFuture))
-        })
+        };
+        Box::new(send.instrument(span))
     }
 }

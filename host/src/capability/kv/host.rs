@@ -24,6 +24,7 @@ fn guest_seal_error(e: super::sealed::SealError) -> storage::StorageError {
 type StorageResult<T> = wasmtime::Result<Result<T, storage::StorageError>>;
 
 impl storage::Host for KvCapability {
+    #[tracing::instrument(name = "storage.get", level = "debug", skip_all)]
     async fn get(&mut self, key: String) -> StorageResult<Option<Vec<u8>>> {
         let stored = self.storage.get(&key).map_err(guest_storage_error);
         Ok(match (stored, super::sealed::is_sealed(&key)) {
@@ -32,6 +33,7 @@ impl storage::Host for KvCapability {
         })
     }
 
+    #[tracing::instrument(name = "storage.set", level = "debug", skip_all)]
     async fn set(&mut self, key: String, value: Vec<u8>) -> StorageResult<()> {
         let value = if super::sealed::is_sealed(&key) {
             match self.seal(&key, value) {
@@ -44,10 +46,12 @@ impl storage::Host for KvCapability {
         Ok(self.storage.set(&key, value).map_err(guest_storage_error))
     }
 
+    #[tracing::instrument(name = "storage.delete", level = "debug", skip_all)]
     async fn delete(&mut self, key: String) -> StorageResult<()> {
         Ok(self.storage.delete(&key).map_err(guest_storage_error))
     }
 
+    #[tracing::instrument(name = "storage.list-keys", level = "debug", skip_all)]
     async fn list_keys(
         &mut self,
         prefix: String,
@@ -64,6 +68,7 @@ impl storage::Host for KvCapability {
     /// A checkpoint writes (and waits for the disk, or for a write lock
     /// another process holds): on a multi-threaded runtime the worker hands
     /// its other tasks on first, so that wait stalls this run only.
+    #[tracing::instrument(name = "storage.checkpoint", level = "debug", skip_all)]
     async fn checkpoint(&mut self) -> StorageResult<()> {
         let result = crate::blocking::in_place(|| self.storage.commit());
         Ok(result.map_err(guest_storage_error))

@@ -5,6 +5,7 @@ use crate::runs::LogLevel;
 use crate::runtime::bindings::airlock::connector::log;
 
 impl log::Host for LogCapability {
+    #[tracing::instrument(name = "log.write", level = "debug", skip_all)]
     async fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         let level = match level {
             log::Level::Trace => LogLevel::Trace,

@@ -22,6 +22,7 @@ fn guest_error(e: OAuthFailure) -> oauth::OauthError {
 }
 
 impl oauth::Host for OAuthCapability {
+    #[tracing::instrument(name = "oauth.token", level = "debug", skip_all)]
     async fn token(&mut self) -> wasmtime::Result<Result<oauth::AccessToken, oauth::OauthError>> {
         Ok(OAuthCapability::token(self)
             .await
@@ -29,6 +30,7 @@ impl oauth::Host for OAuthCapability {
             .map_err(guest_error))
     }
 
+    #[tracing::instrument(name = "oauth.refresh", level = "debug", skip_all)]
     async fn refresh(
         &mut self,
         rejected: String,

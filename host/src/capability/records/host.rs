@@ -182,20 +182,24 @@ impl RecordsCapability {
 }
 
 impl wit::Host for RecordsCapability {
+    #[tracing::instrument(name = "records.get", level = "debug", skip_all)]
     async fn get(&mut self, collection: String, id: String) -> RecordsResult<Option<wit::Record>> {
         Ok(RecordsCapability::get(self, &collection, &id)
             .await
             .map_err(guest_error))
     }
 
+    #[tracing::instrument(name = "records.put", level = "debug", skip_all)]
     async fn put(&mut self, collection: String, id: String, body: String) -> RecordsResult<()> {
         Ok(self.run.put(&collection, &id, body).map_err(guest_error))
     }
 
+    #[tracing::instrument(name = "records.delete", level = "debug", skip_all)]
     async fn delete(&mut self, collection: String, id: String) -> RecordsResult<()> {
         Ok(self.run.delete(&collection, &id).map_err(guest_error))
     }
 
+    #[tracing::instrument(name = "records.changes", level = "debug", skip_all)]
     async fn changes(
         &mut self,
         collection: String,
@@ -209,6 +213,7 @@ impl wit::Host for RecordsCapability {
         )
     }
 
+    #[tracing::instrument(name = "records.pending", level = "debug", skip_all)]
     async fn pending(
         &mut self,
         collection: String,
@@ -222,6 +227,7 @@ impl wit::Host for RecordsCapability {
         )
     }
 
+    #[tracing::instrument(name = "records.acknowledge", level = "debug", skip_all)]
     async fn acknowledge(
         &mut self,
         collection: String,
@@ -235,6 +241,7 @@ impl wit::Host for RecordsCapability {
             .map_err(guest_error))
     }
 
+    #[tracing::instrument(name = "records.annotations", level = "debug", skip_all)]
     async fn annotations(
         &mut self,
         collection: String,
@@ -245,6 +252,7 @@ impl wit::Host for RecordsCapability {
             .map_err(guest_error))
     }
 
+    #[tracing::instrument(name = "records.annotate", level = "debug", skip_all)]
     async fn annotate(
         &mut self,
         collection: String,
