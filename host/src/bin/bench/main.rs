@@ -12,6 +12,9 @@
 //! resolver, throttle, audit) against native reqwest to the same loopback
 //! server.
 //!
+//! With `--traces`, the same runs are measured again with OpenTelemetry
+//! traces on: see `traces.rs`.
+//!
 //! With `--records N`, it measures the tenant's records instead: see
 //! `records.rs`. With `--artifacts MIB`, publishing and serving an artifact:
 //! see `artifacts.rs`.
@@ -33,6 +36,7 @@ use airlock::{Airlock, AirlockOptions, ConfigValues, Installation, Plugin, Sqlit
 mod artifacts;
 mod calls;
 mod records;
+mod traces;
 
 /// Measure the per-run overhead of Airlock over bare wasmtime.
 #[derive(Parser)]
@@ -50,6 +54,10 @@ struct Args {
     /// Runs measured on each side (after 10% warm-up).
     #[arg(long, default_value_t = 2000)]
     iterations: usize,
+    /// Also measure the runs with OpenTelemetry traces on (spans recorded
+    /// and batched, export counted and dropped).
+    #[arg(long)]
+    traces: bool,
     /// Also measure calls inside one run (key-value, HTTP) with `plugins/bench`.
     #[arg(long)]
     calls: bool,
@@ -154,22 +162,7 @@ async fn main() -> anyhow::Result<()> {
     let component = host.load(&plugin)?;
     let warmup = args.iterations / 10;
 
-    let mut airlock_samples = Vec::with_capacity(args.iterations);
-    for i in 0..warmup + args.iterations {
-        let request = RunRequest {
-            feed: args.feed.clone(),
-            trigger: Trigger::Schedule,
-            scheduled_at: 0,
-            attempt: 1,
-        };
-        let started = Instant::now();
-        let report = host.run_feed(&plugin, &installation, request).await?;
-        let took = started.elapsed();
-        anyhow::ensure!(report.severity().commits(), "run failed: {:?}", report.end);
-        if i >= warmup {
-            airlock_samples.push(took);
-        }
-    }
+    let airlock_samples = measure_runs(&host, &plugin, &installation, &args).await?;
 
     let mut bare_samples = Vec::with_capacity(args.iterations);
     for i in 0..warmup + args.iterations {
@@ -211,8 +204,54 @@ async fn main() -> anyhow::Result<()> {
         a.mean.as_secs_f64() / b.mean.as_secs_f64(),
         a.p50.as_secs_f64() / b.p50.as_secs_f64()
     );
+    if args.traces {
+        let (subscriber, provider, counting) = traces::subscriber();
+        let traced = {
+            // This thread's runs (the benchmark calls them in turn, here).
+            let _default = tracing::subscriber::set_default(subscriber);
+            measure_runs(&host, &plugin, &installation, &args).await?
+        };
+        provider.force_flush()?;
+        let runs = (warmup + args.iterations) as f64;
+        let t = stats(traced);
+        print("traced", &t);
+        println!(
+            "ratio    traced / airlock: mean {:.2}x, p50 {:.2}x ({:.1} spans per run exported)",
+            t.mean.as_secs_f64() / a.mean.as_secs_f64(),
+            t.p50.as_secs_f64() / a.p50.as_secs_f64(),
+            counting.spans() as f64 / runs
+        );
+    }
     if args.calls {
         calls::measure(&args).await?;
     }
     Ok(())
+}
+
+/// Full runs of the feed, one after another: the time of each after the
+/// warm-up (10%).
+async fn measure_runs(
+    host: &Airlock,
+    plugin: &Plugin,
+    installation: &Installation,
+    args: &Args,
+) -> anyhow::Result<Vec<Duration>> {
+    let warmup = args.iterations / 10;
+    let mut samples = Vec::with_capacity(args.iterations);
+    for i in 0..warmup + args.iterations {
+        let request = RunRequest {
+            feed: args.feed.clone(),
+            trigger: Trigger::Schedule,
+            scheduled_at: 0,
+            attempt: 1,
+        };
+        let started = Instant::now();
+        let report = host.run_feed(plugin, installation, request).await?;
+        let took = started.elapsed();
+        anyhow::ensure!(report.severity().commits(), "run failed: {:?}", report.end);
+        if i >= warmup {
+            samples.push(took);
+        }
+    }
+    Ok(samples)
 }
