@@ -707,10 +707,33 @@ impl Airlock {
             airlock.installation = %installation.id,
             airlock.plugin = %plugin.manifest.plugin.id,
             airlock.mode = mode.as_str(),
+            airlock.outcome = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
         );
+        let answer = self.check_untraced(plugin, installation, mode, &span).await;
+        let outcome = match &answer {
+            Ok(Ok(())) => "ok",
+            Ok(Err(_)) => "failed",
+            Err(_) => "host-failure",
+        };
+        span.record("airlock.outcome", outcome);
+        if outcome != "ok" {
+            span.record("otel.status_code", "error");
+        }
+        answer
+    }
+
+    /// [`Self::check`] under its `span`.
+    async fn check_untraced(
+        &self,
+        plugin: &Plugin,
+        installation: &Installation,
+        mode: Mode,
+        span: &tracing::Span,
+    ) -> Result<Result<(), String>, HostError> {
         let component = self
             .load_off_worker(plugin)
-            .instrument(tracing::debug_span!(parent: &span, "load"))
+            .instrument(tracing::debug_span!(parent: span, "load"))
             .await?;
         let checking = Installation {
             mode,
@@ -720,7 +743,7 @@ impl Airlock {
         let output = self
             .runtime
             .call_check(&component, setup)
-            .instrument(tracing::debug_span!(parent: &span, "guest"))
+            .instrument(tracing::debug_span!(parent: span, "guest"))
             .await;
         self.audit_outside_runs(plugin, &checking, CHECK_FEED, output.http)
             .await?;

@@ -3,8 +3,9 @@
 //! The host's spans are ordinary `tracing` spans; when traces are on, the
 //! subscriber (`cli/logging.rs`) also hands them to an OpenTelemetry layer
 //! whose batch processor exports them over OTLP/HTTP (protobuf) from a
-//! thread of its own. When they are off, nothing here runs and the spans
-//! below `info` are disabled at their call sites.
+//! thread of its own. When they are off, nothing here runs, and the spans
+//! below `info` are disabled at their call sites (unless `--log` asks for
+//! `debug` lines).
 //!
 //! The spans (names and fields are a contract: `docs/observability.md`):
 //! - `run`: one per run (a feed's or a webhook delivery's), the root of its
@@ -17,7 +18,9 @@
 //!       argument: keys, values and bodies never reach a trace.
 //!       - under an HTTP call, one client span per hop (`GET`, `POST`…) with
 //!         the method, host, port, the egress decision and the status.
-//! - `check`: one per Test connection, shaped like `run`.
+//! - `check`: one per Test connection, with tenant, installation, plugin,
+//!   mode and outcome (`ok`, `failed`, `host-failure`), `load` and `guest`.
+//! - A `POST` hop of its own: the host's OAuth code exchange, outside runs.
 //!
 //! Each hop's request carries the W3C `traceparent` of its span
 //! ([`traceparent`]), added by the egress client after the policy check. A
@@ -104,8 +107,9 @@ pub struct Traces {
 
 impl Traces {
     /// Exports to the collector at `base` (see [`traces_endpoint`]), as
-    /// service `$OTEL_SERVICE_NAME` or `airlock`. Export failures are the
-    /// exporter's to report (a warning): they never stop a run.
+    /// service `$OTEL_SERVICE_NAME` (or `service.name` in
+    /// `$OTEL_RESOURCE_ATTRIBUTES`), else `airlock`. Export failures are
+    /// the exporter's to report (an error line): they never stop a run.
     pub fn otlp(base: &str) -> Result<Self, TracesError> {
         let endpoint = traces_endpoint(base)?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -115,8 +119,14 @@ impl Traces {
             .with_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| TracesError::Exporter(e.to_string()))?;
+        // The SDK reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES;
+        // without either, its name would be `unknown_service:airlock`.
+        let named = Resource::builder()
+            .build()
+            .get(&opentelemetry::Key::new("service.name"))
+            .is_some_and(|name| !name.as_str().starts_with("unknown_service"));
         let mut resource = Resource::builder();
-        if std::env::var_os("OTEL_SERVICE_NAME").is_none_or(|n| n.is_empty()) {
+        if !named {
             resource = resource.with_service_name("airlock");
         }
         let resource = resource

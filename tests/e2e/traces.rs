@@ -206,11 +206,15 @@ fn a_runs_trace_reaches_the_collector_and_its_requests_carry_their_span() {
     // A query that must reach no span.
     let query = "key=s3cr3t-in-the-query";
     let shop = loopback.shop;
+    // A refused request's host is the guest's text: it could be a secret.
     install(
         &site,
         "egress-probe",
         "probe",
-        &[format!("allowed_url=http://shop.test:{shop}/rust?{query}")],
+        &[
+            format!("allowed_url=http://shop.test:{shop}/rust?{query}"),
+            "denied_url=http://s3cr3t-as-a-subdomain.denied.test/x".to_string(),
+        ],
     );
     install(
         &site,
@@ -224,7 +228,8 @@ fn a_runs_trace_reaches_the_collector_and_its_requests_carry_their_span() {
     let server = site.serve(&NET);
     run_each(&site, &server, &[("probe", "probe", "OK")]);
     assert_eq!(server.stop().0, Some(0));
-    assert_eq!(loopback.traceparents("/rust"), [None]);
+    let untraced = loopback.traceparents("/rust");
+    assert!(!untraced.is_empty() && untraced.iter().all(Option::is_none));
 
     let endpoint = format!("http://127.0.0.1:{}", loopback.collector);
     let mut args = vec!["--otlp-endpoint", &endpoint];
@@ -342,10 +347,28 @@ fn a_runs_trace_reaches_the_collector_and_its_requests_carry_their_span() {
     let expected = format!("00-{}-{}-01", hop.trace_id, hop.span_id);
     assert_eq!(js_traceparents, [Some(expected)]);
 
-    // Nothing of a URL's path or query, nor any argument, in what was sent.
+    // The refused hop: its decision, not its host.
+    let denied: Vec<&Span> = children(guest)
+        .into_iter()
+        .chain(children(child(run_span("probe probe"), "guest")))
+        .filter(|s| s.name == "http.send")
+        .flat_map(|send| children(send))
+        .filter(|hop| {
+            hop.attributes
+                .get("airlock.egress.decision")
+                .map(String::as_str)
+                == Some("denied")
+        })
+        .collect();
+    assert_eq!(denied.len(), 1, "{spans:#?}");
+    assert!(!denied[0].attributes.contains_key("server.address"));
+    assert!(denied[0].error);
+
+    // Nothing of a URL's host (refused), path or query, nor any argument
+    // of a host call (config.get's key), in what was sent.
     for body in &seen.bodies {
         let body = String::from_utf8_lossy(body);
-        for leak in ["s3cr3t", "/rust", "/js"] {
+        for leak in ["s3cr3t", "/rust", "/js", "allowed_url"] {
             assert!(!body.contains(leak), "{leak} was exported");
         }
     }

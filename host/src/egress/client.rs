@@ -269,19 +269,25 @@ impl EgressClient {
     }
 
     /// One hop, in a client span of its own (see [`crate::telemetry`]):
-    /// its method, host, port, decision and status; never its path or
-    /// query.
+    /// its method (`_OTHER` when not one the host sends), decision and
+    /// status, and, when the policy allowed it, its host and port; never
+    /// its path or query. A refused hop's host is the guest's text, which
+    /// could hold anything (a secret as a subdomain): it stays out.
     async fn send_one(
         &self,
         hop: &Hop<'_>,
         request: &HttpRequest,
     ) -> (Result<HttpResponse, HttpError>, HttpCall) {
         use tracing::field::Empty;
+        let method = match METHODS.contains(&request.method.as_str()) {
+            true => request.method.as_str(),
+            false => "_OTHER",
+        };
         let span = tracing::debug_span!(
             "http.request",
-            otel.name = %request.method,
+            otel.name = method,
             otel.kind = "client",
-            http.request.method = %request.method,
+            http.request.method = method,
             server.address = Empty,
             server.port = Empty,
             airlock.egress.decision = Empty,
@@ -293,11 +299,11 @@ impl EgressClient {
             .instrument(span.clone())
             .await;
         span.record("airlock.egress.decision", call.decision.verdict());
-        if !call.host.is_empty() {
+        if matches!(call.decision, Decision::Allowed { .. }) {
             span.record("server.address", call.host.as_str());
-        }
-        if let Some(port) = call.port {
-            span.record("server.port", port);
+            if let Some(port) = call.port {
+                span.record("server.port", port);
+            }
         }
         if let Some(status) = call.status {
             span.record("http.response.status_code", status);
