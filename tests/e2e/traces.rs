@@ -352,7 +352,7 @@ fn a_runs_trace_reaches_the_collector_and_its_requests_carry_their_span() {
         .into_iter()
         .chain(children(child(run_span("probe probe"), "guest")))
         .filter(|s| s.name == "http.send")
-        .flat_map(|send| children(send))
+        .flat_map(children)
         .filter(|hop| {
             hop.attributes
                 .get("airlock.egress.decision")
