@@ -79,12 +79,12 @@ impl Host {
         );
     }
 
-    fn usage(&self, id: &str) -> KvUsage {
+    async fn usage(&self, id: &str) -> KvUsage {
         let scope = Scope {
             tenant: "acme".into(),
             installation: id.into(),
         };
-        self.store.kv_usage(&scope).unwrap()
+        self.store.kv_usage(&scope).await.unwrap()
     }
 }
 
@@ -321,7 +321,7 @@ async fn write_checkpoint_repeat_stops_at_the_installation_quota() {
         "{:#?}",
         first.log
     );
-    let used = h.usage("fill");
+    let used = h.usage("fill").await;
     assert!(used.bytes <= 1 << 20, "{used:?}");
     assert_eq!(used.keys, 15);
     // The next run finds the quota used up: it cannot add to it.
@@ -331,7 +331,7 @@ async fn write_checkpoint_repeat_stops_at_the_installation_quota() {
         "{:?}",
         second.end
     );
-    assert_eq!(h.usage("fill"), used);
+    assert_eq!(h.usage("fill").await, used);
 
     // Tiny values: the key quota (`storage_keys = 20`) stops it.
     let keys = h.run(&bad, "fill-keys", "fill-keys").await;
@@ -345,8 +345,12 @@ async fn write_checkpoint_repeat_stops_at_the_installation_quota() {
         "{:#?}",
         keys.log
     );
-    assert_eq!(h.usage("fill-keys").keys, 20);
-    assert_eq!(h.usage("other").keys, 0, "the quota is per installation");
+    assert_eq!(h.usage("fill-keys").await.keys, 20);
+    assert_eq!(
+        h.usage("other").await.keys,
+        0,
+        "the quota is per installation"
+    );
     h.still_healthy("filling storage").await;
 }
 

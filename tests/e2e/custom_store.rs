@@ -56,13 +56,16 @@ async fn imports_orders_then_asks_only_for_the_new_window() {
     );
     assert!(first.committed);
     assert_eq!(
-        h.stored("acme", "shop", "cursor/orders").as_deref(),
+        h.stored("acme", "shop", "cursor/orders").await.as_deref(),
         Some(iso(t(0)).as_str())
     );
-    let stored = h.stored("acme", "shop", "order/R2").expect("order stored");
+    let stored = h
+        .stored("acme", "shop", "order/R2")
+        .await
+        .expect("order stored");
     assert!(stored.contains("\"OrderNumber\":\"R2\""), "{stored}");
     assert_eq!(
-        h.stored("acme", "shop", "order/OLD"),
+        h.stored("acme", "shop", "order/OLD").await,
         None,
         "outside the first window"
     );
@@ -113,7 +116,7 @@ async fn bad_credentials_are_an_error_and_the_cursor_stays() {
         !report.end.summary().contains("wrong-password"),
         "secret leaked into the outcome"
     );
-    assert_eq!(h.stored("acme", "shop", "cursor/orders"), None);
+    assert_eq!(h.stored("acme", "shop", "cursor/orders").await, None);
     assert!(
         shop.order_windows().is_empty(),
         "no order request after failed authentication"
@@ -129,7 +132,7 @@ async fn an_unavailable_or_unreachable_store_is_retried_later() {
     shop.set_behaviour(Behaviour::Unavailable);
     let report = run(&h, &p, &inst, "orders", T0).await;
     assert_eq!(report.severity(), Severity::Retry, "{:?}", report.end);
-    assert_eq!(h.stored("acme", "shop", "cursor/orders"), None);
+    assert_eq!(h.stored("acme", "shop", "cursor/orders").await, None);
 
     // Nothing listens on the port any more.
     let port = shop.addr.port();
@@ -166,7 +169,7 @@ async fn a_malformed_answer_is_an_error_and_nothing_is_stored() {
         report.end.summary()
     );
     assert!(!report.committed);
-    assert_eq!(h.stored("acme", "shop", "cursor/orders"), None);
+    assert_eq!(h.stored("acme", "shop", "cursor/orders").await, None);
 }
 
 #[tokio::test]

@@ -196,7 +196,12 @@ impl World {
         runs
     }
 
-    pub(crate) fn stored(&self, tenant: &str, installation: &str, key: &str) -> Option<String> {
+    pub(crate) async fn stored(
+        &self,
+        tenant: &str,
+        installation: &str,
+        key: &str,
+    ) -> Option<String> {
         use airlock::storage::KvBackend;
         let scope = airlock::storage::Scope {
             tenant: tenant.into(),
@@ -204,6 +209,7 @@ impl World {
         };
         self.store()
             .kv_get(&scope, key)
+            .await
             .unwrap()
             .map(|v| String::from_utf8_lossy(&v).into_owned())
     }
@@ -303,14 +309,20 @@ async fn scheduled_feeds_run_at_their_fire_time_for_each_tenant() {
             ("schedule", "ok")
         );
         assert_eq!(runs[0].scheduled_at, t(10, 1, 0).timestamp());
-        assert_eq!(w.stored(tenant, "hello", "runs").as_deref(), Some("1"));
+        assert_eq!(
+            w.stored(tenant, "hello", "runs").await.as_deref(),
+            Some("1")
+        );
     }
     // The next fire is planned; the same minute does not run twice.
     assert_eq!(scheduler.tick(&mut running).await.unwrap(), 0);
     w.clock.set(t(10, 2, 0));
     assert_eq!(scheduler.tick(&mut running).await.unwrap(), 2);
     finish(&mut running).await;
-    assert_eq!(w.stored("acme", "hello", "runs").as_deref(), Some("2"));
+    assert_eq!(
+        w.stored("acme", "hello", "runs").await.as_deref(),
+        Some("2")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -576,7 +588,7 @@ async fn test_mode_skips_outbound_feeds_unless_dry_run() {
     assert!(w.take_events().iter().any(
         |e| matches!(e, Event::Skipped { feed, reason, .. } if feed == "publish" && reason.contains("test mode"))
     ));
-    assert_eq!(w.stored("acme", "hello", "published"), None);
+    assert_eq!(w.stored("acme", "hello", "published").await, None);
 
     let dry = w.scheduler(ServeOptions {
         test_outbound: TestOutbound::DryRun,
@@ -606,7 +618,7 @@ async fn test_mode_skips_outbound_feeds_unless_dry_run() {
     );
     let live_fire = t(10, 5, 0).timestamp().to_string();
     assert_eq!(
-        w.stored("acme", "hello", "published").as_deref(),
+        w.stored("acme", "hello", "published").await.as_deref(),
         Some(live_fire.as_str())
     );
 }
@@ -760,7 +772,10 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
     w.clock.set(t(10, 6, 0));
     assert_eq!(scheduler.tick(&mut running).await.unwrap(), 1);
     finish(&mut running).await;
-    assert_eq!(w.stored("acme", "hello", "runs").as_deref(), Some("2"));
+    assert_eq!(
+        w.stored("acme", "hello", "runs").await.as_deref(),
+        Some("2")
+    );
 
     assert!(matches!(
         w.store().remove_tenant("acme"),
@@ -786,7 +801,11 @@ async fn disable_enable_and_remove_keep_history_and_identity() {
     w.store()
         .remove_installation("acme", "hello", None, 3)
         .unwrap();
-    assert_eq!(w.stored("acme", "hello", "runs"), None, "storage deleted");
+    assert_eq!(
+        w.stored("acme", "hello", "runs").await,
+        None,
+        "storage deleted"
+    );
     assert!(w.store().schedules("acme", "hello").unwrap().is_empty());
     assert_eq!(w.runs("hello").len(), 2, "history kept");
     assert!(row_removed(&w, "acme", "hello"));

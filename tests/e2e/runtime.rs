@@ -79,7 +79,7 @@ async fn the_bench_guest_makes_many_calls_in_one_run() {
     let kv = crate::support::run(&h, &p, &inst, "kv", 0).await;
     assert_eq!(kv.end.summary(), "1000 calls", "{:?}", kv.end);
     assert_eq!(
-        h.stored("acme", "bench", "k00000010").as_deref(),
+        h.stored("acme", "bench", "k00000010").await.as_deref(),
         Some("\n\0\0\0"),
         "the run's writes are committed with it (10 as u32, little-endian)"
     );

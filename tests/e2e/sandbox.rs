@@ -14,7 +14,7 @@ const NOW: i64 = 1_795_000_000;
 async fn misbehave(h: &Harness, feed: &str) -> RunReport {
     let bad = plugin("misbehaving");
     let inst = installation(&bad, "acme", "bad", &[]);
-    let before = h.stored("acme", "bad", "count");
+    let before = h.stored("acme", "bad", "count").await;
     let report = run(h, &bad, &inst, feed, NOW).await;
 
     let good = plugin("hello");
@@ -28,11 +28,11 @@ async fn misbehave(h: &Harness, feed: &str) -> RunReport {
     );
     if !report.severity().commits() {
         assert_eq!(
-            h.stored("acme", "bad", "count"),
+            h.stored("acme", "bad", "count").await,
             before,
             "`{feed}` wrote storage that was not rolled back"
         );
-        assert_eq!(h.stored("acme", "bad", "poison"), None);
+        assert_eq!(h.stored("acme", "bad", "poison").await, None);
     }
     report
 }
@@ -195,10 +195,10 @@ async fn a_checkpoint_keeps_work_done_before_a_trap() {
     let report = misbehave(&h, "checkpoint-then-trap").await;
     assert!(matches!(report.end, RunEnd::Trapped { .. }));
     assert_eq!(
-        h.stored("acme", "bad", "checkpointed").as_deref(),
+        h.stored("acme", "bad", "checkpointed").await.as_deref(),
         Some("kept")
     );
-    assert_eq!(h.stored("acme", "bad", "after-checkpoint"), None);
+    assert_eq!(h.stored("acme", "bad", "after-checkpoint").await, None);
 }
 
 /// A guest's checkpoint waits for a write lock another process holds
@@ -261,7 +261,10 @@ fn a_checkpoint_stalled_by_a_held_lock_stalls_its_run_not_the_worker() {
         },
         Default::default(),
     );
-    assert_eq!(view.get("checkpointed").unwrap(), Some(b"kept".to_vec()));
+    assert_eq!(
+        runtime.block_on(view.get("checkpointed")).unwrap(),
+        Some(b"kept".to_vec())
+    );
 }
 
 #[tokio::test]
@@ -274,7 +277,7 @@ async fn tenants_and_installations_do_not_share_storage() {
             run(&h, &p, &inst, "greet", NOW).await;
         }
     }
-    assert_eq!(h.stored("a", "x", "runs").as_deref(), Some("2"));
-    assert_eq!(h.stored("b", "x", "runs").as_deref(), Some("1"));
-    assert_eq!(h.stored("a", "y", "runs").as_deref(), Some("3"));
+    assert_eq!(h.stored("a", "x", "runs").await.as_deref(), Some("2"));
+    assert_eq!(h.stored("b", "x", "runs").await.as_deref(), Some("1"));
+    assert_eq!(h.stored("a", "y", "runs").await.as_deref(), Some("3"));
 }

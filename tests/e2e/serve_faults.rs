@@ -108,7 +108,10 @@ async fn serve_survives_an_injected_storage_fault_and_runs_due_feeds_once_it_cle
     clear_fault(&w);
     wait_for_events(&w, "the greet run", |e| !finished(e, "greet").is_empty());
     assert_eq!(finished(&w.events.lock().unwrap(), "greet")[0].0, "ok");
-    assert_eq!(w.stored("acme", "hello", "runs").as_deref(), Some("1"));
+    assert_eq!(
+        w.stored("acme", "hello", "runs").await.as_deref(),
+        Some("1")
+    );
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
 }
@@ -162,7 +165,7 @@ async fn a_run_whose_record_fails_keeps_its_claim_until_recorded_as_a_host_failu
         runs[0].message
     );
     assert_eq!(
-        w.stored("acme", "hello", "runs"),
+        w.stored("acme", "hello", "runs").await,
         None,
         "the unrecorded run's write was not applied"
     );

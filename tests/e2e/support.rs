@@ -63,7 +63,7 @@ impl Harness {
     }
 
     /// Reads committed storage of an installation, as a later run would.
-    pub fn stored(&self, tenant: &str, installation: &str, key: &str) -> Option<String> {
+    pub async fn stored(&self, tenant: &str, installation: &str, key: &str) -> Option<String> {
         let view = RunStorage::new(
             self.store.clone(),
             Scope {
@@ -73,6 +73,7 @@ impl Harness {
             StorageLimits::default(),
         );
         view.get(key)
+            .await
             .expect("storage read")
             .map(|v| String::from_utf8_lossy(&v).into_owned())
     }

@@ -391,7 +391,7 @@ async fn a_check_never_writes_and_its_requests_are_audited() {
     let answer = h.host.check(&p, &inst, Mode::Test).await.unwrap();
     assert_eq!(answer, Err("this plugin only exists to misbehave".into()));
     assert_eq!(
-        h.stored("acme", "bad", "checked"),
+        h.stored("acme", "bad", "checked").await,
         None,
         "its checkpoint wrote nothing"
     );
@@ -443,7 +443,7 @@ async fn a_test_mode_dry_run_of_an_outbound_feed_commits_nothing() {
         report.storage_note
     );
     assert_eq!(
-        h.stored("acme", "bad", "cursor"),
+        h.stored("acme", "bad", "cursor").await,
         None,
         "the cursor did not move"
     );
@@ -457,12 +457,12 @@ async fn a_test_mode_dry_run_of_an_outbound_feed_commits_nothing() {
         .unwrap();
     assert!(report.committed && report.storage_note.is_none());
     assert_eq!(
-        h.stored("acme", "bad", "cursor").as_deref(),
+        h.stored("acme", "bad", "cursor").await.as_deref(),
         Some("advanced")
     );
     inst.mode = Mode::Test;
     h.host.run_feed(&p, &inst, request("count")).await.unwrap();
-    assert_eq!(h.stored("acme", "bad", "count").as_deref(), Some("1"));
+    assert_eq!(h.stored("acme", "bad", "count").await.as_deref(), Some("1"));
 }
 
 #[test]

@@ -17,6 +17,8 @@ mod admin_sqlite;
 mod artifacts;
 mod artifacts_sqlite;
 mod audit;
+#[cfg(test)]
+mod conformance;
 mod gauges;
 mod gauges_sqlite;
 mod group_commit;
@@ -155,13 +157,17 @@ pub enum StorageError {
     },
 }
 
-/// The key-value operations a run needs from a backend.
+/// The key-value operations a run needs from a backend. Async, like every
+/// other concern of the store, so a backend over the network (PostgreSQL)
+/// awaits its round trips; SQLite answers reads at once and moves its
+/// writes (which wait for the disk or the write lock) off the tokio worker.
+#[async_trait::async_trait]
 pub trait KvBackend: Send + Sync {
     /// The committed value of `key`.
-    fn kv_get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    async fn kv_get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
     /// Committed keys starting with `prefix`, strictly after `after`, in byte
     /// order, at most `limit`.
-    fn kv_list(
+    async fn kv_list(
         &self,
         scope: &Scope,
         prefix: &str,
@@ -170,7 +176,7 @@ pub trait KvBackend: Send + Sync {
     ) -> Result<Vec<String>, StorageError>;
     /// Applies all `changes` (a value to set, or `None` to delete) in one
     /// transaction: all or nothing. Their history is attributed to no run.
-    fn kv_apply(
+    async fn kv_apply(
         &self,
         scope: &Scope,
         changes: &[(String, Option<Vec<u8>>)],
@@ -178,7 +184,7 @@ pub trait KvBackend: Send + Sync {
     /// [`kv_apply`](Self::kv_apply) for a run's checkpoint: the history of
     /// the changes is kept under `token` until the run is recorded (see
     /// [`KvHistory::checkpoint`]), at most `keep_versions` old values per key.
-    fn kv_checkpoint(
+    async fn kv_checkpoint(
         &self,
         scope: &Scope,
         changes: &[(String, Option<Vec<u8>>)],
@@ -186,10 +192,10 @@ pub trait KvBackend: Send + Sync {
         keep_versions: u32,
     ) -> Result<(), StorageError>;
     /// Bytes (keys and values) and number of keys committed in `scope`.
-    fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError>;
+    async fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError>;
     /// Bytes (key and value) `key` takes in `scope`, or `None` if it is not
     /// stored.
-    fn kv_entry_bytes(&self, scope: &Scope, key: &str) -> Result<Option<u64>, StorageError>;
+    async fn kv_entry_bytes(&self, scope: &Scope, key: &str) -> Result<Option<u64>, StorageError>;
 }
 
 /// How much of the store one scope uses.

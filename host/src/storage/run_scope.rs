@@ -149,16 +149,16 @@ impl RunStorage {
     }
 
     /// The value of `key` as this run sees it.
-    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         self.check_key(key)?;
         match self.pending.get(key) {
             Some(v) => Ok(v.clone()),
-            None => self.backend.kv_get(&self.scope, key),
+            None => self.backend.kv_get(&self.scope, key).await,
         }
     }
 
     /// Sets `key` for the rest of this run, and after it if it commits.
-    pub fn set(&mut self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+    pub async fn set(&mut self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
         self.check_key(key)?;
         if value.len() > self.limits.max_value_bytes {
             return Err(StorageError::QuotaExceeded(format!(
@@ -167,18 +167,18 @@ impl RunStorage {
                 self.limits.max_value_bytes
             )));
         }
-        self.account(key, Some(value))
+        self.account(key, Some(value)).await
     }
 
     /// Deletes `key` for the rest of this run, and after it if it commits.
-    pub fn delete(&mut self, key: &str) -> Result<(), StorageError> {
+    pub async fn delete(&mut self, key: &str) -> Result<(), StorageError> {
         self.check_key(key)?;
-        self.account(key, None)
+        self.account(key, None).await
     }
 
     /// Checks a write against the run's total writes and the installation's
     /// quota (deleting never breaks the quota), then holds it as pending.
-    fn account(&mut self, key: &str, value: Option<Vec<u8>>) -> Result<(), StorageError> {
+    async fn account(&mut self, key: &str, value: Option<Vec<u8>>) -> Result<(), StorageError> {
         let written = key.len() + value.as_ref().map_or(0, Vec::len);
         if self.written_bytes + written > self.limits.max_run_write_bytes {
             return Err(StorageError::QuotaExceeded(format!(
@@ -188,10 +188,10 @@ impl RunStorage {
         }
         let before = match self.pending.get(key) {
             Some(pending) => entry_bytes(key, pending.as_ref()),
-            None => self.backend.kv_entry_bytes(&self.scope, key)?,
+            None => self.backend.kv_entry_bytes(&self.scope, key).await?,
         };
         let after = entry_bytes(key, value.as_ref());
-        let usage = self.usage()?;
+        let usage = self.usage().await?;
         // Saturating: another run of the installation may have committed
         // since the usage was read.
         let next = KvUsage {
@@ -219,11 +219,11 @@ impl RunStorage {
     }
 
     /// The scope's usage with the run's pending writes applied.
-    fn usage(&mut self) -> Result<KvUsage, StorageError> {
+    async fn usage(&mut self) -> Result<KvUsage, StorageError> {
         match self.usage {
             Some(usage) => Ok(usage),
             None => {
-                let usage = self.backend.kv_usage(&self.scope)?;
+                let usage = self.backend.kv_usage(&self.scope).await?;
                 self.usage = Some(usage);
                 Ok(usage)
             }
@@ -232,7 +232,7 @@ impl RunStorage {
 
     /// Up to `limit` keys starting with `prefix` and after `cursor`, as this
     /// run sees them, and the cursor for the next page.
-    pub fn list(
+    pub async fn list(
         &self,
         prefix: &str,
         cursor: Option<&str>,
@@ -245,7 +245,8 @@ impl RunStorage {
         let wanted = limit + self.pending.len() + 1;
         let mut keys: std::collections::BTreeSet<String> = self
             .backend
-            .kv_list(&self.scope, prefix, cursor, wanted)?
+            .kv_list(&self.scope, prefix, cursor, wanted)
+            .await?
             .into_iter()
             .collect();
         let backend_exhausted = keys.len() < wanted;
@@ -282,7 +283,7 @@ impl RunStorage {
 
     /// Applies the run's writes in one transaction and starts afresh (for a
     /// [`scratch`](Self::scratch) view: keeps them pending).
-    pub fn commit(&mut self) -> Result<(), StorageError> {
+    pub async fn commit(&mut self) -> Result<(), StorageError> {
         if !self.checkpoints_commit {
             return Ok(());
         }
@@ -296,6 +297,7 @@ impl RunStorage {
         if let Err(e) = self
             .backend
             .kv_checkpoint(&self.scope, &changes, token, kept)
+            .await
         {
             self.pending = changes.into_iter().collect();
             return Err(e);
@@ -352,150 +354,5 @@ impl RunStorage {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::SqliteStore;
-
-    fn scope(installation: &str) -> Scope {
-        Scope {
-            tenant: "acme".into(),
-            installation: installation.into(),
-        }
-    }
-
-    fn run(store: &Arc<SqliteStore>, installation: &str) -> RunStorage {
-        RunStorage::new(store.clone(), scope(installation), StorageLimits::default())
-    }
-
-    #[test]
-    fn a_scratch_view_keeps_checkpointed_writes_to_itself() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let mut scratch =
-            RunStorage::scratch(store.clone(), scope("one"), StorageLimits::default());
-        scratch.set("cursor", b"1".to_vec()).unwrap();
-        scratch.commit().unwrap();
-        assert_eq!(scratch.get("cursor").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(scratch.list("", None, 10).unwrap().0, ["cursor"]);
-        assert!(scratch.committed_changes().is_empty());
-        assert_eq!(scratch.pending_changes().len(), 1);
-        assert_eq!(
-            run(&store, "one").get("cursor").unwrap(),
-            None,
-            "nothing written"
-        );
-    }
-
-    #[test]
-    fn writes_are_invisible_until_commit_and_lost_on_drop() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let mut a = run(&store, "one");
-        a.set("cursor", b"1".to_vec()).unwrap();
-        assert_eq!(a.get("cursor").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(run(&store, "one").get("cursor").unwrap(), None);
-        drop(a);
-        assert_eq!(run(&store, "one").get("cursor").unwrap(), None);
-
-        let mut b = run(&store, "one");
-        b.set("cursor", b"2".to_vec()).unwrap();
-        b.commit().unwrap();
-        assert_eq!(
-            run(&store, "one").get("cursor").unwrap(),
-            Some(b"2".to_vec())
-        );
-        assert_eq!(
-            run(&store, "two").get("cursor").unwrap(),
-            None,
-            "scopes are separate"
-        );
-    }
-
-    #[test]
-    fn list_merges_pending_writes_and_deletes_across_pages() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let mut seed = run(&store, "one");
-        for k in ["o/1", "o/2", "o/3", "o/5", "p/1"] {
-            seed.set(k, vec![1]).unwrap();
-        }
-        seed.commit().unwrap();
-        let mut r = run(&store, "one");
-        r.delete("o/2").unwrap();
-        r.set("o/4", vec![2]).unwrap();
-        r.set("o/6", vec![2]).unwrap();
-        let mut all = Vec::new();
-        let mut cursor = None;
-        loop {
-            let (page, next) = r.list("o/", cursor.as_deref(), 2).unwrap();
-            assert!(page.len() <= 2);
-            all.extend(page);
-            match next {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        assert_eq!(all, ["o/1", "o/3", "o/4", "o/5", "o/6"]);
-    }
-
-    #[test]
-    fn limits_are_enforced() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let limits = StorageLimits {
-            max_run_write_bytes: 20,
-            ..StorageLimits::default()
-        };
-        let mut r = RunStorage::new(store, scope("one"), limits);
-        assert!(matches!(
-            r.set("", vec![]),
-            Err(StorageError::InvalidKey(_))
-        ));
-        assert!(matches!(
-            r.set("a\nb", vec![]),
-            Err(StorageError::InvalidKey(_))
-        ));
-        assert!(matches!(
-            r.set(&"k".repeat(513), vec![]),
-            Err(StorageError::InvalidKey(_))
-        ));
-        r.set("k", vec![0; 9]).unwrap();
-        r.commit().unwrap();
-        r.set("k", vec![0; 9]).unwrap();
-        assert!(
-            matches!(r.set("k", vec![0; 1]), Err(StorageError::QuotaExceeded(_))),
-            "a checkpoint does not reset the run's total writes"
-        );
-    }
-
-    #[test]
-    fn the_installation_quota_holds_across_checkpoints_and_runs() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let quota = StorageLimits::default().within(100, 3);
-        let mut r = RunStorage::new(store.clone(), scope("one"), quota.clone());
-        // "Write, checkpoint, repeat" until the quota refuses.
-        let mut stored = 0;
-        let refused = loop {
-            match r.set(&format!("k{stored}"), vec![0; 20]) {
-                Ok(()) => stored += 1,
-                Err(e) => break e,
-            }
-            r.commit().unwrap();
-        };
-        assert_eq!(stored, 3, "3 keys of 22 bytes fit");
-        assert!(refused.to_string().contains("at most 3 keys"), "{refused}");
-        // Replacing a key with a value of the same size is allowed; growing
-        // it past the byte quota is not; deleting always is.
-        r.set("k0", vec![1; 20]).unwrap();
-        let err = r.set("k1", vec![0; 60]).unwrap_err();
-        assert!(err.to_string().contains("at most 100 bytes"), "{err}");
-        r.delete("k2").unwrap();
-        r.set("k3", vec![0; 20]).unwrap();
-        r.commit().unwrap();
-
-        let mut next = RunStorage::new(store.clone(), scope("one"), quota.clone());
-        assert!(matches!(
-            next.set("k9", vec![0; 1]),
-            Err(StorageError::QuotaExceeded(_))
-        ));
-        let mut other = RunStorage::new(store, scope("two"), quota);
-        other.set("k9", vec![0; 20]).unwrap();
-    }
-}
+// Tested by the store's conformance suite (`conformance/kv.rs`), on every
+// backend.

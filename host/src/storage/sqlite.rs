@@ -1006,8 +1006,9 @@ impl Registry for SqliteStore {
     }
 }
 
+#[async_trait::async_trait]
 impl KvBackend for SqliteStore {
-    fn kv_get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    async fn kv_get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT value FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
@@ -1017,7 +1018,7 @@ impl KvBackend for SqliteStore {
             .optional()?)
     }
 
-    fn kv_list(
+    async fn kv_list(
         &self,
         scope: &Scope,
         prefix: &str,
@@ -1048,7 +1049,7 @@ impl KvBackend for SqliteStore {
         Ok(keys)
     }
 
-    fn kv_apply(
+    async fn kv_apply(
         &self,
         scope: &Scope,
         changes: &[(String, Option<Vec<u8>>)],
@@ -1056,15 +1057,17 @@ impl KvBackend for SqliteStore {
         if changes.is_empty() {
             return Ok(());
         }
-        self.kv_write(
-            scope,
-            changes,
-            &Attribution::default(),
-            DEFAULT_KEEP_VERSIONS,
-        )
+        crate::blocking::in_place(|| {
+            self.kv_write(
+                scope,
+                changes,
+                &Attribution::default(),
+                DEFAULT_KEEP_VERSIONS,
+            )
+        })
     }
 
-    fn kv_checkpoint(
+    async fn kv_checkpoint(
         &self,
         scope: &Scope,
         changes: &[(String, Option<Vec<u8>>)],
@@ -1075,10 +1078,13 @@ impl KvBackend for SqliteStore {
             checkpoint: Some(token),
             ..Attribution::default()
         };
-        self.kv_write(scope, changes, &by, keep_versions)
+        // It waits for the disk, or for a write lock another process
+        // holds: on a multi-threaded runtime the worker hands its other
+        // tasks on first, so that wait stalls this run only.
+        crate::blocking::in_place(|| self.kv_write(scope, changes, &by, keep_versions))
     }
 
-    fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError> {
+    async fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError> {
         let (bytes, keys) = self
             .reader()
             .prepare_cached(
@@ -1094,7 +1100,7 @@ impl KvBackend for SqliteStore {
         })
     }
 
-    fn kv_entry_bytes(&self, scope: &Scope, key: &str) -> Result<Option<u64>, StorageError> {
+    async fn kv_entry_bytes(&self, scope: &Scope, key: &str) -> Result<Option<u64>, StorageError> {
         Ok(self
             .reader()
             .prepare_cached(
@@ -1174,6 +1180,17 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
         super::queue::settle_in(tx, s, Some(run_id), *settled_at)?;
     }
     Ok(run_id)
+}
+
+/// The store's conformance suite (`conformance/`) on SQLite: a fresh
+/// in-memory database for each behaviour.
+#[cfg(test)]
+mod conformance {
+    async fn fresh() -> std::sync::Arc<dyn crate::storage::Store> {
+        std::sync::Arc::new(super::SqliteStore::in_memory().expect("an in-memory database"))
+    }
+
+    crate::storage::conformance::conformance_suite!(fresh);
 }
 
 #[cfg(test)]
@@ -1287,16 +1304,24 @@ mod tests {
                 .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
                 .unwrap()
         };
-        assert_eq!(store.kv_get(&scope, "cursor").unwrap(), None);
+        assert_eq!(now(store.kv_get(&scope, "cursor")).unwrap(), None);
         assert_eq!(runs(&store), 0);
 
         let id = store.finish_run(effects(None)).unwrap();
         assert_eq!(
-            store.kv_get(&scope, "cursor").unwrap(),
+            now(store.kv_get(&scope, "cursor")).unwrap(),
             Some(b"42".to_vec())
         );
         assert_eq!(runs(&store), 1);
         assert!(id > 0);
+    }
+
+    /// Runs a store call that has nothing to wait for, from a plain test.
+    fn now<T>(call: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(call)
     }
 
     #[test]
@@ -1349,9 +1374,7 @@ mod tests {
             tenant: "acme".into(),
             installation: "shop".into(),
         };
-        store
-            .kv_apply(&scope, &[("cursor".into(), Some(b"41".to_vec()))])
-            .unwrap();
+        now(store.kv_apply(&scope, &[("cursor".into(), Some(b"41".to_vec()))])).unwrap();
         // Another process's transaction holds the write lock, and a run's
         // record waits for it on the writing connection.
         let holder = Connection::open(&path).unwrap();
@@ -1359,7 +1382,7 @@ mod tests {
         let writer = std::thread::spawn({
             let store = store.clone();
             let scope = scope.clone();
-            move || store.kv_apply(&scope, &[("cursor".into(), Some(b"42".to_vec()))])
+            move || now(store.kv_apply(&scope, &[("cursor".into(), Some(b"42".to_vec()))]))
         });
         while !writer.is_finished() && store.conn.try_lock().is_ok() {
             std::thread::yield_now();
@@ -1367,16 +1390,19 @@ mod tests {
         // The writer holds its connection while it waits: a guest's reads
         // still answer, from the committed data.
         assert_eq!(
-            store.kv_get(&scope, "cursor").unwrap(),
+            now(store.kv_get(&scope, "cursor")).unwrap(),
             Some(b"41".to_vec())
         );
-        assert_eq!(store.kv_list(&scope, "", None, 10).unwrap(), ["cursor"]);
-        assert_eq!(store.kv_usage(&scope).unwrap().keys, 1);
+        assert_eq!(
+            now(store.kv_list(&scope, "", None, 10)).unwrap(),
+            ["cursor"]
+        );
+        assert_eq!(now(store.kv_usage(&scope)).unwrap().keys, 1);
         assert!(!writer.is_finished(), "the writer is still waiting");
         holder.execute_batch("ROLLBACK").unwrap();
         writer.join().unwrap().unwrap();
         assert_eq!(
-            store.kv_get(&scope, "cursor").unwrap(),
+            now(store.kv_get(&scope, "cursor")).unwrap(),
             Some(b"42".to_vec())
         );
     }

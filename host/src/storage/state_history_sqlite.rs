@@ -705,25 +705,25 @@ mod tests {
         ChangedBy::Run { run_id }
     }
 
-    #[test]
-    fn history_is_written_with_a_runs_commit_and_its_checkpoints() {
+    #[tokio::test]
+    async fn history_is_written_with_a_runs_commit_and_its_checkpoints() {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         let shop = scope("acme", "shop");
         let first = run(&store, &shop, set(&[("cursor", Some("1"))]), None, 10);
 
         // A run checkpoints twice, then commits at its end.
         let mut storage = RunStorage::new(store.clone(), shop.clone(), StorageLimits::default());
-        storage.set("cursor", b"2".to_vec()).unwrap();
-        storage.commit().unwrap();
+        storage.set("cursor", b"2".to_vec()).await.unwrap();
+        storage.commit().await.unwrap();
         assert_eq!(
             versions(&store, &shop, "cursor")[0],
             ("2".into(), ChangedBy::UnrecordedRun),
             "a checkpoint's change is in the history at once, its run not known yet"
         );
-        storage.set("cursor", b"3".to_vec()).unwrap();
-        storage.set("page", b"p1".to_vec()).unwrap();
-        storage.commit().unwrap();
-        storage.set("cursor", b"4".to_vec()).unwrap();
+        storage.set("cursor", b"3".to_vec()).await.unwrap();
+        storage.set("page", b"p1".to_vec()).await.unwrap();
+        storage.commit().await.unwrap();
+        storage.set("cursor", b"4".to_vec()).await.unwrap();
         let token = storage.checkpoint_token();
         assert!(token.is_some());
         let second = run(&store, &shop, storage.take_pending(), token, 10);
@@ -755,19 +755,19 @@ mod tests {
         assert!(versions(&store, &shop, "gone").is_empty());
     }
 
-    #[test]
-    fn discarded_writes_leave_no_history() {
+    #[tokio::test]
+    async fn discarded_writes_leave_no_history() {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         let shop = scope("acme", "shop");
         let mut storage = RunStorage::new(store.clone(), shop.clone(), StorageLimits::default());
-        storage.set("cursor", b"1".to_vec()).unwrap();
+        storage.set("cursor", b"1".to_vec()).await.unwrap();
         drop(storage);
         // A failed run is recorded with none of its writes.
         run(&store, &shop, Vec::new(), None, 10);
         let mut scratch =
             RunStorage::scratch(store.clone(), shop.clone(), StorageLimits::default());
-        scratch.set("cursor", b"1".to_vec()).unwrap();
-        scratch.commit().unwrap();
+        scratch.set("cursor", b"1".to_vec()).await.unwrap();
+        scratch.commit().await.unwrap();
         assert_eq!(rows(&store), 0);
         assert!(stored(&store, &shop).is_empty());
     }
@@ -839,8 +839,8 @@ mod tests {
         assert!(stored(&store, &shop).is_empty());
     }
 
-    #[test]
-    fn rewind_covers_the_runs_checkpoints_made_before_an_earlier_run_was_recorded() {
+    #[tokio::test]
+    async fn rewind_covers_the_runs_checkpoints_made_before_an_earlier_run_was_recorded() {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         let shop = scope("acme", "shop");
         install(&store, "acme", "shop");
@@ -848,8 +848,8 @@ mod tests {
         // A long run checkpoints; another feed's run is recorded meanwhile;
         // then the long run is recorded.
         let mut long = RunStorage::new(store.clone(), shop.clone(), StorageLimits::default());
-        long.set("cursor", b"1".to_vec()).unwrap();
-        long.commit().unwrap();
+        long.set("cursor", b"1".to_vec()).await.unwrap();
+        long.commit().await.unwrap();
         run(&store, &shop, set(&[("other", Some("x"))]), None, 10);
         let token = long.checkpoint_token();
         let long_id = run(&store, &shop, long.take_pending(), token, 10);
@@ -1006,12 +1006,15 @@ mod tests {
         assert_eq!(entries.len(), 2, "the values themselves stay");
     }
 
-    #[test]
-    fn a_direct_write_is_recorded_as_such_and_removal_deletes_the_history() {
+    #[tokio::test]
+    async fn a_direct_write_is_recorded_as_such_and_removal_deletes_the_history() {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         let shop = scope("acme", "shop");
         install(&store, "acme", "shop");
-        store.kv_apply(&shop, &set(&[("k", Some("v"))])).unwrap();
+        store
+            .kv_apply(&shop, &set(&[("k", Some("v"))]))
+            .await
+            .unwrap();
         assert_eq!(
             versions(&store, &shop, "k"),
             [("v".into(), ChangedBy::Direct)]

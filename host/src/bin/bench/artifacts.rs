@@ -70,7 +70,9 @@ pub async fn measure(mib: u64) -> anyhow::Result<()> {
     let value = vec![b'x'; 1 << 20];
     let started = Instant::now();
     for i in 0..mib {
-        store.kv_apply(&kv_scope, &[(format!("chunk-{i}"), Some(value.clone()))])?;
+        store
+            .kv_apply(&kv_scope, &[(format!("chunk-{i}"), Some(value.clone()))])
+            .await?;
     }
     let baseline = started.elapsed();
     println!(

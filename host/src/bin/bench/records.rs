@@ -133,7 +133,7 @@ pub async fn measure(n: usize) -> anyhow::Result<()> {
                 )
             })
             .collect();
-        store.kv_apply(&scope, &changes)?;
+        store.kv_apply(&scope, &changes).await?;
     }
     let kv_took = started.elapsed();
     println!(

@@ -26,7 +26,7 @@ type StorageResult<T> = wasmtime::Result<Result<T, storage::StorageError>>;
 impl storage::Host for KvCapability {
     #[tracing::instrument(name = "storage.get", level = "debug", skip_all)]
     async fn get(&mut self, key: String) -> StorageResult<Option<Vec<u8>>> {
-        let stored = self.storage.get(&key).map_err(guest_storage_error);
+        let stored = self.storage.get(&key).await.map_err(guest_storage_error);
         Ok(match (stored, super::sealed::is_sealed(&key)) {
             (Ok(Some(value)), true) => self.open(&key, &value).map(Some).map_err(guest_seal_error),
             (other, _) => other,
@@ -43,12 +43,16 @@ impl storage::Host for KvCapability {
         } else {
             value
         };
-        Ok(self.storage.set(&key, value).map_err(guest_storage_error))
+        Ok(self
+            .storage
+            .set(&key, value)
+            .await
+            .map_err(guest_storage_error))
     }
 
     #[tracing::instrument(name = "storage.delete", level = "debug", skip_all)]
     async fn delete(&mut self, key: String) -> StorageResult<()> {
-        Ok(self.storage.delete(&key).map_err(guest_storage_error))
+        Ok(self.storage.delete(&key).await.map_err(guest_storage_error))
     }
 
     #[tracing::instrument(name = "storage.list-keys", level = "debug", skip_all)]
@@ -61,16 +65,16 @@ impl storage::Host for KvCapability {
         Ok(self
             .storage
             .list(&prefix, cursor.as_deref(), limit as usize)
+            .await
             .map(|(keys, next_cursor)| storage::KeyPage { keys, next_cursor })
             .map_err(guest_storage_error))
     }
 
-    /// A checkpoint writes (and waits for the disk, or for a write lock
-    /// another process holds): on a multi-threaded runtime the worker hands
-    /// its other tasks on first, so that wait stalls this run only.
+    /// A checkpoint commits the run's writes so far (the backend keeps the
+    /// wait for its disk or lock off the other runs' way).
     #[tracing::instrument(name = "storage.checkpoint", level = "debug", skip_all)]
     async fn checkpoint(&mut self) -> StorageResult<()> {
-        let result = crate::blocking::in_place(|| self.storage.commit());
+        let result = self.storage.commit().await;
         Ok(result.map_err(guest_storage_error))
     }
 }

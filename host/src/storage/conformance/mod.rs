@@ -1,0 +1,38 @@
+//! The store's conformance suite: what every backend must do, written once
+//! against the traits and run on each backend, so SQLite and PostgreSQL
+//! stay siblings that behave alike rather than two code paths.
+//!
+//! A behaviour is a `pub(crate) async fn(Arc<dyn Store>)` in a module of
+//! this folder (one per concern), given a fresh, empty store; it panics when
+//! the backend misbehaves. [`conformance_suite!`] declares one test per
+//! behaviour for a backend: SQLite's are declared in `sqlite.rs`. A new
+//! behaviour is added to its module and to the list in the macro, and so
+//! runs on every backend at once.
+
+pub(crate) mod kv;
+
+/// Declares, in the module it is used in, one `#[tokio::test]` per
+/// behaviour of the suite, each on a fresh store made by `$fresh` (an async
+/// fn giving `Arc<dyn Store>`). Multi-threaded, as `serve` runs.
+macro_rules! conformance_suite {
+    ($fresh:path) => {
+        $crate::storage::conformance::conformance_suite!(@tests $fresh;
+            kv::writes_are_invisible_until_commit_and_lost_on_drop,
+            kv::a_scratch_view_keeps_checkpointed_writes_to_itself,
+            kv::list_merges_pending_writes_and_deletes_across_pages,
+            kv::keys_compare_as_bytes_and_prefixes_are_literal,
+            kv::limits_are_enforced,
+            kv::the_installation_quota_holds_across_checkpoints_and_runs,
+            kv::usage_counts_the_bytes_of_keys_and_values,
+        );
+    };
+    (@tests $fresh:path; $($concern:ident :: $behaviour:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $behaviour() {
+                $crate::storage::conformance::$concern::$behaviour($fresh().await).await;
+            }
+        )*
+    };
+}
+pub(crate) use conformance_suite;
