@@ -14,7 +14,10 @@
 #                    cluster belongs to Debian's `postgres` user)
 #   AIRLOCK_PG_PORT  loopback port (default 54329)
 #
-# This is a development and CI server: it listens on 127.0.0.1 only. For
+# The database's default collation is ICU's root locale, as a production
+# database's usually is (not byte order), so the tests see what Airlock
+# must not rely on. This is a development and CI server: it listens on
+# 127.0.0.1 only. For
 # production, use your own PostgreSQL (see the README's PostgreSQL section).
 set -euo pipefail
 
@@ -85,7 +88,8 @@ EOF
     (umask 077 && printf 'postgres://airlock:%s@127.0.0.1:%s/airlock\n' "$password" "$port" >"$url_file")
     start_server
     PGPASSWORD="$password" "$(bin_dir)/psql" -q -h 127.0.0.1 -p "$port" -U airlock -d postgres \
-        -c "CREATE DATABASE airlock" >/dev/null
+        -c "CREATE DATABASE airlock TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'und' LOCALE 'C.UTF-8'" \
+        >/dev/null
 }
 
 start_server() {

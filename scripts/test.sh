@@ -2,7 +2,9 @@
 # Builds the example plugins from source, then runs every test: the guest
 # SDKs' and connectors' own unit tests (Rust natively; Python under plain
 # CPython and JavaScript under Node, the host faked at the WIT boundary: a
-# few seconds), then cargo's (unit and end to end), then the web console's
+# few seconds), then cargo's (unit and end to end; the store's conformance
+# suite on SQLite and on a loopback PostgreSQL that scripts/postgres.sh
+# installs from Debian's packages and starts, once), then the web console's
 # in a real headless Chromium (scripts/setup-browser.sh installs Debian's
 # chromium and Playwright, once). Extra arguments go to `cargo test`, e.g.
 # scripts/test.sh sandbox
@@ -20,6 +22,11 @@ for tests in plugins/*/tests; do
 done
 echo "== JavaScript connectors and SDK (node --test)"
 node --test plugins/*/test/
+
+echo "== PostgreSQL on loopback for the store's conformance suite (scripts/postgres.sh)"
+scripts/postgres.sh
+AIRLOCK_TEST_POSTGRES=$(cat "$(scripts/postgres.sh url)")
+export AIRLOCK_TEST_POSTGRES AIRLOCK_REQUIRE_POSTGRES=1
 
 cargo test --workspace --locked -- "$@"
 

@@ -27,6 +27,7 @@ mod installations;
 mod ledger;
 mod oauth;
 mod oauth_sqlite;
+mod postgres;
 mod queue;
 mod records;
 mod records_sqlite;
@@ -47,6 +48,7 @@ pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
 pub use ledger::{History, KvHistory, RunEffects, RunLedger, RunRow};
 pub use oauth::{OAuthStore, PendingAuthorization, StoredTokenSet};
+pub use postgres::PgStore;
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
 pub use records::{
     AckRow, AnnotationChange, Annotations, PLATFORM_WRITER, PageLimit, RecordAck, RecordAnnotation,

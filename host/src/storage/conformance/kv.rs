@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::storage::{RunStorage, Scope, StorageError, StorageLimits, Store};
+use crate::storage::{KvBackend, RunStorage, Scope, StorageError, StorageLimits};
 
 fn scope(installation: &str) -> Scope {
     Scope {
@@ -12,7 +12,7 @@ fn scope(installation: &str) -> Scope {
     }
 }
 
-fn run(store: &Arc<dyn Store>, installation: &str) -> RunStorage {
+fn run(store: &Arc<dyn KvBackend>, installation: &str) -> RunStorage {
     RunStorage::new(store.clone(), scope(installation), StorageLimits::default())
 }
 
@@ -32,7 +32,7 @@ async fn all_keys(view: &RunStorage, prefix: &str, page: usize) -> Vec<String> {
     }
 }
 
-pub(crate) async fn writes_are_invisible_until_commit_and_lost_on_drop(store: Arc<dyn Store>) {
+pub(crate) async fn writes_are_invisible_until_commit_and_lost_on_drop(store: Arc<dyn KvBackend>) {
     let mut a = run(&store, "one");
     a.set("cursor", b"1".to_vec()).await.unwrap();
     assert_eq!(a.get("cursor").await.unwrap(), Some(b"1".to_vec()));
@@ -59,7 +59,7 @@ pub(crate) async fn writes_are_invisible_until_commit_and_lost_on_drop(store: Ar
     assert_eq!(store.kv_get(&other_tenant, "cursor").await.unwrap(), None);
 }
 
-pub(crate) async fn a_scratch_view_keeps_checkpointed_writes_to_itself(store: Arc<dyn Store>) {
+pub(crate) async fn a_scratch_view_keeps_checkpointed_writes_to_itself(store: Arc<dyn KvBackend>) {
     let mut scratch = RunStorage::scratch(store.clone(), scope("one"), StorageLimits::default());
     scratch.set("cursor", b"1".to_vec()).await.unwrap();
     scratch.commit().await.unwrap();
@@ -74,7 +74,7 @@ pub(crate) async fn a_scratch_view_keeps_checkpointed_writes_to_itself(store: Ar
     );
 }
 
-pub(crate) async fn list_merges_pending_writes_and_deletes_across_pages(store: Arc<dyn Store>) {
+pub(crate) async fn list_merges_pending_writes_and_deletes_across_pages(store: Arc<dyn KvBackend>) {
     let mut seed = run(&store, "one");
     for k in ["o/1", "o/2", "o/3", "o/5", "p/1"] {
         seed.set(k, vec![1]).await.unwrap();
@@ -93,7 +93,7 @@ pub(crate) async fn list_merges_pending_writes_and_deletes_across_pages(store: A
 /// Keys order by their UTF-8 bytes (as Rust strings do), whatever the
 /// database's collation; a prefix is matched literally (no `%` or `_`
 /// wildcard, no case folding).
-pub(crate) async fn keys_compare_as_bytes_and_prefixes_are_literal(store: Arc<dyn Store>) {
+pub(crate) async fn keys_compare_as_bytes_and_prefixes_are_literal(store: Arc<dyn KvBackend>) {
     let keys = [
         "a%b", "a_b", "aXb", "a\\b", "B", "a", "é", "z", "ab", "A%", "a%", "日本",
     ];
@@ -120,7 +120,7 @@ pub(crate) async fn keys_compare_as_bytes_and_prefixes_are_literal(store: Arc<dy
     );
 }
 
-pub(crate) async fn limits_are_enforced(store: Arc<dyn Store>) {
+pub(crate) async fn limits_are_enforced(store: Arc<dyn KvBackend>) {
     let limits = StorageLimits {
         max_run_write_bytes: 20,
         ..StorageLimits::default()
@@ -145,7 +145,7 @@ pub(crate) async fn limits_are_enforced(store: Arc<dyn Store>) {
 }
 
 pub(crate) async fn the_installation_quota_holds_across_checkpoints_and_runs(
-    store: Arc<dyn Store>,
+    store: Arc<dyn KvBackend>,
 ) {
     let quota = StorageLimits::default().within(100, 3);
     let mut r = RunStorage::new(store.clone(), scope("one"), quota.clone());
@@ -179,7 +179,7 @@ pub(crate) async fn the_installation_quota_holds_across_checkpoints_and_runs(
 }
 
 /// Usage is the bytes of keys (as UTF-8) and values, and the key count.
-pub(crate) async fn usage_counts_the_bytes_of_keys_and_values(store: Arc<dyn Store>) {
+pub(crate) async fn usage_counts_the_bytes_of_keys_and_values(store: Arc<dyn KvBackend>) {
     let one = scope("one");
     let empty = store.kv_usage(&one).await.unwrap();
     assert_eq!((empty.bytes, empty.keys), (0, 0));

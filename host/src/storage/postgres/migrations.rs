@@ -1,0 +1,97 @@
+//! The PostgreSQL schema, versioned: each migration is applied once, in
+//! order, in its own transaction, recorded in `airlock_schema`. Several
+//! nodes may start at once: the first takes a transaction-scoped advisory
+//! lock and migrates, the others wait for it and find nothing to do.
+
+use super::PgStore;
+use crate::storage::StorageError;
+
+/// The advisory lock key migrations hold ("airlock" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0061_6972_6c6f_636b;
+
+/// The migrations, in order; the schema's version is how many are applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: an installation's key-value data. Keys compare as bytes.
+    "CREATE TABLE kv (
+        tenant       text NOT NULL,
+        installation text NOT NULL,
+        key          text COLLATE \"C\" NOT NULL,
+        value        bytea NOT NULL,
+        updated_at   bigint NOT NULL,
+        PRIMARY KEY (tenant, installation, key)
+    );",
+];
+
+impl PgStore {
+    /// Brings the schema to this build's version; refuses a database
+    /// migrated by a newer build.
+    pub(super) async fn migrate(&self) -> Result<(), StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS airlock_schema (
+                version    integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await?;
+        let applied: i32 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM airlock_schema", &[])
+            .await?
+            .get(0);
+        let supported = MIGRATIONS.len() as i32;
+        if applied > supported {
+            return Err(StorageError::SchemaTooNew {
+                found: applied.into(),
+                supported: supported.into(),
+            });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+            let version = index as i32 + 1;
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO airlock_schema (version) VALUES ($1)",
+                &[&version],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrating_again_changes_nothing_and_a_newer_schema_is_refused() {
+        let Some(store) = super::super::test_store().await else {
+            return;
+        };
+        store
+            .migrate()
+            .await
+            .expect("a second migration is a no-op");
+        let client = store.client().await.unwrap();
+        let versions: i64 = client
+            .query_one("SELECT COUNT(*) FROM airlock_schema", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(versions, MIGRATIONS.len() as i64);
+        client
+            .execute(
+                "INSERT INTO airlock_schema (version) VALUES ($1)",
+                &[&(MIGRATIONS.len() as i32 + 1)],
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.migrate().await,
+            Err(StorageError::SchemaTooNew { .. })
+        ));
+    }
+}

@@ -1,0 +1,155 @@
+//! The PostgreSQL backend, a sibling of [`SqliteStore`](super::SqliteStore)
+//! for a platform that runs several `serve` nodes on one database (issue 12).
+//!
+//! Being built concern by concern, each held to the store's conformance
+//! suite (`../conformance/`) exactly as SQLite is: so far the key-value data
+//! ([`KvBackend`](super::KvBackend), `kv.rs`). It is not selectable from the
+//! command line until every concern of [`Store`](super::Store) is here.
+//!
+//! - Connections come from a `deadpool-postgres` pool; every call takes one
+//!   for its statement or transaction and gives it back.
+//! - The schema is versioned (`migrations.rs`), applied at connect under a
+//!   transaction-scoped advisory lock, so nodes starting together migrate
+//!   once.
+//! - Keys are `text COLLATE "C"`: they compare as their UTF-8 bytes, as
+//!   Rust strings and SQLite's BINARY collation do, whatever the database's
+//!   locale.
+
+mod kv;
+mod migrations;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
+use super::StorageError;
+
+/// The PostgreSQL store: a pool of connections to one database.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    /// Never the URL: it holds the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+/// A PostgreSQL error, kept as the cause of a database error.
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StorageError::Database(Box::new(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StorageError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StorageError::Database(Box::new(e))
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`,
+    /// or the key=value form) with at most `max_connections` connections,
+    /// and migrates its schema to this build's version. The error names the
+    /// host and database, never the password.
+    pub async fn connect(url: &str, max_connections: usize) -> Result<Self, StorageError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| StorageError::Open {
+            path: "the PostgreSQL URL".into(),
+            source: Box::new(e),
+        })?;
+        Self::with_config(config, max_connections).await
+    }
+
+    /// [`Self::connect`] with a parsed configuration.
+    pub async fn with_config(
+        config: tokio_postgres::Config,
+        max_connections: usize,
+    ) -> Result<Self, StorageError> {
+        let place = describe(&config);
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(1))
+            .build()
+            .map_err(|e| StorageError::Open {
+                path: place.clone(),
+                source: Box::new(e),
+            })?;
+        let store = Self { pool };
+        store.migrate().await.map_err(|e| StorageError::Open {
+            path: place,
+            source: Box::new(e),
+        })?;
+        Ok(store)
+    }
+
+    /// A connection from the pool.
+    async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// `host:port/database` of `config`, for errors: no user, no password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config.get_dbname().unwrap_or("(default database)");
+    format!("postgres {host}:{port}/{db}")
+}
+
+/// A fresh, empty PostgreSQL store for a test: a schema of its own in the
+/// database at `$AIRLOCK_TEST_POSTGRES` (`scripts/postgres.sh` makes one;
+/// `scripts/test.sh` sets it). None when that is not set, unless
+/// `$AIRLOCK_REQUIRE_POSTGRES` is, when a missing database fails the test.
+#[cfg(test)]
+pub(crate) async fn test_store() -> Option<PgStore> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let Ok(url) = std::env::var("AIRLOCK_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("AIRLOCK_REQUIRE_POSTGRES").is_none(),
+            "AIRLOCK_REQUIRE_POSTGRES is set but AIRLOCK_TEST_POSTGRES is not"
+        );
+        eprintln!("skipped on PostgreSQL: AIRLOCK_TEST_POSTGRES is not set");
+        return None;
+    };
+    let schema = format!(
+        "test_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        chrono::Utc::now().timestamp_micros()
+    );
+    let mut config: tokio_postgres::Config = url.parse().expect("AIRLOCK_TEST_POSTGRES is a URL");
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("the test database answers");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("a test schema");
+    config.options(format!("-c search_path={schema}"));
+    Some(PgStore::with_config(config, 4).await.expect("a test store"))
+}
+
+/// The store's conformance suite (`../conformance/`) on PostgreSQL: a
+/// fresh schema for each behaviour.
+#[cfg(test)]
+mod conformance {
+    async fn fresh() -> Option<std::sync::Arc<super::PgStore>> {
+        super::test_store().await.map(std::sync::Arc::new)
+    }
+
+    crate::storage::conformance::conformance_suite!(fresh);
+}
