@@ -161,8 +161,9 @@ pub enum StorageError {
 
 /// The key-value operations a run needs from a backend. Async, like every
 /// other concern of the store, so a backend over the network (PostgreSQL)
-/// awaits its round trips; SQLite answers reads at once and moves its
-/// writes (which wait for the disk or the write lock) off the tokio worker.
+/// awaits its round trips; SQLite answers reads at once and, on a
+/// multi-threaded runtime, blocks in place for its writes (which wait for
+/// the disk or the write lock), so the worker's other tasks move on.
 #[async_trait::async_trait]
 pub trait KvBackend: Send + Sync {
     /// The committed value of `key`.

@@ -52,11 +52,67 @@ pub(crate) async fn writes_are_invisible_until_commit_and_lost_on_drop(store: Ar
         None,
         "scopes are separate"
     );
+    // Another tenant's installation of the same name sees none of it.
     let other_tenant = Scope {
         tenant: "globex".into(),
         installation: "one".into(),
     };
     assert_eq!(store.kv_get(&other_tenant, "cursor").await.unwrap(), None);
+    assert!(
+        store
+            .kv_list(&other_tenant, "", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.kv_usage(&other_tenant).await.unwrap().keys, 0);
+    assert_eq!(
+        store.kv_entry_bytes(&other_tenant, "cursor").await.unwrap(),
+        None
+    );
+}
+
+/// The backend's own listing honours its limit and cursor (the run's view
+/// pages on top of it), and deleting a key that is not there is no error.
+pub(crate) async fn the_backend_lists_within_its_limit_and_deletes_idempotently(
+    store: Arc<dyn KvBackend>,
+) {
+    let one = scope("one");
+    let changes: Vec<(String, Option<Vec<u8>>)> =
+        (0..10).map(|i| (format!("k{i}"), Some(vec![1]))).collect();
+    store.kv_apply(&one, &changes).await.unwrap();
+    assert_eq!(
+        store.kv_list(&one, "k", None, 3).await.unwrap(),
+        ["k0", "k1", "k2"]
+    );
+    assert_eq!(
+        store.kv_list(&one, "k", Some("k7"), 3).await.unwrap(),
+        ["k8", "k9"]
+    );
+    assert!(
+        store
+            .kv_list(&one, "k", Some("k9"), 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .kv_apply(&one, &[("never".into(), None), ("k0".into(), None)])
+        .await
+        .unwrap();
+    assert_eq!(store.kv_usage(&one).await.unwrap().keys, 9);
+    // The last change of a key in one apply wins.
+    store
+        .kv_apply(
+            &one,
+            &[
+                ("k1".into(), Some(b"a".to_vec())),
+                ("k1".into(), Some(b"b".to_vec())),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.kv_get(&one, "k1").await.unwrap(), Some(b"b".to_vec()));
 }
 
 pub(crate) async fn a_scratch_view_keeps_checkpointed_writes_to_itself(store: Arc<dyn KvBackend>) {

@@ -27,6 +27,7 @@ macro_rules! conformance_suite {
             kv::limits_are_enforced,
             kv::the_installation_quota_holds_across_checkpoints_and_runs,
             kv::usage_counts_the_bytes_of_keys_and_values,
+            kv::the_backend_lists_within_its_limit_and_deletes_idempotently,
         );
     };
     (@tests $fresh:path; $($concern:ident :: $behaviour:ident),* $(,)?) => {

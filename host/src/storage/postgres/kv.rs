@@ -104,7 +104,9 @@ impl KvBackend for PgStore {
 }
 
 impl PgStore {
-    /// Applies `changes` to `scope` in one transaction.
+    /// Applies `changes` to `scope` in one transaction, in key order (the
+    /// last change of a key wins): two writers take their row locks in the
+    /// same order, so they wait for each other rather than deadlock.
     async fn kv_write(
         &self,
         scope: &Scope,
@@ -127,7 +129,9 @@ impl PgStore {
         let delete = tx
             .prepare_cached("DELETE FROM kv WHERE tenant = $1 AND installation = $2 AND key = $3")
             .await?;
-        for (key, value) in changes {
+        let ordered: std::collections::BTreeMap<&String, &Option<Vec<u8>>> =
+            changes.iter().map(|(k, v)| (k, v)).collect();
+        for (key, value) in ordered {
             match value {
                 Some(value) => {
                     tx.execute(

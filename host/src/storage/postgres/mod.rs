@@ -22,6 +22,11 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
 use super::StorageError;
 
+/// How long opening a connection may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a call waits for a free connection of the pool.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The PostgreSQL store: a pool of connections to one database.
 #[derive(Clone)]
 pub struct PgStore {
@@ -67,6 +72,10 @@ impl PgStore {
         max_connections: usize,
     ) -> Result<Self, StorageError> {
         let place = describe(&config);
+        let mut config = config;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -74,24 +83,41 @@ impl PgStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // An unreachable database fails a call after these, not never.
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| StorageError::Open {
                 path: place.clone(),
                 source: Box::new(e),
             })?;
         let store = Self { pool };
-        store.migrate().await.map_err(|e| StorageError::Open {
-            path: place,
-            source: Box::new(e),
-        })?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| migration_failed(place, e))?;
         Ok(store)
     }
 
     /// A connection from the pool.
     async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
         Ok(self.pool.get().await?)
+    }
+}
+
+/// Why the store cannot open, from why its migration failed: a schema
+/// newer than this build is said as such (as SQLite's is), anything else
+/// is a failure to open the database at `place`.
+fn migration_failed(place: String, e: StorageError) -> StorageError {
+    match e {
+        StorageError::SchemaTooNew { .. } => e,
+        other => StorageError::Open {
+            path: place,
+            source: Box::new(other),
+        },
     }
 }
 
@@ -141,6 +167,35 @@ pub(crate) async fn test_store() -> Option<PgStore> {
         .expect("a test schema");
     config.options(format!("-c search_path={schema}"));
     Some(PgStore::with_config(config, 4).await.expect("a test store"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_schema_is_said_as_such_and_no_error_shows_the_password() {
+        let newer = StorageError::SchemaTooNew {
+            found: 9,
+            supported: 1,
+        };
+        let e = migration_failed("postgres h:5432/db".into(), newer);
+        assert!(matches!(e, StorageError::SchemaTooNew { found: 9, .. }));
+        let config: tokio_postgres::Config = "postgres://airlock:s3cr3t-pw@db.example:6432/shop"
+            .parse()
+            .unwrap();
+        assert_eq!(describe(&config), "postgres db.example:6432/shop");
+        let e = migration_failed(describe(&config), StorageError::Conflict("x".into()));
+        assert_eq!(
+            e.to_string(),
+            "cannot open database postgres db.example:6432/shop"
+        );
+        let bad = "postgres://airlock:s3cr3t-pw@db.example:notaport/shop";
+        let Err(e) = bad.parse::<tokio_postgres::Config>() else {
+            panic!("a bad port parsed");
+        };
+        assert!(!format!("{e} {e:?}").contains("s3cr3t"));
+    }
 }
 
 /// The store's conformance suite (`../conformance/`) on PostgreSQL: a
