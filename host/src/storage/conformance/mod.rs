@@ -11,6 +11,7 @@
 //! macro, and so runs on every backend at once.
 
 pub(crate) mod kv;
+pub(crate) mod registry;
 
 /// Declares, in the module it is used in, one `#[tokio::test]` per
 /// behaviour of the suite, each on a fresh store made by `$fresh` (an async
@@ -28,6 +29,9 @@ macro_rules! conformance_suite {
             kv::the_installation_quota_holds_across_checkpoints_and_runs,
             kv::usage_counts_the_bytes_of_keys_and_values,
             kv::the_backend_lists_within_its_limit_and_deletes_idempotently,
+            registry::a_tenant_is_added_once_and_removed_as_a_tombstone,
+            registry::an_installation_changes_only_from_the_revision_it_was_read_at,
+            registry::removal_keeps_a_tombstone_and_drops_the_installations_data,
         );
     };
     (@tests $fresh:path; $($concern:ident :: $behaviour:ident),* $(,)?) => {

@@ -20,6 +20,57 @@ const MIGRATIONS: &[&str] = &[
         updated_at   bigint NOT NULL,
         PRIMARY KEY (tenant, installation, key)
     );",
+    // 2: the registry: tenants (kept as tombstones), installations with
+    // revisions, their sealed secrets and schedules. Ids compare as bytes.
+    "CREATE TABLE tenants (
+        id         text COLLATE \"C\" PRIMARY KEY,
+        name       text NOT NULL,
+        created_at bigint NOT NULL,
+        removed_at bigint
+    );
+    CREATE TABLE installations (
+        tenant          text COLLATE \"C\" NOT NULL REFERENCES tenants (id),
+        id              text COLLATE \"C\" NOT NULL,
+        plugin_id       text NOT NULL,
+        plugin_version  text NOT NULL,
+        plugin_dir      text NOT NULL,
+        plugin_digest   text NOT NULL,
+        plugin_store    text,
+        config          text NOT NULL,
+        approved_egress text NOT NULL,
+        approved_rules  text,
+        approved_data   text,
+        mode            text NOT NULL,
+        enabled         boolean NOT NULL,
+        created_at      bigint NOT NULL,
+        updated_at      bigint NOT NULL,
+        removed_at      bigint,
+        revision        bigint NOT NULL,
+        PRIMARY KEY (tenant, id)
+    );
+    CREATE TABLE secrets (
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        key          text COLLATE \"C\" NOT NULL,
+        key_id       text NOT NULL,
+        nonce        bytea NOT NULL,
+        ciphertext   bytea NOT NULL,
+        PRIMARY KEY (tenant, installation, key),
+        FOREIGN KEY (tenant, installation) REFERENCES installations (tenant, id)
+    );
+    CREATE TABLE schedules (
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        feed         text COLLATE \"C\" NOT NULL,
+        cron         text NOT NULL,
+        time_zone    text NOT NULL,
+        overridden   boolean NOT NULL,
+        next_fire_at bigint,
+        due_at       bigint,
+        PRIMARY KEY (tenant, installation, feed),
+        FOREIGN KEY (tenant, installation) REFERENCES installations (tenant, id)
+    );
+    CREATE INDEX schedules_by_due ON schedules (due_at);",
 ];
 
 impl PgStore {

@@ -3,7 +3,8 @@
 //!
 //! Being built concern by concern, each held to the store's conformance
 //! suite (`../conformance/`) exactly as SQLite is: so far the key-value data
-//! ([`KvBackend`](super::KvBackend), `kv.rs`). It is not selectable from the
+//! ([`KvBackend`](super::KvBackend), `kv.rs`) and the registry of tenants and
+//! installations ([`Registry`](super::Registry), `registry.rs`). It is not selectable from the
 //! command line until every concern of [`Store`](super::Store) is here.
 //!
 //! - Connections come from a `deadpool-postgres` pool; every call takes one
@@ -17,6 +18,7 @@
 
 mod kv;
 mod migrations;
+mod registry;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
