@@ -10,6 +10,7 @@
 //! starts). A new behaviour is added to its module and to the list in the
 //! macro, and so runs on every backend at once.
 
+pub(crate) mod admin;
 pub(crate) mod kv;
 pub(crate) mod registry;
 
@@ -32,6 +33,8 @@ macro_rules! conformance_suite {
             registry::a_tenant_is_added_once_and_removed_as_a_tombstone,
             registry::an_installation_changes_only_from_the_revision_it_was_read_at,
             registry::removal_keeps_a_tombstone_and_drops_the_installations_data,
+            admin::a_token_is_found_by_its_hash_until_it_is_revoked,
+            admin::admin_actions_are_listed_newest_first_and_by_tenant,
         );
     };
     (@tests $fresh:path; $($concern:ident :: $behaviour:ident),* $(,)?) => {

@@ -71,6 +71,27 @@ const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (tenant, installation) REFERENCES installations (tenant, id)
     );
     CREATE INDEX schedules_by_due ON schedules (due_at);",
+    // 3: the admin API's tokens (their sha256 only) and its audit.
+    "CREATE TABLE admin_tokens (
+        id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name          text NOT NULL,
+        tenant        text,
+        permissions   text NOT NULL,
+        secret_sha256 bytea NOT NULL UNIQUE,
+        created_at    bigint NOT NULL,
+        revoked_at    bigint
+    );
+    CREATE TABLE admin_actions (
+        id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at       bigint NOT NULL,
+        actor    text NOT NULL,
+        token_id bigint,
+        tenant   text,
+        action   text NOT NULL,
+        target   text NOT NULL,
+        detail   text NOT NULL
+    );
+    CREATE INDEX admin_actions_by_tenant ON admin_actions (tenant, id);",
 ];
 
 impl PgStore {

@@ -3,8 +3,9 @@
 //!
 //! Being built concern by concern, each held to the store's conformance
 //! suite (`../conformance/`) exactly as SQLite is: so far the key-value data
-//! ([`KvBackend`](super::KvBackend), `kv.rs`) and the registry of tenants and
-//! installations ([`Registry`](super::Registry), `registry.rs`). It is not selectable from the
+//! ([`KvBackend`](super::KvBackend), `kv.rs`), the registry of tenants and
+//! installations ([`Registry`](super::Registry), `registry.rs`) and the admin
+//! API's tokens and audit ([`AdminStore`](super::AdminStore), `admin.rs`). It is not selectable from the
 //! command line until every concern of [`Store`](super::Store) is here.
 //!
 //! - Connections come from a `deadpool-postgres` pool; every call takes one
@@ -16,6 +17,7 @@
 //!   Rust strings and SQLite's BINARY collation do, whatever the database's
 //!   locale.
 
+mod admin;
 mod kv;
 mod migrations;
 mod registry;
