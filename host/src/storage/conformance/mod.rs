@@ -12,6 +12,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod kv;
+pub(crate) mod oauth;
 pub(crate) mod registry;
 
 /// Declares, in the module it is used in, one `#[tokio::test]` per
@@ -35,6 +36,8 @@ macro_rules! conformance_suite {
             registry::removal_keeps_a_tombstone_and_drops_the_installations_data,
             admin::a_token_is_found_by_its_hash_until_it_is_revoked,
             admin::admin_actions_are_listed_newest_first_and_by_tenant,
+            oauth::a_token_set_is_replaced_and_deleted,
+            oauth::a_pending_authorization_is_taken_once_and_not_after_it_expires,
         );
     };
     (@tests $fresh:path; $($concern:ident :: $behaviour:ident),* $(,)?) => {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use crate::secrets::SealedSecret;
 use crate::storage::{
-    InstallationRow, KvBackend, Registry, ScheduleRow, Scope, StorageError, StoredSecret, TenantRow,
+    InstallationRow, KvBackend, OAuthStore, Registry, ScheduleRow, Scope, StorageError,
+    StoredSecret, TenantRow,
 };
 
 fn tenant(id: &str) -> TenantRow {
@@ -225,7 +226,7 @@ where
 
 pub(crate) async fn removal_keeps_a_tombstone_and_drops_the_installations_data<S>(store: Arc<S>)
 where
-    S: Registry + KvBackend + ?Sized,
+    S: Registry + KvBackend + OAuthStore + ?Sized,
 {
     store.add_tenant(tenant("acme")).await.unwrap();
     let shop = installation("acme", "shop");
@@ -243,6 +244,10 @@ where
     };
     store
         .kv_apply(&scope, &[("cursor".into(), Some(b"1".to_vec()))])
+        .await
+        .unwrap();
+    store
+        .put_oauth_token_set("acme", "shop", super::oauth::token_set(1))
         .await
         .unwrap();
     let stale = store
@@ -273,6 +278,7 @@ where
     assert!(store.secrets("acme", "shop").await.unwrap().is_empty());
     assert!(store.schedules("acme", "shop").await.unwrap().is_empty());
     assert_eq!(store.kv_get(&scope, "cursor").await.unwrap(), None);
+    assert_eq!(store.oauth_token_set("acme", "shop").await.unwrap(), None);
     assert!(matches!(
         store.insert_installation(shop, vec![], vec![]).await,
         Err(StorageError::Conflict(_))

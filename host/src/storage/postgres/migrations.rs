@@ -92,6 +92,32 @@ const MIGRATIONS: &[&str] = &[
         detail   text NOT NULL
     );
     CREATE INDEX admin_actions_by_tenant ON admin_actions (tenant, id);",
+    // 4: OAuth2: each installation's sealed token set, and the
+    // authorizations started (by their state's hash), used once.
+    "CREATE TABLE oauth_tokens (
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        key_id       text NOT NULL,
+        nonce        bytea NOT NULL,
+        ciphertext   bytea NOT NULL,
+        expires_at   bigint,
+        scopes       text NOT NULL,
+        updated_at   bigint NOT NULL,
+        PRIMARY KEY (tenant, installation)
+    );
+    CREATE TABLE oauth_pending (
+        state_key    text PRIMARY KEY,
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        key_id       text,
+        nonce        bytea,
+        ciphertext   bytea,
+        redirect_uri text NOT NULL,
+        created_at   bigint NOT NULL,
+        expires_at   bigint NOT NULL,
+        used_at      bigint
+    );
+    CREATE INDEX oauth_pending_by_expiry ON oauth_pending (expires_at);",
 ];
 
 impl PgStore {

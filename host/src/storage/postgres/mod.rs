@@ -4,8 +4,9 @@
 //! Being built concern by concern, each held to the store's conformance
 //! suite (`../conformance/`) exactly as SQLite is: so far the key-value data
 //! ([`KvBackend`](super::KvBackend), `kv.rs`), the registry of tenants and
-//! installations ([`Registry`](super::Registry), `registry.rs`) and the admin
-//! API's tokens and audit ([`AdminStore`](super::AdminStore), `admin.rs`). It is not selectable from the
+//! installations ([`Registry`](super::Registry), `registry.rs`), the admin
+//! API's tokens and audit ([`AdminStore`](super::AdminStore), `admin.rs`)
+//! and OAuth2 credentials ([`OAuthStore`](super::OAuthStore), `oauth.rs`). It is not selectable from the
 //! command line until every concern of [`Store`](super::Store) is here.
 //!
 //! - Connections come from a `deadpool-postgres` pool; every call takes one
@@ -20,6 +21,7 @@
 mod admin;
 mod kv;
 mod migrations;
+mod oauth;
 mod registry;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

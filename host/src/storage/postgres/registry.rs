@@ -4,8 +4,8 @@
 //!
 //! Not yet here, with the concerns that bring their tables: removal's
 //! refusal while a run is in progress (the work queue's `active_runs`) and
-//! its deletion of the installation's queued runs, OAuth tokens, webhooks,
-//! state history and artifacts.
+//! its deletion of the installation's queued runs, webhooks, state history
+//! and artifacts.
 
 use std::path::Path;
 
@@ -406,7 +406,13 @@ impl Registry for PgStore {
             &[&tenant, &id, &now],
         )
         .await?;
-        for table in ["secrets", "kv", "schedules"] {
+        for table in [
+            "secrets",
+            "kv",
+            "schedules",
+            "oauth_tokens",
+            "oauth_pending",
+        ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE tenant = $1 AND installation = $2"),
                 &[&tenant, &id],
