@@ -14,6 +14,7 @@ pub(crate) mod admin;
 pub(crate) mod kv;
 pub(crate) mod oauth;
 pub(crate) mod registry;
+pub(crate) mod webhooks;
 
 /// Declares, in the module it is used in, one `#[tokio::test]` per
 /// behaviour of the suite, each on a fresh store made by `$fresh` (an async
@@ -38,6 +39,7 @@ macro_rules! conformance_suite {
             admin::admin_actions_are_listed_newest_first_and_by_tenant,
             oauth::a_token_set_is_replaced_and_deleted,
             oauth::a_pending_authorization_is_taken_once_and_not_after_it_expires,
+            webhooks::a_webhook_secret_is_replaced_and_kept_per_installation,
         );
     };
     (@tests $fresh:path; $($concern:ident :: $behaviour:ident),* $(,)?) => {

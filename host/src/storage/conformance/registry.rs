@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::secrets::SealedSecret;
 use crate::storage::{
     InstallationRow, KvBackend, OAuthStore, Registry, ScheduleRow, Scope, StorageError,
-    StoredSecret, TenantRow,
+    StoredSecret, TenantRow, WebhookStore,
 };
 
 fn tenant(id: &str) -> TenantRow {
@@ -226,7 +226,7 @@ where
 
 pub(crate) async fn removal_keeps_a_tombstone_and_drops_the_installations_data<S>(store: Arc<S>)
 where
-    S: Registry + KvBackend + OAuthStore + ?Sized,
+    S: Registry + KvBackend + OAuthStore + WebhookStore + ?Sized,
 {
     store.add_tenant(tenant("acme")).await.unwrap();
     let shop = installation("acme", "shop");
@@ -248,6 +248,10 @@ where
         .unwrap();
     store
         .put_oauth_token_set("acme", "shop", super::oauth::token_set(1))
+        .await
+        .unwrap();
+    store
+        .set_webhook_secret_hash(&scope, [9; 32], 1_700_000_250)
         .await
         .unwrap();
     let stale = store
@@ -279,6 +283,7 @@ where
     assert!(store.schedules("acme", "shop").await.unwrap().is_empty());
     assert_eq!(store.kv_get(&scope, "cursor").await.unwrap(), None);
     assert_eq!(store.oauth_token_set("acme", "shop").await.unwrap(), None);
+    assert_eq!(store.webhook_secret_hash(&scope).await.unwrap(), None);
     assert!(matches!(
         store.insert_installation(shop, vec![], vec![]).await,
         Err(StorageError::Conflict(_))

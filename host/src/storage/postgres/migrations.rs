@@ -118,6 +118,24 @@ const MIGRATIONS: &[&str] = &[
         used_at      bigint
     );
     CREATE INDEX oauth_pending_by_expiry ON oauth_pending (expires_at);",
+    // 5: inbound webhooks: each installation's secret (sha256 only), and
+    // the delivery ids its committed runs handled.
+    "CREATE TABLE webhook_secrets (
+        tenant        text COLLATE \"C\" NOT NULL,
+        installation  text COLLATE \"C\" NOT NULL,
+        secret_sha256 bytea NOT NULL,
+        created_at    bigint NOT NULL,
+        PRIMARY KEY (tenant, installation)
+    );
+    CREATE TABLE webhook_deliveries (
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        webhook      text COLLATE \"C\" NOT NULL,
+        delivery_id  text COLLATE \"C\" NOT NULL,
+        run_id       bigint NOT NULL,
+        received_at  bigint NOT NULL,
+        PRIMARY KEY (tenant, installation, webhook, delivery_id)
+    );",
 ];
 
 impl PgStore {

@@ -6,7 +6,8 @@
 //! ([`KvBackend`](super::KvBackend), `kv.rs`), the registry of tenants and
 //! installations ([`Registry`](super::Registry), `registry.rs`), the admin
 //! API's tokens and audit ([`AdminStore`](super::AdminStore), `admin.rs`)
-//! and OAuth2 credentials ([`OAuthStore`](super::OAuthStore), `oauth.rs`). It is not selectable from the
+//! OAuth2 credentials ([`OAuthStore`](super::OAuthStore), `oauth.rs`) and
+//! webhook secrets ([`WebhookStore`](super::WebhookStore), `webhooks.rs`). It is not selectable from the
 //! command line until every concern of [`Store`](super::Store) is here.
 //!
 //! - Connections come from a `deadpool-postgres` pool; every call takes one
@@ -23,6 +24,7 @@ mod kv;
 mod migrations;
 mod oauth;
 mod registry;
+mod webhooks;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 

@@ -4,8 +4,8 @@
 //!
 //! Not yet here, with the concerns that bring their tables: removal's
 //! refusal while a run is in progress (the work queue's `active_runs`) and
-//! its deletion of the installation's queued runs, webhooks, state history
-//! and artifacts.
+//! its deletion of the installation's queued runs, state history and
+//! artifacts.
 
 use std::path::Path;
 
@@ -412,6 +412,8 @@ impl Registry for PgStore {
             "schedules",
             "oauth_tokens",
             "oauth_pending",
+            "webhook_secrets",
+            "webhook_deliveries",
         ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE tenant = $1 AND installation = $2"),
