@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -17,9 +16,6 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::Airlock;
-
-/// How long a scraper may take to send its request's head.
-const HEADER_READ_TIMEOUT: Duration = crate::web::HEADER_READ_TIMEOUT;
 
 /// The metrics routes: `GET /metrics` only.
 pub fn router(host: Arc<Airlock>) -> Router {
@@ -62,7 +58,12 @@ impl MetricsServer {
     /// Serves scrapes, each connection on its own task (HTTP/1, a request's
     /// head read within a timeout, as the public listener does).
     pub async fn run(self) -> std::io::Result<()> {
-        crate::web::serve_connections(self.listener, router(self.host), HEADER_READ_TIMEOUT).await
+        crate::web::serve_connections(
+            self.listener,
+            router(self.host),
+            crate::web::ConnectionLimits::default(),
+        )
+        .await
     }
 }
 

@@ -13,8 +13,9 @@
 //! a bare 404 to anything it does not recognise (the API: a 401 or 404
 //! problem), so the listener tells a stranger nothing.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -79,17 +80,86 @@ pub fn router(state: WebState) -> Router {
 /// its connection is closed (so slow clients cannot hold connections open).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `app` on `listener`, each connection on its own task (HTTP/1, a
-/// request's head read within `header_read_timeout`), until the task is
-/// dropped or aborted. Shared by every listener of the host.
+/// What one listener gives its clients, so that slow or many connections
+/// (a body sent a byte at a time, thousands held open) cannot take the
+/// listener, or the process's file descriptors, from everyone else.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// How long a request's line and headers may take to arrive.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; past it a new one is closed at once.
+    pub max_connections: usize,
+    /// Connections served at once from one IP address (a reverse proxy in
+    /// front counts as one client: it buffers slow clients itself).
+    pub max_per_address: usize,
+    /// How long one connection may stay open, however busy: a client that
+    /// trickles a body is cut off here (keep-alive clients reconnect).
+    pub max_lifetime: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: 1024,
+            max_per_address: 64,
+            max_lifetime: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// The connections open per address; a [`Held`] gives its place back.
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection's place in [`PerAddress`].
+struct Held {
+    table: Arc<PerAddress>,
+    address: IpAddr,
+}
+
+impl PerAddress {
+    /// A place for one more connection from `address`, if it has fewer
+    /// than `max`.
+    fn hold(table: &Arc<Self>, address: IpAddr, max: usize) -> Option<Held> {
+        let mut open = table.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(address).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Held {
+            table: Arc::clone(table),
+            address,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Serves `app` on `listener`, each connection on its own task (HTTP/1),
+/// within `limits`, until the task is dropped or aborted. Shared by every
+/// listener of the host.
 pub async fn serve_connections(
     listener: TcpListener,
     app: Router,
-    header_read_timeout: Duration,
+    limits: ConnectionLimits,
 ) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let per_address = Arc::new(PerAddress::default());
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             // Out of descriptors or a connection reset while queued:
             // pause, then keep listening.
             Err(_) => {
@@ -97,13 +167,22 @@ pub async fn serve_connections(
                 continue;
             }
         };
+        // Over a limit: closed at once (dropped), nothing read.
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            continue;
+        };
+        let Some(held) = PerAddress::hold(&per_address, peer.ip(), limits.max_per_address) else {
+            continue;
+        };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(header_read_timeout);
+            .header_read_timeout(limits.header_read_timeout);
         tokio::spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = http.serve_connection(io, service).await;
+            let connection = http.serve_connection(io, service);
+            let _ = tokio::time::timeout(limits.max_lifetime, connection).await;
+            drop((slot, held));
         });
     }
 }
@@ -112,7 +191,7 @@ pub async fn serve_connections(
 pub struct WebServer {
     listener: TcpListener,
     state: WebState,
-    header_read_timeout: Duration,
+    limits: ConnectionLimits,
 }
 
 impl WebServer {
@@ -122,13 +201,13 @@ impl WebServer {
         Ok(Self {
             listener,
             state,
-            header_read_timeout: HEADER_READ_TIMEOUT,
+            limits: ConnectionLimits::default(),
         })
     }
 
     /// The same with another header read timeout (tests).
     pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout;
+        self.limits.header_read_timeout = timeout;
         self
     }
 
@@ -140,7 +219,7 @@ impl WebServer {
     /// Serves requests, each connection on its own task (HTTP/1, a request's
     /// head read within the timeout), until the task is dropped or aborted.
     pub async fn run(self) -> std::io::Result<()> {
-        serve_connections(self.listener, router(self.state), self.header_read_timeout).await
+        serve_connections(self.listener, router(self.state), self.limits).await
     }
 }
 
@@ -148,6 +227,106 @@ impl WebServer {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A listener with `limits` serving `GET /` and a `POST /slow` that
+    /// reads its whole body.
+    async fn limited(limits: ConnectionLimits) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", get(|| async { "ok" })).route(
+            "/slow",
+            axum::routing::post(|body: String| async move { body }),
+        );
+        tokio::spawn(serve_connections(listener, app, limits));
+        addr
+    }
+
+    /// A connection that sends a request head announcing a 100-byte body,
+    /// then one byte of it, and waits.
+    async fn trickling(addr: SocketAddr) -> tokio::net::TcpStream {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST /slow HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nx")
+            .await
+            .unwrap();
+        stream
+    }
+
+    /// Whether the server closed `stream` (end of stream or reset), waiting
+    /// for it at most `within` (a bound so a failure cannot hang the test).
+    async fn closed(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 256];
+        matches!(
+            tokio::time::timeout(within, stream.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    async fn get_ok(addr: SocketAddr) -> bool {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        answer.starts_with(b"HTTP/1.1 200")
+    }
+
+    #[tokio::test]
+    async fn one_address_holds_at_most_its_share_and_a_trickled_body_is_cut_off() {
+        let addr = limited(ConnectionLimits {
+            max_per_address: 2,
+            max_lifetime: Duration::from_millis(800),
+            ..ConnectionLimits::default()
+        })
+        .await;
+        let mut first = trickling(addr).await;
+        let mut second = trickling(addr).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(
+            closed(&mut third, Duration::from_secs(5)).await,
+            "a third connection from the address is closed at once"
+        );
+        assert!(
+            !closed(&mut first, Duration::from_millis(100)).await,
+            "still served"
+        );
+        // The trickling ones are cut off at the connection's lifetime...
+        assert!(closed(&mut first, Duration::from_secs(10)).await);
+        assert!(closed(&mut second, Duration::from_secs(10)).await);
+        // ...and their places are free again.
+        assert!(get_ok(addr).await);
+    }
+
+    #[tokio::test]
+    async fn past_the_listeners_limit_a_new_connection_is_closed() {
+        let addr = limited(ConnectionLimits {
+            max_connections: 1,
+            max_lifetime: Duration::from_secs(60),
+            ..ConnectionLimits::default()
+        })
+        .await;
+        let mut held = trickling(addr).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!get_ok(addr).await, "no second connection");
+        held.shutdown().await.unwrap();
+        drop(held);
+        // Once the first is gone, connections are served again.
+        let mut served = false;
+        for _ in 0..50 {
+            if get_ok(addr).await {
+                served = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(served);
+    }
 
     async fn server(timeout: Duration) -> SocketAddr {
         let store = Arc::new(crate::SqliteStore::in_memory().unwrap());
