@@ -71,9 +71,31 @@ pub fn router(state: WebState) -> Router {
         .merge(feeds::routes())
         .merge(oauth::routes())
         .merge(hooks::routes())
-        .merge(api::routes(state.clone()))
-        .merge(console::routes())
+        .merge(api::routes(state.clone()).layer(axum::middleware::map_response(private_headers)))
+        .merge(console::routes().layer(axum::middleware::map_response(private_headers)))
         .with_state(state)
+}
+
+/// Headers on every answer of the admin API and the console: they may not
+/// be framed by another site (clickjacking), nor kept by a cache (they hold
+/// a tenant's data and the console's CSRF token), nor sniffed into another
+/// type. A cache rule the handler set (the console's assets) is kept.
+async fn private_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 /// How long a client may take to send a request's line and headers before
@@ -301,6 +323,31 @@ mod tests {
         assert!(closed(&mut second, Duration::from_secs(10)).await);
         // ...and their places are free again.
         assert!(get_ok(addr).await);
+    }
+
+    #[tokio::test]
+    async fn the_api_and_the_console_may_not_be_framed_nor_cached() {
+        let addr = server(Duration::from_secs(5)).await;
+        for path in ["/console/login", "/api/whoami", "/api/nowhere"] {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            let head = answer
+                .split("\r\n\r\n")
+                .next()
+                .unwrap()
+                .to_ascii_lowercase();
+            for expected in [
+                "x-frame-options: deny",
+                "content-security-policy: frame-ancestors 'none'",
+                "cache-control: no-store",
+                "x-content-type-options: nosniff",
+            ] {
+                assert!(head.contains(expected), "{path}: no {expected} in\n{head}");
+            }
+        }
     }
 
     #[tokio::test]
