@@ -1009,13 +1009,7 @@ impl Registry for SqliteStore {
 #[async_trait::async_trait]
 impl KvBackend for SqliteStore {
     async fn kv_get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
-            "SELECT value FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
-        )?;
-        Ok(stmt
-            .query_row(params![scope.tenant, scope.installation, key], |r| r.get(0))
-            .optional()?)
+        super::state_history_sqlite::stored_value(&self.reader(), scope, key)
     }
 
     async fn kv_list(

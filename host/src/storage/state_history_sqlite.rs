@@ -51,12 +51,7 @@ pub(super) fn apply_in(
     };
     let (actor, rewound_to) = by.rewind.unzip();
     for (key, value) in changes {
-        let old: Option<Vec<u8>> = tx
-            .prepare_cached(
-                "SELECT value FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
-            )?
-            .query_row(params![scope.tenant, scope.installation, key], |r| r.get(0))
-            .optional()?;
+        let old = stored_value(tx, scope, key)?;
         if old == *value {
             // Also refreshes `updated_at` of an unchanged value, as before.
             if value.is_some() {
@@ -111,6 +106,21 @@ fn set_value(
 }
 
 /// The id of the newest recorded run (0: none).
+/// The committed value of `key` in `scope`, read on `conn` (a transaction's
+/// or a reader's).
+pub(super) fn stored_value(
+    conn: &Connection,
+    scope: &Scope,
+    key: &str,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT value FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
+        )?
+        .query_row(params![scope.tenant, scope.installation, key], |r| r.get(0))
+        .optional()?)
+}
+
 fn newest_run(tx: &Connection) -> Result<i64, StorageError> {
     Ok(tx
         .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM runs")?
@@ -487,12 +497,7 @@ fn plan_in(
         .collect::<Result<_, _>>()?;
     let mut keys = Vec::new();
     for (key, restored) in firsts {
-        let current: Option<Vec<u8>> = tx
-            .prepare_cached(
-                "SELECT value FROM kv WHERE tenant = ?1 AND installation = ?2 AND key = ?3",
-            )?
-            .query_row(params![scope.tenant, scope.installation, key], |r| r.get(0))
-            .optional()?;
+        let current = stored_value(tx, scope, &key)?;
         if current != restored {
             keys.push(Restore {
                 key,
