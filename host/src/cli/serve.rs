@@ -232,6 +232,21 @@ fn log_event(event: &Event) {
                 outcome.to_uppercase()
             );
         }
+        Event::LeaseLost {
+            installation: label,
+            feed,
+            message,
+        } => {
+            let (tenant, installation) = split_label(label);
+            tracing::warn!(
+                event = "lease_lost",
+                tenant,
+                installation,
+                feed = %feed,
+                message = %message,
+                "FENCED   {label} {feed}: {message}"
+            );
+        }
         Event::HostFault { error, retry_in } => {
             let next = match retry_in {
                 Some(d) => format!("trying again in {} ms", d.as_millis()),

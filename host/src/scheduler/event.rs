@@ -55,6 +55,17 @@ pub enum Event {
         /// Whether a notification was raised.
         notified: bool,
     },
+    /// A run's record was refused: its claim had been taken from this
+    /// process (its lease expired and another node recovered the run), so
+    /// nothing of it was committed.
+    LeaseLost {
+        /// `tenant/installation`.
+        installation: String,
+        /// Feed.
+        feed: String,
+        /// The store's explanation.
+        message: String,
+    },
     /// A step of the scheduler failed (the store could not be read or
     /// written); the scheduler keeps going.
     HostFault {

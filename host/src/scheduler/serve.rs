@@ -152,10 +152,17 @@ impl Scheduler {
             let abandoned = match holder {
                 Holder::Serve => at_start,
                 Holder::Process(pid) => !process_alive(pid),
+                Holder::Lease { expired } => expired,
             };
-            if abandoned {
-                self.record_unrun(&run, &why).await?;
-                recovered += 1;
+            if !abandoned {
+                continue;
+            }
+            match self.record_unrun(&run, &why).await {
+                Ok(()) => recovered += 1,
+                // Another node recovered it first, or its holder committed
+                // after all: either way it is recorded once.
+                Err(ServeError::Storage(StorageError::LeaseLost(_))) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(recovered)
@@ -376,7 +383,7 @@ impl Scheduler {
         }
         let claimed = self
             .store()
-            .claim_queued(picked.started.clone(), ts(now))
+            .claim_queued(picked.started.clone(), ts(now), limits.max_per_tenant)
             .await?;
         let mut started = 0;
         for ((q, row), claimed) in picked.started.into_iter().zip(rows).zip(claimed) {
@@ -553,6 +560,17 @@ impl Scheduler {
                 self.record_unrun(run, &Unrun::CannotRun(e.to_string()))
                     .await
             }
+            // Fenced: another node recovered this run while it ran (this
+            // process was paused or cut off past its lease). Nothing of it
+            // was committed, and nothing is left to record here.
+            Err(HostError::Storage(StorageError::LeaseLost(message))) => {
+                self.emit(Event::LeaseLost {
+                    installation: format!("{}/{}", run.tenant, run.installation),
+                    feed: run.feed.clone(),
+                    message,
+                });
+                Ok(())
+            }
             Err(e) => {
                 self.record_unrun(run, &Unrun::HostFailure(error_chain(&e)))
                     .await
@@ -702,8 +720,17 @@ impl Scheduler {
             self.emit(Event::HostFault {
                 error: format!(
                     "{e}; the runs not recorded stay in progress and are recovered at the next \
-                     start"
+                     start (or, on PostgreSQL, by another node)"
                 ),
+                retry_in: None,
+            });
+        }
+        // What this node still holds (runs it could not record) is given
+        // up now, so another node recovers it at once instead of after the
+        // lease (nothing on SQLite).
+        if let Err(e) = self.store().hand_back().await {
+            self.emit(Event::HostFault {
+                error: format!("cannot hand this node's claims back: {}", error_chain(&e)),
                 retry_in: None,
             });
         }

@@ -89,7 +89,7 @@ pub struct RuleUsage {
     pub last_ms: i64,
 }
 
-fn decision_columns(
+pub(super) fn decision_columns(
     d: &Decision,
 ) -> (&'static str, Option<String>, Option<String>, Option<String>) {
     match d {

@@ -48,7 +48,7 @@ pub use history::{RunFilter, RunSummary};
 pub use installations::{InstallationRow, NEVER, ScheduleRow, StoredSecret, TenantRow};
 pub use ledger::{History, KvHistory, RunEffects, RunLedger, RunRow};
 pub use oauth::{OAuthStore, PendingAuthorization, StoredTokenSet};
-pub use postgres::PgStore;
+pub use postgres::{DEFAULT_LEASE, PgOptions, PgStore};
 pub use queue::{ActiveRun, NotificationRow, QueuedRun, SchedulePlan, Settlement};
 pub use records::{
     AckRow, AnnotationChange, Annotations, PLATFORM_WRITER, PageLimit, RecordAck, RecordAnnotation,
@@ -149,6 +149,11 @@ pub enum StorageError {
     /// The thing named does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A run's claim was taken from it: its lease expired and another node
+    /// recovered the run (recorded it as interrupted, maybe started its
+    /// retry). Nothing of what it tried to commit was applied.
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
     /// The database was written by a newer Airlock.
     #[error("database schema version {found} is newer than this airlock supports ({supported})")]
     SchemaTooNew {

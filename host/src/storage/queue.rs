@@ -217,13 +217,24 @@ fn insert_active(
 }
 
 /// Moves `run` from the queue to the runs in progress inside `tx`, unless
-/// its feed is in progress already or it is no longer queued (then nothing
-/// changes).
-fn claim_in(tx: &Connection, run: &QueuedRun, started_at: i64) -> Result<bool, StorageError> {
+/// its feed is in progress already, it is no longer queued or its tenant
+/// has `max_per_tenant` runs in progress (then nothing changes).
+fn claim_in(
+    tx: &Connection,
+    run: &QueuedRun,
+    started_at: i64,
+    max_per_tenant: usize,
+) -> Result<bool, StorageError> {
     let queued = tx
         .prepare_cached("SELECT 1 FROM queue WHERE id = ?1")?
         .exists([run.id])?;
     if !queued {
+        return Ok(false);
+    }
+    let in_progress: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM active_runs WHERE tenant = ?1")?
+        .query_row([&run.tenant], |r| r.get(0))?;
+    if in_progress as usize >= max_per_tenant {
         return Ok(false);
     }
     if !insert_active(tx, &run.started(started_at), None)? {
@@ -234,7 +245,11 @@ fn claim_in(tx: &Connection, run: &QueuedRun, started_at: i64) -> Result<bool, S
     Ok(true)
 }
 
-/// Settles `s` inside `tx`; `run_id` is the run that caused it.
+/// Settles `s` inside `tx`; `run_id` is the run that caused it. The run
+/// leaves the runs in progress only as it was claimed (the same trigger,
+/// attempt, fire and start): if that claim is gone, the run was recovered
+/// by someone else, and the whole transaction is refused
+/// ([`StorageError::LeaseLost`]).
 pub(super) fn settle_in(
     tx: &Connection,
     s: &Settlement,
@@ -242,10 +257,23 @@ pub(super) fn settle_in(
     now: i64,
 ) -> Result<(), StorageError> {
     let run = &s.active;
-    tx.prepare_cached(
-        "DELETE FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
-    )?
-    .execute(params![run.tenant, run.installation, run.feed])?;
+    let left = tx
+        .prepare_cached(
+            "DELETE FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3
+               AND trigger = ?4 AND attempt = ?5 AND scheduled_at = ?6 AND started_at = ?7",
+        )?
+        .execute(params![
+            run.tenant,
+            run.installation,
+            run.feed,
+            run.trigger,
+            run.attempt,
+            run.scheduled_at,
+            run.started_at
+        ])?;
+    if left != 1 {
+        return Err(claim_taken(run));
+    }
     if let Some(q) = &s.follow_up {
         insert_queued(tx, q)?;
     }
@@ -253,6 +281,15 @@ pub(super) fn settle_in(
         raise_in(tx, run, message, run_id, now)?;
     }
     Ok(())
+}
+
+/// The error of a run whose claim is no longer in the runs in progress.
+pub(super) fn claim_taken(run: &ActiveRun) -> StorageError {
+    StorageError::LeaseLost(format!(
+        "{}/{} feed {} (attempt {}, started at {}) is no longer held by this process: it was \
+         recovered elsewhere, so its effects were not committed",
+        run.tenant, run.installation, run.feed, run.attempt, run.started_at
+    ))
 }
 
 fn raise_in(
@@ -365,13 +402,14 @@ impl SqliteStore {
         &self,
         runs: Vec<QueuedRun>,
         started_at: i64,
+        max_per_tenant: usize,
     ) -> Result<Vec<bool>, StorageError> {
         if runs.is_empty() {
             return Ok(Vec::new());
         }
         self.write_grouped(move |tx| {
             runs.iter()
-                .map(|run| claim_in(tx, run, started_at))
+                .map(|run| claim_in(tx, run, started_at, max_per_tenant))
                 .collect()
         })
     }

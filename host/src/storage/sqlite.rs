@@ -866,8 +866,9 @@ impl WorkQueue for SqliteStore {
         &self,
         runs: Vec<QueuedRun>,
         started_at: i64,
+        max_per_tenant: usize,
     ) -> Result<Vec<bool>, StorageError> {
-        self.off_worker(move |s| SqliteStore::claim_many(s, runs, started_at))
+        self.off_worker(move |s| SqliteStore::claim_many(s, runs, started_at, max_per_tenant))
             .await
     }
 
@@ -878,7 +879,8 @@ impl WorkQueue for SqliteStore {
     async fn claim_unqueued(&self, run: ActiveRun, holder: Holder) -> Result<bool, StorageError> {
         self.off_worker(move |s| match holder {
             Holder::Process(pid) => SqliteStore::claim_unqueued(s, &run, pid),
-            Holder::Serve => super::queue::claim_for_serve(s, &run),
+            // SQLite has no leases: a claim "under a lease" is serve's.
+            Holder::Serve | Holder::Lease { .. } => super::queue::claim_for_serve(s, &run),
         })
         .await
     }

@@ -6,14 +6,21 @@ use super::{ActiveRun, QueuedRun, SchedulePlan, ScheduleRow, StorageError};
 
 /// Who holds a run in progress. SQLite's holders are known by process: the
 /// `serve` process, or an `airlock run` process by its pid (recovered once
-/// that process is gone). A backend with leases (an owner and an expiry,
-/// renewed while the run lasts) extends this type, not the trait.
+/// that process is gone). PostgreSQL's are leases: whatever process claims
+/// a run holds it under a lease its store renews while the process lives
+/// (see `postgres/queue.rs`), and any node recovers a run whose lease
+/// expired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holder {
     /// The `serve` process of this database.
     Serve,
     /// Another process, by pid (`airlock run`).
     Process(u32),
+    /// A lease, as read: whether it has expired (by the database's clock).
+    Lease {
+        /// Not renewed in time: its holder is dead, paused or cut off.
+        expired: bool,
+    },
 }
 
 /// The queue of runs and the runs in progress (one per installation and
@@ -54,12 +61,15 @@ pub trait WorkQueue: Send + Sync {
     ) -> Result<Vec<QueuedRun>, StorageError>;
     /// Claims queued `runs` for the `serve` process, together: each moves
     /// from the queue to the runs in progress unless its feed has a run in
-    /// progress already or it is no longer queued. Whether each was
-    /// claimed, in order.
+    /// progress already, it is no longer queued (or another node is
+    /// claiming it), or its tenant has `max_per_tenant` runs in progress
+    /// already (counted in the database, over every process). Whether each
+    /// was claimed, in order.
     async fn claim_queued(
         &self,
         runs: Vec<QueuedRun>,
         started_at: i64,
+        max_per_tenant: usize,
     ) -> Result<Vec<bool>, StorageError>;
     /// Drops queued run `id` (one that must not run).
     async fn dequeue(&self, id: i64) -> Result<(), StorageError>;
@@ -78,4 +88,11 @@ pub trait WorkQueue: Send + Sync {
     ) -> Result<Option<ActiveRun>, StorageError>;
     /// The runs in progress with who holds each: what recovery reads.
     async fn held_runs(&self) -> Result<Vec<(ActiveRun, Holder)>, StorageError>;
+    /// At a graceful shutdown: gives up whatever this process still holds
+    /// (runs it could not record), so another node recovers them at once
+    /// rather than when their leases expire. How many. A backend without
+    /// leases has nothing to hand back: the next `serve` recovers them.
+    async fn hand_back(&self) -> Result<u64, StorageError> {
+        Ok(0)
+    }
 }

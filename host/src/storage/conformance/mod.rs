@@ -13,6 +13,7 @@
 pub(crate) mod admin;
 pub(crate) mod kv;
 pub(crate) mod oauth;
+pub(crate) mod queue;
 pub(crate) mod registry;
 pub(crate) mod webhooks;
 
@@ -40,6 +41,10 @@ macro_rules! conformance_suite {
             oauth::a_token_set_is_replaced_and_deleted,
             oauth::a_pending_authorization_is_taken_once_and_not_after_it_expires,
             webhooks::a_webhook_secret_is_replaced_and_kept_per_installation,
+            queue::claims_are_exclusive_one_per_feed_and_within_the_tenants_limit,
+            queue::a_record_is_refused_once_its_claim_was_recovered,
+            queue::a_due_schedule_is_planned_once_whoever_plans_it,
+            queue::failures_raise_one_open_notification_per_feed,
         );
     };
     (@tests $fresh:path; $($concern:ident :: $behaviour:ident),* $(,)?) => {

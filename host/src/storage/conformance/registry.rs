@@ -10,7 +10,7 @@ use crate::storage::{
     StoredSecret, TenantRow, WebhookStore,
 };
 
-fn tenant(id: &str) -> TenantRow {
+pub(crate) fn tenant(id: &str) -> TenantRow {
     TenantRow {
         id: id.into(),
         name: format!("{id} Ltd"),
@@ -18,7 +18,7 @@ fn tenant(id: &str) -> TenantRow {
     }
 }
 
-fn installation(tenant: &str, id: &str) -> InstallationRow {
+pub(crate) fn installation(tenant: &str, id: &str) -> InstallationRow {
     InstallationRow {
         tenant: tenant.into(),
         id: id.into(),
@@ -51,7 +51,7 @@ fn secret(key: &str, byte: u8) -> StoredSecret {
     }
 }
 
-fn schedule(tenant: &str, installation: &str, feed: &str) -> ScheduleRow {
+pub(crate) fn schedule(tenant: &str, installation: &str, feed: &str) -> ScheduleRow {
     ScheduleRow {
         tenant: tenant.into(),
         installation: installation.into(),

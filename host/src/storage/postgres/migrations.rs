@@ -136,6 +136,102 @@ const MIGRATIONS: &[&str] = &[
         received_at  bigint NOT NULL,
         PRIMARY KEY (tenant, installation, webhook, delivery_id)
     );",
+    // 6: the run ledger and the work queue: recorded runs, the egress
+    // audit, queued runs, the runs in progress (one per installation and
+    // feed, each held under a lease: its owner and, by the database's
+    // clock, when it expires unless renewed) and notifications (at most one
+    // open per feed, which the unique index enforces).
+    "CREATE TABLE runs (
+        id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant         text COLLATE \"C\" NOT NULL,
+        installation   text COLLATE \"C\" NOT NULL,
+        plugin_id      text NOT NULL,
+        plugin_version text NOT NULL,
+        plugin_digest  text NOT NULL,
+        feed           text COLLATE \"C\" NOT NULL,
+        mode           text NOT NULL,
+        trigger        text NOT NULL,
+        attempt        bigint NOT NULL,
+        scheduled_at   bigint NOT NULL,
+        started_at     bigint NOT NULL,
+        ended_at       bigint NOT NULL,
+        status         text NOT NULL,
+        message        text NOT NULL,
+        report         text NOT NULL
+    );
+    CREATE INDEX runs_by_feed ON runs (tenant, installation, feed, status, ended_at);
+    CREATE INDEX runs_by_time ON runs (started_at);
+    CREATE TABLE egress_audit (
+        id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at_ms          bigint NOT NULL,
+        run_id         bigint REFERENCES runs (id),
+        tenant         text COLLATE \"C\" NOT NULL,
+        installation   text COLLATE \"C\" NOT NULL,
+        plugin_id      text NOT NULL,
+        plugin_version text NOT NULL,
+        feed           text NOT NULL,
+        method         text NOT NULL,
+        scheme         text,
+        host           text NOT NULL,
+        port           integer,
+        path           text NOT NULL,
+        remote_addr    text,
+        decision       text NOT NULL,
+        rule           text,
+        service        text,
+        reason         text,
+        status         integer,
+        bytes          bigint NOT NULL,
+        duration_ms    bigint NOT NULL,
+        error          text
+    );
+    CREATE INDEX egress_audit_by_time ON egress_audit (at_ms);
+    CREATE INDEX egress_audit_by_plugin ON egress_audit (plugin_id, tenant, installation);
+    CREATE TABLE queue (
+        id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        feed         text COLLATE \"C\" NOT NULL,
+        trigger      text NOT NULL,
+        attempt      bigint NOT NULL,
+        scheduled_at bigint NOT NULL,
+        due_at       bigint NOT NULL,
+        created_at   bigint NOT NULL,
+        FOREIGN KEY (tenant, installation) REFERENCES installations (tenant, id)
+    );
+    CREATE INDEX queue_by_due ON queue (due_at, id);
+    CREATE INDEX queue_by_feed ON queue (tenant, installation, feed, trigger);
+    CREATE TABLE active_runs (
+        tenant           text COLLATE \"C\" NOT NULL,
+        installation     text COLLATE \"C\" NOT NULL,
+        feed             text COLLATE \"C\" NOT NULL,
+        trigger          text NOT NULL,
+        attempt          bigint NOT NULL,
+        scheduled_at     bigint NOT NULL,
+        started_at       bigint NOT NULL,
+        lease_owner      text NOT NULL,
+        lease_expires_ms bigint NOT NULL,
+        PRIMARY KEY (tenant, installation, feed),
+        FOREIGN KEY (tenant, installation) REFERENCES installations (tenant, id)
+    );
+    CREATE INDEX active_runs_by_owner ON active_runs (lease_owner);
+    CREATE INDEX active_runs_by_expiry ON active_runs (lease_expires_ms);
+    CREATE TABLE notifications (
+        id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        feed         text COLLATE \"C\" NOT NULL,
+        message      text NOT NULL,
+        run_id       bigint,
+        count        bigint NOT NULL,
+        first_at     bigint NOT NULL,
+        last_at      bigint NOT NULL,
+        acked_at     bigint,
+        acked_by     text
+    );
+    CREATE UNIQUE INDEX notifications_one_open ON notifications (tenant, installation, feed)
+        WHERE acked_at IS NULL;
+    CREATE INDEX notifications_by_time ON notifications (last_at);",
 ];
 
 impl PgStore {

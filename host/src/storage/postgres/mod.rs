@@ -21,12 +21,20 @@
 
 mod admin;
 mod kv;
+mod ledger;
 mod migrations;
 mod oauth;
+mod queue;
 mod registry;
 mod webhooks;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
+pub use queue::DEFAULT_LEASE;
 
 use super::StorageError;
 
@@ -34,11 +42,39 @@ use super::StorageError;
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a call waits for a free connection of the pool.
 const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The shortest lease: renewed every third of it, it must outlast a round
+/// trip by far.
+const MIN_LEASE: Duration = Duration::from_millis(300);
 
-/// The PostgreSQL store: a pool of connections to one database.
+/// How a node connects to PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// The most connections the node's pool opens.
+    pub max_connections: usize,
+    /// How long a run's claim holds unless renewed (renewed every third of
+    /// it): how soon a dead node's runs are recovered.
+    pub lease: Duration,
+    /// Where the plugin store is: a directory every node sees alike.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            lease: DEFAULT_LEASE,
+            data_dir: None,
+        }
+    }
+}
+
+/// The PostgreSQL store: a pool of connections to one database, and the
+/// leases of the runs this process claims.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    leases: Arc<queue::Leases>,
+    data_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -66,18 +102,18 @@ impl PgStore {
     /// or the key=value form) with at most `max_connections` connections,
     /// and migrates its schema to this build's version. The error names the
     /// host and database, never the password.
-    pub async fn connect(url: &str, max_connections: usize) -> Result<Self, StorageError> {
+    pub async fn connect(url: &str, options: PgOptions) -> Result<Self, StorageError> {
         let config: tokio_postgres::Config = url.parse().map_err(|e| StorageError::Open {
             path: "the PostgreSQL URL".into(),
             source: Box::new(e),
         })?;
-        Self::with_config(config, max_connections).await
+        Self::with_config(config, options).await
     }
 
     /// [`Self::connect`] with a parsed configuration.
     pub async fn with_config(
         config: tokio_postgres::Config,
-        max_connections: usize,
+        options: PgOptions,
     ) -> Result<Self, StorageError> {
         let place = describe(&config);
         let mut config = config;
@@ -93,7 +129,7 @@ impl PgStore {
         );
         // An unreachable database fails a call after these, not never.
         let pool = Pool::builder(manager)
-            .max_size(max_connections.max(1))
+            .max_size(options.max_connections.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .create_timeout(Some(CONNECT_TIMEOUT))
             .wait_timeout(Some(POOL_WAIT))
@@ -102,7 +138,12 @@ impl PgStore {
                 path: place.clone(),
                 source: Box::new(e),
             })?;
-        let store = Self { pool };
+        let leases = queue::Leases::start(pool.clone(), options.lease.max(MIN_LEASE));
+        let store = Self {
+            pool,
+            leases,
+            data_dir: options.data_dir,
+        };
         store
             .migrate()
             .await
@@ -174,7 +215,15 @@ pub(crate) async fn test_store() -> Option<PgStore> {
         .await
         .expect("a test schema");
     config.options(format!("-c search_path={schema}"));
-    Some(PgStore::with_config(config, 4).await.expect("a test store"))
+    let options = PgOptions {
+        max_connections: 4,
+        ..PgOptions::default()
+    };
+    Some(
+        PgStore::with_config(config, options)
+            .await
+            .expect("a test store"),
+    )
 }
 
 #[cfg(test)]

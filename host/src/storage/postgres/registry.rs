@@ -398,6 +398,26 @@ impl Registry for PgStore {
         if revision.is_some_and(|r| r != current) {
             return Err(changed_since(&format!("{tenant}/{id}")));
         }
+        // Locked as a claim would: a run claimed meanwhile waits, then
+        // finds the installation removed.
+        let running: Vec<String> = tx
+            .query(
+                "SELECT feed FROM active_runs WHERE tenant = $1 AND installation = $2
+                 ORDER BY feed FOR UPDATE",
+                &[&tenant, &id],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !running.is_empty() {
+            // Its run would commit storage for a removed installation.
+            return Err(StorageError::Conflict(format!(
+                "`{tenant}/{id}` has a run in progress ({}); disable it, wait for the run to \
+                 end, then remove it",
+                running.join(", ")
+            )));
+        }
         tx.execute(
             "UPDATE installations SET removed_at = $3, updated_at = $3, enabled = false,
                 config = '{}', approved_egress = '[]', approved_rules = '[]',
@@ -410,6 +430,7 @@ impl Registry for PgStore {
             "secrets",
             "kv",
             "schedules",
+            "queue",
             "oauth_tokens",
             "oauth_pending",
             "webhook_secrets",
@@ -495,9 +516,33 @@ impl Registry for PgStore {
         Ok(rows.iter().map(schedule_from_row).collect())
     }
 
-    /// None: where several nodes keep the plugins they run is decided with
-    /// the plugin store (a directory beside SQLite's file today).
+    /// The directory given at connect (`--data-dir`), which every node
+    /// must see alike (a shared volume): the plugin store is there.
     fn data_dir(&self) -> Option<&Path> {
-        None
+        self.data_dir.as_deref()
+    }
+}
+
+impl PgStore {
+    /// Schedules of enabled installations due at `now` (those never
+    /// planned included), earliest first, at most `limit`.
+    pub(super) async fn due_schedules_at(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRow>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT s.tenant, s.installation, s.feed, s.cron, s.time_zone, s.overridden,
+                        s.next_fire_at, s.due_at
+                 FROM schedules s
+                 JOIN installations i ON i.tenant = s.tenant AND i.id = s.installation
+                 WHERE s.due_at <= $1 AND i.enabled AND i.removed_at IS NULL
+                 ORDER BY s.due_at, s.tenant, s.installation, s.feed LIMIT $2",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&now, &(limit as i64)]).await?;
+        Ok(rows.iter().map(schedule_from_row).collect())
     }
 }
