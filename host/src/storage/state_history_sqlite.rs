@@ -8,26 +8,10 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::state_history::{
-    ChangedBy, KeyVersion, RewindPlan, RewindRefusal, RewindResult, RewoundKey, StateHistory,
-    StoredEntry, ValueHead,
+    Attribution, KeyVersion, PRUNE_PER_CHANGE, Restore, RewindPlan, RewindRefusal, RewindResult,
+    StateHistory, StoredEntry, ValueHead, changed_by, value_head,
 };
 use super::{Scope, SqliteStore, StorageError};
-
-/// Old values dropped per key and change when a key has more than it may
-/// keep: bounded, so a lowered limit is reached over a few changes rather
-/// than by one long delete on a run's commit.
-const PRUNE_PER_CHANGE: i64 = 16;
-
-/// Who makes a batch of key-value changes, as the history records it.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Attribution<'a> {
-    /// The recorded run.
-    pub run_id: Option<i64>,
-    /// The checkpoint token of a run not recorded yet.
-    pub checkpoint: Option<i64>,
-    /// For a rewind: who asked, and the run it rewinds to before.
-    pub rewind: Option<(&'a str, i64)>,
-}
 
 /// Applies key-value `changes` (a value to set, or `None` to delete) to
 /// `scope` inside `tx`, recording each real change (not a write of the
@@ -105,7 +89,6 @@ fn set_value(
     Ok(())
 }
 
-/// The id of the newest recorded run (0: none).
 /// The committed value of `key` in `scope`, read on `conn` (a transaction's
 /// or a reader's).
 pub(super) fn stored_value(
@@ -121,6 +104,7 @@ pub(super) fn stored_value(
         .optional()?)
 }
 
+/// The id of the newest recorded run (0: none).
 fn newest_run(tx: &Connection) -> Result<i64, StorageError> {
     Ok(tx
         .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM runs")?
@@ -187,30 +171,6 @@ pub(super) fn attribute_checkpoints(
     )?
     .execute(params![scope.tenant, scope.installation, token, run_id])?;
     Ok(())
-}
-
-fn changed_by(
-    run_id: Option<i64>,
-    checkpoint: Option<i64>,
-    actor: Option<String>,
-    rewound_to: Option<i64>,
-) -> ChangedBy {
-    match (run_id, checkpoint, actor) {
-        (Some(run_id), _, _) => ChangedBy::Run { run_id },
-        (None, Some(_), _) => ChangedBy::UnrecordedRun,
-        (None, None, Some(actor)) => ChangedBy::Rewind {
-            actor,
-            to_before_run: rewound_to.unwrap_or(0),
-        },
-        (None, None, None) => ChangedBy::Direct,
-    }
-}
-
-fn head(size: Option<i64>, head: Option<Vec<u8>>) -> Option<ValueHead> {
-    Some(ValueHead {
-        size: size? as u64,
-        head: head.unwrap_or_default(),
-    })
 }
 
 impl SqliteStore {
@@ -283,7 +243,7 @@ impl SqliteStore {
             )?
             .query_row(
                 params![scope.tenant, scope.installation, key, head_bytes as i64],
-                |r| Ok(head(r.get(0)?, r.get(1)?)),
+                |r| Ok(value_head(r.get(0)?, r.get(1)?)),
             )
             .optional()?
             .flatten();
@@ -302,7 +262,7 @@ impl SqliteStore {
                     by: changed_by(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
                     at: r.get(5)?,
                     value: match next_seq {
-                        Some(_) => head(r.get(7)?, r.get(8)?),
+                        Some(_) => value_head(r.get(7)?, r.get(8)?),
                         None => current.clone(),
                     },
                 })
@@ -408,27 +368,6 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(dropped.len())
-    }
-}
-
-/// A key a rewind restores, with full values.
-struct Restore {
-    key: String,
-    current: Option<Vec<u8>>,
-    restored: Option<Vec<u8>>,
-}
-
-impl Restore {
-    fn shown(self, head_bytes: usize) -> RewoundKey {
-        let cut = |v: Vec<u8>| ValueHead {
-            size: v.len() as u64,
-            head: v[..v.len().min(head_bytes)].to_vec(),
-        };
-        RewoundKey {
-            key: self.key,
-            current: self.current.map(cut),
-            restored: self.restored.map(cut),
-        }
     }
 }
 
@@ -579,8 +518,8 @@ mod tests {
 
     use super::*;
     use crate::storage::{
-        ActiveRun, InstallationRow, KvBackend, KvHistory, RunEffects, RunRow, RunStorage,
-        StorageLimits, TenantRow,
+        ActiveRun, ChangedBy, InstallationRow, KvBackend, KvHistory, RunEffects, RunRow,
+        RunStorage, StorageLimits, TenantRow,
     };
 
     fn scope(tenant: &str, installation: &str) -> Scope {
