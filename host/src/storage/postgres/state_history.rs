@@ -254,7 +254,10 @@ async fn note_pruned(
 
 /// Attributes the history rows of a run's checkpoints (`token`) to the
 /// run, now recorded as `run_id`, under the installation's lock.
-#[expect(dead_code, reason = "for the run ledger on PostgreSQL, to come")]
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "for the run ledger on PostgreSQL, to come")
+)]
 pub(super) async fn attribute_checkpoints(
     tx: &Transaction<'_>,
     scope: &Scope,
@@ -604,5 +607,94 @@ impl StateHistory for PgStore {
             dropped += rows.len();
         }
         Ok(dropped)
+    }
+}
+
+/// The conformance suite's way to record a run and to start one, until
+/// this backend has its run ledger and work queue: the run's row, then its
+/// key-value changes and the attribution of its checkpoints, in one
+/// transaction, as `finish_run` is to do them.
+#[cfg(test)]
+#[async_trait::async_trait]
+impl crate::storage::conformance::state_history::RunFixture for PgStore {
+    async fn record_run(
+        &self,
+        scope: &Scope,
+        changes: Vec<(String, Option<Vec<u8>>)>,
+        checkpoint: Option<i64>,
+        keep_versions: u32,
+    ) -> i64 {
+        let run = crate::storage::conformance::state_history::run_row(scope);
+        let mut client = self.client().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        lock_installation(&tx, scope).await.unwrap();
+        let run_id: i64 = tx
+            .query_one(
+                "INSERT INTO runs (tenant, installation, plugin_id, plugin_version,
+                    plugin_digest, feed, mode, trigger, attempt, scheduled_at, started_at,
+                    ended_at, status, message, report)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 RETURNING id",
+                &[
+                    &run.tenant,
+                    &run.installation,
+                    &run.plugin_id,
+                    &run.plugin_version,
+                    &run.plugin_digest,
+                    &run.feed,
+                    &run.mode,
+                    &run.trigger,
+                    &i64::from(run.attempt),
+                    &run.scheduled_at,
+                    &run.started_at,
+                    &run.ended_at,
+                    &run.status,
+                    &run.message,
+                    &run.report,
+                ],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let by = Attribution {
+            run_id: Some(run_id),
+            ..Attribution::default()
+        };
+        apply_in(&tx, scope, &changes, &by, keep_versions)
+            .await
+            .unwrap();
+        if let Some(token) = checkpoint {
+            attribute_checkpoints(&tx, scope, token, run_id)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        run_id
+    }
+
+    async fn start_run(&self, scope: &Scope, feed: &str) {
+        let mut client = self.client().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        lock_installation(&tx, scope).await.unwrap();
+        tx.execute(
+            "INSERT INTO active_runs (tenant, installation, feed, trigger, attempt,
+                scheduled_at, started_at) VALUES ($1, $2, $3, 'manual', 1, 1, 1)",
+            &[&scope.tenant, &scope.installation, &feed],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    async fn end_run(&self, scope: &Scope, feed: &str) {
+        self.client()
+            .await
+            .unwrap()
+            .execute(
+                "DELETE FROM active_runs WHERE tenant = $1 AND installation = $2 AND feed = $3",
+                &[&scope.tenant, &scope.installation, &feed],
+            )
+            .await
+            .unwrap();
     }
 }
