@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::group_commit::GroupCommit;
-use super::state_history::DEFAULT_KEEP_VERSIONS;
-use super::state_history_sqlite::{Attribution, apply_in, attribute_checkpoints};
+use super::state_history::{Attribution, DEFAULT_KEEP_VERSIONS};
+use super::state_history_sqlite::{apply_in, attribute_checkpoints};
 use super::{
     ActiveRun, AuditFilter, AuditRow, BoxedCause, History, Holder, InstallationRow, KvBackend,
     KvUsage, NotificationRow, QueuedRun, Registry, RuleUsage, RunEffects, RunFilter, RunLedger,

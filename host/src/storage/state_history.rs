@@ -144,6 +144,75 @@ pub enum RewindRefusal {
 /// A rewind's result: done, or refused with nothing changed.
 pub type RewindResult = Result<RewindPlan, RewindRefusal>;
 
+/// Old values dropped per key and change when a key has more than it may
+/// keep: bounded, so a lowered limit is reached over a few changes rather
+/// than by one long delete on a run's commit. Every backend's.
+pub(super) const PRUNE_PER_CHANGE: i64 = 16;
+
+/// Who makes a batch of key-value changes, as every backend's history
+/// records it (SQLite's and PostgreSQL's `apply_in`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Attribution<'a> {
+    /// The recorded run.
+    pub run_id: Option<i64>,
+    /// The checkpoint token of a run not recorded yet.
+    pub checkpoint: Option<i64>,
+    /// For a rewind: who asked, and the run it rewinds to before.
+    pub rewind: Option<(&'a str, i64)>,
+}
+
+/// Who made a change, from a history row's columns (`run_id`,
+/// `checkpoint`, `actor`, `rewound_to`), as every backend stores them.
+pub(super) fn changed_by(
+    run_id: Option<i64>,
+    checkpoint: Option<i64>,
+    actor: Option<String>,
+    rewound_to: Option<i64>,
+) -> ChangedBy {
+    match (run_id, checkpoint, actor) {
+        (Some(run_id), _, _) => ChangedBy::Run { run_id },
+        (None, Some(_), _) => ChangedBy::UnrecordedRun,
+        (None, None, Some(actor)) => ChangedBy::Rewind {
+            actor,
+            to_before_run: rewound_to.unwrap_or(0),
+        },
+        (None, None, None) => ChangedBy::Direct,
+    }
+}
+
+/// A value's head from its size and first bytes as read (none: no value).
+pub(super) fn value_head(size: Option<i64>, head: Option<Vec<u8>>) -> Option<ValueHead> {
+    Some(ValueHead {
+        size: size? as u64,
+        head: head.unwrap_or_default(),
+    })
+}
+
+/// A key a rewind restores, with full values.
+pub(super) struct Restore {
+    /// The key.
+    pub key: String,
+    /// Its value now (none: not stored).
+    pub current: Option<Vec<u8>>,
+    /// Its value after the rewind (none: deleted).
+    pub restored: Option<Vec<u8>>,
+}
+
+impl Restore {
+    /// As shown, values cut to `head_bytes`.
+    pub(super) fn shown(self, head_bytes: usize) -> RewoundKey {
+        let cut = |v: Vec<u8>| ValueHead {
+            size: v.len() as u64,
+            head: v[..v.len().min(head_bytes)].to_vec(),
+        };
+        RewoundKey {
+            key: self.key,
+            current: self.current.map(cut),
+            restored: self.restored.map(cut),
+        }
+    }
+}
+
 /// The history of every installation's storage, as a backend offers it to
 /// async code. Every call names its scope; none reads across scopes.
 #[async_trait::async_trait]

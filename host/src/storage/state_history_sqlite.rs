@@ -8,26 +8,10 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::state_history::{
-    ChangedBy, KeyVersion, RewindPlan, RewindRefusal, RewindResult, RewoundKey, StateHistory,
-    StoredEntry, ValueHead,
+    Attribution, KeyVersion, PRUNE_PER_CHANGE, Restore, RewindPlan, RewindRefusal, RewindResult,
+    StateHistory, StoredEntry, ValueHead, changed_by, value_head,
 };
 use super::{Scope, SqliteStore, StorageError};
-
-/// Old values dropped per key and change when a key has more than it may
-/// keep: bounded, so a lowered limit is reached over a few changes rather
-/// than by one long delete on a run's commit.
-const PRUNE_PER_CHANGE: i64 = 16;
-
-/// Who makes a batch of key-value changes, as the history records it.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Attribution<'a> {
-    /// The recorded run.
-    pub run_id: Option<i64>,
-    /// The checkpoint token of a run not recorded yet.
-    pub checkpoint: Option<i64>,
-    /// For a rewind: who asked, and the run it rewinds to before.
-    pub rewind: Option<(&'a str, i64)>,
-}
 
 /// Applies key-value `changes` (a value to set, or `None` to delete) to
 /// `scope` inside `tx`, recording each real change (not a write of the
@@ -105,7 +89,6 @@ fn set_value(
     Ok(())
 }
 
-/// The id of the newest recorded run (0: none).
 /// The committed value of `key` in `scope`, read on `conn` (a transaction's
 /// or a reader's).
 pub(super) fn stored_value(
@@ -121,6 +104,7 @@ pub(super) fn stored_value(
         .optional()?)
 }
 
+/// The id of the newest recorded run (0: none).
 fn newest_run(tx: &Connection) -> Result<i64, StorageError> {
     Ok(tx
         .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM runs")?
@@ -187,30 +171,6 @@ pub(super) fn attribute_checkpoints(
     )?
     .execute(params![scope.tenant, scope.installation, token, run_id])?;
     Ok(())
-}
-
-fn changed_by(
-    run_id: Option<i64>,
-    checkpoint: Option<i64>,
-    actor: Option<String>,
-    rewound_to: Option<i64>,
-) -> ChangedBy {
-    match (run_id, checkpoint, actor) {
-        (Some(run_id), _, _) => ChangedBy::Run { run_id },
-        (None, Some(_), _) => ChangedBy::UnrecordedRun,
-        (None, None, Some(actor)) => ChangedBy::Rewind {
-            actor,
-            to_before_run: rewound_to.unwrap_or(0),
-        },
-        (None, None, None) => ChangedBy::Direct,
-    }
-}
-
-fn head(size: Option<i64>, head: Option<Vec<u8>>) -> Option<ValueHead> {
-    Some(ValueHead {
-        size: size? as u64,
-        head: head.unwrap_or_default(),
-    })
 }
 
 impl SqliteStore {
@@ -283,7 +243,7 @@ impl SqliteStore {
             )?
             .query_row(
                 params![scope.tenant, scope.installation, key, head_bytes as i64],
-                |r| Ok(head(r.get(0)?, r.get(1)?)),
+                |r| Ok(value_head(r.get(0)?, r.get(1)?)),
             )
             .optional()?
             .flatten();
@@ -302,7 +262,7 @@ impl SqliteStore {
                     by: changed_by(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
                     at: r.get(5)?,
                     value: match next_seq {
-                        Some(_) => head(r.get(7)?, r.get(8)?),
+                        Some(_) => value_head(r.get(7)?, r.get(8)?),
                         None => current.clone(),
                     },
                 })
@@ -408,27 +368,6 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(dropped.len())
-    }
-}
-
-/// A key a rewind restores, with full values.
-struct Restore {
-    key: String,
-    current: Option<Vec<u8>>,
-    restored: Option<Vec<u8>>,
-}
-
-impl Restore {
-    fn shown(self, head_bytes: usize) -> RewoundKey {
-        let cut = |v: Vec<u8>| ValueHead {
-            size: v.len() as u64,
-            head: v[..v.len().min(head_bytes)].to_vec(),
-        };
-        RewoundKey {
-            key: self.key,
-            current: self.current.map(cut),
-            restored: self.restored.map(cut),
-        }
     }
 }
 
@@ -570,461 +509,5 @@ impl StateHistory for SqliteStore {
     ) -> Result<usize, StorageError> {
         self.off_worker(move |s| SqliteStore::prune_state_history(s, older_than, limit))
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::storage::{
-        ActiveRun, InstallationRow, KvBackend, KvHistory, RunEffects, RunRow, RunStorage,
-        StorageLimits, TenantRow,
-    };
-
-    fn scope(tenant: &str, installation: &str) -> Scope {
-        Scope {
-            tenant: tenant.into(),
-            installation: installation.into(),
-        }
-    }
-
-    fn install(store: &SqliteStore, tenant: &str, id: &str) {
-        if !store.tenant_exists(tenant).unwrap() {
-            store
-                .add_tenant(&TenantRow {
-                    id: tenant.into(),
-                    name: tenant.into(),
-                    created_at: 1,
-                })
-                .unwrap();
-        }
-        let row = InstallationRow {
-            tenant: tenant.into(),
-            id: id.into(),
-            plugin_id: "p".into(),
-            plugin_version: "1.0.0".into(),
-            plugin_dir: "plugins/p".into(),
-            plugin_digest: "d".into(),
-            plugin_store: None,
-            config: Default::default(),
-            approved_egress: Vec::new(),
-            approved_rules: None,
-            approved_data: None,
-            mode: "live".into(),
-            enabled: true,
-            created_at: 1,
-            updated_at: 1,
-            removed_at: None,
-            revision: 0,
-        };
-        store.insert_installation(&row, &[], &[]).unwrap();
-    }
-
-    type Changes = Vec<(String, Option<Vec<u8>>)>;
-
-    fn set(pairs: &[(&str, Option<&str>)]) -> Changes {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.map(|v| v.as_bytes().to_vec())))
-            .collect()
-    }
-
-    /// Records a run of `scope` that commits `changes` (with the history
-    /// of checkpoints under `checkpoint`); returns its id.
-    fn run(
-        store: &SqliteStore,
-        scope: &Scope,
-        changes: Changes,
-        checkpoint: Option<i64>,
-        keep_versions: u32,
-    ) -> i64 {
-        let row = RunRow {
-            tenant: scope.tenant.clone(),
-            installation: scope.installation.clone(),
-            plugin_id: "p".into(),
-            plugin_version: "1.0.0".into(),
-            plugin_digest: "d".into(),
-            feed: "orders".into(),
-            mode: "live".into(),
-            trigger: "manual".into(),
-            attempt: 1,
-            scheduled_at: 1,
-            started_at: 1,
-            ended_at: 2,
-            status: "ok".into(),
-            message: String::new(),
-            report: "{}".into(),
-        };
-        store
-            .finish_run(RunEffects {
-                run: row,
-                kv_changes: changes,
-                records: Default::default(),
-                artifacts: Default::default(),
-                http_calls: Vec::new(),
-                settlement: None,
-                settled_at: 2,
-                webhook_delivery: None,
-                kv_history: KvHistory {
-                    checkpoint,
-                    keep_versions,
-                },
-            })
-            .unwrap()
-    }
-
-    /// The key's values, newest first, as text (`-` for a delete), with
-    /// who wrote each.
-    fn versions(store: &SqliteStore, scope: &Scope, key: &str) -> Vec<(String, ChangedBy)> {
-        SqliteStore::key_history(store, scope, key, 100, 100)
-            .unwrap()
-            .into_iter()
-            .map(|v| {
-                let text = v
-                    .value
-                    .map_or("-".to_string(), |h| String::from_utf8(h.head).unwrap());
-                (text, v.by)
-            })
-            .collect()
-    }
-
-    /// Every key of `scope` with its value, as text.
-    fn stored(store: &SqliteStore, scope: &Scope) -> Vec<(String, String)> {
-        SqliteStore::state_entries(store, scope, None, 100, 100)
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.key, String::from_utf8(e.value.head).unwrap()))
-            .collect()
-    }
-
-    fn rows(store: &SqliteStore) -> i64 {
-        store
-            .conn()
-            .query_row("SELECT COUNT(*) FROM kv_history", [], |r| r.get(0))
-            .unwrap()
-    }
-
-    fn by_run(run_id: i64) -> ChangedBy {
-        ChangedBy::Run { run_id }
-    }
-
-    #[tokio::test]
-    async fn history_is_written_with_a_runs_commit_and_its_checkpoints() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let shop = scope("acme", "shop");
-        let first = run(&store, &shop, set(&[("cursor", Some("1"))]), None, 10);
-
-        // A run checkpoints twice, then commits at its end.
-        let mut storage = RunStorage::new(store.clone(), shop.clone(), StorageLimits::default());
-        storage.set("cursor", b"2".to_vec()).await.unwrap();
-        storage.commit().await.unwrap();
-        assert_eq!(
-            versions(&store, &shop, "cursor")[0],
-            ("2".into(), ChangedBy::UnrecordedRun),
-            "a checkpoint's change is in the history at once, its run not known yet"
-        );
-        storage.set("cursor", b"3".to_vec()).await.unwrap();
-        storage.set("page", b"p1".to_vec()).await.unwrap();
-        storage.commit().await.unwrap();
-        storage.set("cursor", b"4".to_vec()).await.unwrap();
-        let token = storage.checkpoint_token();
-        assert!(token.is_some());
-        let second = run(&store, &shop, storage.take_pending(), token, 10);
-
-        assert_eq!(
-            versions(&store, &shop, "cursor"),
-            [
-                ("4".into(), by_run(second)),
-                ("3".into(), by_run(second)),
-                ("2".into(), by_run(second)),
-                ("1".into(), by_run(first)),
-            ]
-        );
-        assert_eq!(
-            versions(&store, &shop, "page"),
-            [("p1".into(), by_run(second))]
-        );
-        let entries = SqliteStore::state_entries(&store, &shop, None, 10, 10).unwrap();
-        assert_eq!(entries[0].changed.as_ref().unwrap().0, by_run(second));
-        // Writing the value already stored is no change.
-        run(
-            &store,
-            &shop,
-            set(&[("cursor", Some("4")), ("gone", None)]),
-            None,
-            10,
-        );
-        assert_eq!(versions(&store, &shop, "cursor").len(), 4);
-        assert!(versions(&store, &shop, "gone").is_empty());
-    }
-
-    #[tokio::test]
-    async fn discarded_writes_leave_no_history() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let shop = scope("acme", "shop");
-        let mut storage = RunStorage::new(store.clone(), shop.clone(), StorageLimits::default());
-        storage.set("cursor", b"1".to_vec()).await.unwrap();
-        drop(storage);
-        // A failed run is recorded with none of its writes.
-        run(&store, &shop, Vec::new(), None, 10);
-        let mut scratch =
-            RunStorage::scratch(store.clone(), shop.clone(), StorageLimits::default());
-        scratch.set("cursor", b"1".to_vec()).await.unwrap();
-        scratch.commit().await.unwrap();
-        assert_eq!(rows(&store), 0);
-        assert!(stored(&store, &shop).is_empty());
-    }
-
-    #[test]
-    fn rewind_restores_exactly_the_state_before_the_run() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let shop = scope("acme", "shop");
-        install(&store, "acme", "shop");
-        let one = run(
-            &store,
-            &shop,
-            set(&[("a", Some("1")), ("b", Some("1")), ("c", Some("1"))]),
-            None,
-            10,
-        );
-        let two = run(
-            &store,
-            &shop,
-            set(&[("a", Some("2")), ("b", None), ("d", Some("2"))]),
-            None,
-            10,
-        );
-        run(
-            &store,
-            &shop,
-            set(&[("a", Some("3")), ("e", Some("3")), ("d", None)]),
-            None,
-            10,
-        );
-        let before_two = vec![
-            ("a".to_string(), "1".to_string()),
-            ("b".into(), "1".into()),
-            ("c".into(), "1".into()),
-        ];
-
-        let plan = SqliteStore::plan_rewind(&store, &shop, two, 100)
-            .unwrap()
-            .unwrap();
-        let keys: Vec<&str> = plan.keys.iter().map(|k| k.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            ["a", "b", "e"],
-            "d was created and deleted since: no change"
-        );
-        let done = SqliteStore::rewind(&store, &shop, two, Some(plan.as_of), "cli", 10)
-            .unwrap()
-            .unwrap();
-        assert_eq!(done.keys.len(), 3);
-        assert_eq!(stored(&store, &shop), before_two);
-        let rewind = ChangedBy::Rewind {
-            actor: "cli".into(),
-            to_before_run: two,
-        };
-        assert_eq!(
-            versions(&store, &shop, "a")[0],
-            ("1".into(), rewind.clone())
-        );
-        assert_eq!(versions(&store, &shop, "e")[0], ("-".into(), rewind));
-
-        // Rewinding again changes nothing; rewinding further goes back on.
-        let again = SqliteStore::rewind(&store, &shop, two, None, "cli", 10)
-            .unwrap()
-            .unwrap();
-        assert!(again.keys.is_empty());
-        SqliteStore::rewind(&store, &shop, one, None, "cli", 10)
-            .unwrap()
-            .unwrap();
-        assert!(stored(&store, &shop).is_empty());
-    }
-
-    #[tokio::test]
-    async fn rewind_covers_the_runs_checkpoints_made_before_an_earlier_run_was_recorded() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let shop = scope("acme", "shop");
-        install(&store, "acme", "shop");
-        run(&store, &shop, set(&[("cursor", Some("0"))]), None, 10);
-        // A long run checkpoints; another feed's run is recorded meanwhile;
-        // then the long run is recorded.
-        let mut long = RunStorage::new(store.clone(), shop.clone(), StorageLimits::default());
-        long.set("cursor", b"1".to_vec()).await.unwrap();
-        long.commit().await.unwrap();
-        run(&store, &shop, set(&[("other", Some("x"))]), None, 10);
-        let token = long.checkpoint_token();
-        let long_id = run(&store, &shop, long.take_pending(), token, 10);
-        SqliteStore::rewind(&store, &shop, long_id, None, "cli", 10)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            stored(&store, &shop),
-            [("cursor".to_string(), "0".to_string())],
-            "the storage as it was before the long run's first change"
-        );
-    }
-
-    #[test]
-    fn rewind_is_refused_while_a_run_is_in_progress_and_changes_nothing() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let shop = scope("acme", "shop");
-        install(&store, "acme", "shop");
-        let one = run(&store, &shop, set(&[("cursor", Some("1"))]), None, 10);
-        run(&store, &shop, set(&[("cursor", Some("2"))]), None, 10);
-        let active = ActiveRun {
-            tenant: "acme".into(),
-            installation: "shop".into(),
-            feed: "orders".into(),
-            trigger: "manual".into(),
-            attempt: 1,
-            scheduled_at: 1,
-            started_at: 1,
-        };
-        assert!(store.claim_unqueued(&active, 1).unwrap());
-        let refused = SqliteStore::rewind(&store, &shop, one, None, "cli", 10).unwrap();
-        assert_eq!(
-            refused,
-            Err(RewindRefusal::RunInProgress(vec!["orders".into()]))
-        );
-        assert_eq!(
-            stored(&store, &shop),
-            [("cursor".to_string(), "2".to_string())]
-        );
-        store.release(&active).unwrap();
-        SqliteStore::rewind(&store, &shop, one, None, "cli", 10)
-            .unwrap()
-            .unwrap();
-        assert!(stored(&store, &shop).is_empty());
-    }
-
-    #[test]
-    fn rewind_refuses_another_installations_or_tenants_run() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let shop = scope("acme", "shop");
-        for (tenant, id) in [("acme", "shop"), ("acme", "other"), ("globex", "shop")] {
-            install(&store, tenant, id);
-        }
-        let theirs = run(&store, &shop, set(&[("cursor", Some("1"))]), None, 10);
-        for other in [scope("acme", "other"), scope("globex", "shop")] {
-            run(&store, &other, set(&[("cursor", Some("mine"))]), None, 10);
-            assert_eq!(
-                SqliteStore::rewind(&store, &other, theirs, None, "cli", 10).unwrap(),
-                Err(RewindRefusal::NotARun)
-            );
-            assert_eq!(
-                SqliteStore::plan_rewind(&store, &other, theirs, 10).unwrap(),
-                Err(RewindRefusal::NotARun)
-            );
-            assert_eq!(
-                stored(&store, &other),
-                [("cursor".to_string(), "mine".to_string())]
-            );
-            assert_eq!(versions(&store, &other, "cursor").len(), 1);
-        }
-        assert_eq!(
-            SqliteStore::rewind(&store, &shop, 999, None, "cli", 10).unwrap(),
-            Err(RewindRefusal::NotARun)
-        );
-    }
-
-    #[test]
-    fn a_rewind_shown_before_a_run_committed_is_refused() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let shop = scope("acme", "shop");
-        install(&store, "acme", "shop");
-        let one = run(&store, &shop, set(&[("cursor", Some("1"))]), None, 10);
-        run(&store, &shop, set(&[("cursor", Some("2"))]), None, 10);
-        let plan = SqliteStore::plan_rewind(&store, &shop, one, 10)
-            .unwrap()
-            .unwrap();
-        run(&store, &shop, set(&[("cursor", Some("3"))]), None, 10);
-        assert_eq!(
-            SqliteStore::rewind(&store, &shop, one, Some(plan.as_of), "cli", 10).unwrap(),
-            Err(RewindRefusal::ChangedSince)
-        );
-        assert_eq!(
-            stored(&store, &shop),
-            [("cursor".to_string(), "3".to_string())]
-        );
-    }
-
-    #[test]
-    fn retention_bounds_versions_per_key_and_age_and_a_rewind_needing_more_is_refused() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let shop = scope("acme", "shop");
-        install(&store, "acme", "shop");
-        let ids: Vec<i64> = (1..=6)
-            .map(|i| {
-                let changes = set(&[("cursor", Some(&i.to_string())), ("once", Some("x"))]);
-                run(&store, &shop, changes, None, 3)
-            })
-            .collect();
-        let kept = versions(&store, &shop, "cursor");
-        let texts: Vec<&str> = kept.iter().map(|v| v.0.as_str()).collect();
-        assert_eq!(texts, ["6", "5", "4"], "three old values kept per key");
-        assert_eq!(versions(&store, &shop, "once").len(), 1);
-        // Back to before run 4: its old value (3) is still there.
-        assert!(
-            SqliteStore::plan_rewind(&store, &shop, ids[3], 10)
-                .unwrap()
-                .is_ok()
-        );
-        // Before run 3: the value it replaced was dropped.
-        assert_eq!(
-            SqliteStore::plan_rewind(&store, &shop, ids[2], 10).unwrap(),
-            Err(RewindRefusal::Pruned)
-        );
-        assert_eq!(
-            SqliteStore::rewind(&store, &shop, ids[2], None, "cli", 10).unwrap(),
-            Err(RewindRefusal::Pruned)
-        );
-        // Age: everything recorded before a cutoff in the future goes, in
-        // bounded batches.
-        let future = chrono::Utc::now().timestamp() + 10;
-        assert_eq!(
-            SqliteStore::prune_state_history(&store, future, 2).unwrap(),
-            2
-        );
-        assert_eq!(
-            SqliteStore::prune_state_history(&store, future, 100).unwrap(),
-            2
-        );
-        assert_eq!(
-            SqliteStore::prune_state_history(&store, future, 100).unwrap(),
-            0
-        );
-        assert_eq!(rows(&store), 0);
-        assert_eq!(
-            SqliteStore::plan_rewind(&store, &shop, ids[5], 10).unwrap(),
-            Err(RewindRefusal::Pruned),
-            "the history no longer reaches back to the last run"
-        );
-        let entries = SqliteStore::state_entries(&store, &shop, None, 10, 10).unwrap();
-        assert!(
-            entries.iter().all(|e| e.changed.is_none()),
-            "writers unknown now"
-        );
-        assert_eq!(entries.len(), 2, "the values themselves stay");
-    }
-
-    #[tokio::test]
-    async fn a_direct_write_is_recorded_as_such_and_removal_deletes_the_history() {
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let shop = scope("acme", "shop");
-        install(&store, "acme", "shop");
-        store
-            .kv_apply(&shop, &set(&[("k", Some("v"))]))
-            .await
-            .unwrap();
-        assert_eq!(
-            versions(&store, &shop, "k"),
-            [("v".into(), ChangedBy::Direct)]
-        );
-        store.remove_installation("acme", "shop", None, 5).unwrap();
-        assert_eq!(rows(&store), 0);
     }
 }

@@ -15,6 +15,7 @@ pub(crate) mod kv;
 pub(crate) mod oauth;
 pub(crate) mod queue;
 pub(crate) mod registry;
+pub(crate) mod state_history;
 pub(crate) mod webhooks;
 
 /// Declares, in the module it is used in, one `#[tokio::test]` per
@@ -45,6 +46,19 @@ macro_rules! conformance_suite {
             queue::a_record_is_refused_once_its_claim_was_recovered,
             queue::a_due_schedule_is_planned_once_whoever_plans_it,
             queue::failures_raise_one_open_notification_per_feed,
+            state_history::history_is_written_with_a_runs_commit_and_its_checkpoints,
+            state_history::values_are_shown_cut_with_their_size,
+            state_history::discarded_writes_leave_no_history,
+            state_history::rewind_restores_exactly_the_state_before_the_run,
+            state_history::rewind_covers_the_runs_checkpoints_made_before_an_earlier_run_was_recorded,
+            state_history::rewind_is_refused_while_a_run_is_in_progress_and_changes_nothing,
+            state_history::rewind_refuses_another_installations_or_tenants_run,
+            state_history::a_rewind_shown_before_a_run_committed_is_refused,
+            state_history::retention_bounds_versions_per_key_and_age_and_a_rewind_needing_more_is_refused,
+            state_history::pruning_by_age_keeps_what_is_newer,
+            state_history::a_direct_write_is_recorded_as_such_and_removal_deletes_the_history,
+            state_history::concurrent_changes_each_replace_the_value_before,
+            state_history::a_rewind_and_a_runs_commit_at_once_do_not_interleave,
         );
     };
     (@tests $fresh:path; $($concern:ident :: $behaviour:ident),* $(,)?) => {

@@ -1,11 +1,10 @@
-//! An installation's key-value data on PostgreSQL.
-//!
-//! Not yet here: the history of changes that `state history` and `state
-//! rewind` read (SQLite writes it in the same transaction as the change);
-//! it comes with the `StateHistory` concern, before this backend can be
-//! selected.
+//! An installation's key-value data on PostgreSQL. Every write goes
+//! through the history's `apply_in` (`state_history.rs`), which records it
+//! in the same transaction, as SQLite's do.
 
 use super::PgStore;
+use super::state_history::apply_in;
+use crate::storage::state_history::{Attribution, DEFAULT_KEEP_VERSIONS};
 use crate::storage::{KvBackend, KvUsage, Scope, StorageError};
 
 #[async_trait::async_trait]
@@ -57,17 +56,27 @@ impl KvBackend for PgStore {
         scope: &Scope,
         changes: &[(String, Option<Vec<u8>>)],
     ) -> Result<(), StorageError> {
-        self.kv_write(scope, changes).await
+        self.kv_write(
+            scope,
+            changes,
+            &Attribution::default(),
+            DEFAULT_KEEP_VERSIONS,
+        )
+        .await
     }
 
     async fn kv_checkpoint(
         &self,
         scope: &Scope,
         changes: &[(String, Option<Vec<u8>>)],
-        _token: i64,
-        _keep_versions: u32,
+        token: i64,
+        keep_versions: u32,
     ) -> Result<(), StorageError> {
-        self.kv_write(scope, changes).await
+        let by = Attribution {
+            checkpoint: Some(token),
+            ..Attribution::default()
+        };
+        self.kv_write(scope, changes, &by, keep_versions).await
     }
 
     async fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError> {
@@ -104,48 +113,21 @@ impl KvBackend for PgStore {
 }
 
 impl PgStore {
-    /// Applies `changes` to `scope` in one transaction, in key order (the
-    /// last change of a key wins): two writers take their row locks in the
-    /// same order, so they wait for each other rather than deadlock.
+    /// Applies key-value `changes` to `scope` with their history, in one
+    /// transaction (under the installation's lock: see `state_history.rs`).
     async fn kv_write(
         &self,
         scope: &Scope,
         changes: &[(String, Option<Vec<u8>>)],
+        by: &Attribution<'_>,
+        keep_versions: u32,
     ) -> Result<(), StorageError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let now = chrono::Utc::now().timestamp();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let set = tx
-            .prepare_cached(
-                "INSERT INTO kv (tenant, installation, key, value, updated_at)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (tenant, installation, key)
-                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            )
-            .await?;
-        let delete = tx
-            .prepare_cached("DELETE FROM kv WHERE tenant = $1 AND installation = $2 AND key = $3")
-            .await?;
-        let ordered: std::collections::BTreeMap<&String, &Option<Vec<u8>>> =
-            changes.iter().map(|(k, v)| (k, v)).collect();
-        for (key, value) in ordered {
-            match value {
-                Some(value) => {
-                    tx.execute(
-                        &set,
-                        &[&scope.tenant, &scope.installation, key, value, &now],
-                    )
-                    .await?
-                }
-                None => {
-                    tx.execute(&delete, &[&scope.tenant, &scope.installation, key])
-                        .await?
-                }
-            };
-        }
+        apply_in(&tx, scope, changes, by, keep_versions).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -6,8 +6,10 @@ use deadpool_postgres::Transaction;
 
 use super::PgStore;
 use super::queue::insert_queued;
+use super::state_history::{apply_in, attribute_checkpoints, lock_installation};
 use crate::egress::HttpCall;
 use crate::storage::audit::decision_columns;
+use crate::storage::state_history::Attribution;
 use crate::storage::{
     ActiveRun, AuditFilter, AuditRow, History, NotificationRow, RuleUsage, RunEffects, RunFilter,
     RunLedger, RunRow, RunSummary, Scope, StorageError,
@@ -199,37 +201,18 @@ async fn raise_in(
     Ok(())
 }
 
-/// Applies a run's key-value changes inside `tx`, in key order.
-async fn apply_kv_in(
-    tx: &Transaction<'_>,
-    scope: &Scope,
-    changes: &[(String, Option<Vec<u8>>)],
-    now: i64,
-) -> Result<(), StorageError> {
-    let ordered: std::collections::BTreeMap<&String, &Option<Vec<u8>>> =
-        changes.iter().map(|(k, v)| (k, v)).collect();
-    for (key, value) in ordered {
-        match value {
-            Some(value) => {
-                tx.execute(
-                    "INSERT INTO kv (tenant, installation, key, value, updated_at)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (tenant, installation, key)
-                     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    &[&scope.tenant, &scope.installation, key, value, &now],
-                )
-                .await?
-            }
-            None => {
-                tx.execute(
-                    "DELETE FROM kv WHERE tenant = $1 AND installation = $2 AND key = $3",
-                    &[&scope.tenant, &scope.installation, key],
-                )
-                .await?
-            }
-        };
-    }
-    Ok(())
+/// Locks installation `scope` for a run's record or claim, in the order
+/// every writer takes them: its row (`FOR KEY SHARE`, as a foreign key
+/// would; removal holds it `FOR UPDATE`), then its advisory lock (see
+/// `state_history.rs`), so no two transactions wait for each other in a
+/// circle.
+pub(super) async fn lock_for_run(tx: &Transaction<'_>, scope: &Scope) -> Result<(), StorageError> {
+    tx.execute(
+        "SELECT 1 FROM installations WHERE tenant = $1 AND id = $2 FOR KEY SHARE",
+        &[&scope.tenant, &scope.installation],
+    )
+    .await?;
+    lock_installation(tx, scope).await
 }
 
 /// Remembers a webhook delivery handled by run `run_id`, and forgets the
@@ -281,26 +264,34 @@ impl RunLedger for PgStore {
             settlement,
             settled_at,
             webhook_delivery,
-            kv_history: _,
+            kv_history,
         } = &effects;
-        if !records.is_empty() || !artifacts.is_empty() {
-            return Err(StorageError::Database(
-                "records and artifacts are not kept on PostgreSQL yet".into(),
-            ));
-        }
         let scope = Scope {
             tenant: run.tenant.clone(),
             installation: run.installation.clone(),
         };
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        lock_for_run(&tx, &scope).await?;
         // The fence first: a run whose claim is gone writes nothing, and
         // holds the claim's lock for the rest of the transaction.
         if let Some(s) = settlement {
             end_claim_in(&tx, &s.active).await?;
         }
+        if !records.is_empty() || !artifacts.is_empty() {
+            return Err(StorageError::Database(
+                "records and artifacts are not kept on PostgreSQL yet".into(),
+            ));
+        }
         let run_id = insert_run(&tx, run).await?;
-        apply_kv_in(&tx, &scope, kv_changes, *settled_at).await?;
+        let by = Attribution {
+            run_id: Some(run_id),
+            ..Attribution::default()
+        };
+        apply_in(&tx, &scope, kv_changes, &by, kv_history.keep_versions()).await?;
+        if let Some(token) = kv_history.checkpoint {
+            attribute_checkpoints(&tx, &scope, token, run_id).await?;
+        }
         insert_calls(&tx, run, Some(run_id), http_calls).await?;
         if let Some(receipt) = webhook_delivery {
             record_delivery_in(&tx, &scope, receipt, run_id).await?;

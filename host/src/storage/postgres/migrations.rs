@@ -232,6 +232,39 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX notifications_one_open ON notifications (tenant, installation, feed)
         WHERE acked_at IS NULL;
     CREATE INDEX notifications_by_time ON notifications (last_at);",
+    // 7: the history of key-value storage (`state_history.rs`), as SQLite's:
+    // one row per committed change of a key with the value it replaced
+    // (NULL: none), who made it (a recorded run; a checkpoint of a run not
+    // recorded yet, by its token; a rewind's actor) and the newest run
+    // recorded then; and per installation the newest change dropped by
+    // retention. `seq` orders an installation's changes (its writers take
+    // the installation's lock, so they commit in `seq` order) and is never
+    // reused. The history reads `runs` (id, tenant, installation) and a
+    // rewind `active_runs` (tenant, installation, feed), of migration 6.
+    "CREATE TABLE kv_history (
+        seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        key          text COLLATE \"C\" NOT NULL,
+        old_value    bytea,
+        at           bigint NOT NULL,
+        run_id       bigint,
+        checkpoint   bigint,
+        actor        text,
+        rewound_to   bigint,
+        after_run    bigint NOT NULL
+    );
+    CREATE INDEX kv_history_by_key ON kv_history (tenant, installation, key, seq);
+    CREATE INDEX kv_history_by_time ON kv_history (at);
+    CREATE INDEX kv_history_by_checkpoint ON kv_history (tenant, installation, checkpoint)
+        WHERE checkpoint IS NOT NULL;
+    CREATE TABLE kv_history_pruned (
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        through_seq  bigint NOT NULL,
+        through_run  bigint NOT NULL,
+        PRIMARY KEY (tenant, installation)
+    );",
 ];
 
 impl PgStore {

@@ -6,9 +6,12 @@
 //! ([`KvBackend`](super::KvBackend), `kv.rs`), the registry of tenants and
 //! installations ([`Registry`](super::Registry), `registry.rs`), the admin
 //! API's tokens and audit ([`AdminStore`](super::AdminStore), `admin.rs`)
-//! OAuth2 credentials ([`OAuthStore`](super::OAuthStore), `oauth.rs`) and
-//! webhook secrets ([`WebhookStore`](super::WebhookStore), `webhooks.rs`). It is not selectable from the
-//! command line until every concern of [`Store`](super::Store) is here.
+//! OAuth2 credentials ([`OAuthStore`](super::OAuthStore), `oauth.rs`),
+//! webhook secrets ([`WebhookStore`](super::WebhookStore), `webhooks.rs`)
+//! and the history of the key-value data
+//! ([`StateHistory`](super::StateHistory), `state_history.rs`). It is not
+//! selectable from the command line until every concern of
+//! [`Store`](super::Store) is here.
 //!
 //! - Connections come from a `deadpool-postgres` pool; every call takes one
 //!   for its statement or transaction and gives it back.
@@ -26,6 +29,7 @@ mod migrations;
 mod oauth;
 mod queue;
 mod registry;
+mod state_history;
 mod webhooks;
 
 use std::path::PathBuf;

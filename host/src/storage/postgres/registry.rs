@@ -4,8 +4,7 @@
 //!
 //! Not yet here, with the concerns that bring their tables: removal's
 //! refusal while a run is in progress (the work queue's `active_runs`) and
-//! its deletion of the installation's queued runs, state history and
-//! artifacts.
+//! its deletion of the installation's queued runs and artifacts.
 
 use std::path::Path;
 
@@ -15,7 +14,7 @@ use tokio_postgres::types::ToSql;
 use super::PgStore;
 use crate::secrets::SealedSecret;
 use crate::storage::{
-    InstallationRow, Registry, ScheduleRow, StorageError, StoredSecret, TenantRow,
+    InstallationRow, Registry, ScheduleRow, Scope, StorageError, StoredSecret, TenantRow,
 };
 
 const INSTALLATION_COLUMNS: &str = "tenant, id, plugin_id, plugin_version, plugin_dir, \
@@ -442,6 +441,11 @@ impl Registry for PgStore {
             )
             .await?;
         }
+        let scope = Scope {
+            tenant: tenant.to_string(),
+            installation: id.to_string(),
+        };
+        super::state_history::remove_in(&tx, &scope).await?;
         tx.commit().await?;
         Ok(())
     }
