@@ -2,13 +2,12 @@
 //! migration 7, a run's [`RecordEffects`] applied inside its finishing
 //! transaction ([`apply_in`]), and the platform's writes and the reads.
 
-use std::collections::HashMap;
-
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::records::{PageFill, rows_for_page};
 use super::{
-    AckRow, AnnotationChange, Annotations, PageLimit, RecordAck, RecordAnnotation, RecordEffects,
-    RecordPage, RecordStore, RecordWrite, Scope, SqliteStore, StorageError, StoredRecord,
+    AckRow, AnnotationChange, Annotations, PageLimit, RecordAck, RecordEffects, RecordPage,
+    RecordStore, RecordWrite, Scope, SqliteStore, StorageError, StoredRecord,
 };
 
 const RECORD_COLUMNS: &str = "collection, id, version, updated_at, writer, body";
@@ -166,11 +165,6 @@ fn annotations_in(
     annotations_from(external_ref, &notes, flag, updated_at)
 }
 
-/// The most notes an installation keeps on one record: past it, the
-/// oldest are dropped when a run adds more (the guest is refused first, at
-/// the call, against what was stored when it asked).
-pub(super) const MAX_NOTES_KEPT: usize = crate::records::run::MAX_NOTES;
-
 /// Applies a run's annotation changes to one record by `scope`'s
 /// installation, in order, with one write; nothing if the record does not
 /// exist (a guest cannot make its own record fail to commit, nor keep
@@ -190,11 +184,7 @@ fn annotate_in(
         return Ok(());
     }
     let mut current = annotations_in(tx, &scope.tenant, &scope.installation, collection, id)?;
-    for change in changes {
-        current.apply(change);
-    }
-    let over = current.notes.len().saturating_sub(MAX_NOTES_KEPT);
-    current.notes.drain(..over);
+    current.apply_kept(changes);
     let notes =
         serde_json::to_string(&current.notes).map_err(|e| StorageError::Database(Box::new(e)))?;
     tx.prepare_cached(
@@ -231,25 +221,8 @@ pub(super) fn apply_in(
         ack_in(tx, scope, ack, now)?;
     }
     // One write per record annotated, its changes in the order made.
-    let mut order: Vec<(&str, &str)> = Vec::new();
-    let mut changes: HashMap<(&str, &str), Vec<&AnnotationChange>> = HashMap::new();
-    for RecordAnnotation {
-        collection,
-        id,
-        change,
-    } in &effects.annotations
-    {
-        let key = (collection.as_str(), id.as_str());
-        changes
-            .entry(key)
-            .or_insert_with(|| {
-                order.push(key);
-                Vec::new()
-            })
-            .push(change);
-    }
-    for key in order {
-        annotate_in(tx, scope, key, &changes[&key], now)?;
+    for (key, changes) in effects.annotations_by_record() {
+        annotate_in(tx, scope, key, &changes, now)?;
     }
     Ok(())
 }
@@ -323,7 +296,7 @@ impl SqliteStore {
              ORDER BY version LIMIT ?4"
         ))?;
         let rows = stmt.query_map(
-            params![tenant, collection, after, one_more(limit)],
+            params![tenant, collection, after, rows_for_page(limit)],
             record_from_row,
         )?;
         page_of(rows, limit)
@@ -349,7 +322,7 @@ impl SqliteStore {
              ORDER BY r.version LIMIT ?5",
         )?;
         let rows = stmt.query_map(
-            params![tenant, consumer, collection, after, one_more(limit)],
+            params![tenant, consumer, collection, after, rows_for_page(limit)],
             record_from_row,
         )?;
         page_of(rows, limit)
@@ -437,36 +410,19 @@ impl SqliteStore {
     }
 }
 
-/// The rows a page query asks for: one more than the page holds, to tell
-/// whether more follow.
-fn one_more(limit: PageLimit) -> i64 {
-    i64::try_from(limit.records.max(1))
-        .unwrap_or(i64::MAX)
-        .saturating_add(1)
-}
-
-/// A page from `rows` (by version): up to `limit.records` records, ending
-/// early before the one that would bring the bodies over `limit.bytes`
-/// (the first is always taken); `more` if any row was left.
+/// A page from `rows` (by version) within `limit`, reading no row past
+/// the one that shows the page full.
 fn page_of(
     rows: impl Iterator<Item = rusqlite::Result<StoredRecord>>,
     limit: PageLimit,
 ) -> Result<RecordPage, StorageError> {
-    let mut page = RecordPage::default();
-    let mut bytes = 0usize;
+    let mut page = PageFill::new(limit);
     for row in rows {
-        let record = row?;
-        let size = record.body.as_ref().map_or(0, String::len);
-        let full = page.records.len() >= limit.records.max(1)
-            || (!page.records.is_empty() && bytes.saturating_add(size) > limit.bytes);
-        if full {
-            page.more = true;
+        if !page.take(row?) {
             break;
         }
-        bytes += size;
-        page.records.push(record);
     }
-    Ok(page)
+    Ok(page.finish())
 }
 
 /// Owned copies of borrowed arguments, for calls that leave the worker.
@@ -578,7 +534,8 @@ impl RecordStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::TenantRow;
+    use crate::storage::records::MAX_NOTES_KEPT;
+    use crate::storage::{RecordAnnotation, TenantRow};
 
     fn store() -> SqliteStore {
         let store = SqliteStore::in_memory().unwrap();
