@@ -13,8 +13,27 @@
 pub(crate) mod admin;
 pub(crate) mod kv;
 pub(crate) mod oauth;
+pub(crate) mod records;
 pub(crate) mod registry;
 pub(crate) mod webhooks;
+
+use crate::storage::{RecordEffects, Scope, StorageError};
+
+/// What a finished run commits of its records, in a transaction of its
+/// own, through the backend's `apply_in` (the function
+/// its run ledger calls inside the run's transaction): for the behaviours
+/// of those concerns, on backends whose `RunLedger::finish_run` is not
+/// written yet.
+#[async_trait::async_trait]
+pub(crate) trait CommitEffects: Send + Sync {
+    /// Commits `effects` as `scope`'s run at `now`.
+    async fn commit_record_effects(
+        &self,
+        scope: &Scope,
+        effects: &RecordEffects,
+        now: i64,
+    ) -> Result<(), StorageError>;
+}
 
 /// Declares, in the module it is used in, one `#[tokio::test]` per
 /// behaviour of the suite, each on a fresh store made by `$fresh` (an async
@@ -40,6 +59,13 @@ macro_rules! conformance_suite {
             oauth::a_token_set_is_replaced_and_deleted,
             oauth::a_pending_authorization_is_taken_once_and_not_after_it_expires,
             webhooks::a_webhook_secret_is_replaced_and_kept_per_installation,
+            records::versions_rise_per_tenant_and_a_delete_leaves_a_tombstone,
+            records::a_page_ends_at_its_record_or_byte_limit_and_says_whether_more_follow,
+            records::each_consumer_has_its_own_pending_set_and_a_change_makes_a_record_pending_again,
+            records::an_ack_cannot_run_ahead_of_the_record_nor_name_a_missing_one,
+            records::annotations_of_a_missing_record_are_dropped_and_old_notes_make_room,
+            records::a_run_writes_as_its_installation_and_annotates_only_its_own_view,
+            records::concurrent_writers_of_one_tenant_get_distinct_versions,
         );
     };
     (@tests $fresh:path; $($concern:ident :: $behaviour:ident),* $(,)?) => {

@@ -136,6 +136,53 @@ const MIGRATIONS: &[&str] = &[
         received_at  bigint NOT NULL,
         PRIMARY KEY (tenant, installation, webhook, delivery_id)
     );",
+    // The tenant's shared records (`records.rs`): each tenant's version
+    // counter (its row locked by a writer until it commits), the records (a
+    // deleted one keeps its row, body NULL, so change feeds see it), each
+    // consumer's acknowledgements and each installation's annotations
+    // (notes oldest first). No foreign keys: a run's effects must never fail
+    // to commit because of what its guest named, and a tenant's records
+    // outlive its installations. The live records of a collection by
+    // version are what the pending query walks.
+    "CREATE TABLE record_versions (
+        tenant  text COLLATE \"C\" PRIMARY KEY,
+        version bigint NOT NULL
+    );
+    CREATE TABLE records (
+        tenant     text COLLATE \"C\" NOT NULL,
+        collection text COLLATE \"C\" NOT NULL,
+        id         text COLLATE \"C\" NOT NULL,
+        version    bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        writer     text NOT NULL,
+        body       text,
+        PRIMARY KEY (tenant, collection, id)
+    );
+    CREATE UNIQUE INDEX records_by_version ON records (tenant, collection, version);
+    CREATE INDEX records_live_by_version ON records (tenant, collection, version)
+        WHERE body IS NOT NULL;
+    CREATE TABLE record_acks (
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        collection   text COLLATE \"C\" NOT NULL,
+        id           text COLLATE \"C\" NOT NULL,
+        version      bigint NOT NULL,
+        acked_at     bigint NOT NULL,
+        PRIMARY KEY (tenant, installation, collection, id)
+    );
+    CREATE INDEX record_acks_by_record ON record_acks (tenant, collection, id);
+    CREATE TABLE record_annotations (
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        collection   text COLLATE \"C\" NOT NULL,
+        id           text COLLATE \"C\" NOT NULL,
+        external_ref text,
+        notes        text[] NOT NULL,
+        flag         text,
+        updated_at   bigint NOT NULL,
+        PRIMARY KEY (tenant, installation, collection, id)
+    );
+    CREATE INDEX record_annotations_by_record ON record_annotations (tenant, collection, id);",
 ];
 
 impl PgStore {

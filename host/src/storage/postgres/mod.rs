@@ -5,10 +5,12 @@
 //! suite (`../conformance/`) exactly as SQLite is: so far the key-value data
 //! ([`KvBackend`](super::KvBackend), `kv.rs`), the registry of tenants and
 //! installations ([`Registry`](super::Registry), `registry.rs`), the admin
-//! API's tokens and audit ([`AdminStore`](super::AdminStore), `admin.rs`)
-//! OAuth2 credentials ([`OAuthStore`](super::OAuthStore), `oauth.rs`) and
-//! webhook secrets ([`WebhookStore`](super::WebhookStore), `webhooks.rs`). It is not selectable from the
-//! command line until every concern of [`Store`](super::Store) is here.
+//! API's tokens and audit ([`AdminStore`](super::AdminStore), `admin.rs`),
+//! OAuth2 credentials ([`OAuthStore`](super::OAuthStore), `oauth.rs`),
+//! webhook secrets ([`WebhookStore`](super::WebhookStore), `webhooks.rs`)
+//! and the tenant's records ([`RecordStore`](super::RecordStore),
+//! `records.rs`). It is not selectable from the command line until every
+//! concern of [`Store`](super::Store) is here.
 //!
 //! - Connections come from a `deadpool-postgres` pool; every call takes one
 //!   for its statement or transaction and gives it back.
@@ -23,6 +25,7 @@ mod admin;
 mod kv;
 mod migrations;
 mod oauth;
+mod records;
 mod registry;
 mod webhooks;
 
@@ -210,8 +213,27 @@ mod tests {
 /// fresh schema for each behaviour.
 #[cfg(test)]
 mod conformance {
+    use crate::storage::conformance::CommitEffects;
+    use crate::storage::{RecordEffects, Scope, StorageError};
+
     async fn fresh() -> Option<std::sync::Arc<super::PgStore>> {
         super::test_store().await.map(std::sync::Arc::new)
+    }
+
+    #[async_trait::async_trait]
+    impl CommitEffects for super::PgStore {
+        async fn commit_record_effects(
+            &self,
+            scope: &Scope,
+            effects: &RecordEffects,
+            now: i64,
+        ) -> Result<(), StorageError> {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            super::records::apply_in(&tx, scope, effects, now).await?;
+            tx.commit().await?;
+            Ok(())
+        }
     }
 
     crate::storage::conformance::conformance_suite!(fresh);
