@@ -1181,7 +1181,7 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
 #[cfg(test)]
 mod conformance {
     use crate::storage::conformance::CommitEffects;
-    use crate::storage::{RecordEffects, Scope, StorageError};
+    use crate::storage::{ArtifactEffects, RecordEffects, Scope, StorageError};
 
     async fn fresh() -> Option<std::sync::Arc<super::SqliteStore>> {
         Some(std::sync::Arc::new(
@@ -1201,6 +1201,22 @@ mod conformance {
             self.off_worker(move |s| {
                 s.write_grouped(move |tx| {
                     crate::storage::records_sqlite::apply_in(tx, &scope, &effects, now)
+                })
+            })
+            .await
+        }
+
+        async fn commit_artifact_effects(
+            &self,
+            scope: &Scope,
+            effects: &ArtifactEffects,
+            run_id: i64,
+            now: i64,
+        ) -> Result<(), StorageError> {
+            let (scope, effects) = (scope.clone(), effects.clone());
+            self.off_worker(move |s| {
+                s.write_grouped(move |tx| {
+                    crate::storage::artifacts_sqlite::apply_in(tx, &scope, &effects, run_id, now)
                 })
             })
             .await

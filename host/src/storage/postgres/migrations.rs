@@ -183,6 +183,46 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, installation, collection, id)
     );
     CREATE INDEX record_annotations_by_record ON record_annotations (tenant, collection, id);",
+    // Published artifacts (`artifacts.rs`): each version of an
+    // installation's artifact (staged while a run writes it: no version
+    // number yet), its bytes in chunks deleted with it, and each
+    // installation's feed access token, as its sha256 only. No foreign key
+    // to installations: a trial run publishes under a name that may not be
+    // installed; removing an installation deletes them. Ids come from an
+    // identity, never reused. Published version numbers are unique per
+    // artifact (staged versions, NULL, are distinct); the index also finds
+    // an installation's staged versions when it is removed.
+    "CREATE TABLE artifact_versions (
+        id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        name         text COLLATE \"C\" NOT NULL,
+        version      bigint,
+        content_type text NOT NULL,
+        size         bigint NOT NULL DEFAULT 0,
+        sha256       text,
+        staged_at    bigint NOT NULL,
+        published_at bigint,
+        run_id       bigint,
+        chunks       bigint NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX artifact_versions_published
+        ON artifact_versions (tenant, installation, name, version);
+    CREATE INDEX artifact_versions_staged ON artifact_versions (staged_at)
+        WHERE version IS NULL;
+    CREATE TABLE artifact_chunks (
+        version_id bigint NOT NULL REFERENCES artifact_versions (id) ON DELETE CASCADE,
+        seq        bigint NOT NULL,
+        data       bytea NOT NULL,
+        PRIMARY KEY (version_id, seq)
+    );
+    CREATE TABLE feed_tokens (
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        token_sha256 bytea NOT NULL,
+        created_at   bigint NOT NULL,
+        PRIMARY KEY (tenant, installation)
+    );",
 ];
 
 impl PgStore {

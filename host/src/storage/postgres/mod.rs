@@ -7,9 +7,10 @@
 //! installations ([`Registry`](super::Registry), `registry.rs`), the admin
 //! API's tokens and audit ([`AdminStore`](super::AdminStore), `admin.rs`),
 //! OAuth2 credentials ([`OAuthStore`](super::OAuthStore), `oauth.rs`),
-//! webhook secrets ([`WebhookStore`](super::WebhookStore), `webhooks.rs`)
-//! and the tenant's records ([`RecordStore`](super::RecordStore),
-//! `records.rs`). It is not selectable from the command line until every
+//! webhook secrets ([`WebhookStore`](super::WebhookStore), `webhooks.rs`),
+//! the tenant's records ([`RecordStore`](super::RecordStore), `records.rs`)
+//! and published artifacts ([`ArtifactStore`](super::ArtifactStore),
+//! `artifacts.rs`). It is not selectable from the command line until every
 //! concern of [`Store`](super::Store) is here.
 //!
 //! - Connections come from a `deadpool-postgres` pool; every call takes one
@@ -22,6 +23,7 @@
 //!   locale.
 
 mod admin;
+mod artifacts;
 mod kv;
 mod migrations;
 mod oauth;
@@ -214,7 +216,7 @@ mod tests {
 #[cfg(test)]
 mod conformance {
     use crate::storage::conformance::CommitEffects;
-    use crate::storage::{RecordEffects, Scope, StorageError};
+    use crate::storage::{ArtifactEffects, RecordEffects, Scope, StorageError};
 
     async fn fresh() -> Option<std::sync::Arc<super::PgStore>> {
         super::test_store().await.map(std::sync::Arc::new)
@@ -231,6 +233,20 @@ mod conformance {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             super::records::apply_in(&tx, scope, effects, now).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn commit_artifact_effects(
+            &self,
+            scope: &Scope,
+            effects: &ArtifactEffects,
+            run_id: i64,
+            now: i64,
+        ) -> Result<(), StorageError> {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            super::artifacts::apply_in(&tx, scope, effects, run_id, now).await?;
             tx.commit().await?;
             Ok(())
         }

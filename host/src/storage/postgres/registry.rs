@@ -2,10 +2,14 @@
 //! SQLite's (`../installations.rs`), held to the same conformance suite.
 //! JSON columns hold the same text SQLite's do.
 //!
+//! Removal deletes the installation's data as SQLite's does, its artifacts
+//! included; the tenant's records, and the installation's acknowledgements
+//! and annotations of them, stay (as on SQLite: they are the tenant's, and
+//! the operator still sees a removed installation's annotations).
+//!
 //! Not yet here, with the concerns that bring their tables: removal's
 //! refusal while a run is in progress (the work queue's `active_runs`) and
-//! its deletion of the installation's queued runs, state history and
-//! artifacts.
+//! its deletion of the installation's queued runs and state history.
 
 use std::path::Path;
 
@@ -15,7 +19,7 @@ use tokio_postgres::types::ToSql;
 use super::PgStore;
 use crate::secrets::SealedSecret;
 use crate::storage::{
-    InstallationRow, Registry, ScheduleRow, StorageError, StoredSecret, TenantRow,
+    InstallationRow, Registry, ScheduleRow, Scope, StorageError, StoredSecret, TenantRow,
 };
 
 const INSTALLATION_COLUMNS: &str = "tenant, id, plugin_id, plugin_version, plugin_dir, \
@@ -421,6 +425,11 @@ impl Registry for PgStore {
             )
             .await?;
         }
+        let scope = Scope {
+            tenant: tenant.to_string(),
+            installation: id.to_string(),
+        };
+        super::artifacts::remove_in(&tx, &scope).await?;
         tx.commit().await?;
         Ok(())
     }
