@@ -357,164 +357,51 @@ impl ArtifactStore for SqliteStore {
     }
 }
 
+/// SQLite's own checks; what every backend does is in the conformance
+/// suite (`conformance/artifacts.rs`).
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::ArtifactPublish;
+    use crate::storage::conformance::CommitEffects;
+    use crate::storage::conformance::artifacts::{publish, scope};
 
-    fn scope(installation: &str) -> Scope {
-        Scope {
-            tenant: "acme".into(),
-            installation: installation.into(),
-        }
-    }
-
-    /// Stages `bytes` as `name` and publishes it as run `run`, keeping `keep`.
-    fn publish(store: &SqliteStore, name: &str, bytes: &[u8], run: i64, keep: u32) -> i64 {
-        let s = scope("shop");
-        let staged = store.stage_artifact(&s, name, "text/plain", run).unwrap();
-        store
-            .append_artifact(staged, 0, vec![bytes.to_vec()])
-            .unwrap();
-        let effects = ArtifactEffects {
-            publish: vec![ArtifactPublish {
-                staged,
-                name: name.into(),
-                size: bytes.len() as u64,
-                sha256: "x".into(),
-            }],
-            drop: Vec::new(),
-            keep_versions: keep,
-        };
-        let mut conn = store.conn();
-        let tx = conn.transaction().unwrap();
-        apply_in(&tx, &s, &effects, run, run).unwrap();
-        tx.commit().unwrap();
-        staged
-    }
-
-    #[test]
-    fn a_staged_version_is_served_only_once_published() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_chunks_of_versions_retention_deleted_are_deleted_with_them() {
         let store = SqliteStore::in_memory().unwrap();
-        let s = scope("shop");
-        let staged = store.stage_artifact(&s, "feed.xml", "text/xml", 1).unwrap();
-        store
-            .append_artifact(staged, 0, vec![b"<a/>".to_vec()])
-            .unwrap();
-        assert_eq!(store.artifact(&s, "feed.xml", None).unwrap(), None);
-        assert_eq!(store.artifact_chunk(&s, staged, 0).unwrap(), None);
-        assert!(store.artifacts(&s).unwrap().is_empty());
-
-        publish(&store, "feed.xml", b"v1", 10, 3);
-        let current = store.artifact(&s, "feed.xml", None).unwrap().unwrap();
-        assert_eq!((current.version, current.size, current.chunks), (1, 2, 1));
-        assert_eq!(
-            store.artifact_chunk(&s, current.id, 0).unwrap(),
-            Some(b"v1".to_vec())
-        );
-        // Another installation's scope reads nothing of it.
-        assert_eq!(
-            store
-                .artifact_chunk(&scope("other"), current.id, 0)
-                .unwrap(),
-            None
-        );
-        assert_eq!(
-            store.artifact(&scope("other"), "feed.xml", None).unwrap(),
-            None
-        );
-    }
-
-    #[test]
-    fn a_version_published_in_the_same_second_is_a_second_later() {
-        let store = SqliteStore::in_memory().unwrap();
-        let s = scope("shop");
-        publish(&store, "feed.xml", b"v1", 10, 3);
-        publish(&store, "feed.xml", b"v2", 10, 3);
-        let v1 = store.artifact(&s, "feed.xml", Some(1)).unwrap().unwrap();
-        let v2 = store.artifact(&s, "feed.xml", Some(2)).unwrap().unwrap();
-        assert_eq!((v1.published_at, v2.published_at), (10, 11));
-        // Later publications keep the clock's time.
-        publish(&store, "feed.xml", b"v3", 50, 3);
-        let v3 = store.artifact(&s, "feed.xml", None).unwrap().unwrap();
-        assert_eq!(v3.published_at, 50);
-    }
-
-    #[test]
-    fn retention_keeps_the_newest_versions_and_deletes_their_chunks() {
-        let store = SqliteStore::in_memory().unwrap();
-        let s = scope("shop");
         for run in 1..=5 {
-            publish(&store, "feed.xml", format!("v{run}").as_bytes(), run, 2);
+            publish(
+                &store,
+                "shop",
+                "feed.xml",
+                format!("v{run}").as_bytes(),
+                run,
+                2,
+            )
+            .await;
         }
-        let versions: Vec<i64> = store
-            .artifact_versions(&s, "feed.xml")
-            .unwrap()
-            .iter()
-            .map(|v| v.version)
-            .collect();
-        assert_eq!(versions, [5, 4]);
-        let chunks: i64 = store
-            .conn()
-            .query_row("SELECT COUNT(*) FROM artifact_chunks", [], |r| r.get(0))
+        let chunks = |store: &SqliteStore| -> i64 {
+            store
+                .conn()
+                .query_row("SELECT COUNT(*) FROM artifact_chunks", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(chunks(&store), 2, "the chunks of deleted versions are gone");
+        let staged = store
+            .stage_artifact(&scope("shop"), "b", "text/plain", 9)
             .unwrap();
-        assert_eq!(chunks, 2, "the chunks of deleted versions are gone");
-        let v4 = store.artifact(&s, "feed.xml", Some(4)).unwrap().unwrap();
-        assert_eq!(
-            store.artifact_chunk(&s, v4.id, 0).unwrap(),
-            Some(b"v4".to_vec())
-        );
-    }
-
-    #[test]
-    fn abandoned_staging_is_deleted_at_the_next_publish_and_on_demand() {
-        let store = SqliteStore::in_memory().unwrap();
-        let s = scope("shop");
-        let old = store.stage_artifact(&s, "a", "text/plain", 0).unwrap();
-        store.append_artifact(old, 0, vec![vec![1; 10]]).unwrap();
-        let now = ABANDONED_AFTER_SECS + 10;
-        let young = store
-            .stage_artifact(&s, "b", "text/plain", now - 5)
+        store.append_artifact(staged, 0, vec![vec![1; 3]]).unwrap();
+        store
+            .commit_artifact_effects(
+                &scope("shop"),
+                &ArtifactEffects {
+                    drop: vec![staged],
+                    ..Default::default()
+                },
+                9,
+                9,
+            )
+            .await
             .unwrap();
-        publish(&store, "c", b"c", now, 3);
-        let staged: Vec<i64> = store
-            .conn()
-            .prepare("SELECT id FROM artifact_versions WHERE version IS NULL")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(
-            staged,
-            [young],
-            "the hour-old staging is gone, a live run's is not"
-        );
-        assert_eq!(store.drop_abandoned_artifacts(now).unwrap(), 1);
-    }
-
-    #[test]
-    fn an_id_is_never_given_again_so_a_drop_list_names_only_its_own_versions() {
-        let store = SqliteStore::in_memory().unwrap();
-        let s = scope("shop");
-        let first = store
-            .stage_artifact(&s, "big.bin", "text/plain", 1)
-            .unwrap();
-        store.drop_staged_artifacts(vec![first]).unwrap();
-        let second = store
-            .stage_artifact(&s, "second.bin", "text/plain", 1)
-            .unwrap();
-        assert_ne!(first, second, "the dropped version's id was reused");
-    }
-
-    #[test]
-    fn the_token_is_kept_as_its_hash_and_replaced_at_once() {
-        let store = SqliteStore::in_memory().unwrap();
-        let s = scope("shop");
-        assert_eq!(store.feed_token_hash(&s).unwrap(), None);
-        store.set_feed_token_hash(&s, [1; 32], 1).unwrap();
-        store.set_feed_token_hash(&s, [2; 32], 2).unwrap();
-        assert_eq!(store.feed_token_hash(&s).unwrap(), Some([2; 32]));
-        assert_eq!(store.feed_token_hash(&scope("other")).unwrap(), None);
+        assert_eq!(chunks(&store), 2, "a dropped staging's chunks are gone");
     }
 }

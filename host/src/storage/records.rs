@@ -14,6 +14,8 @@
 //!   [`RunEffects`](super::RunEffects): committed with its record, or not at
 //!   all.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::StorageError;
@@ -156,7 +158,22 @@ impl Annotations {
             AnnotationChange::Flag(f) => self.flag = f.clone(),
         }
     }
+
+    /// Makes a run's `changes`, in order, then drops the oldest notes past
+    /// [`MAX_NOTES_KEPT`]: what a backend stores.
+    pub(super) fn apply_kept(&mut self, changes: &[&AnnotationChange]) {
+        for change in changes {
+            self.apply(change);
+        }
+        let over = self.notes.len().saturating_sub(MAX_NOTES_KEPT);
+        self.notes.drain(..over);
+    }
 }
+
+/// The most notes an installation keeps on one record: past it, the
+/// oldest are dropped when a run adds more (the guest is refused first, at
+/// the call, against what was stored when it asked).
+pub(super) const MAX_NOTES_KEPT: usize = crate::records::run::MAX_NOTES;
 
 /// Everything a run changes in the tenant's records, committed with the
 /// run's record (all or nothing) by [`RunLedger::finish_run`](super::RunLedger::finish_run),
@@ -176,6 +193,77 @@ impl RecordEffects {
     /// Whether the run changed nothing in the records.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty() && self.acks.is_empty() && self.annotations.is_empty()
+    }
+
+    /// The annotation changes grouped by record (collection, id), each
+    /// record's in the order made, the records in the order first
+    /// annotated: a backend writes each record's annotations once.
+    pub(super) fn annotations_by_record(&self) -> Vec<((&str, &str), Vec<&AnnotationChange>)> {
+        let mut grouped: Vec<((&str, &str), Vec<&AnnotationChange>)> = Vec::new();
+        let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+        for RecordAnnotation {
+            collection,
+            id,
+            change,
+        } in &self.annotations
+        {
+            let key = (collection.as_str(), id.as_str());
+            let at = *index.entry(key).or_insert_with(|| {
+                grouped.push((key, Vec::new()));
+                grouped.len() - 1
+            });
+            grouped[at].1.push(change);
+        }
+        grouped
+    }
+}
+
+/// The rows a page query asks for: one more than the page holds, to tell
+/// whether more follow.
+pub(super) fn rows_for_page(limit: PageLimit) -> i64 {
+    i64::try_from(limit.records.max(1))
+        .unwrap_or(i64::MAX)
+        .saturating_add(1)
+}
+
+/// A page being filled from records read by version: up to
+/// `limit.records` records, ending early before the one that would bring
+/// the bodies over `limit.bytes` (the first is always taken).
+pub(super) struct PageFill {
+    limit: PageLimit,
+    bytes: usize,
+    page: RecordPage,
+}
+
+impl PageFill {
+    /// An empty page within `limit`.
+    pub(super) fn new(limit: PageLimit) -> Self {
+        Self {
+            limit,
+            bytes: 0,
+            page: RecordPage::default(),
+        }
+    }
+
+    /// Takes `record` (the next by version) if the page has room for it;
+    /// false once full, when the page says more follow: read no further.
+    pub(super) fn take(&mut self, record: StoredRecord) -> bool {
+        let size = record.body.as_ref().map_or(0, String::len);
+        let records = &self.page.records;
+        let full = records.len() >= self.limit.records.max(1)
+            || (!records.is_empty() && self.bytes.saturating_add(size) > self.limit.bytes);
+        if full {
+            self.page.more = true;
+            return false;
+        }
+        self.bytes += size;
+        self.page.records.push(record);
+        true
+    }
+
+    /// The page.
+    pub(super) fn finish(self) -> RecordPage {
+        self.page
     }
 }
 

@@ -2,13 +2,12 @@
 //! migration 7, a run's [`RecordEffects`] applied inside its finishing
 //! transaction ([`apply_in`]), and the platform's writes and the reads.
 
-use std::collections::HashMap;
-
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::records::{PageFill, rows_for_page};
 use super::{
-    AckRow, AnnotationChange, Annotations, PageLimit, RecordAck, RecordAnnotation, RecordEffects,
-    RecordPage, RecordStore, RecordWrite, Scope, SqliteStore, StorageError, StoredRecord,
+    AckRow, AnnotationChange, Annotations, PageLimit, RecordAck, RecordEffects, RecordPage,
+    RecordStore, RecordWrite, Scope, SqliteStore, StorageError, StoredRecord,
 };
 
 const RECORD_COLUMNS: &str = "collection, id, version, updated_at, writer, body";
@@ -166,11 +165,6 @@ fn annotations_in(
     annotations_from(external_ref, &notes, flag, updated_at)
 }
 
-/// The most notes an installation keeps on one record: past it, the
-/// oldest are dropped when a run adds more (the guest is refused first, at
-/// the call, against what was stored when it asked).
-pub(super) const MAX_NOTES_KEPT: usize = crate::records::run::MAX_NOTES;
-
 /// Applies a run's annotation changes to one record by `scope`'s
 /// installation, in order, with one write; nothing if the record does not
 /// exist (a guest cannot make its own record fail to commit, nor keep
@@ -190,11 +184,7 @@ fn annotate_in(
         return Ok(());
     }
     let mut current = annotations_in(tx, &scope.tenant, &scope.installation, collection, id)?;
-    for change in changes {
-        current.apply(change);
-    }
-    let over = current.notes.len().saturating_sub(MAX_NOTES_KEPT);
-    current.notes.drain(..over);
+    current.apply_kept(changes);
     let notes =
         serde_json::to_string(&current.notes).map_err(|e| StorageError::Database(Box::new(e)))?;
     tx.prepare_cached(
@@ -231,25 +221,8 @@ pub(super) fn apply_in(
         ack_in(tx, scope, ack, now)?;
     }
     // One write per record annotated, its changes in the order made.
-    let mut order: Vec<(&str, &str)> = Vec::new();
-    let mut changes: HashMap<(&str, &str), Vec<&AnnotationChange>> = HashMap::new();
-    for RecordAnnotation {
-        collection,
-        id,
-        change,
-    } in &effects.annotations
-    {
-        let key = (collection.as_str(), id.as_str());
-        changes
-            .entry(key)
-            .or_insert_with(|| {
-                order.push(key);
-                Vec::new()
-            })
-            .push(change);
-    }
-    for key in order {
-        annotate_in(tx, scope, key, &changes[&key], now)?;
+    for (key, changes) in effects.annotations_by_record() {
+        annotate_in(tx, scope, key, &changes, now)?;
     }
     Ok(())
 }
@@ -323,7 +296,7 @@ impl SqliteStore {
              ORDER BY version LIMIT ?4"
         ))?;
         let rows = stmt.query_map(
-            params![tenant, collection, after, one_more(limit)],
+            params![tenant, collection, after, rows_for_page(limit)],
             record_from_row,
         )?;
         page_of(rows, limit)
@@ -349,7 +322,7 @@ impl SqliteStore {
              ORDER BY r.version LIMIT ?5",
         )?;
         let rows = stmt.query_map(
-            params![tenant, consumer, collection, after, one_more(limit)],
+            params![tenant, consumer, collection, after, rows_for_page(limit)],
             record_from_row,
         )?;
         page_of(rows, limit)
@@ -437,36 +410,19 @@ impl SqliteStore {
     }
 }
 
-/// The rows a page query asks for: one more than the page holds, to tell
-/// whether more follow.
-fn one_more(limit: PageLimit) -> i64 {
-    i64::try_from(limit.records.max(1))
-        .unwrap_or(i64::MAX)
-        .saturating_add(1)
-}
-
-/// A page from `rows` (by version): up to `limit.records` records, ending
-/// early before the one that would bring the bodies over `limit.bytes`
-/// (the first is always taken); `more` if any row was left.
+/// A page from `rows` (by version) within `limit`, reading no row past
+/// the one that shows the page full.
 fn page_of(
     rows: impl Iterator<Item = rusqlite::Result<StoredRecord>>,
     limit: PageLimit,
 ) -> Result<RecordPage, StorageError> {
-    let mut page = RecordPage::default();
-    let mut bytes = 0usize;
+    let mut page = PageFill::new(limit);
     for row in rows {
-        let record = row?;
-        let size = record.body.as_ref().map_or(0, String::len);
-        let full = page.records.len() >= limit.records.max(1)
-            || (!page.records.is_empty() && bytes.saturating_add(size) > limit.bytes);
-        if full {
-            page.more = true;
+        if !page.take(row?) {
             break;
         }
-        bytes += size;
-        page.records.push(record);
     }
-    Ok(page)
+    Ok(page.finish())
 }
 
 /// Owned copies of borrowed arguments, for calls that leave the worker.
@@ -572,304 +528,5 @@ impl RecordStore for SqliteStore {
             SqliteStore::record_annotations(s, &tenant, &installation, &collection, &id)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::TenantRow;
-
-    fn store() -> SqliteStore {
-        let store = SqliteStore::in_memory().unwrap();
-        for id in ["acme", "globex"] {
-            store
-                .add_tenant(&TenantRow {
-                    id: id.into(),
-                    name: id.into(),
-                    created_at: 0,
-                })
-                .unwrap();
-        }
-        store
-    }
-
-    fn put(collection: &str, id: &str, body: &str) -> RecordWrite {
-        RecordWrite {
-            collection: collection.into(),
-            id: id.into(),
-            body: Some(body.into()),
-        }
-    }
-
-    fn ids(records: &[StoredRecord]) -> Vec<&str> {
-        records.iter().map(|r| r.id.as_str()).collect()
-    }
-
-    fn scope(installation: &str) -> Scope {
-        Scope {
-            tenant: "acme".into(),
-            installation: installation.into(),
-        }
-    }
-
-    /// Commits `effects` as `installation`'s run would.
-    fn run_effects(store: &SqliteStore, installation: &str, effects: RecordEffects) {
-        let mut conn = store.conn();
-        let tx = conn.transaction().unwrap();
-        apply_in(&tx, &scope(installation), &effects, 7).unwrap();
-        tx.commit().unwrap();
-    }
-
-    fn ack(id: &str, version: i64) -> RecordAck {
-        RecordAck {
-            collection: "orders".into(),
-            id: id.into(),
-            version,
-        }
-    }
-
-    #[test]
-    fn versions_rise_per_tenant_and_a_delete_leaves_a_tombstone() {
-        let s = store();
-        let v = s
-            .write_records(
-                "acme",
-                "platform",
-                &[put("orders", "1", "{}"), put("products", "p", "{}")],
-                1,
-            )
-            .unwrap();
-        assert_eq!(v, [1, 2]);
-        // Another tenant counts on its own.
-        assert_eq!(
-            s.write_records("globex", "platform", &[put("orders", "1", "{}")], 1)
-                .unwrap(),
-            [1]
-        );
-        let delete = RecordWrite {
-            collection: "orders".into(),
-            id: "1".into(),
-            body: None,
-        };
-        assert_eq!(
-            s.write_records("acme", "platform", std::slice::from_ref(&delete), 2)
-                .unwrap(),
-            [3]
-        );
-        // Deleting it again changes nothing: the record keeps its version.
-        assert_eq!(
-            s.write_records("acme", "platform", &[delete], 2).unwrap(),
-            [3]
-        );
-        let changes = s
-            .record_changes("acme", "orders", 0, PageLimit::records(10))
-            .unwrap()
-            .records;
-        assert_eq!(changes.len(), 1);
-        assert!(changes[0].is_deleted());
-        assert_eq!(changes[0].version, 3);
-        assert!(
-            s.record_changes("acme", "orders", 3, PageLimit::records(10))
-                .unwrap()
-                .records
-                .is_empty()
-        );
-        assert!(matches!(
-            s.write_records("nobody", "platform", &[put("orders", "1", "{}")], 1),
-            Err(StorageError::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn a_page_ends_at_its_record_or_byte_limit_and_says_whether_more_follow() {
-        let s = store();
-        let body = |n: usize| format!(r#"{{"x":"{}"}}"#, "a".repeat(n));
-        s.write_records(
-            "acme",
-            "platform",
-            &[
-                put("orders", "a", &body(100)),
-                put("orders", "b", &body(100)),
-                put("orders", "c", &body(100)),
-            ],
-            1,
-        )
-        .unwrap();
-        let page = |records, bytes| {
-            s.record_changes("acme", "orders", 0, PageLimit { records, bytes })
-                .unwrap()
-        };
-        let all = page(3, usize::MAX);
-        assert_eq!((ids(&all.records), all.more), (vec!["a", "b", "c"], false));
-        let two = page(2, usize::MAX);
-        assert_eq!((ids(&two.records), two.more), (vec!["a", "b"], true));
-        // By bytes: two bodies fit in 250, the third would not.
-        let cut = page(10, 250);
-        assert_eq!((ids(&cut.records), cut.more), (vec!["a", "b"], true));
-        // No count at all (as large as the query allows) is not an overflow.
-        let every = page(usize::MAX, usize::MAX);
-        assert_eq!((every.records.len(), every.more), (3, false));
-        // One record always comes, however small the budget.
-        let one = page(10, 1);
-        assert_eq!((ids(&one.records), one.more), (vec!["a"], true));
-    }
-
-    #[test]
-    fn each_consumer_has_its_own_pending_set_and_a_change_makes_a_record_pending_again() {
-        let s = store();
-        s.write_records(
-            "acme",
-            "platform",
-            &[put("orders", "a", "{}"), put("orders", "b", "{}")],
-            1,
-        )
-        .unwrap();
-        run_effects(
-            &s,
-            "xero",
-            RecordEffects {
-                acks: vec![ack("a", 1)],
-                ..Default::default()
-            },
-        );
-        let pending = |who: &str| {
-            s.pending_records("acme", who, "orders", 0, PageLimit::records(10))
-                .unwrap()
-                .records
-        };
-        assert_eq!(ids(&pending("xero")), ["b"]);
-        assert_eq!(ids(&pending("staingard")), ["a", "b"]);
-        // A change after the ack: pending again for xero.
-        s.write_records("acme", "platform", &[put("orders", "a", r#"{"x":1}"#)], 2)
-            .unwrap();
-        assert_eq!(ids(&pending("xero")), ["b", "a"]);
-        // Un-acknowledged by the operator: pending again even unchanged.
-        run_effects(
-            &s,
-            "xero",
-            RecordEffects {
-                acks: vec![ack("a", 3), ack("b", 2)],
-                ..Default::default()
-            },
-        );
-        assert!(pending("xero").is_empty());
-        assert!(s.unack_record("acme", "xero", "orders", "b").unwrap());
-        assert!(!s.unack_record("acme", "xero", "orders", "b").unwrap());
-        assert_eq!(ids(&pending("xero")), ["b"]);
-        let acks = s.record_acks("acme", "orders", "a").unwrap();
-        assert_eq!(acks.len(), 1);
-        assert_eq!(
-            (acks[0].installation.as_str(), acks[0].version),
-            ("xero", 3)
-        );
-    }
-
-    #[test]
-    fn an_ack_cannot_run_ahead_of_the_record_nor_name_a_missing_one() {
-        let s = store();
-        s.write_records("acme", "platform", &[put("orders", "a", "{}")], 1)
-            .unwrap();
-        run_effects(
-            &s,
-            "xero",
-            RecordEffects {
-                acks: vec![ack("a", 1_000_000), ack("missing", 1)],
-                ..Default::default()
-            },
-        );
-        let acks = s.record_acks("acme", "orders", "a").unwrap();
-        assert_eq!(acks[0].version, 1, "clamped to the record's version");
-        assert!(
-            s.record_acks("acme", "orders", "missing")
-                .unwrap()
-                .is_empty()
-        );
-        // So the next change is still seen.
-        s.write_records("acme", "platform", &[put("orders", "a", "{}")], 2)
-            .unwrap();
-        assert_eq!(
-            ids(&s
-                .pending_records("acme", "xero", "orders", 0, PageLimit::records(10))
-                .unwrap()
-                .records),
-            ["a"]
-        );
-    }
-
-    #[test]
-    fn annotations_of_a_missing_record_are_dropped_and_old_notes_make_room() {
-        let s = store();
-        s.write_records("acme", "platform", &[put("orders", "a", "{}")], 1)
-            .unwrap();
-        let note = |id: &str, n: usize| RecordAnnotation {
-            collection: "orders".into(),
-            id: id.into(),
-            change: AnnotationChange::Note(format!("n{n}")),
-        };
-        run_effects(
-            &s,
-            "xero",
-            RecordEffects {
-                annotations: (0..MAX_NOTES_KEPT + 5)
-                    .map(|n| note("a", n))
-                    .chain([note("missing", 0)])
-                    .collect(),
-                ..Default::default()
-            },
-        );
-        let kept = s.record_annotations("acme", "xero", "orders", "a").unwrap();
-        assert_eq!(kept.notes.len(), MAX_NOTES_KEPT);
-        assert_eq!(kept.notes[0], "n5", "the oldest went first");
-        assert!(
-            s.all_record_annotations("acme", "orders", "missing")
-                .unwrap()
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn a_run_writes_as_its_installation_and_annotates_only_its_own_view() {
-        let s = store();
-        run_effects(
-            &s,
-            "shop",
-            RecordEffects {
-                writes: vec![put("stock", "sku-1", r#"{"quantity":3}"#)],
-                annotations: vec![
-                    RecordAnnotation {
-                        collection: "stock".into(),
-                        id: "sku-1".into(),
-                        change: AnnotationChange::Note("first".into()),
-                    },
-                    RecordAnnotation {
-                        collection: "stock".into(),
-                        id: "sku-1".into(),
-                        change: AnnotationChange::Note("second".into()),
-                    },
-                    RecordAnnotation {
-                        collection: "stock".into(),
-                        id: "sku-1".into(),
-                        change: AnnotationChange::Flag(Some("awaiting-action".into())),
-                    },
-                ],
-                ..Default::default()
-            },
-        );
-        let record = s.record("acme", "stock", "sku-1").unwrap().unwrap();
-        assert_eq!(record.writer, "shop");
-        let mine = s
-            .record_annotations("acme", "shop", "stock", "sku-1")
-            .unwrap();
-        assert_eq!(mine.notes, ["first", "second"]);
-        assert_eq!(mine.flag.as_deref(), Some("awaiting-action"));
-        let theirs = s
-            .record_annotations("acme", "other", "stock", "sku-1")
-            .unwrap();
-        assert_eq!(theirs, Annotations::default());
-        let all = s.all_record_annotations("acme", "stock", "sku-1").unwrap();
-        assert_eq!(all.len(), 1);
-        assert_eq!((all[0].0.as_str(), &all[0].1), ("shop", &mine));
-        assert!(s.record("globex", "stock", "sku-1").unwrap().is_none());
     }
 }

@@ -1182,10 +1182,47 @@ fn record_run(tx: &Connection, effects: &RunEffects) -> Result<i64, StorageError
 /// in-memory database for each behaviour.
 #[cfg(test)]
 mod conformance {
+    use crate::storage::conformance::CommitEffects;
+    use crate::storage::{ArtifactEffects, RecordEffects, Scope, StorageError};
+
     async fn fresh() -> Option<std::sync::Arc<super::SqliteStore>> {
         Some(std::sync::Arc::new(
             super::SqliteStore::in_memory().expect("an in-memory database"),
         ))
+    }
+
+    #[async_trait::async_trait]
+    impl CommitEffects for super::SqliteStore {
+        async fn commit_record_effects(
+            &self,
+            scope: &Scope,
+            effects: &RecordEffects,
+            now: i64,
+        ) -> Result<(), StorageError> {
+            let (scope, effects) = (scope.clone(), effects.clone());
+            self.off_worker(move |s| {
+                s.write_grouped(move |tx| {
+                    crate::storage::records_sqlite::apply_in(tx, &scope, &effects, now)
+                })
+            })
+            .await
+        }
+
+        async fn commit_artifact_effects(
+            &self,
+            scope: &Scope,
+            effects: &ArtifactEffects,
+            run_id: i64,
+            now: i64,
+        ) -> Result<(), StorageError> {
+            let (scope, effects) = (scope.clone(), effects.clone());
+            self.off_worker(move |s| {
+                s.write_grouped(move |tx| {
+                    crate::storage::artifacts_sqlite::apply_in(tx, &scope, &effects, run_id, now)
+                })
+            })
+            .await
+        }
     }
 
     crate::storage::conformance::conformance_suite!(fresh);

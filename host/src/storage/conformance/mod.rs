@@ -11,12 +11,40 @@
 //! macro, and so runs on every backend at once.
 
 pub(crate) mod admin;
+pub(crate) mod artifacts;
 pub(crate) mod kv;
 pub(crate) mod oauth;
 pub(crate) mod queue;
+pub(crate) mod records;
 pub(crate) mod registry;
 pub(crate) mod state_history;
 pub(crate) mod webhooks;
+
+use crate::storage::{ArtifactEffects, RecordEffects, Scope, StorageError};
+
+/// What a finished run commits of its records and artifacts, each in one
+/// transaction of its own, through the backend's `apply_in` (the function
+/// its `RunLedger::finish_run` calls inside the run's transaction): for the
+/// behaviours of those concerns, which choose the run's id themselves.
+#[async_trait::async_trait]
+pub(crate) trait CommitEffects: Send + Sync {
+    /// Commits `effects` as `scope`'s run at `now`.
+    async fn commit_record_effects(
+        &self,
+        scope: &Scope,
+        effects: &RecordEffects,
+        now: i64,
+    ) -> Result<(), StorageError>;
+
+    /// Commits `effects` as `scope`'s run `run_id` at `now`.
+    async fn commit_artifact_effects(
+        &self,
+        scope: &Scope,
+        effects: &ArtifactEffects,
+        run_id: i64,
+        now: i64,
+    ) -> Result<(), StorageError>;
+}
 
 /// Declares, in the module it is used in, one `#[tokio::test]` per
 /// behaviour of the suite, each on a fresh store made by `$fresh` (an async
@@ -59,6 +87,21 @@ macro_rules! conformance_suite {
             state_history::a_direct_write_is_recorded_as_such_and_removal_deletes_the_history,
             state_history::concurrent_changes_each_replace_the_value_before,
             state_history::a_rewind_and_a_runs_commit_at_once_do_not_interleave,
+            records::versions_rise_per_tenant_and_a_delete_leaves_a_tombstone,
+            records::a_page_ends_at_its_record_or_byte_limit_and_says_whether_more_follow,
+            records::each_consumer_has_its_own_pending_set_and_a_change_makes_a_record_pending_again,
+            records::an_ack_cannot_run_ahead_of_the_record_nor_name_a_missing_one,
+            records::annotations_of_a_missing_record_are_dropped_and_old_notes_make_room,
+            records::a_run_writes_as_its_installation_and_annotates_only_its_own_view,
+            records::concurrent_writers_of_one_tenant_get_distinct_versions,
+            artifacts::a_staged_version_is_served_only_once_published,
+            artifacts::a_version_published_in_the_same_second_is_a_second_later,
+            artifacts::retention_keeps_the_newest_versions_and_serves_no_other,
+            artifacts::abandoned_staging_is_deleted_at_the_next_publish_and_on_demand,
+            artifacts::a_dropped_or_abandoned_staging_cannot_be_published,
+            artifacts::an_id_is_never_given_again_so_a_drop_list_names_only_its_own_versions,
+            artifacts::the_feed_token_is_kept_as_its_hash_and_replaced_at_once,
+            artifacts::concurrent_publishers_of_one_artifact_are_numbered_in_turn,
         );
     };
     (@tests $fresh:path; $($concern:ident :: $behaviour:ident),* $(,)?) => {

@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::CommitEffects;
 use crate::secrets::SealedSecret;
 use crate::storage::{
-    InstallationRow, KvBackend, OAuthStore, Registry, ScheduleRow, Scope, StorageError,
-    StoredSecret, TenantRow, WebhookStore,
+    AnnotationChange, ArtifactStore, InstallationRow, KvBackend, OAuthStore, PageLimit, RecordAck,
+    RecordAnnotation, RecordEffects, RecordStore, RecordWrite, Registry, ScheduleRow, Scope,
+    StorageError, StoredSecret, TenantRow, WebhookStore,
 };
 
 pub(crate) fn tenant(id: &str) -> TenantRow {
@@ -226,7 +228,14 @@ where
 
 pub(crate) async fn removal_keeps_a_tombstone_and_drops_the_installations_data<S>(store: Arc<S>)
 where
-    S: Registry + KvBackend + OAuthStore + WebhookStore + ?Sized,
+    S: Registry
+        + KvBackend
+        + OAuthStore
+        + WebhookStore
+        + ArtifactStore
+        + RecordStore
+        + CommitEffects
+        + ?Sized,
 {
     store.add_tenant(tenant("acme")).await.unwrap();
     let shop = installation("acme", "shop");
@@ -252,6 +261,45 @@ where
         .unwrap();
     store
         .set_webhook_secret_hash(&scope, [9; 32], 1_700_000_250)
+        .await
+        .unwrap();
+    super::artifacts::publish(&*store, "shop", "feed.xml", b"v1", 1_700_000_250, 3).await;
+    let staged = store
+        .stage_artifact(&scope, "half.xml", "text/xml", 1_700_000_250)
+        .await
+        .unwrap();
+    store
+        .set_feed_token_hash(&scope, [8; 32], 1_700_000_250)
+        .await
+        .unwrap();
+    let other = Scope {
+        tenant: "acme".into(),
+        installation: "other".into(),
+    };
+    store
+        .set_feed_token_hash(&other, [7; 32], 1_700_000_250)
+        .await
+        .unwrap();
+    // The installation's run writes, acknowledges and annotates a record.
+    let effects = RecordEffects {
+        writes: vec![RecordWrite {
+            collection: "orders".into(),
+            id: "1".into(),
+            body: Some("{}".into()),
+        }],
+        acks: vec![RecordAck {
+            collection: "orders".into(),
+            id: "1".into(),
+            version: 1,
+        }],
+        annotations: vec![RecordAnnotation {
+            collection: "orders".into(),
+            id: "1".into(),
+            change: AnnotationChange::Note("exported".into()),
+        }],
+    };
+    store
+        .commit_record_effects(&scope, &effects, 1_700_000_250)
         .await
         .unwrap();
     let stale = store
@@ -284,6 +332,46 @@ where
     assert_eq!(store.kv_get(&scope, "cursor").await.unwrap(), None);
     assert_eq!(store.oauth_token_set("acme", "shop").await.unwrap(), None);
     assert_eq!(store.webhook_secret_hash(&scope).await.unwrap(), None);
+    assert!(store.artifacts(&scope).await.unwrap().is_empty());
+    assert_eq!(store.feed_token_hash(&scope).await.unwrap(), None);
+    assert_eq!(
+        store.feed_token_hash(&other).await.unwrap(),
+        Some([7; 32]),
+        "another installation's artifacts stay"
+    );
+    assert_eq!(
+        store.drop_abandoned_artifacts(i64::MAX).await.unwrap(),
+        0,
+        "its staged version {staged} went too"
+    );
+    // The records are the tenant's: they, and what the installation made
+    // of them, stay (the operator still sees its annotations).
+    let record = store.record("acme", "orders", "1").await.unwrap().unwrap();
+    assert_eq!(record.writer, "shop");
+    assert_eq!(
+        store
+            .record_acks("acme", "orders", "1")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .all_record_annotations("acme", "orders", "1")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .pending_records("acme", "shop", "orders", 0, PageLimit::records(10))
+            .await
+            .unwrap()
+            .records
+            .is_empty()
+    );
     assert!(matches!(
         store.insert_installation(shop, vec![], vec![]).await,
         Err(StorageError::Conflict(_))

@@ -278,10 +278,8 @@ impl RunLedger for PgStore {
         if let Some(s) = settlement {
             end_claim_in(&tx, &s.active).await?;
         }
-        if !records.is_empty() || !artifacts.is_empty() {
-            return Err(StorageError::Database(
-                "records and artifacts are not kept on PostgreSQL yet".into(),
-            ));
+        if !records.is_empty() {
+            super::records::apply_in(&tx, &scope, records, *settled_at).await?;
         }
         let run_id = insert_run(&tx, run).await?;
         let by = Attribution {
@@ -291,6 +289,9 @@ impl RunLedger for PgStore {
         apply_in(&tx, &scope, kv_changes, &by, kv_history.keep_versions()).await?;
         if let Some(token) = kv_history.checkpoint {
             attribute_checkpoints(&tx, &scope, token, run_id).await?;
+        }
+        if !artifacts.is_empty() {
+            super::artifacts::apply_in(&tx, &scope, artifacts, run_id, *settled_at).await?;
         }
         insert_calls(&tx, run, Some(run_id), http_calls).await?;
         if let Some(receipt) = webhook_delivery {

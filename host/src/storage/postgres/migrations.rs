@@ -265,6 +265,93 @@ const MIGRATIONS: &[&str] = &[
         through_run  bigint NOT NULL,
         PRIMARY KEY (tenant, installation)
     );",
+    // 8: the tenant's shared records (`records.rs`): each tenant's version
+    // counter (its row locked by a writer until it commits), the records (a
+    // deleted one keeps its row, body NULL, so change feeds see it), each
+    // consumer's acknowledgements and each installation's annotations
+    // (notes oldest first). No foreign keys: a run's effects must never fail
+    // to commit because of what its guest named, and a tenant's records
+    // outlive its installations. The live records of a collection by
+    // version are what the pending query walks.
+    "CREATE TABLE record_versions (
+        tenant  text COLLATE \"C\" PRIMARY KEY,
+        version bigint NOT NULL
+    );
+    CREATE TABLE records (
+        tenant     text COLLATE \"C\" NOT NULL,
+        collection text COLLATE \"C\" NOT NULL,
+        id         text COLLATE \"C\" NOT NULL,
+        version    bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        writer     text NOT NULL,
+        body       text,
+        PRIMARY KEY (tenant, collection, id)
+    );
+    CREATE UNIQUE INDEX records_by_version ON records (tenant, collection, version);
+    CREATE INDEX records_live_by_version ON records (tenant, collection, version)
+        WHERE body IS NOT NULL;
+    CREATE TABLE record_acks (
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        collection   text COLLATE \"C\" NOT NULL,
+        id           text COLLATE \"C\" NOT NULL,
+        version      bigint NOT NULL,
+        acked_at     bigint NOT NULL,
+        PRIMARY KEY (tenant, installation, collection, id)
+    );
+    CREATE INDEX record_acks_by_record ON record_acks (tenant, collection, id);
+    CREATE TABLE record_annotations (
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        collection   text COLLATE \"C\" NOT NULL,
+        id           text COLLATE \"C\" NOT NULL,
+        external_ref text,
+        notes        text[] NOT NULL,
+        flag         text,
+        updated_at   bigint NOT NULL,
+        PRIMARY KEY (tenant, installation, collection, id)
+    );
+    CREATE INDEX record_annotations_by_record ON record_annotations (tenant, collection, id);",
+    // 9: published artifacts (`artifacts.rs`): each version of an
+    // installation's artifact (staged while a run writes it: no version
+    // number yet), its bytes in chunks deleted with it, and each
+    // installation's feed access token, as its sha256 only. No foreign key
+    // to installations: a trial run publishes under a name that may not be
+    // installed; removing an installation deletes them. Ids come from an
+    // identity, never reused. Published version numbers are unique per
+    // artifact (staged versions, NULL, are distinct); the index also finds
+    // an installation's staged versions when it is removed.
+    "CREATE TABLE artifact_versions (
+        id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        name         text COLLATE \"C\" NOT NULL,
+        version      bigint,
+        content_type text NOT NULL,
+        size         bigint NOT NULL DEFAULT 0,
+        sha256       text,
+        staged_at    bigint NOT NULL,
+        published_at bigint,
+        run_id       bigint,
+        chunks       bigint NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX artifact_versions_published
+        ON artifact_versions (tenant, installation, name, version);
+    CREATE INDEX artifact_versions_staged ON artifact_versions (staged_at)
+        WHERE version IS NULL;
+    CREATE TABLE artifact_chunks (
+        version_id bigint NOT NULL REFERENCES artifact_versions (id) ON DELETE CASCADE,
+        seq        bigint NOT NULL,
+        data       bytea NOT NULL,
+        PRIMARY KEY (version_id, seq)
+    );
+    CREATE TABLE feed_tokens (
+        tenant       text COLLATE \"C\" NOT NULL,
+        installation text COLLATE \"C\" NOT NULL,
+        token_sha256 bytea NOT NULL,
+        created_at   bigint NOT NULL,
+        PRIMARY KEY (tenant, installation)
+    );",
 ];
 
 impl PgStore {

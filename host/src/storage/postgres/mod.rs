@@ -1,17 +1,20 @@
 //! The PostgreSQL backend, a sibling of [`SqliteStore`](super::SqliteStore)
 //! for a platform that runs several `serve` nodes on one database (issue 12).
 //!
-//! Being built concern by concern, each held to the store's conformance
-//! suite (`../conformance/`) exactly as SQLite is: so far the key-value data
-//! ([`KvBackend`](super::KvBackend), `kv.rs`), the registry of tenants and
-//! installations ([`Registry`](super::Registry), `registry.rs`), the admin
-//! API's tokens and audit ([`AdminStore`](super::AdminStore), `admin.rs`)
+//! Every concern of [`Store`](super::Store) is here, each held to the
+//! store's conformance suite (`../conformance/`) exactly as SQLite is: the
+//! key-value data ([`KvBackend`](super::KvBackend), `kv.rs`) and its
+//! history ([`StateHistory`](super::StateHistory), `state_history.rs`), the
+//! registry of tenants and installations ([`Registry`](super::Registry),
+//! `registry.rs`), the run ledger ([`RunLedger`](super::RunLedger),
+//! [`History`](super::History), `ledger.rs`), the work queue with its
+//! leases ([`WorkQueue`](super::WorkQueue), `queue.rs`), the tenant's
+//! records ([`RecordStore`](super::RecordStore), `records.rs`), published
+//! artifacts ([`ArtifactStore`](super::ArtifactStore), `artifacts.rs`),
 //! OAuth2 credentials ([`OAuthStore`](super::OAuthStore), `oauth.rs`),
-//! webhook secrets ([`WebhookStore`](super::WebhookStore), `webhooks.rs`)
-//! and the history of the key-value data
-//! ([`StateHistory`](super::StateHistory), `state_history.rs`). It is not
-//! selectable from the command line until every concern of
-//! [`Store`](super::Store) is here.
+//! webhook secrets ([`WebhookStore`](super::WebhookStore), `webhooks.rs`),
+//! the admin API's tokens and audit ([`AdminStore`](super::AdminStore),
+//! `admin.rs`) and the gauges ([`Gauges`](super::Gauges), `gauges.rs`).
 //!
 //! - Connections come from a `deadpool-postgres` pool; every call takes one
 //!   for its statement or transaction and gives it back.
@@ -23,11 +26,13 @@
 //!   locale.
 
 mod admin;
+mod artifacts;
 mod kv;
 mod ledger;
 mod migrations;
 mod oauth;
 mod queue;
+mod records;
 mod registry;
 mod state_history;
 mod webhooks;
@@ -263,8 +268,41 @@ mod tests {
 /// fresh schema for each behaviour.
 #[cfg(test)]
 mod conformance {
+    use crate::storage::conformance::CommitEffects;
+    use crate::storage::{ArtifactEffects, RecordEffects, Scope, StorageError};
+
     async fn fresh() -> Option<std::sync::Arc<super::PgStore>> {
         super::test_store().await.map(std::sync::Arc::new)
+    }
+
+    #[async_trait::async_trait]
+    impl CommitEffects for super::PgStore {
+        async fn commit_record_effects(
+            &self,
+            scope: &Scope,
+            effects: &RecordEffects,
+            now: i64,
+        ) -> Result<(), StorageError> {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            super::records::apply_in(&tx, scope, effects, now).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn commit_artifact_effects(
+            &self,
+            scope: &Scope,
+            effects: &ArtifactEffects,
+            run_id: i64,
+            now: i64,
+        ) -> Result<(), StorageError> {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            super::artifacts::apply_in(&tx, scope, effects, run_id, now).await?;
+            tx.commit().await?;
+            Ok(())
+        }
     }
 
     crate::storage::conformance::conformance_suite!(fresh);

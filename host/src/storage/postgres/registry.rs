@@ -2,9 +2,15 @@
 //! SQLite's (`../installations.rs`), held to the same conformance suite.
 //! JSON columns hold the same text SQLite's do.
 //!
+//! Removal deletes the installation's data as SQLite's does, its artifacts
+//! included; the tenant's records, and the installation's acknowledgements
+//! and annotations of them, stay (as on SQLite: they are the tenant's, and
+//! the operator still sees a removed installation's annotations).
+//!
 //! Not yet here, with the concerns that bring their tables: removal's
 //! refusal while a run is in progress (the work queue's `active_runs`) and
-//! its deletion of the installation's queued runs and artifacts.
+//! its deletion of the installation's queued runs, artifacts and state
+//! history.
 
 use std::path::Path;
 
@@ -446,6 +452,7 @@ impl Registry for PgStore {
             installation: id.to_string(),
         };
         super::state_history::remove_in(&tx, &scope).await?;
+        super::artifacts::remove_in(&tx, &scope).await?;
         tx.commit().await?;
         Ok(())
     }
