@@ -15,6 +15,7 @@ mod feeds;
 mod google_store_reviews;
 mod instagram;
 mod layering;
+mod multinode;
 mod oauth;
 mod observability;
 mod operations;

@@ -17,19 +17,30 @@ use crate::cli::{airlock, command, expect, text};
 pub(crate) struct Site {
     dir: tempfile::TempDir,
     pub(crate) db: PathBuf,
+    /// More environment for every command (a PostgreSQL database's).
+    env: Vec<(String, String)>,
 }
 
 impl Site {
     pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("airlock.db");
-        let site = Self { dir, db };
+        let site = Self {
+            dir,
+            db,
+            env: Vec::new(),
+        };
         expect(
             &site.run(&["keygen", &site.key().display().to_string()]),
             0,
             "mode 0600",
         );
         site
+    }
+
+    /// The site's directory (the database file's, the plugin store's).
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub(crate) fn key(&self) -> PathBuf {
@@ -39,8 +50,15 @@ impl Site {
     pub(crate) fn cmd(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = command(args, &self.db);
         cmd.env("AIRLOCK_MASTER_KEY_FILE", self.key())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// Every command of this site also gets `key`=`value` in its
+    /// environment.
+    pub(crate) fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     pub(crate) fn run(&self, args: &[&str]) -> Output {
@@ -61,7 +79,7 @@ impl Site {
 
     /// Tenant `acme` with `plugins/misbehaving` installed live as `acme/m`
     /// (its check fails on purpose, so it is installed without one).
-    fn install_misbehaving(&self) {
+    pub(crate) fn install_misbehaving(&self) {
         self.ok(&["tenant", "add", "acme"]);
         self.ok(&[
             "install",
@@ -83,7 +101,7 @@ impl Site {
         Server::start(self.cmd(&args))
     }
 
-    fn runs_json(&self, args: &[&str]) -> Vec<serde_json::Value> {
+    pub(crate) fn runs_json(&self, args: &[&str]) -> Vec<serde_json::Value> {
         let mut all = vec!["runs", "list", "--json"];
         all.extend_from_slice(args);
         serde_json::from_str(&self.ok(&all)).unwrap()

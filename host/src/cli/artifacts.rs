@@ -147,7 +147,7 @@ pub(super) fn label(scope: &Scope) -> String {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<u8> {
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let scope = &args.target;
     let current = store.artifacts(scope).await?;
     let mut rows = Vec::new();
@@ -232,7 +232,7 @@ async fn version_of(
 }
 
 async fn get(args: GetArgs) -> anyhow::Result<u8> {
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let version = version_of(&*store, &args.target, &args.name, args.version).await?;
     let (mut out, temp): (Box<dyn std::io::Write>, _) = match &args.output {
         Some(path) => {
@@ -292,7 +292,7 @@ async fn get(args: GetArgs) -> anyhow::Result<u8> {
 }
 
 async fn token_command(args: TokenArgs) -> anyhow::Result<u8> {
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let scope = &args.target;
     let installed = store
         .installation(&scope.tenant, &scope.installation)

@@ -163,7 +163,7 @@ async fn check_target(args: &CheckArgs) -> anyhow::Result<CheckTarget> {
     if !args.config.is_empty() {
         anyhow::bail!("--config applies to a plugin directory; {text} uses its stored config");
     }
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let row = lifecycle::installation_row(&*store, &tenant, &id).await?;
     let plugin = lifecycle::installed_plugin(&*store, &row)?;
     let stored: Vec<String> = row.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -481,7 +481,7 @@ fn unapproved_rules(
 }
 
 async fn audit(args: AuditArgs) -> anyhow::Result<u8> {
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let permitted = args.permitted.load()?;
     let mut entries = Vec::new();
     let mut dirs = args.plugin_dirs.clone();
@@ -551,7 +551,7 @@ async fn audit(args: AuditArgs) -> anyhow::Result<u8> {
 }
 
 async fn log(args: LogArgs) -> anyhow::Result<u8> {
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let filter = AuditFilter {
         denied_only: args.denied,
         since_ms: args

@@ -113,7 +113,7 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<u8> {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<u8> {
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let rows = store.runs(filter(&args)?).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -147,7 +147,7 @@ async fn list(args: ListArgs) -> anyhow::Result<u8> {
 }
 
 async fn show(id: i64, json: bool, db: &DbArgs) -> anyhow::Result<u8> {
-    let store = db.open()?;
+    let store = db.open().await?;
     let Some((run, report)) = store.run(id).await? else {
         bail!("no run #{id}");
     };
@@ -318,7 +318,11 @@ pub async fn notifications(command: NotificationsCommand) -> anyhow::Result<u8> 
             json,
             db,
         } => {
-            let rows = db.open()?.notifications(tenant.as_deref(), all).await?;
+            let rows = db
+                .open()
+                .await?
+                .notifications(tenant.as_deref(), all)
+                .await?;
             let mut out = std::io::stdout().lock();
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
@@ -351,7 +355,7 @@ pub async fn notifications(command: NotificationsCommand) -> anyhow::Result<u8> 
             }
         }
         NotificationsCommand::Ack { ids, by, db } => {
-            let store = db.open()?;
+            let store = db.open().await?;
             let by = by
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "operator".into());

@@ -47,7 +47,7 @@ use clap::{Parser, Subcommand};
 
 use airlock::egress::{AddressPolicy, ExtraRoots, Grants, PermittedDomains, ResolveOverrides};
 use airlock::secrets::{Keyring, MasterKey};
-use airlock::storage::Store;
+use airlock::storage::{PgOptions, PgStore, Store};
 use airlock::{Airlock, AirlockOptions, SqliteStore};
 
 pub use parse::{
@@ -222,10 +222,13 @@ enum Command {
     },
 }
 
-/// The database: storage, run records and the egress audit.
+/// The database: storage, run records and the egress audit. SQLite (a
+/// file, the default) or PostgreSQL (`--database`, for several `serve`
+/// nodes on one database).
 #[derive(Debug, clap::Args)]
 pub struct DbArgs {
-    /// The SQLite database file (storage, run records, egress audit).
+    /// The SQLite database file (storage, run records, egress audit); its
+    /// directory holds the plugin store.
     #[arg(
         long,
         env = "AIRLOCK_DB",
@@ -233,19 +236,96 @@ pub struct DbArgs {
         value_name = "FILE"
     )]
     db: PathBuf,
+    /// Use this PostgreSQL database instead of the SQLite file:
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (or key=value pairs).
+    /// Several `serve` processes may share it. Give it in the environment
+    /// rather than on the command line, where other users see it.
+    #[arg(
+        long,
+        env = "AIRLOCK_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database: Option<DatabaseUrl>,
+    /// With --database: the directory of the plugin store (the plugins
+    /// installations are pinned to). Every node must see the same one, e.g.
+    /// a shared volume. Default: the current directory.
+    #[arg(long, env = "AIRLOCK_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// With --database: how long a run's claim holds unless its node renews
+    /// it (every third of this). A node that dies has its runs recovered by
+    /// another node this long after its last renewal.
+    #[arg(long, env = "AIRLOCK_LEASE", default_value = "30s",
+          value_parser = parse_duration, value_name = "DURATION")]
+    lease: std::time::Duration,
+    /// With --database: the most connections this process opens.
+    #[arg(long, default_value_t = 16, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    database_connections: u32,
+}
+
+/// A PostgreSQL URL, which may hold a password: never shown.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        // Checked here so a typo is a usage error, said without the URL.
+        match s.parse::<tokio_postgres::Config>() {
+            Ok(_) => Ok(Self(s.to_string())),
+            Err(e) => Err(format!("not a PostgreSQL URL or key=value list ({e})")),
+        }
+    }
 }
 
 impl DbArgs {
     /// Opens (creating and migrating) the database, as the store's traits
     /// offer it: what every command but the host's construction uses.
-    pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
-        let store: Arc<dyn Store> = self.open_backend()?;
-        Ok(store)
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        self.open_backend().await
     }
 
-    /// The composition root: the one place the CLI names the backend.
-    fn open_backend(&self) -> anyhow::Result<Arc<SqliteStore>> {
-        Ok(Arc::new(SqliteStore::open(&self.db)?))
+    /// Whether this is the SQLite file (one `serve` at a time, held by the
+    /// lock file beside it) rather than PostgreSQL.
+    pub fn is_sqlite(&self) -> bool {
+        self.database.is_none()
+    }
+
+    /// Where the data is, for messages: the SQLite file, or PostgreSQL's
+    /// host, port and database (never a user or password).
+    pub fn describe(&self) -> String {
+        match &self.database {
+            None => self.db.display().to_string(),
+            Some(url) => url
+                .0
+                .parse::<tokio_postgres::Config>()
+                .map(|c| airlock::storage::PgStore::describe(&c))
+                .unwrap_or_else(|_| "PostgreSQL".into()),
+        }
+    }
+
+    /// The composition root: the one place the CLI names the backends.
+    async fn open_backend(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let Some(url) = &self.database else {
+            return Ok(Arc::new(SqliteStore::open(&self.db)?));
+        };
+        let data_dir = match &self.data_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().context("the current directory")?,
+        };
+        let options = PgOptions {
+            max_connections: self.database_connections as usize,
+            lease: self.lease,
+            data_dir: Some(data_dir),
+        };
+        Ok(Arc::new(PgStore::connect(&url.0, options).await?))
     }
 }
 
@@ -288,7 +368,7 @@ impl KeyArgs {
 
 /// A host on the database, with the network and cache options and the
 /// master keys (the OAuth tokens it keeps are sealed with them).
-pub fn open_host_keyed(
+pub async fn open_host_keyed(
     db: &DbArgs,
     net: &NetArgs,
     cache: &CacheArgs,
@@ -301,23 +381,24 @@ pub fn open_host_keyed(
         airlock::runtime::HostLimits::default(),
         keyring,
     )
+    .await
 }
 
 /// [`open_host_keyed`] with these host maxima (`serve` sizes the instance pool
 /// from its concurrency) and master keys.
-pub fn open_host_with_limits(
+pub async fn open_host_with_limits(
     db: &DbArgs,
     net: &NetArgs,
     cache: &CacheArgs,
     limits: airlock::runtime::HostLimits,
     keyring: Option<Arc<Keyring>>,
 ) -> anyhow::Result<Airlock> {
-    open_host_with(db, net, cache, limits, &PublishArgs::default(), keyring)
+    open_host_with(db, net, cache, limits, &PublishArgs::default(), keyring).await
 }
 
 /// [`open_host_with_limits`], keeping as many versions of each artifact as
 /// `publish` says (`run` and `serve` publish).
-pub fn open_host_with(
+pub async fn open_host_with(
     db: &DbArgs,
     net: &NetArgs,
     cache: &CacheArgs,
@@ -325,7 +406,7 @@ pub fn open_host_with(
     publish: &PublishArgs,
     keyring: Option<Arc<Keyring>>,
 ) -> anyhow::Result<Airlock> {
-    let store = db.open_backend()?;
+    let store = db.open_backend().await?;
     let mut options = AirlockOptions {
         cache_dir: cache.dir(),
         limits,

@@ -51,11 +51,11 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<u8> {
                 id: id.clone(),
                 created_at: Utc::now().timestamp(),
             };
-            db.open()?.add_tenant(tenant).await?;
+            db.open().await?.add_tenant(tenant).await?;
             outln!("added tenant {id}");
         }
         TenantCommand::List { db } => {
-            let store = db.open()?;
+            let store = db.open().await?;
             let tenants = store.tenants().await?;
             if !tenants.is_empty() {
                 outln!("{:<20} {:<30} installations", "tenant", "name");
@@ -71,7 +71,7 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<u8> {
             }
         }
         TenantCommand::Remove { id, db } => {
-            db.open()?.remove_tenant(&id).await?;
+            db.open().await?.remove_tenant(&id).await?;
             outln!("removed tenant {id}");
         }
     }
@@ -176,9 +176,12 @@ impl HostArgs {
     /// The host and the master keys. The host holds the keys too: the
     /// connection test of a plugin with [oauth] gets a token from the
     /// sealed set, proving the client.
-    fn open(&self) -> anyhow::Result<(Airlock, Option<std::sync::Arc<airlock::secrets::Keyring>>)> {
+    async fn open(
+        &self,
+    ) -> anyhow::Result<(Airlock, Option<std::sync::Arc<airlock::secrets::Keyring>>)> {
         let keyring = self.key.keyring()?.map(std::sync::Arc::new);
-        let host = super::open_host_keyed(&self.db, &self.net, &self.cache, keyring.clone())?;
+        let host =
+            super::open_host_keyed(&self.db, &self.net, &self.cache, keyring.clone()).await?;
         Ok((host, keyring))
     }
 }
@@ -212,7 +215,7 @@ fn parse_schedules(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 pub async fn install(args: InstallArgs) -> anyhow::Result<u8> {
-    let (host, keyring) = args.host.open()?;
+    let (host, keyring) = args.host.open().await?;
     let request = InstallRequest {
         tenant: args.tenant.clone(),
         id: args.name.clone(),
@@ -267,7 +270,7 @@ pub struct ListArgs {
 }
 
 pub async fn list(args: ListArgs) -> anyhow::Result<u8> {
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let rows = store
         .installations(args.tenant.as_deref(), args.all)
         .await?;
@@ -330,7 +333,7 @@ pub struct RefArgs {
 
 pub async fn set_enabled(args: RefArgs, enabled: bool) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let now = Utc::now().timestamp();
     let row = lifecycle::set_enabled(&*store, &tenant, &id, enabled, None, now).await?;
     let state = if enabled { "enabled" } else { "disabled" };
@@ -351,7 +354,7 @@ pub struct ModeArgs {
 
 pub async fn mode(args: ModeArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let now = Utc::now().timestamp();
     let row = lifecycle::set_mode(&*store, &tenant, &id, args.mode, None, now).await?;
     outln!("{} is now in {} mode", row.label(), row.mode);
@@ -398,7 +401,8 @@ async fn reauthorise_oauth(args: ReauthoriseArgs) -> anyhow::Result<u8> {
         );
     }
     let keyring = args.host.key.keyring()?.map(std::sync::Arc::new);
-    let host = super::open_host_keyed(&args.host.db, &args.host.net, &args.host.cache, keyring)?;
+    let host =
+        super::open_host_keyed(&args.host.db, &args.host.net, &args.host.cache, keyring).await?;
     let (tenant, id) = parse_reference(&args.installation)?;
     let row = lifecycle::installation_row(store_of(&host), &tenant, &id).await?;
     let (plugin, installation) = lifecycle::load(store_of(&host), host.keyring(), &row).await?;
@@ -454,7 +458,7 @@ pub async fn reauthorise(args: ReauthoriseArgs) -> anyhow::Result<u8> {
     if args.oauth {
         return reauthorise_oauth(args).await;
     }
-    let (host, keyring) = args.host.open()?;
+    let (host, keyring) = args.host.open().await?;
     let (tenant, id) = parse_reference(&args.installation)?;
     let row = lifecycle::installation_row(store_of(&host), &tenant, &id).await?;
     let assignments = args.config.assignments()?;
@@ -498,7 +502,7 @@ pub struct UpgradeArgs {
 }
 
 pub async fn upgrade(args: UpgradeArgs) -> anyhow::Result<u8> {
-    let (host, keyring) = args.host.open()?;
+    let (host, keyring) = args.host.open().await?;
     let (tenant, id) = parse_reference(&args.installation)?;
     let row = lifecycle::installation_row(store_of(&host), &tenant, &id).await?;
     let plan = lifecycle::plan_upgrade(
@@ -555,7 +559,7 @@ pub struct RemoveArgs {
 
 pub async fn remove(args: RemoveArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let row = lifecycle::installation_row(&*store, &tenant, &id).await?;
     confirm(
         &format!(
@@ -593,7 +597,7 @@ pub struct ScheduleArgs {
 
 pub async fn schedule(args: ScheduleArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     // Only a zone given: the feed keeps its own schedule (its override, if it
     // has one); `--default` drops the override.
     let cron = match (&args.cron, args.default) {
@@ -667,7 +671,7 @@ pub async fn secrets(command: SecretsCommand) -> anyhow::Result<u8> {
             let keyring = key
                 .keyring()?
                 .ok_or(lifecycle::LifecycleError::NoMasterKey)?;
-            let n = lifecycle::reseal_secrets(&*db.open()?, &keyring).await?;
+            let n = lifecycle::reseal_secrets(&*db.open().await?, &keyring).await?;
             outln!(
                 "re-sealed {n} secret(s) under master key {}",
                 keyring.current_id()

@@ -194,7 +194,7 @@ pub async fn records(command: RecordsCommand) -> anyhow::Result<u8> {
 
 /// Opens the database and checks the tenant exists.
 async fn open(db: &DbArgs, tenant: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let store = db.open()?;
+    let store = db.open().await?;
     if !store.tenant_exists(tenant).await? {
         return Err(bad(format!("no tenant `{tenant}`")));
     }

@@ -100,7 +100,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         airlock::runtime::HostLimits::default(),
         &args.publish,
         keyring,
-    )?;
+    )
+    .await?;
     let store = store_of(&host);
     let id = args
         .installation

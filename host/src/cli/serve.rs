@@ -243,7 +243,7 @@ fn log_event(event: &Event) {
                 tenant,
                 installation,
                 feed = %feed,
-                message = %message,
+                reason = %message,
                 "FENCED   {label} {feed}: {message}"
             );
         }
@@ -294,12 +294,17 @@ async fn serve_with(args: ServeArgs) -> anyhow::Result<u8> {
     if args.max_concurrent == 0 || args.max_per_tenant == 0 {
         bail!("--max-concurrent and --max-per-tenant must be at least 1");
     }
-    let Some(_lock) = try_lock(&args.db.db)? else {
-        bail!(
-            "another `airlock serve` is running on {} (it holds {})",
-            args.db.db.display(),
-            lock_path(&args.db.db).display()
-        );
+    // On SQLite one `serve` at a time; on PostgreSQL any number of nodes.
+    let _lock = match args.db.is_sqlite() {
+        true => match try_lock(&args.db.db)? {
+            Some(lock) => Some(lock),
+            None => bail!(
+                "another `airlock serve` is running on {} (it holds {})",
+                args.db.db.display(),
+                lock_path(&args.db.db).display()
+            ),
+        },
+        false => None,
     };
     // One instance slot per run the scheduler may start at once: more is a
     // host failure (retried), never the guest's.
@@ -308,14 +313,17 @@ async fn serve_with(args: ServeArgs) -> anyhow::Result<u8> {
         ..HostLimits::default()
     };
     let keyring = args.key.keyring()?.map(Arc::new);
-    let host = Arc::new(open_host_with(
-        &args.db,
-        &args.net,
-        &args.cache,
-        limits,
-        &args.publish,
-        keyring.clone(),
-    )?);
+    let host = Arc::new(
+        open_host_with(
+            &args.db,
+            &args.net,
+            &args.cache,
+            limits,
+            &args.publish,
+            keyring.clone(),
+        )
+        .await?,
+    );
     // Artifacts staged by runs of a process that died are deleted.
     let abandoned = host
         .store()
@@ -350,7 +358,7 @@ async fn serve_with(args: ServeArgs) -> anyhow::Result<u8> {
         "airlock serve: {} installation(s) in {}; up to {} runs at once ({} per tenant); \
          catch-up {}, overlap {}, test-mode outbound {}",
         installations.len(),
-        args.db.db.display(),
+        args.db.describe(),
         options.max_concurrent,
         options.max_per_tenant,
         options.catch_up,
@@ -434,7 +442,7 @@ pub struct RunNowArgs {
 
 pub async fn run_now(args: RunNowArgs) -> anyhow::Result<u8> {
     let (tenant, id) = parse_reference(&args.installation)?;
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let now = Utc::now().timestamp();
     let queued = lifecycle::run_now(&*store, &tenant, &id, &args.feed, now).await?;
     let label = format!("{tenant}/{id}");
@@ -452,7 +460,7 @@ pub async fn run_now(args: RunNowArgs) -> anyhow::Result<u8> {
             args.feed
         );
     }
-    if try_lock(&args.db.db)?.is_some() {
+    if args.db.is_sqlite() && try_lock(&args.db.db)?.is_some() {
         println!(
             "note: no `airlock serve` is running on {}; the run starts when one does",
             args.db.db.display()

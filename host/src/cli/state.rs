@@ -162,7 +162,7 @@ fn value_line(value: Option<&ShownValue>, size: Option<u64>) -> String {
 
 async fn show(args: ShowArgs) -> anyhow::Result<u8> {
     let (tenant, id) = reference(&args.installation)?;
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let entries = state::show(
         &*store,
         &tenant,
@@ -213,7 +213,7 @@ async fn show(args: ShowArgs) -> anyhow::Result<u8> {
 
 async fn history(args: HistoryArgs) -> anyhow::Result<u8> {
     let (tenant, id) = reference(&args.installation)?;
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let versions = state::history(&*store, &tenant, &id, &args.key, args.limit as usize)
         .await
         .map_err(failed)?;
@@ -262,7 +262,7 @@ async fn rewind(args: RewindArgs) -> anyhow::Result<u8> {
     }
     let (tenant, id) = reference(&args.installation)?;
     let run = args.to_before_run;
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let plan = state::plan_rewind(&*store, &tenant, &id, run)
         .await
         .map_err(failed)?;
@@ -307,7 +307,7 @@ async fn rewind(args: RewindArgs) -> anyhow::Result<u8> {
 }
 
 async fn prune(args: PruneArgs) -> anyhow::Result<u8> {
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let retention = HistoryRetention {
         keep_days: args.keep_days,
         ..HistoryRetention::default()

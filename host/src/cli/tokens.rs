@@ -74,7 +74,7 @@ pub async fn tokens(command: TokensCommand) -> anyhow::Result<u8> {
             permissions,
             db,
         } => {
-            let store = db.open()?;
+            let store = db.open().await?;
             let scope = match tenant {
                 Some(t) => TokenScope::Tenant(t),
                 None => TokenScope::Operator,
@@ -94,7 +94,7 @@ pub async fn tokens(command: TokensCommand) -> anyhow::Result<u8> {
             outln!("{}", issued.token);
         }
         TokensCommand::List { db } => {
-            let store = db.open()?;
+            let store = db.open().await?;
             let tokens = store.admin_tokens().await?;
             if tokens.is_empty() {
                 outln!("no tokens (make one with `airlock tokens create`)");
@@ -115,7 +115,7 @@ pub async fn tokens(command: TokensCommand) -> anyhow::Result<u8> {
             }
         }
         TokensCommand::Revoke { id, db } => {
-            let store = db.open()?;
+            let store = db.open().await?;
             if !store.revoke_admin_token(id, Utc::now().timestamp()).await? {
                 return super::bad_input_exits(Err(super::bad(format!(
                     "no live token #{id} (see `airlock tokens list`)"
@@ -131,7 +131,7 @@ pub async fn tokens(command: TokensCommand) -> anyhow::Result<u8> {
             outln!("revoked token #{id}");
         }
         TokensCommand::Actions { tenant, limit, db } => {
-            let store = db.open()?;
+            let store = db.open().await?;
             for a in store.admin_actions(tenant.as_deref(), limit).await? {
                 let detail = if a.detail.is_empty() {
                     String::new()

@@ -101,7 +101,7 @@ fn hook_path(scope: &Scope, webhook: &str, secret: &str) -> String {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<u8> {
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let scope = &args.target;
     let hooks = declared(&*store, scope).await?;
     let has_secret = store.webhook_secret_hash(scope).await?.is_some();
@@ -139,7 +139,7 @@ async fn list(args: ListArgs) -> anyhow::Result<u8> {
 }
 
 async fn secret(args: SecretArgs) -> anyhow::Result<u8> {
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let scope = &args.target;
     let hooks = declared(&*store, scope).await?;
     let has_one = store.webhook_secret_hash(scope).await?.is_some();

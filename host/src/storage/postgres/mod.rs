@@ -27,6 +27,7 @@
 
 mod admin;
 mod artifacts;
+mod gauges;
 mod kv;
 mod ledger;
 mod migrations;
@@ -176,6 +177,14 @@ fn migration_failed(place: String, e: StorageError) -> StorageError {
             path: place,
             source: Box::new(other),
         },
+    }
+}
+
+impl PgStore {
+    /// `postgres host:port/database` of `config`, for messages: no user,
+    /// no password.
+    pub fn describe(config: &tokio_postgres::Config) -> String {
+        describe(config)
     }
 }
 

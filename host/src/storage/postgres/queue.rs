@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio_postgres::Row;
 
 use super::PgStore;
+use super::state_history::INSTALLATION_LOCK_SEED;
 use crate::storage::{
     ActiveRun, Holder, QueuedRun, SchedulePlan, ScheduleRow, StorageError, WorkQueue,
 };
@@ -214,6 +215,30 @@ impl PgStore {
     }
 }
 
+/// Locks installations (`tenants[i]`, `installations[i]`, in key order)
+/// inside `tx` as a run's record does: rows first, then advisory locks.
+async fn lock_installations(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenants: &[&str],
+    installations: &[&str],
+) -> Result<(), StorageError> {
+    tx.execute(
+        "SELECT 1 FROM installations i
+         JOIN unnest($1::text[], $2::text[]) AS k (tenant, id)
+           ON i.tenant = k.tenant AND i.id = k.id
+         ORDER BY i.tenant, i.id FOR KEY SHARE OF i",
+        &[&tenants, &installations],
+    )
+    .await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k.tenant || '/' || k.id, $3))
+         FROM unnest($1::text[], $2::text[]) AS k (tenant, id)",
+        &[&tenants, &installations, &INSTALLATION_LOCK_SEED],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Claims the queued runs `ids` (in that order of preference) under a
 /// lease, in one statement: each row is locked or skipped (another node
 /// holds it), its tenant's runs in progress counted (`$5` at most, the
@@ -381,6 +406,17 @@ impl WorkQueue for PgStore {
             &[&tenants],
         )
         .await?;
+        // Then each installation, as a run's record locks it (its row, then
+        // its advisory lock: see `ledger.rs`), so a rewind that found no
+        // run in progress commits before one starts.
+        let mut keys: Vec<(&str, &str)> = runs
+            .iter()
+            .map(|r| (r.tenant.as_str(), r.installation.as_str()))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let (key_tenants, key_installations): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+        lock_installations(&tx, &key_tenants, &key_installations).await?;
         let claim = tx.prepare_cached(CLAIM).await?;
         let claimed: std::collections::HashSet<i64> = tx
             .query(
@@ -412,7 +448,12 @@ impl WorkQueue for PgStore {
     async fn claim_unqueued(&self, run: ActiveRun, _holder: Holder) -> Result<bool, StorageError> {
         // Whoever claims (serve, or `airlock run`) holds a lease this
         // store renews while its process lives.
-        self.insert_active(&self.client().await?, &run).await
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        lock_installations(&tx, &[&run.tenant], &[&run.installation]).await?;
+        let claimed = self.insert_active(&tx, &run).await?;
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     async fn release(&self, run: ActiveRun) -> Result<(), StorageError> {
