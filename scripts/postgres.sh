@@ -156,17 +156,16 @@ case "${1:-start}" in
         printf '%s\n' "$url_file"
         ;;
     drop-test-schemas)
-        # The schemas earlier test runs made (one per test, `test_…`); not
-        # while another test run uses this cluster.
+        # The schemas earlier test runs made (one per test, `test_…` and
+        # `e2e_…`, and the scheduler bench's `bench_…`); not while another
+        # test run uses this cluster.
         [[ -f "$dir/pgpass" ]] || exit 0
+        # One schema per statement (\gexec runs each in a transaction of
+        # its own): dropping them all at once runs out of lock slots.
         psql_airlock airlock >/dev/null <<'SQL'
-DO $$
-DECLARE s text;
-BEGIN
-  FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'test\_%' LOOP
-    EXECUTE format('DROP SCHEMA %I CASCADE', s);
-  END LOOP;
-END $$;
+SELECT format('DROP SCHEMA %I CASCADE', nspname) FROM pg_namespace
+WHERE nspname LIKE 'test\_%' OR nspname LIKE 'e2e\_%' OR nspname LIKE 'bench\_%'
+\gexec
 SQL
         ;;
     -h | --help | help)

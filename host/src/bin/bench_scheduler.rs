@@ -8,6 +8,11 @@
 //! The scheduler's clock is the real clock shifted so that the shared fire
 //! time comes two seconds after setup: lag is measured in real time.
 //!
+//! With `--database postgres://…` the store is PostgreSQL (a schema of its
+//! own, dropped at the end) and `--nodes N` schedulers run on it, each with
+//! its own connection pool, leases and host, as N `serve` processes would
+//! (in one process: they share its cores, as nodes on this machine would).
+//!
 //! Run with `cargo run --release -p airlock --bin airlock-bench-scheduler`
 //! after `scripts/build-plugins.sh`.
 
@@ -24,7 +29,7 @@ use tokio::sync::Notify;
 use airlock::lifecycle::{self, InstallRequest};
 use airlock::runs::Mode;
 use airlock::scheduler::{Clock, Event, Scheduler, ServeOptions};
-use airlock::storage::TenantRow;
+use airlock::storage::{PgOptions, PgStore, TenantRow};
 use airlock::{Airlock, AirlockOptions, SqliteStore};
 
 /// Measure the scheduler with many installations due at once.
@@ -51,6 +56,66 @@ struct Args {
     /// SQLite file (default: a new temporary file).
     #[arg(long)]
     db: Option<PathBuf>,
+    /// A PostgreSQL database instead of a SQLite file (a schema of its own
+    /// is made and dropped).
+    #[arg(long, env = "AIRLOCK_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
+    /// Schedulers on the PostgreSQL database, each as a `serve` node.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+}
+
+/// A fresh schema on the database at `url`: the URL that uses it, and the
+/// schema's name.
+async fn fresh_schema(url: &str) -> anyhow::Result<(String, String)> {
+    let schema = format!("bench_{}_{}", std::process::id(), Utc::now().timestamp());
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .context("connecting to the database")?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await?;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Ok((
+        format!("{url}{separator}options=-c%20search_path%3D{schema}"),
+        schema,
+    ))
+}
+
+async fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await?;
+    Ok(())
+}
+
+/// The hosts of the nodes: one on a SQLite file, or `nodes` on PostgreSQL
+/// (each its own store: pool and leases).
+async fn hosts(
+    args: &Args,
+    db: &std::path::Path,
+    url: Option<&str>,
+) -> anyhow::Result<Vec<Arc<Airlock>>> {
+    let Some(url) = url else {
+        let store = Arc::new(SqliteStore::open(db)?);
+        return Ok(vec![Arc::new(Airlock::new(
+            store,
+            AirlockOptions::default(),
+        )?)]);
+    };
+    let mut hosts = Vec::new();
+    for _ in 0..args.nodes.max(1) {
+        let options = PgOptions {
+            max_connections: 2 * args.max_concurrent + 4,
+            ..PgOptions::default()
+        };
+        let store = Arc::new(PgStore::connect(url, options).await?);
+        hosts.push(Arc::new(Airlock::new(store, AirlockOptions::default())?));
+    }
+    Ok(hosts)
 }
 
 /// The real clock plus a fixed offset.
@@ -132,8 +197,15 @@ async fn main() -> anyhow::Result<()> {
         .db
         .clone()
         .unwrap_or_else(|| dir.path().join("bench.db"));
-    let store = Arc::new(SqliteStore::open(&db)?);
-    let host = Arc::new(Airlock::new(store, AirlockOptions::default())?);
+    if args.nodes > 1 && args.database.is_none() {
+        anyhow::bail!("--nodes needs --database: SQLite has one `serve`");
+    }
+    let schema = match &args.database {
+        Some(url) => Some(fresh_schema(url).await?),
+        None => None,
+    };
+    let hosts = hosts(&args, &db, schema.as_ref().map(|(url, _)| url.as_str())).await?;
+    let host = hosts[0].clone();
     eprintln!(
         "installing {} installations over {} tenants",
         args.installations, args.tenants
@@ -191,16 +263,28 @@ async fn main() -> anyhow::Result<()> {
         jitter: chrono::Duration::zero(),
         ..ServeOptions::default()
     };
-    let scheduler = Arc::new(Scheduler::new(
-        host.clone(),
-        None,
-        Arc::new(ShiftedClock(offset)),
-        options,
-        sink,
-    ));
-    let serving = tokio::spawn(scheduler.serve(async move { done.notified().await }));
-    serving.await??;
+    // Every node stops when the last run is recorded, by whichever node.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut serving = Vec::new();
+    for node in &hosts {
+        let scheduler = Arc::new(Scheduler::new(
+            node.clone(),
+            None,
+            Arc::new(ShiftedClock(offset)),
+            options.clone(),
+            sink.clone(),
+        ));
+        let mut stopped = stopped.clone();
+        serving.push(tokio::spawn(scheduler.serve(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })));
+    }
+    done.notified().await;
     let elapsed = due_at.elapsed();
+    let _ = stop.send(true);
+    for node in serving {
+        node.await??;
+    }
 
     let mut lags = starts.lock().unwrap().clone();
     lags.sort();
@@ -213,8 +297,12 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?
         .len();
+    let database = match &args.database {
+        Some(_) => format!("PostgreSQL, {} node(s)", hosts.len()),
+        None => "SQLite file".to_string(),
+    };
     println!(
-        "scheduler  {} installations, {} tenants, feed `{}`, {} at once ({} per tenant), SQLite file",
+        "scheduler  {} installations, {} tenants, feed `{}`, {} at once ({} per tenant) per node, {database}",
         args.installations, args.tenants, args.feed, args.max_concurrent, args.max_per_tenant
     );
     println!(
@@ -256,6 +344,10 @@ async fn main() -> anyhow::Result<()> {
     let bare = bare_runs_per_second(&host, &args).await?;
     println!("baseline   bare wasmtime instantiate + call, one at a time: {bare:.0} runs/s");
     println!("ratio      scheduler / bare: {:.3}", runs_per_second / bare);
+    if let (Some(url), Some((_, schema))) = (&args.database, &schema) {
+        drop(hosts);
+        drop_schema(url, schema).await?;
+    }
     Ok(())
 }
 

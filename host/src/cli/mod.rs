@@ -278,10 +278,7 @@ impl std::str::FromStr for DatabaseUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         // Checked here so a typo is a usage error, said without the URL.
-        match s.parse::<tokio_postgres::Config>() {
-            Ok(_) => Ok(Self(s.to_string())),
-            Err(e) => Err(format!("not a PostgreSQL URL or key=value list ({e})")),
-        }
+        PgStore::check_url(s).map(|()| Self(s.to_string()))
     }
 }
 
@@ -303,11 +300,7 @@ impl DbArgs {
     pub fn describe(&self) -> String {
         match &self.database {
             None => self.db.display().to_string(),
-            Some(url) => url
-                .0
-                .parse::<tokio_postgres::Config>()
-                .map(|c| airlock::storage::PgStore::describe(&c))
-                .unwrap_or_else(|_| "PostgreSQL".into()),
+            Some(url) => PgStore::describe_url(&url.0),
         }
     }
 

@@ -194,7 +194,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_report(&report, &args.db.db);
+        print_report(&report, &args.db.describe());
     }
     Ok(match report.severity() {
         Severity::Ok | Severity::Info => 0,
@@ -382,7 +382,7 @@ fn peak_memory(report: &RunReport) -> String {
     )
 }
 
-fn print_report(report: &RunReport, db: &std::path::Path) {
+fn print_report(report: &RunReport, db: &str) {
     let severity = report.severity().as_str().to_uppercase();
     outln!();
     outln!("outcome: {severity}  {}", report.end.summary());
@@ -502,6 +502,6 @@ fn print_report(report: &RunReport, db: &std::path::Path) {
         }
     }
     if let Some(id) = report.run_id {
-        outln!("run recorded as #{id} in {}", db.display());
+        outln!("run recorded as #{id} in {db}");
     }
 }

@@ -181,10 +181,20 @@ fn migration_failed(place: String, e: StorageError) -> StorageError {
 }
 
 impl PgStore {
-    /// `postgres host:port/database` of `config`, for messages: no user,
-    /// no password.
-    pub fn describe(config: &tokio_postgres::Config) -> String {
-        describe(config)
+    /// Whether `url` is a PostgreSQL URL (or key=value list); the error
+    /// says why not, never the URL itself.
+    pub fn check_url(url: &str) -> Result<(), String> {
+        url.parse::<tokio_postgres::Config>()
+            .map(|_| ())
+            .map_err(|e| format!("not a PostgreSQL URL or key=value list ({e})"))
+    }
+
+    /// `postgres host:port/database` of `url`, for messages: no user, no
+    /// password.
+    pub fn describe_url(url: &str) -> String {
+        url.parse::<tokio_postgres::Config>()
+            .map(|c| describe(&c))
+            .unwrap_or_else(|_| "PostgreSQL".into())
     }
 }
 
