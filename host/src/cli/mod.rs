@@ -275,10 +275,11 @@ impl std::fmt::Debug for DatabaseUrl {
 }
 
 impl std::str::FromStr for DatabaseUrl {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        // Checked here so a typo is a usage error, said without the URL.
-        PgStore::check_url(s).map(|()| Self(s.to_string()))
+    type Err = std::convert::Infallible;
+    /// Never fails: clap would print the rejected value, password and all.
+    /// The URL is checked when the database is opened.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
     }
 }
 
@@ -309,6 +310,7 @@ impl DbArgs {
         let Some(url) = &self.database else {
             return Ok(Arc::new(SqliteStore::open(&self.db)?));
         };
+        PgStore::check_url(&url.0).map_err(|why| anyhow::anyhow!("--database: {why}"))?;
         let data_dir = match &self.data_dir {
             Some(dir) => dir.clone(),
             None => std::env::current_dir().context("the current directory")?,

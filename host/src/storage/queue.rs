@@ -431,9 +431,19 @@ impl SqliteStore {
     /// Ends a run in progress without recording it (a run that failed
     /// before its guest ran, whose caller reports the failure itself).
     pub fn release(&self, run: &ActiveRun) -> Result<(), StorageError> {
+        // Only this claim: one that replaced it is another holder's.
         self.conn().execute(
-            "DELETE FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3",
-            params![run.tenant, run.installation, run.feed],
+            "DELETE FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3
+               AND trigger = ?4 AND attempt = ?5 AND scheduled_at = ?6 AND started_at = ?7",
+            params![
+                run.tenant,
+                run.installation,
+                run.feed,
+                run.trigger,
+                run.attempt,
+                run.scheduled_at,
+                run.started_at
+            ],
         )?;
         Ok(())
     }

@@ -232,7 +232,6 @@ async fn handle(
         delivery_id,
         received_at: now,
     };
-    let settle = move |report: &RunReport| Some(settlement(report, now));
     // The run is in progress, as a feed's is, from its claim until the
     // transaction that records it: `airlock remove` refuses an installation
     // with a run in progress, so a delivery never commits to a removed one.
@@ -247,6 +246,10 @@ async fn handle(
         scheduled_at: now,
         started_at: now,
     };
+    // Settled as claimed: the record ends exactly this claim (see the
+    // store's fence), whenever the run got to start.
+    let claimed = active.clone();
+    let settle = move |report: &RunReport| Some(settlement(report, &claimed));
     // The claim and the run are their own task, holding the lock and the
     // slot: a sender that hangs up (which drops this request's future)
     // neither cuts the run short (what the guest did, its requests to third
@@ -340,20 +343,13 @@ fn delivery_id(hook: &Webhook, headers: &HeaderMap) -> Option<String> {
     (!id.is_empty() && id.len() <= 256).then(|| id.to_string())
 }
 
-/// How a delivery's run settles: an `error` (or a failed run) raises the
-/// installation's notification for the webhook, like a feed's; nothing is
-/// retried by the host (the sender delivers again on 503 and 500).
-fn settlement(report: &RunReport, received_at: i64) -> Settlement {
+/// How a delivery's run, claimed as `active`, settles: an `error` (or a
+/// failed run) raises the installation's notification for the webhook,
+/// like a feed's; nothing is retried by the host (the sender delivers
+/// again on 503 and 500).
+fn settlement(report: &RunReport, active: &ActiveRun) -> Settlement {
     Settlement {
-        active: ActiveRun {
-            tenant: report.tenant.clone(),
-            installation: report.installation.clone(),
-            feed: report.feed.clone(),
-            trigger: report.trigger.as_str().to_string(),
-            attempt: 1,
-            scheduled_at: received_at,
-            started_at: report.started_at,
-        },
+        active: active.clone(),
         follow_up: None,
         notification: (report.severity() == Severity::Error).then(|| report.end.summary()),
     }

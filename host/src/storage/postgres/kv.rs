@@ -76,7 +76,36 @@ impl KvBackend for PgStore {
             checkpoint: Some(token),
             ..Attribution::default()
         };
-        self.kv_write(scope, changes, &by, keep_versions).await
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // A run of a claimed feed checkpoints only while this process still
+        // holds a claim of its installation (a trial run, never claimed, is
+        // not fenced): a node paused past its lease that wakes mid-run must
+        // not write over the run that recovered its work.
+        if self.leases.holds_any(scope) {
+            // Locks in the order every writer of the installation takes them.
+            super::ledger::lock_for_run(&tx, scope).await?;
+            let held = tx
+                .query_opt(
+                    "SELECT 1 FROM active_runs WHERE tenant = $1 AND installation = $2
+                       AND lease_owner = $3 LIMIT 1 FOR SHARE",
+                    &[&scope.tenant, &scope.installation, &self.leases.owner],
+                )
+                .await?;
+            if held.is_none() {
+                return Err(StorageError::LeaseLost(format!(
+                    "{}/{}: a checkpoint of a run this process no longer holds (it was \
+                     recovered elsewhere) was not committed",
+                    scope.tenant, scope.installation
+                )));
+            }
+        }
+        apply_in(&tx, scope, changes, &by, keep_versions).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn kv_usage(&self, scope: &Scope) -> Result<KvUsage, StorageError> {

@@ -150,12 +150,21 @@ async fn insert_calls(
 /// the run, and the whole transaction is refused
 /// ([`StorageError::LeaseLost`]): the caller's effects are never applied.
 /// The delete takes the claim's row lock, so a recovery and a late commit
-/// of one run serialise, and only the first of them finds the claim.
-async fn end_claim_in(tx: &Transaction<'_>, run: &ActiveRun) -> Result<(), StorageError> {
+/// of one run serialise, and only the first of them finds the claim; a
+/// recovery ends only a claim whose lease has expired.
+async fn end_claim_in(
+    tx: &Transaction<'_>,
+    run: &ActiveRun,
+    owner: &str,
+) -> Result<(), StorageError> {
+    // Its holder's claim, or one whose lease expired (a recovery): a live
+    // claim of another node is never taken.
     let left = tx
         .execute(
             "DELETE FROM active_runs WHERE tenant = $1 AND installation = $2 AND feed = $3
-               AND trigger = $4 AND attempt = $5 AND scheduled_at = $6 AND started_at = $7",
+               AND trigger = $4 AND attempt = $5 AND scheduled_at = $6 AND started_at = $7
+               AND (lease_owner = $8
+                    OR lease_expires_ms < (extract(epoch from clock_timestamp()) * 1000)::bigint)",
             &[
                 &run.tenant,
                 &run.installation,
@@ -164,6 +173,7 @@ async fn end_claim_in(tx: &Transaction<'_>, run: &ActiveRun) -> Result<(), Stora
                 &i64::from(run.attempt),
                 &run.scheduled_at,
                 &run.started_at,
+                &owner,
             ],
         )
         .await?;
@@ -276,7 +286,9 @@ impl RunLedger for PgStore {
         // The fence first: a run whose claim is gone writes nothing, and
         // holds the claim's lock for the rest of the transaction.
         if let Some(s) = settlement {
-            end_claim_in(&tx, &s.active).await?;
+            // Refused or not, this process holds the claim no more.
+            self.leases.forget(&s.active);
+            end_claim_in(&tx, &s.active, &self.leases.owner).await?;
         }
         if !records.is_empty() {
             super::records::apply_in(&tx, &scope, records, *settled_at).await?;

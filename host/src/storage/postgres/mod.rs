@@ -216,6 +216,13 @@ fn describe(config: &tokio_postgres::Config) -> String {
 /// `$AIRLOCK_REQUIRE_POSTGRES` is, when a missing database fails the test.
 #[cfg(test)]
 pub(crate) async fn test_store() -> Option<PgStore> {
+    test_nodes(1).await.map(|mut nodes| nodes.remove(0))
+}
+
+/// `n` stores on one fresh test schema, as `n` nodes would be: each its own
+/// pool and leases (see [`test_store`]).
+#[cfg(test)]
+pub(crate) async fn test_nodes(n: usize) -> Option<Vec<PgStore>> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let Ok(url) = std::env::var("AIRLOCK_TEST_POSTGRES") else {
@@ -247,11 +254,14 @@ pub(crate) async fn test_store() -> Option<PgStore> {
         max_connections: 4,
         ..PgOptions::default()
     };
-    Some(
-        PgStore::with_config(config, options)
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let node = PgStore::with_config(config.clone(), options.clone())
             .await
-            .expect("a test store"),
-    )
+            .expect("a test store");
+        nodes.push(node);
+    }
+    Some(nodes)
 }
 
 #[cfg(test)]

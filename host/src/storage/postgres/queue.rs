@@ -19,7 +19,8 @@
 //!   and is refused if the claim is gone (`ledger.rs`), so a node paused
 //!   past its lease cannot commit over the recovery.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_postgres::Row;
@@ -104,19 +105,36 @@ pub(super) fn node_id() -> String {
     format!("{host}:{}:{random:016x}", std::process::id())
 }
 
+/// A claim's key: tenant, installation, feed.
+type ClaimKey = (String, String, String);
+
+fn key_of(run: &ActiveRun) -> ClaimKey {
+    (
+        run.tenant.clone(),
+        run.installation.clone(),
+        run.feed.clone(),
+    )
+}
+
 /// The lease of this store's claims and the task that renews them: the
 /// task ends when the last clone of the store is dropped.
+///
+/// Only the claims this process knows it holds are renewed: one whose
+/// commit's answer was lost (the database went away) is not, so it lapses
+/// and is recovered, rather than renewed for as long as the process lives
+/// with no task running it.
 pub(super) struct Leases {
     /// This node's id (`active_runs.lease_owner`).
     pub owner: String,
     /// How long a claim holds unless renewed.
     pub lease: Duration,
-    renewer: Option<tokio::task::JoinHandle<()>>,
+    held: Mutex<HashSet<ClaimKey>>,
+    renewer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Leases {
     fn drop(&mut self) {
-        if let Some(task) = self.renewer.take() {
+        if let Some(task) = self.renewer.get_mut().ok().and_then(Option::take) {
             task.abort();
         }
     }
@@ -126,62 +144,106 @@ impl Leases {
     /// Leases of `lease` owned by a fresh node id, renewed over `pool` every
     /// third of the lease (on the current tokio runtime, if any).
     pub(super) fn start(pool: deadpool_postgres::Pool, lease: Duration) -> Arc<Self> {
-        let owner = node_id();
-        let renewer = tokio::runtime::Handle::try_current().ok().map(|runtime| {
-            let (owner, pool) = (owner.clone(), pool);
-            runtime.spawn(async move {
-                let mut every = tokio::time::interval(lease / 3);
-                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    every.tick().await;
-                    if let Err(e) = renew(&pool, &owner, lease).await {
-                        let cause = std::error::Error::source(&e).map(ToString::to_string);
-                        tracing::warn!(
-                            error = %e,
-                            cause = cause.unwrap_or_default(),
-                            "cannot renew this node's leases; runs it holds are recovered by \
-                             other nodes if this lasts past the lease"
-                        );
-                    }
-                }
-            })
-        });
-        Arc::new(Self {
-            owner,
+        let leases = Arc::new(Self {
+            owner: node_id(),
             lease,
-            renewer,
-        })
+            held: Mutex::new(HashSet::new()),
+            renewer: Mutex::new(None),
+        });
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return leases;
+        };
+        let weak = Arc::downgrade(&leases);
+        let task = runtime.spawn(async move {
+            let mut every = tokio::time::interval(lease / 3);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(leases) = weak.upgrade() else { return };
+                if let Err(e) = leases.renew(&pool).await {
+                    let cause = std::error::Error::source(&e).map(ToString::to_string);
+                    tracing::warn!(
+                        error = %e,
+                        cause = cause.unwrap_or_default(),
+                        "cannot renew this node's leases; runs it holds are recovered by \
+                         other nodes if this lasts past the lease"
+                    );
+                }
+            }
+        });
+        *leases.renewer.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        leases
     }
 
     fn lease_ms(&self) -> i64 {
         self.lease.as_millis() as i64
     }
-}
 
-/// Extends every lease `owner` holds by `lease` from now.
-async fn renew(
-    pool: &deadpool_postgres::Pool,
-    owner: &str,
-    lease: Duration,
-) -> Result<u64, StorageError> {
-    let client = pool.get().await?;
-    let renewed = client
-        .execute(
-            &format!(
-                "UPDATE active_runs SET lease_expires_ms = {DB_NOW_MS} + $2
-                 WHERE lease_owner = $1"
-            ),
-            &[&owner, &(lease.as_millis() as i64)],
-        )
-        .await?;
-    Ok(renewed)
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<ClaimKey>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes that this process holds the claim of `run`.
+    pub(super) fn hold(&self, run: &ActiveRun) {
+        self.held().insert(key_of(run));
+    }
+
+    /// Notes that this process no longer holds the claim of `run`.
+    pub(super) fn forget(&self, run: &ActiveRun) {
+        self.held().remove(&key_of(run));
+    }
+
+    /// Whether this process holds a claim of installation `scope`.
+    pub(super) fn holds_any(&self, scope: &crate::storage::Scope) -> bool {
+        self.held()
+            .iter()
+            .any(|(t, i, _)| *t == scope.tenant && *i == scope.installation)
+    }
+
+    /// Extends, by the lease from now, the claims this process holds; a
+    /// row being recorded (locked) is skipped, never waited for.
+    async fn renew(&self, pool: &deadpool_postgres::Pool) -> Result<u64, StorageError> {
+        let mut tenants = Vec::new();
+        let mut installations = Vec::new();
+        let mut feeds = Vec::new();
+        for (tenant, installation, feed) in self.held().iter() {
+            tenants.push(tenant.clone());
+            installations.push(installation.clone());
+            feeds.push(feed.clone());
+        }
+        if tenants.is_empty() {
+            return Ok(0);
+        }
+        let client = pool.get().await?;
+        let renewed = client
+            .execute(
+                &format!(
+                    "UPDATE active_runs SET lease_expires_ms = {DB_NOW_MS} + $2
+                     WHERE ctid IN (
+                        SELECT a.ctid FROM active_runs a
+                        JOIN unnest($3::text[], $4::text[], $5::text[]) AS k (t, i, f)
+                          ON a.tenant = k.t AND a.installation = k.i AND a.feed = k.f
+                        WHERE a.lease_owner = $1
+                        FOR UPDATE OF a SKIP LOCKED)"
+                ),
+                &[
+                    &self.owner,
+                    &self.lease_ms(),
+                    &tenants,
+                    &installations,
+                    &feeds,
+                ],
+            )
+            .await?;
+        Ok(renewed)
+    }
 }
 
 impl PgStore {
     /// Renews this node's leases now (the renewing task does it on its
     /// own; a test calls this to hold a lease without waiting).
     pub async fn renew_leases(&self) -> Result<u64, StorageError> {
-        renew(&self.pool, &self.leases.owner, self.leases.lease).await
+        self.leases.renew(&self.pool).await
     }
 
     /// Adds `run` to the runs in progress under this node's lease; false if
@@ -250,23 +312,29 @@ const CLAIM: &str = "
     ), locked AS (
         SELECT q.*, w.rank FROM queue q JOIN wanted w ON w.id = q.id
         FOR UPDATE OF q SKIP LOCKED
-    ), ranked AS (
-        SELECT l.*, ROW_NUMBER() OVER (PARTITION BY l.tenant ORDER BY l.rank) AS in_tenant,
-            ROW_NUMBER() OVER (
-                PARTITION BY l.tenant, l.installation, l.feed ORDER BY l.rank) AS in_feed,
-            (SELECT COUNT(*) FROM active_runs a WHERE a.tenant = l.tenant) AS busy
+    ), startable AS (
+        -- Of each feed the first wanted, and only if the feed is not
+        -- running: a run that cannot start takes no place in the count.
+        SELECT l.*, ROW_NUMBER() OVER (
+                PARTITION BY l.tenant, l.installation, l.feed ORDER BY l.rank) AS in_feed
         FROM locked l
+        WHERE NOT EXISTS (SELECT 1 FROM active_runs a WHERE a.tenant = l.tenant
+            AND a.installation = l.installation AND a.feed = l.feed)
+    ), ranked AS (
+        SELECT s.*, ROW_NUMBER() OVER (PARTITION BY s.tenant ORDER BY s.rank) AS in_tenant,
+            (SELECT COUNT(*) FROM active_runs a WHERE a.tenant = s.tenant) AS busy
+        FROM startable s WHERE s.in_feed = 1
     ), claimed AS (
         INSERT INTO active_runs (tenant, installation, feed, trigger, attempt, scheduled_at,
             started_at, lease_owner, lease_expires_ms)
         SELECT tenant, installation, feed, trigger, attempt, scheduled_at, $2, $3,
             (extract(epoch from clock_timestamp()) * 1000)::bigint + $4
-        FROM ranked WHERE in_feed = 1 AND busy + in_tenant <= $5
+        FROM ranked WHERE busy + in_tenant <= $5
         ON CONFLICT DO NOTHING
         RETURNING tenant, installation, feed
     )
     DELETE FROM queue q USING ranked r, claimed c
-    WHERE q.id = r.id AND r.in_feed = 1 AND c.tenant = r.tenant
+    WHERE q.id = r.id AND c.tenant = r.tenant
         AND c.installation = r.installation AND c.feed = r.feed
     RETURNING q.id";
 
@@ -294,6 +362,25 @@ impl WorkQueue for PgStore {
         });
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // The installations' rows first (as every writer of an
+        // installation takes them: see `ledger.rs`), in key order: queuing
+        // a run locks its installation's row for its foreign key, and an
+        // operator's change locks the row before the schedules.
+        let (tenants, installations): (Vec<&str>, Vec<&str>) = order
+            .iter()
+            .map(|&i| {
+                let s = &plans[i].schedule;
+                (s.tenant.as_str(), s.installation.as_str())
+            })
+            .unzip();
+        tx.execute(
+            "SELECT 1 FROM installations i
+             JOIN unnest($1::text[], $2::text[]) AS k (tenant, id)
+               ON i.tenant = k.tenant AND i.id = k.id
+             ORDER BY i.tenant, i.id FOR KEY SHARE OF i",
+            &[&tenants, &installations],
+        )
+        .await?;
         let update = tx
             .prepare_cached(
                 "UPDATE schedules SET next_fire_at = $4, due_at = $5
@@ -434,6 +521,9 @@ impl WorkQueue for PgStore {
             .map(|r| r.get(0))
             .collect();
         tx.commit().await?;
+        for run in runs.iter().filter(|r| claimed.contains(&r.id)) {
+            self.leases.hold(&run.started(started_at));
+        }
         Ok(ids.iter().map(|id| claimed.contains(id)).collect())
     }
 
@@ -453,10 +543,14 @@ impl WorkQueue for PgStore {
         lock_installations(&tx, &[&run.tenant], &[&run.installation]).await?;
         let claimed = self.insert_active(&tx, &run).await?;
         tx.commit().await?;
+        if claimed {
+            self.leases.hold(&run);
+        }
         Ok(claimed)
     }
 
     async fn release(&self, run: ActiveRun) -> Result<(), StorageError> {
+        self.leases.forget(&run);
         let client = self.client().await?;
         client
             .execute(
@@ -513,6 +607,8 @@ impl WorkQueue for PgStore {
     }
 
     async fn hand_back(&self) -> Result<u64, StorageError> {
+        // Not renewed from now on: handed back for good.
+        self.leases.held().clear();
         let client = self.client().await?;
         Ok(client
             .execute(
@@ -520,5 +616,176 @@ impl WorkQueue for PgStore {
                 &[&self.leases.owner],
             )
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_nodes;
+    use crate::storage::{
+        ActiveRun, Holder, KvBackend, Registry, RunEffects, RunLedger, RunRow, Scope, Settlement,
+        StorageError, TenantRow, WorkQueue,
+    };
+
+    fn run() -> ActiveRun {
+        ActiveRun {
+            tenant: "acme".into(),
+            installation: "shop".into(),
+            feed: "orders".into(),
+            trigger: "manual".into(),
+            attempt: 1,
+            scheduled_at: 10,
+            started_at: 10,
+        }
+    }
+
+    fn record(active: &ActiveRun, status: &str) -> RunEffects {
+        RunEffects {
+            run: RunRow {
+                tenant: active.tenant.clone(),
+                installation: active.installation.clone(),
+                plugin_id: "p".into(),
+                plugin_version: "1".into(),
+                plugin_digest: "d".into(),
+                feed: active.feed.clone(),
+                mode: "live".into(),
+                trigger: active.trigger.clone(),
+                attempt: active.attempt,
+                scheduled_at: active.scheduled_at,
+                started_at: active.started_at,
+                ended_at: active.started_at + 1,
+                status: status.into(),
+                message: String::new(),
+                report: "{}".into(),
+            },
+            kv_changes: vec![("cursor".into(), Some(status.as_bytes().to_vec()))],
+            records: Default::default(),
+            artifacts: Default::default(),
+            http_calls: Vec::new(),
+            settlement: Some(Settlement {
+                active: active.clone(),
+                follow_up: None,
+                notification: None,
+            }),
+            settled_at: active.started_at + 1,
+            webhook_delivery: None,
+            kv_history: Default::default(),
+        }
+    }
+
+    /// Two nodes on one schema with `acme/shop` installed.
+    async fn two_nodes() -> Option<(super::super::PgStore, super::super::PgStore)> {
+        let mut nodes = test_nodes(2).await?;
+        let (a, b) = (nodes.remove(0), nodes.remove(0));
+        a.add_tenant(TenantRow {
+            id: "acme".into(),
+            name: "Acme".into(),
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+        a.insert_installation(
+            crate::storage::conformance::registry::installation("acme", "shop"),
+            Vec::new(),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+        Some((a, b))
+    }
+
+    async fn expire_leases(store: &super::super::PgStore) {
+        let client = store.client().await.unwrap();
+        client
+            .execute("UPDATE active_runs SET lease_expires_ms = 0", &[])
+            .await
+            .unwrap();
+    }
+
+    fn scope() -> Scope {
+        Scope {
+            tenant: "acme".into(),
+            installation: "shop".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_live_claim_is_never_recovered_and_an_expired_ones_holder_is_fenced_off() {
+        let Some((a, b)) = two_nodes().await else {
+            return;
+        };
+        assert!(a.claim_unqueued(run(), Holder::Serve).await.unwrap());
+        // While A's lease holds, B cannot record the run as interrupted.
+        let held = b.held_runs().await.unwrap();
+        assert_eq!(held[0].1, Holder::Lease { expired: false });
+        assert!(matches!(
+            b.finish_run(record(&run(), "interrupted")).await,
+            Err(StorageError::LeaseLost(_))
+        ));
+        // A is paused past its lease: B recovers the run.
+        expire_leases(&a).await;
+        assert_eq!(
+            b.held_runs().await.unwrap()[0].1,
+            Holder::Lease { expired: true }
+        );
+        b.finish_run(record(&run(), "interrupted")).await.unwrap();
+        // A wakes: neither its checkpoint nor its record is applied.
+        let late = a
+            .kv_checkpoint(
+                &scope(),
+                &[("cursor".into(), Some(b"late".to_vec()))],
+                7,
+                10,
+            )
+            .await;
+        assert!(matches!(late, Err(StorageError::LeaseLost(_))), "{late:?}");
+        assert!(matches!(
+            a.finish_run(record(&run(), "ok")).await,
+            Err(StorageError::LeaseLost(_))
+        ));
+        assert_eq!(
+            a.kv_get(&scope(), "cursor").await.unwrap(),
+            Some(b"interrupted".to_vec())
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_claims_a_node_holds_are_renewed_and_handed_back() {
+        let Some((a, b)) = two_nodes().await else {
+            return;
+        };
+        assert!(a.claim_unqueued(run(), Holder::Serve).await.unwrap());
+        expire_leases(&a).await;
+        assert_eq!(a.renew_leases().await.unwrap(), 1);
+        assert_eq!(
+            b.held_runs().await.unwrap()[0].1,
+            Holder::Lease { expired: false }
+        );
+        // A claim this node does not know it holds (its commit's answer was
+        // lost) is not renewed: it lapses, to be recovered.
+        a.leases.forget(&run());
+        expire_leases(&a).await;
+        assert_eq!(a.renew_leases().await.unwrap(), 0);
+        assert_eq!(
+            b.held_runs().await.unwrap()[0].1,
+            Holder::Lease { expired: true }
+        );
+        // Handed back: expired at once, and not renewed after.
+        a.leases.hold(&run());
+        assert_eq!(a.renew_leases().await.unwrap(), 1);
+        assert_eq!(a.hand_back().await.unwrap(), 1);
+        assert_eq!(a.renew_leases().await.unwrap(), 0);
+        assert_eq!(
+            b.held_runs().await.unwrap()[0].1,
+            Holder::Lease { expired: true }
+        );
+        // A checkpoint of a trial run (never claimed) is not fenced.
+        let other = Scope {
+            installation: "trial".into(),
+            ..scope()
+        };
+        b.kv_checkpoint(&other, &[("k".into(), Some(b"v".to_vec()))], 1, 10)
+            .await
+            .unwrap();
     }
 }
