@@ -684,6 +684,13 @@ async fn a_runs_effects_come_back_through_the_history() {
         message: "the shop said no".into(),
         report: "{\"end\":\"error\"}".into(),
     };
+    // Claimed first, as every run is: its record ends exactly its claim.
+    assert!(
+        store
+            .claim_unqueued(active.clone(), airlock::storage::Holder::Serve)
+            .await
+            .unwrap()
+    );
     let id = store
         .finish_run(RunEffects {
             run,
