@@ -62,7 +62,9 @@ fn execute(url: &str, sql: &str) {
             .await
             .expect("the test database answers");
         tokio::spawn(connection);
-        client.batch_execute(sql).await.expect("the statements run");
+        if let Err(e) = client.batch_execute(sql).await {
+            panic!("{sql}: {e:?}");
+        }
     })
 }
 
@@ -98,9 +100,11 @@ impl PgSite {
     /// A site on a new schema of the database at `base`.
     fn on(base: &str, lease: &str) -> Self {
         let base = base.to_string();
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let schema = format!(
-            "e2e_{}_{}",
+            "e2e_{}_{}_{}",
             std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             Utc::now().timestamp_micros()
         );
         execute(&base, &format!("CREATE SCHEMA {schema}"));

@@ -110,6 +110,8 @@ async fn hosts(
     for _ in 0..args.nodes.max(1) {
         let options = PgOptions {
             max_connections: 2 * args.max_concurrent + 4,
+            // The plugin store beside where SQLite's file would be.
+            data_dir: db.parent().map(std::path::Path::to_path_buf),
             ..PgOptions::default()
         };
         let store = Arc::new(PgStore::connect(url, options).await?);

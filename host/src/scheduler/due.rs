@@ -19,11 +19,21 @@ impl Scheduler {
     pub(super) async fn queue_due_schedules(&self, now: DateTime<Utc>) -> Result<bool, ServeError> {
         const BATCH: usize = 1000;
         let due = self.store().due_schedules(ts(now), BATCH).await?;
+        // Which of these feeds are running, in one read for the batch.
+        let feeds: Vec<(String, String, String)> = due
+            .iter()
+            .map(|s| (s.tenant.clone(), s.installation.clone(), s.feed.clone()))
+            .collect();
+        let running = self.store().running_feeds(&feeds).await?;
         let mut plans = Vec::with_capacity(due.len());
         let mut events = Vec::with_capacity(due.len());
-        for schedule in &due {
+        for (schedule, key) in due.iter().zip(&feeds) {
             let mut plan_events = Vec::new();
-            plans.push(self.plan_schedule(schedule, now, &mut plan_events).await?);
+            let busy = running.contains(key);
+            plans.push(
+                self.plan_schedule(schedule, busy, now, &mut plan_events)
+                    .await?,
+            );
             events.push(plan_events);
         }
         let applied = self.store().apply_schedule_plans(plans).await?;
@@ -59,10 +69,12 @@ impl Scheduler {
         }
     }
 
-    /// What one due schedule owes now, and its next plan.
+    /// What one due schedule owes now, and its next plan (`busy`: its feed
+    /// has a run in progress).
     async fn plan_schedule(
         &self,
         s: &ScheduleRow,
+        busy: bool,
         now: DateTime<Utc>,
         events: &mut Vec<Event>,
     ) -> Result<SchedulePlan, ServeError> {
@@ -107,11 +119,6 @@ impl Scheduler {
         if due.runs.is_empty() {
             return Ok(plan);
         }
-        let busy = self
-            .store()
-            .active_run(&s.tenant, &s.installation, &s.feed)
-            .await?
-            .is_some();
         // Counted only when it matters: a feed that is running.
         let waiting = match (busy, self.options.overlap) {
             (true, Overlap::Wait) => {

@@ -86,6 +86,21 @@ pub trait WorkQueue: Send + Sync {
         installation: &str,
         feed: &str,
     ) -> Result<Option<ActiveRun>, StorageError>;
+    /// Of the feeds `feeds` (tenant, installation, feed), those with a run
+    /// in progress: one read for a batch of schedules being planned. The
+    /// default asks [`Self::active_run`] for each.
+    async fn running_feeds(
+        &self,
+        feeds: &[(String, String, String)],
+    ) -> Result<std::collections::HashSet<(String, String, String)>, StorageError> {
+        let mut running = std::collections::HashSet::new();
+        for (tenant, installation, feed) in feeds {
+            if self.active_run(tenant, installation, feed).await?.is_some() {
+                running.insert((tenant.clone(), installation.clone(), feed.clone()));
+            }
+        }
+        Ok(running)
+    }
     /// The runs in progress with who holds each: what recovery reads.
     async fn held_runs(&self) -> Result<Vec<(ActiveRun, Holder)>, StorageError>;
     /// At a graceful shutdown: gives up whatever this process still holds

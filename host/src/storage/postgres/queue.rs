@@ -70,27 +70,36 @@ fn active_from_row(r: &Row) -> ActiveRun {
     }
 }
 
+/// Queues a run: its columns, then its id back.
+const INSERT_QUEUED: &str = "INSERT INTO queue (tenant, installation, feed, trigger, attempt,
+    scheduled_at, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+
+/// [`INSERT_QUEUED`]'s parameters for `run` (its attempt as the column's
+/// type).
+fn queued_params<'a>(
+    run: &'a QueuedRun,
+    attempt: &'a i64,
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 8] {
+    [
+        &run.tenant,
+        &run.installation,
+        &run.feed,
+        &run.trigger,
+        attempt,
+        &run.scheduled_at,
+        &run.due_at,
+        &run.created_at,
+    ]
+}
+
 /// Queues `run` inside `tx`; returns its id.
 pub(super) async fn insert_queued(
     tx: &impl deadpool_postgres::GenericClient,
     run: &QueuedRun,
 ) -> Result<i64, StorageError> {
-    let row = tx
-        .query_one(
-            "INSERT INTO queue (tenant, installation, feed, trigger, attempt, scheduled_at,
-                due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            &[
-                &run.tenant,
-                &run.installation,
-                &run.feed,
-                &run.trigger,
-                &i64::from(run.attempt),
-                &run.scheduled_at,
-                &run.due_at,
-                &run.created_at,
-            ],
-        )
-        .await?;
+    let insert = tx.prepare_cached(INSERT_QUEUED).await?;
+    let attempt = i64::from(run.attempt);
+    let row = tx.query_one(&insert, &queued_params(run, &attempt)).await?;
     Ok(row.get(0))
 }
 
@@ -350,7 +359,7 @@ impl WorkQueue for PgStore {
 
     async fn apply_schedule_plans(
         &self,
-        mut plans: Vec<SchedulePlan>,
+        plans: Vec<SchedulePlan>,
     ) -> Result<Vec<bool>, StorageError> {
         // Every node updates schedules in the same order (by key): two
         // nodes applying overlapping plans wait for each other, never
@@ -389,33 +398,53 @@ impl WorkQueue for PgStore {
                    AND next_fire_at IS NOT DISTINCT FROM $8 AND due_at IS NOT DISTINCT FROM $9",
             )
             .await?;
+        // Pipelined: every statement is sent at once, in order, and the
+        // server runs them one after another; the round trips overlap
+        // instead of adding up (one per plan was the planning's cost).
+        type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+        let updates: Vec<[Param<'_>; 9]> = order
+            .iter()
+            .map(|&index| {
+                let plan = &plans[index];
+                let s = &plan.schedule;
+                [
+                    &s.tenant as Param<'_>,
+                    &s.installation,
+                    &s.feed,
+                    &plan.next_fire_at,
+                    &plan.due_at,
+                    &s.cron,
+                    &s.time_zone,
+                    &s.next_fire_at,
+                    &s.due_at,
+                ]
+            })
+            .collect();
+        let changed = futures_util::future::try_join_all(
+            updates.iter().map(|params| tx.execute(&update, params)),
+        )
+        .await?;
         let mut applied = vec![false; plans.len()];
-        for index in order {
-            let plan = &mut plans[index];
-            let s = &plan.schedule;
-            let changed = tx
-                .execute(
-                    &update,
-                    &[
-                        &s.tenant,
-                        &s.installation,
-                        &s.feed,
-                        &plan.next_fire_at,
-                        &plan.due_at,
-                        &s.cron,
-                        &s.time_zone,
-                        &s.next_fire_at,
-                        &s.due_at,
-                    ],
-                )
-                .await?;
-            if changed == 1 {
-                for run in std::mem::take(&mut plan.enqueue) {
-                    insert_queued(&tx, &run).await?;
-                }
-            }
+        for (&index, changed) in order.iter().zip(changed) {
             applied[index] = changed == 1;
         }
+        let runs: Vec<&QueuedRun> = plans
+            .iter()
+            .zip(&applied)
+            .filter(|(_, applied)| **applied)
+            .flat_map(|(plan, _)| &plan.enqueue)
+            .collect();
+        let attempts: Vec<i64> = runs.iter().map(|r| i64::from(r.attempt)).collect();
+        let inserts: Vec<[Param<'_>; 8]> = runs
+            .iter()
+            .zip(&attempts)
+            .map(|(run, attempt)| queued_params(run, attempt))
+            .collect();
+        let insert = tx.prepare_cached(INSERT_QUEUED).await?;
+        futures_util::future::try_join_all(
+            inserts.iter().map(|params| tx.query_one(&insert, params)),
+        )
+        .await?;
         tx.commit().await?;
         Ok(applied)
     }
@@ -584,6 +613,34 @@ impl WorkQueue for PgStore {
             )
             .await?;
         Ok(row.as_ref().map(active_from_row))
+    }
+
+    async fn running_feeds(
+        &self,
+        feeds: &[(String, String, String)],
+    ) -> Result<HashSet<(String, String, String)>, StorageError> {
+        if feeds.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut columns: [Vec<&str>; 3] = Default::default();
+        for (tenant, installation, feed) in feeds {
+            columns[0].push(tenant);
+            columns[1].push(installation);
+            columns[2].push(feed);
+        }
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT a.tenant, a.installation, a.feed FROM active_runs a
+                 JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (t, i, f)
+                   ON a.tenant = k.t AND a.installation = k.i AND a.feed = k.f",
+                &[&columns[0], &columns[1], &columns[2]],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     async fn held_runs(&self) -> Result<Vec<(ActiveRun, Holder)>, StorageError> {
