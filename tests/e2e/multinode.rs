@@ -151,11 +151,11 @@ fn once(at: chrono::DateTime<Utc>) -> String {
     )
 }
 
-/// `installations` installations of `plugins/hello` over 100 tenants, each
-/// with its `greet` feed due once at `fire` (other feeds never): one
-/// installed by the command line, the rest copied from it in SQL (10,000
-/// installs one by one would take minutes).
-fn install_hello_everywhere(pg: &PgSite, installations: usize, fire: chrono::DateTime<Utc>) {
+/// `installations` installations of `plugins/hello` over `tenants` tenants
+/// (`t0`, `t1`…; `i0`, `i1`…), each with its `greet` feed on `greet_cron`
+/// (other feeds never): one installed by the command line, the rest copied
+/// from it in SQL (thousands of installs one by one would take minutes).
+fn install_hello_everywhere(pg: &PgSite, installations: usize, tenants: usize, greet_cron: &str) {
     let never = "0 0 0 1 1 * 2099";
     pg.site.ok(&["tenant", "add", "t0"]);
     pg.site.ok(&[
@@ -168,7 +168,7 @@ fn install_hello_everywhere(pg: &PgSite, installations: usize, fire: chrono::Dat
         "--mode",
         "live",
         "--schedule",
-        &format!("greet={}", once(fire)),
+        &format!("greet={greet_cron}"),
         "--schedule",
         &format!("noop={never}"),
         "--schedule",
@@ -178,23 +178,23 @@ fn install_hello_everywhere(pg: &PgSite, installations: usize, fire: chrono::Dat
         "--skip-check",
         "--yes",
     ]);
-    let last = installations - 1;
+    let (last, last_tenant) = (installations - 1, tenants - 1);
     execute(
         &pg.url,
         &format!(
             "INSERT INTO tenants (id, name, created_at)
-                SELECT 't' || g, 'tenant ' || g, 0 FROM generate_series(1, 99) g;
+                SELECT 't' || g, 'tenant ' || g, 0 FROM generate_series(1, {last_tenant}) g;
              INSERT INTO installations (tenant, id, plugin_id, plugin_version, plugin_dir,
                 plugin_digest, plugin_store, config, approved_egress, approved_rules,
                 approved_data, mode, enabled, created_at, updated_at, removed_at, revision)
-                SELECT 't' || (g % 100), 'i' || g, plugin_id, plugin_version, plugin_dir,
+                SELECT 't' || (g % {tenants}), 'i' || g, plugin_id, plugin_version, plugin_dir,
                     plugin_digest, plugin_store, config, approved_egress, approved_rules,
                     approved_data, mode, enabled, created_at, updated_at, removed_at, revision
                 FROM installations, generate_series(1, {last}) g
                 WHERE tenant = 't0' AND id = 'i0';
              INSERT INTO schedules (tenant, installation, feed, cron, time_zone, overridden,
                 next_fire_at, due_at)
-                SELECT 't' || (g % 100), 'i' || g, feed, cron, time_zone, overridden,
+                SELECT 't' || (g % {tenants}), 'i' || g, feed, cron, time_zone, overridden,
                     next_fire_at, due_at
                 FROM schedules, generate_series(1, {last}) g
                 WHERE tenant = 't0' AND installation = 'i0';"
@@ -231,7 +231,7 @@ fn every_due_run_exactly_once(nodes: usize, installations: usize) {
     // Due 20 s from now, spread by up to 30 s of jitter: due within a
     // minute.
     let fire = Utc::now() + chrono::Duration::seconds(20);
-    install_hello_everywhere(&pg, installations, fire);
+    install_hello_everywhere(&pg, installations, 100, &once(fire));
     let servers = pg.nodes_with(
         nodes,
         &[
@@ -493,44 +493,7 @@ fn nodes_reconnect_after_postgresql_restarts_under_load_and_lose_no_run() {
     let cluster = OwnCluster::start();
     let pg = PgSite::on(&cluster.url(), "3s");
     // 200 installations whose greet runs every second.
-    let never = "0 0 0 1 1 * 2099";
-    pg.site.ok(&["tenant", "add", "t0"]);
-    pg.site.ok(&[
-        "install",
-        "plugins/hello",
-        "--tenant",
-        "t0",
-        "--name",
-        "i0",
-        "--mode",
-        "live",
-        "--schedule",
-        "greet=* * * * * *",
-        "--schedule",
-        &format!("noop={never}"),
-        "--schedule",
-        &format!("publish={never}"),
-        "--skip-check",
-        "--yes",
-    ]);
-    execute(
-        &pg.url,
-        "INSERT INTO tenants (id, name, created_at)
-            SELECT 't' || g, 'tenant ' || g, 0 FROM generate_series(1, 19) g;
-         INSERT INTO installations (tenant, id, plugin_id, plugin_version, plugin_dir,
-            plugin_digest, plugin_store, config, approved_egress, approved_rules,
-            approved_data, mode, enabled, created_at, updated_at, removed_at, revision)
-            SELECT 't' || (g % 20), 'i' || g, plugin_id, plugin_version, plugin_dir,
-                plugin_digest, plugin_store, config, approved_egress, approved_rules,
-                approved_data, mode, enabled, created_at, updated_at, removed_at, revision
-            FROM installations, generate_series(1, 199) g WHERE tenant = 't0' AND id = 'i0';
-         INSERT INTO schedules (tenant, installation, feed, cron, time_zone, overridden,
-            next_fire_at, due_at)
-            SELECT 't' || (g % 20), 'i' || g, feed, cron, time_zone, overridden,
-                next_fire_at, due_at
-            FROM schedules, generate_series(1, 199) g
-            WHERE tenant = 't0' AND installation = 'i0';",
-    );
+    install_hello_everywhere(&pg, 200, 20, "* * * * * *");
     let servers = pg.nodes_with(
         2,
         &["--jitter", "0s", "--tick", "200ms", "--retry-base", "1s"],

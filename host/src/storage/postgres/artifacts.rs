@@ -15,6 +15,7 @@
 use tokio_postgres::{Row, Transaction};
 
 use super::PgStore;
+use super::webhooks::UrlSecret;
 use crate::artifacts::ABANDONED_AFTER_SECS;
 use crate::storage::{ArtifactEffects, ArtifactStore, ArtifactVersion, Scope, StorageError};
 
@@ -320,14 +321,7 @@ impl ArtifactStore for PgStore {
     }
 
     async fn feed_token_hash(&self, scope: &Scope) -> Result<Option<[u8; 32]>, StorageError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT token_sha256 FROM feed_tokens WHERE tenant = $1 AND installation = $2",
-                &[&scope.tenant, &scope.installation],
-            )
-            .await?;
-        Ok(row.and_then(|r| <[u8; 32]>::try_from(r.get::<_, Vec<u8>>(0)).ok()))
+        self.url_secret_hash(UrlSecret::FeedToken, scope).await
     }
 
     async fn set_feed_token_hash(
@@ -336,17 +330,8 @@ impl ArtifactStore for PgStore {
         hash: [u8; 32],
         now: i64,
     ) -> Result<(), StorageError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO feed_tokens (tenant, installation, token_sha256, created_at)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant, installation) DO UPDATE
-                 SET token_sha256 = excluded.token_sha256, created_at = excluded.created_at",
-                &[&scope.tenant, &scope.installation, &&hash[..], &now],
-            )
-            .await?;
-        Ok(())
+        self.set_url_secret_hash(UrlSecret::FeedToken, scope, hash, now)
+            .await
     }
 }
 

@@ -184,9 +184,23 @@ impl PgStore {
     /// Whether `url` is a PostgreSQL URL (or key=value list); the error
     /// says why not, never the URL itself.
     pub fn check_url(url: &str) -> Result<(), String> {
-        url.parse::<tokio_postgres::Config>()
-            .map(|_| ())
-            .map_err(|e| format!("not a PostgreSQL URL or key=value list ({e})"))
+        if url.trim().is_empty() {
+            return Err("the PostgreSQL URL is empty".into());
+        }
+        let config = url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| format!("not a PostgreSQL URL or key=value list ({e})"))?;
+        // A password with an unencoded `@` would be read partly as the host
+        // (and shown as one in errors).
+        if config.get_hosts().iter().any(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.contains('@'),
+            _ => false,
+        }) {
+            return Err(
+                "the URL's user or password holds an `@`: write it as %40 (percent-encoded)".into(),
+            );
+        }
+        Ok(())
     }
 
     /// `postgres host:port/database` of `url`, for messages: no user, no
@@ -201,6 +215,8 @@ impl PgStore {
 /// `host:port/database` of `config`, for errors: no user, no password.
 fn describe(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
+        // Part of a password with an unencoded `@` is never shown.
+        Some(tokio_postgres::config::Host::Tcp(h)) if h.contains('@') => "(hidden)".into(),
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
         Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
         None => "localhost".into(),
@@ -285,6 +301,14 @@ mod tests {
             e.to_string(),
             "cannot open database postgres db.example:6432/shop"
         );
+        let at_in_password = "postgres://airlock:s3cr3t@pw@db.example:6432/shop";
+        let refused = PgStore::check_url(at_in_password).unwrap_err();
+        assert!(
+            refused.contains("%40") && !refused.contains("pw"),
+            "{refused}"
+        );
+        assert!(!PgStore::describe_url(at_in_password).contains("pw"));
+        assert!(PgStore::check_url(" ").unwrap_err().contains("empty"));
         let bad = "postgres://airlock:s3cr3t-pw@db.example:notaport/shop";
         let Err(e) = bad.parse::<tokio_postgres::Config>() else {
             panic!("a bad port parsed");

@@ -8,14 +8,7 @@ use crate::storage::{DELIVERY_ID_RETENTION_SECS, Scope, StorageError, WebhookSto
 #[async_trait::async_trait]
 impl WebhookStore for PgStore {
     async fn webhook_secret_hash(&self, scope: &Scope) -> Result<Option<[u8; 32]>, StorageError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT secret_sha256 FROM webhook_secrets WHERE tenant = $1 AND installation = $2",
-                &[&scope.tenant, &scope.installation],
-            )
-            .await?;
-        Ok(row.and_then(|r| <[u8; 32]>::try_from(r.get::<_, Vec<u8>>(0)).ok()))
+        self.url_secret_hash(UrlSecret::Webhook, scope).await
     }
 
     async fn set_webhook_secret_hash(
@@ -24,17 +17,8 @@ impl WebhookStore for PgStore {
         hash: [u8; 32],
         now: i64,
     ) -> Result<(), StorageError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO webhook_secrets (tenant, installation, secret_sha256, created_at)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant, installation) DO UPDATE
-                 SET secret_sha256 = excluded.secret_sha256, created_at = excluded.created_at",
-                &[&scope.tenant, &scope.installation, &&hash[..], &now],
-            )
-            .await?;
-        Ok(())
+        self.set_url_secret_hash(UrlSecret::Webhook, scope, hash, now)
+            .await
     }
 
     async fn handled_delivery(
@@ -59,5 +43,68 @@ impl WebhookStore for PgStore {
             )
             .await?;
         Ok(row.map(|r| r.get(0)))
+    }
+}
+
+/// A secret an installation's URLs hold, kept as its sha256: a feed's
+/// token (artifacts) or a webhook's secret, one per installation each.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum UrlSecret {
+    /// `feed_tokens.token_sha256`.
+    FeedToken,
+    /// `webhook_secrets.secret_sha256`.
+    Webhook,
+}
+
+impl UrlSecret {
+    /// Its table and hash column.
+    fn place(self) -> (&'static str, &'static str) {
+        match self {
+            Self::FeedToken => ("feed_tokens", "token_sha256"),
+            Self::Webhook => ("webhook_secrets", "secret_sha256"),
+        }
+    }
+}
+
+impl PgStore {
+    /// The sha256 of `scope`'s `secret`, if it has one.
+    pub(super) async fn url_secret_hash(
+        &self,
+        secret: UrlSecret,
+        scope: &Scope,
+    ) -> Result<Option<[u8; 32]>, StorageError> {
+        let (table, column) = secret.place();
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {column} FROM {table} WHERE tenant = $1 AND installation = $2"),
+                &[&scope.tenant, &scope.installation],
+            )
+            .await?;
+        Ok(row.and_then(|r| <[u8; 32]>::try_from(r.get::<_, Vec<u8>>(0)).ok()))
+    }
+
+    /// Replaces `scope`'s `secret` by the one hashing to `hash`, at once.
+    pub(super) async fn set_url_secret_hash(
+        &self,
+        secret: UrlSecret,
+        scope: &Scope,
+        hash: [u8; 32],
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let (table, column) = secret.place();
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {table} (tenant, installation, {column}, created_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (tenant, installation) DO UPDATE
+                     SET {column} = excluded.{column}, created_at = excluded.created_at"
+                ),
+                &[&scope.tenant, &scope.installation, &&hash[..], &now],
+            )
+            .await?;
+        Ok(())
     }
 }
