@@ -35,9 +35,10 @@ impl Drop for PgSite {
     }
 }
 
-/// Runs `sql` on `url` and returns its rows (one connection, its own
-/// runtime: the tests are synchronous, like the processes they drive).
-fn query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
+/// Runs `sql` on `url` (one connection, on a runtime of its own: the tests
+/// are synchronous, like the processes they drive); `simple` for
+/// statements without rows back, else its rows.
+fn run_sql(url: &str, sql: &str, simple: bool) -> Vec<tokio_postgres::Row> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -47,40 +48,27 @@ fn query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
             .await
             .expect("the test database answers");
         tokio::spawn(connection);
-        client.query(sql, &[]).await.expect("the query runs")
+        let ran = match simple {
+            true => client.batch_execute(sql).await.map(|()| Vec::new()),
+            false => client.query(sql, &[]).await,
+        };
+        ran.unwrap_or_else(|e| panic!("{sql}: {e:?}"))
     })
+}
+
+/// The rows of `sql`.
+fn query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
+    run_sql(url, sql, false)
 }
 
 /// Runs statements `sql` (no rows back).
 fn execute(url: &str, sql: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .expect("the test database answers");
-        tokio::spawn(connection);
-        if let Err(e) = client.batch_execute(sql).await {
-            panic!("{sql}: {e:?}");
-        }
-    })
+    run_sql(url, sql, true);
 }
 
 /// One number from `sql`.
 fn count(url: &str, sql: &str) -> i64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .expect("the test database answers");
-        tokio::spawn(connection);
-        client.query_one(sql, &[]).await.expect("a count").get(0)
-    })
+    query(url, sql)[0].get(0)
 }
 
 impl PgSite {
