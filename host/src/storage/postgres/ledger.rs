@@ -5,7 +5,7 @@
 use deadpool_postgres::Transaction;
 
 use super::PgStore;
-use super::queue::insert_queued;
+use super::queue::{delete_claim, insert_queued};
 use super::state_history::{apply_in, attribute_checkpoints, lock_installation};
 use crate::egress::HttpCall;
 use crate::storage::audit::decision_columns;
@@ -159,24 +159,7 @@ async fn end_claim_in(
 ) -> Result<(), StorageError> {
     // Its holder's claim, or one whose lease expired (a recovery): a live
     // claim of another node is never taken.
-    let left = tx
-        .execute(
-            "DELETE FROM active_runs WHERE tenant = $1 AND installation = $2 AND feed = $3
-               AND trigger = $4 AND attempt = $5 AND scheduled_at = $6 AND started_at = $7
-               AND (lease_owner = $8
-                    OR lease_expires_ms < (extract(epoch from clock_timestamp()) * 1000)::bigint)",
-            &[
-                &run.tenant,
-                &run.installation,
-                &run.feed,
-                &run.trigger,
-                &i64::from(run.attempt),
-                &run.scheduled_at,
-                &run.started_at,
-                &owner,
-            ],
-        )
-        .await?;
+    let left = delete_claim(tx, run, owner, true).await?;
     if left != 1 {
         return Err(crate::storage::queue::claim_taken(run));
     }

@@ -310,6 +310,37 @@ async fn lock_installations(
     Ok(())
 }
 
+/// Deletes `run`'s claim, as it was made (the same trigger, attempt, fire
+/// and start), if `owner` holds it or, with `expired_too`, if its lease has
+/// expired (a recovery); how many rows went (0 or 1).
+pub(super) async fn delete_claim(
+    client: &impl deadpool_postgres::GenericClient,
+    run: &ActiveRun,
+    owner: &str,
+    expired_too: bool,
+) -> Result<u64, StorageError> {
+    Ok(client
+        .execute(
+            &format!(
+                "DELETE FROM active_runs WHERE tenant = $1 AND installation = $2 AND feed = $3
+                   AND trigger = $4 AND attempt = $5 AND scheduled_at = $6 AND started_at = $7
+                   AND (lease_owner = $8 OR ($9 AND lease_expires_ms < {DB_NOW_MS}))"
+            ),
+            &[
+                &run.tenant,
+                &run.installation,
+                &run.feed,
+                &run.trigger,
+                &i64::from(run.attempt),
+                &run.scheduled_at,
+                &run.started_at,
+                &owner,
+                &expired_too,
+            ],
+        )
+        .await?)
+}
+
 /// Claims the queued runs `ids` (in that order of preference) under a
 /// lease, in one statement: each row is locked or skipped (another node
 /// holds it), its tenant's runs in progress counted (`$5` at most, the
@@ -580,19 +611,8 @@ impl WorkQueue for PgStore {
 
     async fn release(&self, run: ActiveRun) -> Result<(), StorageError> {
         self.leases.forget(&run);
-        let client = self.client().await?;
-        client
-            .execute(
-                "DELETE FROM active_runs WHERE tenant = $1 AND installation = $2 AND feed = $3
-                   AND lease_owner = $4",
-                &[
-                    &run.tenant,
-                    &run.installation,
-                    &run.feed,
-                    &self.leases.owner,
-                ],
-            )
-            .await?;
+        // Only this claim, and only while it is this node's.
+        delete_claim(&self.client().await?, &run, &self.leases.owner, false).await?;
         Ok(())
     }
 
