@@ -610,8 +610,9 @@ impl WorkQueue for PgStore {
     }
 
     async fn release(&self, run: ActiveRun) -> Result<(), StorageError> {
+        // Given up either way; deleted only if it is this claim, and still
+        // this node's.
         self.leases.forget(&run);
-        // Only this claim, and only while it is this node's.
         delete_claim(&self.client().await?, &run, &self.leases.owner, false).await?;
         Ok(())
     }
@@ -832,6 +833,17 @@ mod tests {
             return;
         };
         assert!(a.claim_unqueued(run(), Holder::Serve).await.unwrap());
+        // Release ends only its own claim: not another claim of the feed,
+        // nor another node's.
+        let later = ActiveRun {
+            started_at: 11,
+            ..run()
+        };
+        a.release(later).await.unwrap();
+        b.release(run()).await.unwrap();
+        assert_eq!(b.held_runs().await.unwrap().len(), 1);
+        // (Releasing a claim of the feed forgot the feed: held again.)
+        a.leases.hold(&run());
         expire_leases(&a).await;
         assert_eq!(a.renew_leases().await.unwrap(), 1);
         assert_eq!(
