@@ -6,7 +6,7 @@ use deadpool_postgres::Transaction;
 
 use super::PgStore;
 use super::queue::{delete_claim, insert_queued};
-use super::state_history::{apply_in, attribute_checkpoints, lock_installation};
+use super::state_history::{INSTALLATION_LOCK_SEED, apply_in, attribute_checkpoints};
 use crate::egress::HttpCall;
 use crate::storage::audit::decision_columns;
 use crate::storage::state_history::Attribution;
@@ -200,12 +200,43 @@ async fn raise_in(
 /// `state_history.rs`), so no two transactions wait for each other in a
 /// circle.
 pub(super) async fn lock_for_run(tx: &Transaction<'_>, scope: &Scope) -> Result<(), StorageError> {
+    lock_installations(tx, &[&scope.tenant], &[&scope.installation]).await
+}
+
+/// [`lock_for_run`] for several installations (`tenants[i]`,
+/// `installations[i]`) at once, in key order: all their rows, then all
+/// their advisory locks.
+pub(super) async fn lock_installations(
+    tx: &Transaction<'_>,
+    tenants: &[&str],
+    installations: &[&str],
+) -> Result<(), StorageError> {
+    lock_installation_rows(tx, tenants, installations).await?;
     tx.execute(
-        "SELECT 1 FROM installations WHERE tenant = $1 AND id = $2 FOR KEY SHARE",
-        &[&scope.tenant, &scope.installation],
+        "SELECT pg_advisory_xact_lock(hashtextextended(k.tenant || '/' || k.id, $3))
+         FROM unnest($1::text[], $2::text[]) AS k (tenant, id)",
+        &[&tenants, &installations, &INSTALLATION_LOCK_SEED],
     )
     .await?;
-    lock_installation(tx, scope).await
+    Ok(())
+}
+
+/// The first half of [`lock_installations`]: the installations' rows,
+/// `FOR KEY SHARE` in key order (what queuing a run's foreign key takes).
+pub(super) async fn lock_installation_rows(
+    tx: &Transaction<'_>,
+    tenants: &[&str],
+    installations: &[&str],
+) -> Result<(), StorageError> {
+    tx.execute(
+        "SELECT 1 FROM installations i
+         JOIN unnest($1::text[], $2::text[]) AS k (tenant, id)
+           ON i.tenant = k.tenant AND i.id = k.id
+         ORDER BY i.tenant, i.id FOR KEY SHARE OF i",
+        &[&tenants, &installations],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Remembers a webhook delivery handled by run `run_id`, and forgets the

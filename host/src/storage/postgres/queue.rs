@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio_postgres::Row;
 
 use super::PgStore;
-use super::state_history::INSTALLATION_LOCK_SEED;
+use super::ledger::{lock_installation_rows, lock_installations};
 use crate::storage::{
     ActiveRun, Holder, QueuedRun, SchedulePlan, ScheduleRow, StorageError, WorkQueue,
 };
@@ -286,30 +286,6 @@ impl PgStore {
     }
 }
 
-/// Locks installations (`tenants[i]`, `installations[i]`, in key order)
-/// inside `tx` as a run's record does: rows first, then advisory locks.
-async fn lock_installations(
-    tx: &deadpool_postgres::Transaction<'_>,
-    tenants: &[&str],
-    installations: &[&str],
-) -> Result<(), StorageError> {
-    tx.execute(
-        "SELECT 1 FROM installations i
-         JOIN unnest($1::text[], $2::text[]) AS k (tenant, id)
-           ON i.tenant = k.tenant AND i.id = k.id
-         ORDER BY i.tenant, i.id FOR KEY SHARE OF i",
-        &[&tenants, &installations],
-    )
-    .await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(k.tenant || '/' || k.id, $3))
-         FROM unnest($1::text[], $2::text[]) AS k (tenant, id)",
-        &[&tenants, &installations, &INSTALLATION_LOCK_SEED],
-    )
-    .await?;
-    Ok(())
-}
-
 /// Deletes `run`'s claim, as it was made (the same trigger, attempt, fire
 /// and start), if `owner` holds it or, with `expired_too`, if its lease has
 /// expired (a recovery); how many rows went (0 or 1).
@@ -413,14 +389,7 @@ impl WorkQueue for PgStore {
                 (s.tenant.as_str(), s.installation.as_str())
             })
             .unzip();
-        tx.execute(
-            "SELECT 1 FROM installations i
-             JOIN unnest($1::text[], $2::text[]) AS k (tenant, id)
-               ON i.tenant = k.tenant AND i.id = k.id
-             ORDER BY i.tenant, i.id FOR KEY SHARE OF i",
-            &[&tenants, &installations],
-        )
-        .await?;
+        lock_installation_rows(&tx, &tenants, &installations).await?;
         let update = tx
             .prepare_cached(
                 "UPDATE schedules SET next_fire_at = $4, due_at = $5
