@@ -245,19 +245,10 @@ fn claim_in(
     Ok(true)
 }
 
-/// Settles `s` inside `tx`; `run_id` is the run that caused it. The run
-/// leaves the runs in progress only as it was claimed (the same trigger,
-/// attempt, fire and start): if that claim is gone, the run was recovered
-/// by someone else, and the whole transaction is refused
-/// ([`StorageError::LeaseLost`]).
-pub(super) fn settle_in(
-    tx: &Connection,
-    s: &Settlement,
-    run_id: Option<i64>,
-    now: i64,
-) -> Result<(), StorageError> {
-    let run = &s.active;
-    let left = tx
+/// Deletes `run`'s claim as it was made (the same trigger, attempt, fire
+/// and start); how many rows went (0 or 1).
+fn end_claim(conn: &Connection, run: &ActiveRun) -> Result<usize, StorageError> {
+    Ok(conn
         .prepare_cached(
             "DELETE FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3
                AND trigger = ?4 AND attempt = ?5 AND scheduled_at = ?6 AND started_at = ?7",
@@ -270,8 +261,22 @@ pub(super) fn settle_in(
             run.attempt,
             run.scheduled_at,
             run.started_at
-        ])?;
-    if left != 1 {
+        ])?)
+}
+
+/// Settles `s` inside `tx`; `run_id` is the run that caused it. The run
+/// leaves the runs in progress only as it was claimed (the same trigger,
+/// attempt, fire and start): if that claim is gone, the run was recovered
+/// by someone else, and the whole transaction is refused
+/// ([`StorageError::LeaseLost`]).
+pub(super) fn settle_in(
+    tx: &Connection,
+    s: &Settlement,
+    run_id: Option<i64>,
+    now: i64,
+) -> Result<(), StorageError> {
+    let run = &s.active;
+    if end_claim(tx, run)? != 1 {
         return Err(claim_taken(run));
     }
     if let Some(q) = &s.follow_up {
@@ -432,19 +437,7 @@ impl SqliteStore {
     /// before its guest ran, whose caller reports the failure itself).
     pub fn release(&self, run: &ActiveRun) -> Result<(), StorageError> {
         // Only this claim: one that replaced it is another holder's.
-        self.conn().execute(
-            "DELETE FROM active_runs WHERE tenant = ?1 AND installation = ?2 AND feed = ?3
-               AND trigger = ?4 AND attempt = ?5 AND scheduled_at = ?6 AND started_at = ?7",
-            params![
-                run.tenant,
-                run.installation,
-                run.feed,
-                run.trigger,
-                run.attempt,
-                run.scheduled_at,
-                run.started_at
-            ],
-        )?;
+        end_claim(&self.conn(), run)?;
         Ok(())
     }
 
