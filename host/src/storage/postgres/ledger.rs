@@ -239,43 +239,6 @@ pub(super) async fn lock_installation_rows(
     Ok(())
 }
 
-/// Remembers a webhook delivery handled by run `run_id`, and forgets the
-/// installation's deliveries older than the retention.
-async fn record_delivery_in(
-    tx: &Transaction<'_>,
-    scope: &Scope,
-    receipt: &crate::storage::DeliveryReceipt,
-    run_id: i64,
-) -> Result<(), StorageError> {
-    tx.execute(
-        "INSERT INTO webhook_deliveries (tenant, installation, webhook, delivery_id, run_id,
-            received_at) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (tenant, installation, webhook, delivery_id)
-         DO UPDATE SET run_id = excluded.run_id, received_at = excluded.received_at",
-        &[
-            &scope.tenant,
-            &scope.installation,
-            &receipt.webhook,
-            &receipt.delivery_id,
-            &run_id,
-            &receipt.received_at,
-        ],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM webhook_deliveries WHERE tenant = $1 AND installation = $2
-           AND webhook = $3 AND received_at < $4",
-        &[
-            &scope.tenant,
-            &scope.installation,
-            &receipt.webhook,
-            &(receipt.received_at - crate::storage::DELIVERY_ID_RETENTION_SECS),
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl RunLedger for PgStore {
     async fn finish_run(&self, effects: RunEffects) -> Result<i64, StorageError> {
@@ -321,7 +284,7 @@ impl RunLedger for PgStore {
         }
         insert_calls(&tx, run, Some(run_id), http_calls).await?;
         if let Some(receipt) = webhook_delivery {
-            record_delivery_in(&tx, &scope, receipt, run_id).await?;
+            super::webhooks::record_in(&tx, &scope, receipt, run_id).await?;
         }
         if let Some(s) = settlement {
             if let Some(q) = &s.follow_up {

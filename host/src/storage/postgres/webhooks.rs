@@ -1,9 +1,46 @@
 //! Inbound webhooks on PostgreSQL: each installation's secret (its sha256
 //! only) and the delivery ids its runs handled. The ids are written by the
-//! transaction that records the run (with the run ledger's concern).
+//! transaction that records the run (`record_in`, called by `ledger.rs`).
 
 use super::PgStore;
 use crate::storage::{DELIVERY_ID_RETENTION_SECS, Scope, StorageError, WebhookStore};
+
+/// Remembers a webhook delivery handled by run `run_id`, and forgets the
+/// installation's deliveries older than the retention.
+pub(super) async fn record_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    scope: &Scope,
+    receipt: &crate::storage::DeliveryReceipt,
+    run_id: i64,
+) -> Result<(), StorageError> {
+    tx.execute(
+        "INSERT INTO webhook_deliveries (tenant, installation, webhook, delivery_id, run_id,
+            received_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (tenant, installation, webhook, delivery_id)
+         DO UPDATE SET run_id = excluded.run_id, received_at = excluded.received_at",
+        &[
+            &scope.tenant,
+            &scope.installation,
+            &receipt.webhook,
+            &receipt.delivery_id,
+            &run_id,
+            &receipt.received_at,
+        ],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM webhook_deliveries WHERE tenant = $1 AND installation = $2
+           AND webhook = $3 AND received_at < $4",
+        &[
+            &scope.tenant,
+            &scope.installation,
+            &receipt.webhook,
+            &(receipt.received_at - DELIVERY_ID_RETENTION_SECS),
+        ],
+    )
+    .await?;
+    Ok(())
+}
 
 #[async_trait::async_trait]
 impl WebhookStore for PgStore {
